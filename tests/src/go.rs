@@ -1,0 +1,128 @@
+//! Go toolchains and the fixture programs built with them.
+
+use std::{
+    io::{self, BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdout, Command, Stdio},
+};
+
+/// A Go toolchain and the version it reports.
+#[derive(Clone, Debug)]
+pub struct GoToolchain {
+    go: PathBuf,
+    /// `go1.27.3`.
+    pub version: String,
+}
+
+impl GoToolchain {
+    pub fn at(go: impl Into<PathBuf>) -> io::Result<Self> {
+        let go = go.into();
+        let output = go_command(&go).arg("version").output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let version = text
+            .split_whitespace()
+            .nth(2)
+            .filter(|version| output.status.success() && version.starts_with("go"))
+            .ok_or_else(|| io::Error::other(format!("`{} version` said {text:?}", go.display())))?;
+        Ok(Self {
+            version: version.to_owned(),
+            go,
+        })
+    }
+
+    /// Builds the Go program in `source_dir` (its `main.go`) with extra
+    /// `go build` flags, into `target/fixtures/<version>/<name><flags>`.
+    pub fn build(&self, source_dir: &Path, flags: &[&str]) -> io::Result<PathBuf> {
+        let name = source_dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| {
+                io::Error::other(format!("odd fixture path {}", source_dir.display()))
+            })?;
+        let variant: String = flags
+            .concat()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let out_dir = crate::workspace_root()
+            .join("target/fixtures")
+            .join(&self.version);
+        let binary = out_dir.join(format!("{name}{variant}"));
+        let output = go_command(&self.go)
+            .current_dir(source_dir)
+            .args(["build", "-o"])
+            .arg(&binary)
+            .args(flags)
+            .arg("main.go")
+            .env("GOCACHE", out_dir.join("cache"))
+            .output()?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "go build of {} failed: {}",
+                source_dir.display(),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(binary)
+    }
+}
+
+/// `go` that never reaches for the network or another toolchain.
+fn go_command(go: &Path) -> Command {
+    let mut command = Command::new(go);
+    command.env("GOTOOLCHAIN", "local").env("GOPROXY", "off");
+    command
+}
+
+/// A running fixture. It prints `ready` once its access pattern runs; it is
+/// killed when dropped, so a failing test leaves nothing behind.
+pub struct Fixture {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Fixture {
+    /// Starts `binary` and waits for its `ready` line.
+    pub fn start(binary: &Path, args: &[&str]) -> io::Result<Self> {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        while line.trim() != "ready" {
+            line.clear();
+            if stdout.read_line(&mut line)? == 0 {
+                let _ = child.kill();
+                return Err(io::Error::other(format!(
+                    "{} exited before it was ready",
+                    binary.display()
+                )));
+            }
+        }
+        Ok(Self {
+            child,
+            _stdout: stdout,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the fixture to exit by itself.
+    pub fn wait(mut self) -> io::Result<std::process::ExitStatus> {
+        self.child.wait()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,19 @@
+//! contend's eBPF side. Each `#[uprobe]` is a thin wrapper over a `try_*`
+//! function; nothing here may panic, and every failure is a silent skip of
+//! one event (losses in the event buffers are counted by the kernel).
+#![no_std]
+#![no_main]
+
+mod go_map;
+mod regs;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any reachable panic, so this is never called.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

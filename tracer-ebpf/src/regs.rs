@@ -1,0 +1,43 @@
+//! Reading Go's register-based arguments from the probe context.
+
+use aya_ebpf::programs::ProbeContext;
+use tracer_common::Reg;
+
+/// The registers Go passes arguments in, captured at the probe.
+pub struct Regs([u64; Reg::COUNT]);
+
+impl Regs {
+    /// Copies the argument registers out of the context. Each field is read
+    /// at a constant offset: the verifier rejects context accesses whose
+    /// offset is computed, which is what a `match` on the register compiles
+    /// to. Indexing the copy on the stack is fine.
+    #[inline(always)]
+    pub fn capture(ctx: &ProbeContext) -> Self {
+        let regs = ctx.regs;
+        // SAFETY: `regs` is the pt_regs the kernel passed to this uprobe;
+        // volatile reads keep each access a separate, constant-offset load.
+        let read = |field: *const u64| unsafe { core::ptr::read_volatile(field) };
+        // SAFETY (for the raw field pointers): `regs` is valid for reads.
+        unsafe {
+            Self([
+                read(&raw const (*regs).rax),
+                read(&raw const (*regs).rbx),
+                read(&raw const (*regs).rcx),
+                read(&raw const (*regs).rdi),
+                read(&raw const (*regs).rsi),
+                read(&raw const (*regs).r8),
+                read(&raw const (*regs).r9),
+                read(&raw const (*regs).r10),
+                read(&raw const (*regs).r11),
+                read(&raw const (*regs).r14),
+            ])
+        }
+    }
+
+    /// The register's value. (Every `Reg` is in range; `get` keeps a panic
+    /// path, which the verifier would reject, out of the program.)
+    #[inline(always)]
+    pub fn get(&self, reg: Reg) -> u64 {
+        self.0.get(reg as usize).copied().unwrap_or(0)
+    }
+}

@@ -1,0 +1,27 @@
+//! Builds the eBPF programs in `tracer-ebpf` for the BPF target (nightly,
+//! `-Z build-std=core`, bpf-linker) and leaves the object in OUT_DIR, where
+//! `src/probes/loader.rs` embeds it.
+use anyhow::{Context as _, anyhow};
+
+fn main() -> anyhow::Result<()> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .no_deps()
+        .exec()
+        .context("cargo metadata")?;
+    let ebpf = metadata
+        .packages
+        .iter()
+        .find(|package| package.name.as_str() == "tracer-ebpf")
+        .ok_or_else(|| anyhow!("tracer-ebpf is not in the workspace"))?;
+    let root_dir = ebpf
+        .manifest_path
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent", ebpf.manifest_path))?;
+    let package = aya_build::Package {
+        name: ebpf.name.as_str(),
+        root_dir: root_dir.as_str(),
+        ..Default::default()
+    };
+    aya_build::build_ebpf([package], aya_build::Toolchain::default())
+        .context("building the eBPF programs failed; `cargo xtask setup` installs what they need")
+}

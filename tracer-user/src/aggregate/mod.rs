@@ -1,0 +1,136 @@
+//! Turns the event stream into per-map and per-key counts.
+
+pub mod keys;
+
+use std::collections::HashMap;
+
+use tracer_common::MapOp;
+
+use crate::events::{Batch, Event, MapAccess};
+pub use keys::KeyCounts;
+
+/// Operations on one map, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    pub read: u64,
+    pub write: u64,
+    pub delete: u64,
+    pub iterate: u64,
+}
+
+impl OpCounts {
+    pub fn total(&self) -> u64 {
+        self.read + self.write + self.delete + self.iterate
+    }
+
+    fn add(&mut self, op: MapOp) {
+        let counter = match op {
+            MapOp::Read => &mut self.read,
+            MapOp::Write => &mut self.write,
+            MapOp::Delete => &mut self.delete,
+            MapOp::Iterate => &mut self.iterate,
+        };
+        *counter += 1;
+    }
+}
+
+/// Everything we know about one map.
+#[derive(Debug, Default)]
+pub struct MapStats {
+    pub ops: OpCounts,
+    pub keys: KeyCounts,
+}
+
+/// The aggregate of a whole recording.
+#[derive(Debug, Default)]
+pub struct Aggregate {
+    /// Events received and decoded.
+    pub events: u64,
+    /// Events the kernel dropped because a buffer was full.
+    pub dropped: u64,
+    /// Events received but not decodable.
+    pub undecodable: u64,
+    maps: HashMap<u64, MapStats>,
+}
+
+impl Aggregate {
+    pub fn apply(&mut self, batch: Batch) {
+        self.dropped += batch.lost;
+        self.undecodable += batch.undecodable;
+        for event in batch.events {
+            self.record(event);
+        }
+    }
+
+    pub fn record(&mut self, event: Event) {
+        self.events += 1;
+        match event {
+            Event::MapAccess(access) => self.record_map_access(access),
+        }
+    }
+
+    fn record_map_access(&mut self, access: MapAccess) {
+        let stats = self.maps.entry(access.map).or_default();
+        stats.ops.add(access.op);
+        stats.keys.observe(access.key);
+    }
+
+    /// Maps with their addresses, busiest first.
+    pub fn maps_by_ops(&self) -> Vec<(u64, &MapStats)> {
+        let mut maps: Vec<_> = self
+            .maps
+            .iter()
+            .map(|(address, stats)| (*address, stats))
+            .collect();
+        maps.sort_by(|a, b| b.1.ops.total().cmp(&a.1.ops.total()).then(a.0.cmp(&b.0)));
+        maps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Key;
+
+    fn access(map: u64, op: MapOp, key: &str) -> Event {
+        Event::MapAccess(MapAccess {
+            op,
+            tid: 1,
+            timestamp_ns: 0,
+            map,
+            key: Key::Text {
+                bytes: key.as_bytes().into(),
+                truncated: false,
+            },
+        })
+    }
+
+    #[test]
+    fn counts_per_map_per_op_and_losses() {
+        let mut aggregate = Aggregate::default();
+        aggregate.apply(Batch {
+            events: vec![
+                access(1, MapOp::Read, "a"),
+                access(1, MapOp::Write, "a"),
+                access(2, MapOp::Read, "b"),
+                access(1, MapOp::Read, "c"),
+            ],
+            lost: 5,
+            undecodable: 0,
+        });
+        assert_eq!(aggregate.events, 4);
+        assert_eq!(aggregate.dropped, 5);
+        let maps = aggregate.maps_by_ops();
+        assert_eq!(maps.len(), 2);
+        assert_eq!(maps[0].0, 1, "busiest map first");
+        assert_eq!(
+            maps[0].1.ops,
+            OpCounts {
+                read: 2,
+                write: 1,
+                ..OpCounts::default()
+            }
+        );
+        assert_eq!(maps[1].1.ops.total(), 1);
+    }
+}

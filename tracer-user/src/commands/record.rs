@@ -1,0 +1,239 @@
+//! `contend record`: attach, trace until the duration ends, Ctrl-C or the
+//! target exits, detach, and write the export. Whatever stops the recording,
+//! what was recorded is written.
+
+use std::{
+    ffi::OsString,
+    io,
+    os::fd::{FromRawFd as _, OwnedFd},
+    path::PathBuf,
+    process::{Child, Command},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::SignalKind,
+    sync::mpsc,
+};
+use tracer_user::{
+    aggregate::Aggregate,
+    events::{Batch, Readers},
+    export::{
+        self,
+        build::{Recording, export},
+        schema::Window,
+    },
+    probes::Tracer,
+    target::Target,
+};
+
+pub struct Options {
+    pub pid: Option<u32>,
+    pub command: Vec<OsString>,
+    pub duration: Option<Duration>,
+    pub output: Option<PathBuf>,
+}
+
+/// Batches in flight between the readers and the aggregator.
+const CHANNEL_BATCHES: usize = 256;
+
+pub fn run(options: Options) -> anyhow::Result<()> {
+    require_root()?;
+    let mut child = match options.command.split_first() {
+        Some((program, args)) => Some(spawn(program, args)?),
+        None => None,
+    };
+    let pid = match (&child, options.pid) {
+        (Some(child), _) => child.id(),
+        (None, Some(pid)) => pid,
+        (None, None) => bail!("give a process to trace: -p PID, or a command after --"),
+    };
+    let output = options
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("contend-{pid}.json")));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(record(pid, options.duration, &output));
+    if let Some(child) = child.as_mut() {
+        stop_child(child);
+    }
+    result
+}
+
+async fn record(pid: u32, duration: Option<Duration>, output: &PathBuf) -> anyhow::Result<()> {
+    let target = Target::from_pid(pid)?;
+    let mut tracer = Tracer::attach(&target)?;
+    let buffers = tracer.take_event_buffers()?;
+    let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
+    let readers = Readers::spawn(buffers, to_aggregator)?;
+    let aggregator = tokio::spawn(aggregate(batches));
+
+    let started_wall = SystemTime::now();
+    let started = Instant::now();
+    announce(&target, &tracer, duration);
+    let stop = wait_for_stop(pid, duration).await;
+    let probes = tracer.probes.clone();
+    tracer.detach();
+    let elapsed = started.elapsed();
+    readers.stop().await;
+    let aggregate = aggregator.await.context("the aggregator failed")?;
+
+    let export = export(&Recording {
+        target: &target,
+        probes: &probes,
+        window: window(started_wall, elapsed),
+        aggregate: &aggregate,
+    });
+    export::write(output, &export)?;
+    eprintln!(
+        "contend: {stop}; wrote {} ({} events, {} dropped). Read it with `contend report {}`",
+        output.display(),
+        export.tracer.events,
+        export.tracer.dropped,
+        output.display(),
+    );
+    Ok(())
+}
+
+async fn aggregate(mut batches: mpsc::Receiver<Batch>) -> Aggregate {
+    let mut aggregate = Aggregate::default();
+    while let Some(batch) = batches.recv().await {
+        aggregate.apply(batch);
+    }
+    aggregate
+}
+
+fn announce(target: &Target, tracer: &Tracer, duration: Option<Duration>) {
+    let attached = tracer.probes.iter().filter(|probe| probe.attached).count();
+    let until = match duration {
+        Some(duration) => format!("for {:.1} s", duration.as_secs_f64()),
+        None => "until Ctrl-C".to_owned(),
+    };
+    eprintln!(
+        "contend: tracing PID {} ({}, {}), {attached} of {} probes attached, {until}",
+        target.pid,
+        target.exe.display(),
+        target
+            .binary
+            .go_version
+            .as_deref()
+            .unwrap_or("unknown Go version"),
+        tracer.probes.len(),
+    );
+}
+
+/// Why a recording ended.
+#[derive(Debug)]
+enum Stop {
+    DurationElapsed,
+    Interrupted,
+    TargetExited,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::DurationElapsed => "recording complete",
+            Self::Interrupted => "interrupted",
+            Self::TargetExited => "the target exited",
+        })
+    }
+}
+
+async fn wait_for_stop(pid: u32, duration: Option<Duration>) -> Stop {
+    let elapsed = async {
+        match duration {
+            Some(duration) => tokio::time::sleep(duration).await,
+            None => std::future::pending().await,
+        }
+    };
+    let terminated = async {
+        match tokio::signal::unix::signal(SignalKind::terminate()) {
+            Ok(mut signal) => drop(signal.recv().await),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = elapsed => Stop::DurationElapsed,
+        _ = tokio::signal::ctrl_c() => Stop::Interrupted,
+        () = terminated => Stop::Interrupted,
+        () = exited(pid) => Stop::TargetExited,
+    }
+}
+
+/// Resolves when the process exits (a pidfd becomes readable then).
+async fn exited(pid: u32) {
+    // SAFETY: the OwnedFd keeps the pidfd open and unchanged until dropped.
+    let watched = pidfd_open(pid).and_then(|fd| {
+        unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(Into::into)
+    });
+    match watched {
+        Ok(fd) => drop(fd.readable().await),
+        Err(error) => {
+            tracing::warn!("cannot watch PID {pid} for exit: {error}");
+            std::future::pending().await
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just gave us this descriptor and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn window(started: SystemTime, elapsed: Duration) -> Window {
+    let since_epoch = started.duration_since(UNIX_EPOCH).unwrap_or_default();
+    Window {
+        start_unix_ns: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
+        duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+    }
+}
+
+fn require_root() -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("recording loads eBPF programs, which needs root: run it with sudo");
+    }
+    Ok(())
+}
+
+fn spawn(program: &OsString, args: &[OsString]) -> anyhow::Result<Child> {
+    // spawn() returns once exec has succeeded, so /proc/PID/exe already names
+    // the new program when we attach.
+    Command::new(program)
+        .args(args)
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.to_string_lossy()))
+}
+
+/// Ends a command we started, politely first.
+fn stop_child(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            // SAFETY: signalling our own child, which has not been reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}

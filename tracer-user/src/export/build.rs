@@ -1,0 +1,80 @@
+//! Builds the export from a finished recording.
+
+use super::schema::{self, Export, KeyReport, MapReport, Ops, Probe, SCHEMA_V1, Window};
+use crate::{aggregate::Aggregate, probes::ProbeStatus, target::Target};
+
+/// Keys listed per map.
+pub const TOP_KEYS: usize = 10;
+
+/// What a recording knows besides its aggregate.
+pub struct Recording<'a> {
+    pub target: &'a Target,
+    pub probes: &'a [ProbeStatus],
+    pub window: Window,
+    pub aggregate: &'a Aggregate,
+}
+
+pub fn export(recording: &Recording<'_>) -> Export {
+    let Recording {
+        target,
+        probes,
+        window,
+        aggregate,
+    } = recording;
+    Export {
+        schema: SCHEMA_V1.to_owned(),
+        target: schema::Target {
+            pid: target.pid,
+            exe: target.exe.display().to_string(),
+            language: "go".to_owned(),
+            go_version: target.binary.go_version.clone(),
+        },
+        window: *window,
+        tracer: schema::Tracer {
+            events: aggregate.events,
+            dropped: aggregate.dropped,
+            probes: probes.iter().map(probe).collect(),
+        },
+        maps: map_reports(aggregate),
+        locks: Vec::new(),
+        findings: Vec::new(),
+    }
+}
+
+fn probe(status: &ProbeStatus) -> Probe {
+    Probe {
+        symbol: status.symbol.clone(),
+        attached: status.attached,
+        reason: status.reason.clone(),
+    }
+}
+
+fn map_reports(aggregate: &Aggregate) -> Vec<MapReport> {
+    aggregate
+        .maps_by_ops()
+        .into_iter()
+        .map(|(address, stats)| {
+            let total = stats.ops.total();
+            MapReport {
+                id: format!("{address:#x}"),
+                ops: Ops {
+                    read: stats.ops.read,
+                    write: stats.ops.write,
+                    delete: stats.ops.delete,
+                    iterate: stats.ops.iterate,
+                },
+                top_keys: stats
+                    .keys
+                    .top(TOP_KEYS)
+                    .into_iter()
+                    .map(|(key, count)| KeyReport {
+                        key: key.display(),
+                        count,
+                        share: count as f64 / total as f64,
+                    })
+                    .collect(),
+                sites: Vec::new(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! The human-readable summary of an export: what `contend report` prints and
+//! what `record` shows when it finishes.
+
+use std::fmt::Write as _;
+
+use super::schema::{Export, MapReport};
+
+/// Maps and keys shown per map in the text report.
+const MAPS_SHOWN: usize = 5;
+const KEYS_SHOWN: usize = 5;
+const BAR_WIDTH: usize = 20;
+
+pub fn render(export: &Export) -> String {
+    let mut out = String::new();
+    header(&mut out, export);
+    probes(&mut out, export);
+    maps(&mut out, export);
+    out
+}
+
+fn header(out: &mut String, export: &Export) {
+    let target = &export.target;
+    let seconds = export.window.duration_ns as f64 / 1e9;
+    let version = target.go_version.as_deref().unwrap_or(&target.language);
+    let _ = writeln!(
+        out,
+        "contend · PID {} · {} ({version})",
+        target.pid, target.exe
+    );
+    let _ = writeln!(
+        out,
+        "traced {seconds:.2} s · {} events · {} dropped",
+        thousands(export.tracer.events),
+        thousands(export.tracer.dropped),
+    );
+}
+
+fn probes(out: &mut String, export: &Export) {
+    let probes = &export.tracer.probes;
+    let attached = probes.iter().filter(|probe| probe.attached).count();
+    let _ = writeln!(out, "probes: {attached} of {} attached", probes.len());
+    for probe in probes.iter().filter(|probe| !probe.attached) {
+        let reason = probe.reason.as_deref().unwrap_or("unknown reason");
+        let _ = writeln!(out, "  not attached: {} ({reason})", probe.symbol);
+    }
+}
+
+fn maps(out: &mut String, export: &Export) {
+    let _ = writeln!(out);
+    if export.maps.is_empty() {
+        let _ = writeln!(out, "No map operations were traced.");
+        return;
+    }
+    let seconds = (export.window.duration_ns as f64 / 1e9).max(1e-9);
+    let _ = writeln!(
+        out,
+        "Hot maps ({} traced, busiest first)",
+        export.maps.len()
+    );
+    for map in export.maps.iter().take(MAPS_SHOWN) {
+        map_section(out, map, seconds);
+    }
+    if export.maps.len() > MAPS_SHOWN {
+        let _ = writeln!(
+            out,
+            "  … {} more maps in the export",
+            export.maps.len() - MAPS_SHOWN
+        );
+    }
+}
+
+fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
+    let ops = &map.ops;
+    let total = ops.read + ops.write + ops.delete + ops.iterate;
+    let percent = |count: u64| 100.0 * count as f64 / total.max(1) as f64;
+    let _ = writeln!(
+        out,
+        "\n  map {}  {} ops ({}/s)  read {:.1}% · write {:.1}% · delete {:.1}% · iterate {:.1}%",
+        map.id,
+        thousands(total),
+        thousands((total as f64 / seconds) as u64),
+        percent(ops.read),
+        percent(ops.write),
+        percent(ops.delete),
+        percent(ops.iterate),
+    );
+    let key_width = map
+        .top_keys
+        .iter()
+        .take(KEYS_SHOWN)
+        .map(|key| key.key.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(3, 40);
+    for key in map.top_keys.iter().take(KEYS_SHOWN) {
+        let bar = "█".repeat((key.share * BAR_WIDTH as f64).round() as usize);
+        let _ = writeln!(
+            out,
+            "    {:<key_width$}  {:>12}  {:>5.1}%  {bar}",
+            shorten(&key.key, 40),
+            thousands(key.count),
+            100.0 * key.share,
+        );
+    }
+}
+
+fn shorten(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        let mut short: String = text.chars().take(width - 1).collect();
+        short.push('…');
+        short
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::schema::{self, KeyReport, Ops, Probe, SCHEMA_V1, Window};
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn renders_a_recording() {
+        let export = Export {
+            schema: SCHEMA_V1.to_owned(),
+            target: schema::Target {
+                pid: 4242,
+                exe: "/srv/shop".to_owned(),
+                language: "go".to_owned(),
+                go_version: Some("go1.27.3".to_owned()),
+            },
+            window: Window {
+                start_unix_ns: 0,
+                duration_ns: 2_000_000_000,
+            },
+            tracer: schema::Tracer {
+                events: 1_000_000,
+                dropped: 12,
+                probes: vec![
+                    Probe {
+                        symbol: "runtime.mapassign_faststr".to_owned(),
+                        attached: true,
+                        reason: None,
+                    },
+                    Probe {
+                        symbol: "runtime.mapaccess2_faststr".to_owned(),
+                        attached: false,
+                        reason: Some("not in this binary".to_owned()),
+                    },
+                ],
+            },
+            maps: vec![schema::MapReport {
+                id: "0xc000123000".to_owned(),
+                ops: Ops {
+                    read: 600_000,
+                    write: 400_000,
+                    ..Ops::default()
+                },
+                top_keys: vec![
+                    KeyReport {
+                        key: "sku-42".to_owned(),
+                        count: 400_000,
+                        share: 0.4,
+                    },
+                    KeyReport {
+                        key: "sku-7".to_owned(),
+                        count: 100_000,
+                        share: 0.1,
+                    },
+                ],
+                sites: vec![],
+            }],
+            locks: vec![],
+            findings: vec![],
+        };
+        insta::assert_snapshot!(render(&export));
+    }
+}

@@ -1,0 +1,113 @@
+//! Export schema `contend/v1`. This is a stable interface: later versions add
+//! fields, they never rename or remove them. Readers ignore fields they do
+//! not know, so an older `contend report` still reads a newer v1 file.
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_V1: &str = "contend/v1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    pub schema: String,
+    pub target: Target,
+    pub window: Window,
+    pub tracer: Tracer,
+    pub maps: Vec<MapReport>,
+    #[serde(default)]
+    pub locks: Vec<LockReport>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    pub exe: String,
+    /// `go` (C, C++ and Rust targets come later).
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_version: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Wall-clock time the probes were attached.
+    pub start_unix_ns: u64,
+    /// How long the probes were attached.
+    pub duration_ns: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracer {
+    /// Events received from the kernel.
+    pub events: u64,
+    /// Events lost in the kernel because a buffer was full.
+    pub dropped: u64,
+    pub probes: Vec<Probe>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub symbol: String,
+    pub attached: bool,
+    /// Why the probe is not attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MapReport {
+    /// The map's address in the target, `0x…`.
+    pub id: String,
+    pub ops: Ops,
+    pub top_keys: Vec<KeyReport>,
+    #[serde(default)]
+    pub sites: Vec<Site>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ops {
+    pub read: u64,
+    pub write: u64,
+    pub delete: u64,
+    pub iterate: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyReport {
+    /// String keys as text (`…` marks truncation); integer keys as decimal.
+    pub key: String,
+    pub count: u64,
+    /// Fraction of the map's traced operations on this key.
+    pub share: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub ops: u64,
+}
+
+/// A traced lock. Not produced yet; defined so that v1 readers accept files
+/// from the versions that do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockReport {
+    pub id: String,
+    pub kind: String,
+    pub contended: u64,
+    #[serde(default)]
+    pub sites: Vec<Site>,
+}
+
+/// Something contend concluded from the recording. Not produced yet; defined
+/// so that v1 readers accept files from the versions that do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: String,
+    pub severity: String,
+    pub message: String,
+    #[serde(default)]
+    pub count: u64,
+}

@@ -1,0 +1,15 @@
+//! contend's user side: find the target, choose and attach probes, read and
+//! decode events, aggregate them, and export the result.
+//!
+//! - `target`: which process and binary we trace, and where its functions are.
+//! - `probes`: the probe catalogue (what to attach where) and the eBPF loader.
+//! - `events`: per-CPU buffer readers and the one decoding boundary.
+//! - `aggregate`: per-map and per-key counters.
+//! - `export`: the versioned JSON schema, and the text report rendered from it.
+
+pub mod aggregate;
+pub mod duration;
+pub mod events;
+pub mod export;
+pub mod probes;
+pub mod target;

@@ -1,0 +1,78 @@
+//! The `contend` command line. Library code returns typed errors; here they
+//! become one line on stderr and a non-zero exit.
+
+mod commands;
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use tracer_user::duration;
+
+#[derive(Parser)]
+#[command(
+    name = "contend",
+    version,
+    about = "Find hot map keys, contended locks and racy maps in running Go programs."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Trace a process for a while, then write a JSON export for later study.
+    Record(RecordArgs),
+    /// Print the summary of an export written by `record` (no root needed).
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// Attach to this running process.
+    #[arg(
+        short,
+        long,
+        conflicts_with = "command",
+        required_unless_present = "command"
+    )]
+    pid: Option<u32>,
+    /// Stop after this long: seconds (4, 0.5) or with a unit (500ms, 30s, 2m).
+    /// Without it, record until Ctrl-C or until the target exits.
+    #[arg(short, long, value_parser = duration::parse)]
+    duration: Option<Duration>,
+    /// Where to write the export; `-` for standard output.
+    /// [default: contend-PID.json]
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Start this command and trace it (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// An export written by `contend record`.
+    file: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    commands::init_logging();
+    let result = match cli.command {
+        Command::Record(args) => commands::record::run(commands::record::Options {
+            pid: args.pid,
+            command: args.command,
+            duration: args.duration,
+            output: args.output,
+        }),
+        Command::Report(args) => commands::report::run(&args.file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("contend: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! What we need from an executable, extracted once into owned data: its Go
+//! version, its functions and the file offsets uprobes attach to.
+
+use std::collections::HashMap;
+
+use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
+
+use super::buildinfo;
+
+/// A function in the executable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Link-time virtual address of the first instruction.
+    pub address: u64,
+    pub size: u64,
+}
+
+/// A loadable segment: maps virtual addresses to file offsets.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    address: u64,
+    file_offset: u64,
+    file_size: u64,
+}
+
+/// An executable, parsed.
+#[derive(Debug)]
+pub struct Binary {
+    /// `go1.27.3` for Go programs, `None` otherwise.
+    pub go_version: Option<String>,
+    functions: HashMap<String, Function>,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BinaryError {
+    #[error("not an ELF executable we can read ({0})")]
+    Parse(object::Error),
+}
+
+impl Binary {
+    pub fn parse(bytes: &[u8]) -> Result<Self, BinaryError> {
+        let file = object::File::parse(bytes).map_err(BinaryError::Parse)?;
+        let functions = file
+            .symbols()
+            .filter(|symbol| symbol.kind() == SymbolKind::Text && symbol.address() != 0)
+            .filter_map(|symbol| {
+                let name = symbol.name().ok()?;
+                let function = Function {
+                    address: symbol.address(),
+                    size: symbol.size(),
+                };
+                Some((name.to_owned(), function))
+            })
+            .collect();
+        let segments = file
+            .segments()
+            .map(|segment| {
+                let (file_offset, file_size) = segment.file_range();
+                Segment {
+                    address: segment.address(),
+                    file_offset,
+                    file_size,
+                }
+            })
+            .collect();
+        Ok(Self {
+            go_version: buildinfo::go_version(&file),
+            functions,
+            segments,
+        })
+    }
+
+    pub fn function(&self, name: &str) -> Option<Function> {
+        self.functions.get(name).copied()
+    }
+
+    /// The file offset of a virtual address, which is what a uprobe attaches
+    /// to; independent of where a PIE happens to be loaded.
+    pub fn file_offset(&self, address: u64) -> Option<u64> {
+        self.segments.iter().find_map(|segment| {
+            let delta = address.checked_sub(segment.address)?;
+            (delta < segment.file_size).then_some(segment.file_offset + delta)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_our_own_functions_and_their_offsets() {
+        let bytes = std::fs::read("/proc/self/exe").expect("read own executable");
+        let binary = Binary::parse(&bytes).expect("parse own executable");
+        assert_eq!(binary.go_version, None);
+        let main = binary
+            .function("main")
+            .expect("a Rust test binary has a main symbol");
+        let offset = binary
+            .file_offset(main.address)
+            .expect("main is in a loaded segment");
+        assert!(offset < bytes.len() as u64);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(Binary::parse(b"definitely not an ELF file").is_err());
+    }
+}

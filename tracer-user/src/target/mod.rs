@@ -1,0 +1,9 @@
+//! The traced process and its executable: where it lives, what language and
+//! Go version it is, and the file offsets of the functions we probe.
+
+pub mod binary;
+pub mod buildinfo;
+pub mod process;
+
+pub use binary::{Binary, BinaryError, Function};
+pub use process::{Target, TargetError};

@@ -1,0 +1,49 @@
+//! `cargo xtask demo`: the bundled Go shop, traced live, summarised.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use contend_tests::go::{Fixture, GoToolchain};
+
+use crate::{
+    cmd::{self, cargo, command},
+    setup,
+};
+
+pub fn run(seconds: u32) -> anyhow::Result<()> {
+    if !cmd::is_root() {
+        bail!("the demo loads eBPF programs: run `cargo xtask demo` as root");
+    }
+    let go = setup::run()?;
+    cmd::run(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "tracer-user",
+        "--bin",
+        "contend",
+    ]))?;
+    let root = cmd::workspace_root();
+    let contend = root.join("target/release/contend");
+    let export = root.join("target/demo/shop.json");
+
+    let toolchain = GoToolchain::at(go.new).context("Go 1.27 from setup")?;
+    let shop = toolchain
+        .build(&root.join("demo/shop"), &[])
+        .context("building the demo shop")?;
+    let running = Fixture::start(&shop, &[]).context("starting the demo shop")?;
+    eprintln!(
+        "xtask: the demo shop runs as PID {}; tracing it for {seconds} s",
+        running.pid()
+    );
+    cmd::run(
+        command(&contend)
+            .args(["record", "--pid", &running.pid().to_string(), "--duration"])
+            .arg(format!("{seconds}s"))
+            .arg("--output")
+            .arg(&export),
+    )?;
+    drop(running);
+    std::thread::sleep(Duration::from_millis(50));
+    cmd::run(command(&contend).arg("report").arg(&export))
+}

@@ -1,0 +1,37 @@
+//! `cargo xtask test`: the one test command (CI runs exactly this).
+
+use anyhow::bail;
+
+use crate::{
+    cmd::{self, cargo},
+    setup,
+};
+
+pub fn run() -> anyhow::Result<()> {
+    if !cmd::is_root() {
+        bail!("the end-to-end tests load eBPF programs: run `cargo xtask test` as root");
+    }
+    let go = setup::run()?;
+    cmd::run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    let workspace = ["--workspace", "--exclude", "tracer-ebpf"];
+    cmd::run(cargo().arg("clippy").args(workspace).args([
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The end-to-end tests run the real `contend` binary.
+    cmd::run(cargo().args(["build", "--package", "tracer-user", "--bin", "contend"]))?;
+    let contend = cmd::workspace_root().join("target/debug/contend");
+    cmd::run(
+        cargo()
+            .arg("test")
+            .args(workspace)
+            .env("CONTEND_BIN", contend)
+            .env("CONTEND_GO_NEW", &go.new)
+            .env("CONTEND_GO_OLD", &go.old)
+            // Tests that trace share two cores; one at a time keeps each
+            // tracer's view of its fixture undisturbed.
+            .args(["--", "--test-threads=1"]),
+    )
+}
