@@ -8,7 +8,7 @@ use aya_ebpf::{
         bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user_buf,
     },
     macros::{map, uprobe},
-    maps::PerfEventArray,
+    maps::{Array, PerfEventArray},
     programs::ProbeContext,
 };
 use tracer_common::{EventKind, KEY_CAPACITY, MapEvent, ProbeCookie};
@@ -19,6 +19,13 @@ use crate::regs::Regs;
 #[map]
 static EVENTS: PerfEventArray<MapEvent> = PerfEventArray::new(0);
 
+/// Index 0 is 1 while the recording window is open. Probes are attached
+/// one by one; the daemon opens the window once all are in place and closes
+/// it before detaching, so every probe sees the same window and operation
+/// mixes are not skewed by attach order.
+#[map]
+static ARMED: Array<u32> = Array::with_max_entries(1, 0);
+
 #[uprobe]
 pub fn go_map_op(ctx: ProbeContext) -> u32 {
     let _ = try_go_map_op(&ctx);
@@ -26,6 +33,9 @@ pub fn go_map_op(ctx: ProbeContext) -> u32 {
 }
 
 fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
+    if ARMED.get(0).copied() != Some(1) {
+        return Ok(());
+    }
     // SAFETY: the helper only reads the cookie stored with this attachment.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = ProbeCookie::decode(cookie).ok_or(())?;

@@ -6,7 +6,7 @@ use std::{
     ffi::OsString,
     io,
     os::fd::{FromRawFd as _, OwnedFd},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -65,7 +65,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     result
 }
 
-async fn record(pid: u32, duration: Option<Duration>, output: &PathBuf) -> anyhow::Result<()> {
+async fn record(pid: u32, duration: Option<Duration>, output: &Path) -> anyhow::Result<()> {
     let target = Target::from_pid(pid)?;
     let mut tracer = Tracer::attach(&target)?;
     let buffers = tracer.take_event_buffers()?;
@@ -73,13 +73,18 @@ async fn record(pid: u32, duration: Option<Duration>, output: &PathBuf) -> anyho
     let readers = Readers::spawn(buffers, to_aggregator)?;
     let aggregator = tokio::spawn(aggregate(batches));
 
+    tracer.arm()?;
     let started_wall = SystemTime::now();
     let started = Instant::now();
     announce(&target, &tracer, duration);
     let stop = wait_for_stop(pid, duration).await;
+    let disarmed = tracer.disarm();
+    let elapsed = started.elapsed();
     let probes = tracer.probes.clone();
     tracer.detach();
-    let elapsed = started.elapsed();
+    if let Err(error) = disarmed {
+        tracing::warn!("{error}; the window ended at detach instead");
+    }
     readers.stop().await;
     let aggregate = aggregator.await.context("the aggregator failed")?;
 

@@ -22,6 +22,11 @@ pub struct MapProbe {
     /// Swiss tables).
     pub map: Reg,
     pub key: KeyArgs,
+    /// In some Go releases this function does nothing but call another
+    /// traced entry point (Go 1.27's `mapaccess1_faststr` calls
+    /// `mapaccess2_faststr`). Where the binary shows that, we leave it out:
+    /// the callee's probe already counts the operation.
+    pub may_forward_to: Option<&'static str>,
 }
 
 /// Where the key of a map operation is.
@@ -49,6 +54,7 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
         since: FIRST_REGISTER_ABI,
         map: FASTSTR.0,
         key: FASTSTR.1,
+        may_forward_to: Some("runtime.mapaccess2_faststr"),
     },
     MapProbe {
         symbol: "runtime.mapaccess2_faststr",
@@ -56,6 +62,7 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
         since: FIRST_REGISTER_ABI,
         map: FASTSTR.0,
         key: FASTSTR.1,
+        may_forward_to: None,
     },
     MapProbe {
         symbol: "runtime.mapassign_faststr",
@@ -63,6 +70,7 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
         since: FIRST_REGISTER_ABI,
         map: FASTSTR.0,
         key: FASTSTR.1,
+        may_forward_to: None,
     },
 ];
 

@@ -3,7 +3,7 @@
 
 use aya::{
     Ebpf, EbpfError,
-    maps::{MapData, PerfEventArray},
+    maps::{Array, MapData, PerfEventArray},
     programs::{
         ProgramError, UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
@@ -19,6 +19,7 @@ use crate::target::Target;
 
 const GO_MAP_PROGRAM: &str = "go_map_op";
 const EVENTS_MAP: &str = "EVENTS";
+const ARMED_MAP: &str = "ARMED";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
@@ -52,6 +53,8 @@ pub enum LoadError {
     NotUprobe(&'static str),
     #[error("the eBPF object has no {0:?}; the build is inconsistent, rebuild contend")]
     Missing(&'static str),
+    #[error("cannot open or close the recording window: {0}")]
+    Arm(aya::maps::MapError),
     #[error("none of the traced Go map functions could be attached in {exe}: {reasons}")]
     NothingAttached { exe: String, reasons: String },
 }
@@ -108,10 +111,28 @@ impl Tracer {
         PerfEventArray::try_from(map).map_err(|_| LoadError::Missing(EVENTS_MAP))
     }
 
-    /// Detaches every probe. Buffers taken earlier stay readable, so events
-    /// already in flight can still be drained.
+    /// Opens the recording window: from now on the attached probes emit
+    /// events, all of them at once.
+    pub fn arm(&mut self) -> Result<(), LoadError> {
+        self.set_armed(true)
+    }
+
+    /// Closes the recording window: probes stay attached but emit nothing.
+    pub fn disarm(&mut self) -> Result<(), LoadError> {
+        self.set_armed(false)
+    }
+
+    /// Detaches every probe (which takes a while for many probes; disarm
+    /// first to end the window at a precise moment). Buffers taken earlier
+    /// stay readable, so events already in flight can still be drained.
     pub fn detach(self) {
         drop(self.ebpf);
+    }
+
+    fn set_armed(&mut self, armed: bool) -> Result<(), LoadError> {
+        let map = self.ebpf.map_mut(ARMED_MAP).ok_or(LoadError::Missing(ARMED_MAP))?;
+        let mut flag: Array<_, u32> = Array::try_from(map).map_err(LoadError::Arm)?;
+        flag.set(0, u32::from(armed), 0).map_err(LoadError::Arm)
     }
 }
 
@@ -129,7 +150,8 @@ fn go_version(target: &Target, exe: &str) -> Result<GoVersion, LoadError> {
 }
 
 fn attach_one(program: &mut UProbe, target: &Target, probe: &MapProbe) -> ProbeStatus {
-    let result = locate(target, probe.symbol).and_then(|offset| {
+    let result = skip_reason(target, probe).map_or_else(|| locate(target, probe.symbol), Err);
+    let result = result.and_then(|offset| {
         let point = UProbeAttachPoint {
             location: UProbeAttachLocation::AbsoluteOffset(offset),
             cookie: Some(probe.cookie().encode()),
@@ -146,6 +168,15 @@ fn attach_one(program: &mut UProbe, target: &Target, probe: &MapProbe) -> ProbeS
         attached: result.is_ok(),
         reason: result.err(),
     }
+}
+
+/// Why a probe that applies to this Go version is still left out.
+fn skip_reason(target: &Target, probe: &MapProbe) -> Option<String> {
+    let callee = probe.may_forward_to?;
+    target
+        .binary
+        .only_calls(probe.symbol, callee)
+        .then(|| format!("only calls {callee} in this Go version, whose probe counts the operation"))
 }
 
 /// The file offset of `symbol`'s first instruction.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
-use super::buildinfo;
+use super::{buildinfo, disasm};
 
 /// A function in the executable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub struct Binary {
     pub go_version: Option<String>,
     functions: HashMap<String, Function>,
     segments: Vec<Segment>,
+    /// The whole file: code is read from it for disassembly.
+    bytes: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +41,8 @@ pub enum BinaryError {
 }
 
 impl Binary {
-    pub fn parse(bytes: &[u8]) -> Result<Self, BinaryError> {
-        let file = object::File::parse(bytes).map_err(BinaryError::Parse)?;
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, BinaryError> {
+        let file = object::File::parse(bytes.as_slice()).map_err(BinaryError::Parse)?;
         let functions = file
             .symbols()
             .filter(|symbol| symbol.kind() == SymbolKind::Text && symbol.address() != 0)
@@ -64,15 +66,47 @@ impl Binary {
                 }
             })
             .collect();
+        let go_version = buildinfo::go_version(&file);
         Ok(Self {
-            go_version: buildinfo::go_version(&file),
+            go_version,
             functions,
             segments,
+            bytes,
         })
     }
 
     pub fn function(&self, name: &str) -> Option<Function> {
         self.functions.get(name).copied()
+    }
+
+    /// The machine code of `function`.
+    pub fn code(&self, function: Function) -> Option<&[u8]> {
+        let start = usize::try_from(self.file_offset(function.address)?).ok()?;
+        let len = usize::try_from(function.size).ok()?;
+        self.bytes.get(start..start.checked_add(len)?)
+    }
+
+    /// Whether `function` only forwards to `callee`: the one function it
+    /// calls, stack growth aside.
+    pub fn only_calls(&self, function: &str, callee: &str) -> bool {
+        let (Some(caller), Some(callee)) = (self.function(function), self.function(callee)) else {
+            return false;
+        };
+        let Some(code) = self.code(caller) else {
+            return false;
+        };
+        let calls: Vec<u64> = disasm::call_targets(code, caller.address)
+            .into_iter()
+            .filter(|target| !self.is_stack_growth(*target))
+            .collect();
+        calls == [callee.address]
+    }
+
+    /// `runtime.morestack*`, which a Go prologue calls to grow the stack.
+    fn is_stack_growth(&self, address: u64) -> bool {
+        self.functions
+            .iter()
+            .any(|(name, function)| function.address == address && name.starts_with("runtime.morestack"))
     }
 
     /// The file offset of a virtual address, which is what a uprobe attaches
@@ -92,7 +126,8 @@ mod tests {
     #[test]
     fn finds_our_own_functions_and_their_offsets() {
         let bytes = std::fs::read("/proc/self/exe").expect("read own executable");
-        let binary = Binary::parse(&bytes).expect("parse own executable");
+        let len = bytes.len() as u64;
+        let binary = Binary::parse(bytes).expect("parse own executable");
         assert_eq!(binary.go_version, None);
         let main = binary
             .function("main")
@@ -100,11 +135,13 @@ mod tests {
         let offset = binary
             .file_offset(main.address)
             .expect("main is in a loaded segment");
-        assert!(offset < bytes.len() as u64);
+        assert!(offset < len);
+        let code = binary.code(main).expect("main's code");
+        assert_eq!(code.len() as u64, main.size);
     }
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(Binary::parse(b"definitely not an ELF file").is_err());
+        assert!(Binary::parse(b"definitely not an ELF file".to_vec()).is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod buildinfo;
+pub mod disasm;
 pub mod process;
 
 pub use binary::{Binary, BinaryError, Function};

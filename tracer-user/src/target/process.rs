@@ -55,7 +55,7 @@ impl Target {
         };
         let host_path = host_path(&proc_dir, &exe);
         let bytes = fs::read(&host_path).map_err(|cause| TargetError::Unreadable { pid, cause })?;
-        let binary = Binary::parse(&bytes).map_err(|cause| TargetError::Binary {
+        let binary = Binary::parse(bytes).map_err(|cause| TargetError::Binary {
             path: exe.clone(),
             cause,
         })?;

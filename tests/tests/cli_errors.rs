@@ -1,0 +1,101 @@
+//! Bad inputs get one clear line on stderr and a non-zero exit; a recording
+//! cut short still writes what it saw.
+
+use std::{
+    process::{Command, Output, Stdio},
+    thread,
+    time::Duration,
+};
+
+use contend_tests::{
+    contend,
+    go::{Fixture, GoToolchain},
+    path_from_env, workspace_root,
+};
+
+fn assert_one_line_failure(output: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "should fail; stderr: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line expected, got: {stderr}");
+    assert!(stderr.contains(expected), "expected {expected:?} in: {stderr}");
+}
+
+#[test]
+fn dead_pid() {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("reap true");
+    let run = contend::record("dead-pid", &["--pid", &pid.to_string(), "--duration", "1"]);
+    assert_one_line_failure(&run.output, &format!("no process with PID {pid}"));
+    assert!(!run.export_path.exists(), "no export for a recording that never started");
+}
+
+#[test]
+fn not_a_go_program() {
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+    let run = contend::record("not-go", &["--pid", &sleeper.id().to_string(), "--duration", "1"]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_one_line_failure(&run.output, "is not a Go program");
+}
+
+#[test]
+fn not_root() {
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(path_from_env("CONTEND_BIN"))
+        .args(["record", "--pid", "1", "--duration", "1"])
+        .output()
+        .expect("run setpriv");
+    assert_one_line_failure(&output, "needs root");
+}
+
+#[test]
+fn corrupt_export() {
+    let path = workspace_root().join("target/e2e/corrupt.json");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("create target/e2e");
+    std::fs::write(&path, "{\"schema\": \"contend/v1\", \"maps\": [").expect("write corrupt file");
+    let output = contend::command().arg("report").arg(&path).output().expect("run contend report");
+    assert_one_line_failure(&output, "is not a contend export");
+}
+
+fn hotkeys() -> std::path::PathBuf {
+    let toolchain = GoToolchain::at(path_from_env("CONTEND_GO_NEW")).expect("Go toolchain");
+    toolchain
+        .build(&workspace_root().join("tests/fixtures/go/hotkeys"), &[])
+        .expect("build the hotkeys fixture")
+}
+
+#[test]
+fn target_exit_ends_the_recording_and_keeps_its_data() {
+    let fixture = Fixture::start(&hotkeys(), &["-seconds", "1.5"]).expect("start fixture");
+    let pid = fixture.pid().to_string();
+    // Far longer than the fixture lives: the exit must end the recording.
+    let run = contend::record("target-exit", &["--pid", &pid, "--duration", "60"]);
+    let export = run.export();
+    assert!(run.stderr().contains("the target exited"), "{}", run.stderr());
+    assert!(export.tracer.events > 0, "events recorded before the exit are kept");
+    assert!(export.window.duration_ns < 30_000_000_000, "stopped at the exit, not at --duration");
+    drop(fixture);
+}
+
+#[test]
+fn interrupt_writes_the_export() {
+    let fixture = Fixture::start(&hotkeys(), &["-seconds", "60"]).expect("start fixture");
+    let export_path = workspace_root().join("target/e2e/interrupted.json");
+    let _ = std::fs::remove_file(&export_path);
+    let child = contend::command()
+        .args(["record", "--pid", &fixture.pid().to_string(), "--output"])
+        .arg(&export_path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start contend");
+    thread::sleep(Duration::from_secs(2));
+    let pid = i32::try_from(child.id()).expect("pid fits");
+    Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("send SIGINT");
+    let output = child.wait_with_output().expect("contend exits");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let export = tracer_user::export::read(&export_path).expect("export written on Ctrl-C");
+    assert!(export.tracer.events > 0);
+    assert_eq!(export.maps[0].top_keys[0].key, "sku-42");
+}

@@ -1,0 +1,88 @@
+//! A Go program with a known map access pattern, traced by the real
+//! `contend`: the reported hot key, its share and the operation mix must
+//! match the pattern (see tests/fixtures/go/hotkeys/main.go).
+
+use contend_tests::{
+    contend,
+    go::{Fixture, GoToolchain},
+    path_from_env, workspace_root,
+};
+use tracer_user::export::Export;
+
+/// Shares may differ from the truth by this much (2 percentage points).
+const TOLERANCE: f64 = 0.02;
+/// The fewest operations on which a share is worth judging.
+const MIN_OPERATIONS: u64 = 10_000;
+
+#[test]
+fn go_1_27_hot_key_and_operation_mix() {
+    check_hotkeys("CONTEND_GO_NEW", "go1.27");
+}
+
+#[test]
+fn go_1_19_hot_key_and_operation_mix() {
+    check_hotkeys("CONTEND_GO_OLD", "go1.19");
+}
+
+fn check_hotkeys(toolchain_env: &str, expected_version: &str) {
+    let toolchain = GoToolchain::at(path_from_env(toolchain_env)).expect("a working Go toolchain");
+    assert!(
+        toolchain.version.starts_with(expected_version),
+        "{toolchain_env} is {}, expected {expected_version}",
+        toolchain.version
+    );
+    let export = trace_hotkeys(&toolchain);
+
+    assert_eq!(export.schema, "contend/v1");
+    assert_eq!(export.target.language, "go");
+    assert_eq!(export.target.go_version.as_deref(), Some(toolchain.version.as_str()));
+    assert!(
+        export
+            .tracer
+            .probes
+            .iter()
+            .any(|probe| probe.symbol == "runtime.mapassign_faststr" && probe.attached),
+        "mapassign_faststr must be attached: {:?}",
+        export.tracer.probes
+    );
+
+    let all_ops: u64 = export.maps.iter().map(|map| total(&map.ops)).sum();
+    assert_eq!(export.tracer.events, all_ops, "every event is one map operation");
+
+    let map = export.maps.first().expect("the fixture's map was traced");
+    let ops = total(&map.ops);
+    assert!(ops >= MIN_OPERATIONS, "only {ops} operations traced");
+    let top = map.top_keys.first().expect("top keys");
+    assert_eq!(top.key, "sku-42", "hot key; top keys were {:?}", map.top_keys);
+    assert_share("sku-42's share", top.share, 0.40);
+    assert_eq!(top.count as f64 / ops as f64, top.share);
+    let second = map.top_keys.get(1).expect("cold keys are listed too");
+    assert_share("a cold key's share", second.share, 0.02);
+    assert_share("writes' share", map.ops.write as f64 / ops as f64, 1.0 / 3.0);
+    assert_eq!((map.ops.delete, map.ops.iterate), (0, 0));
+}
+
+fn trace_hotkeys(toolchain: &GoToolchain) -> Export {
+    let source = workspace_root().join("tests/fixtures/go/hotkeys");
+    let binary = toolchain.build(&source, &[]).expect("build the hotkeys fixture");
+    let fixture = Fixture::start(&binary, &["-seconds", "60"]).expect("start the hotkeys fixture");
+    let pid = fixture.pid().to_string();
+    let run = contend::record(
+        &format!("hotkeys-{}", toolchain.version),
+        &["--pid", &pid, "--duration", "2"],
+    );
+    let export = run.export();
+    assert_eq!(export.target.pid, fixture.pid());
+    export
+}
+
+fn total(ops: &tracer_user::export::schema::Ops) -> u64 {
+    ops.read + ops.write + ops.delete + ops.iterate
+}
+
+fn assert_share(what: &str, actual: f64, expected: f64) {
+    assert!(
+        (actual - expected).abs() <= TOLERANCE,
+        "{what} is {actual:.4}, expected {expected:.4} ± {TOLERANCE}"
+    );
+}
