@@ -16,8 +16,15 @@ use contend_tests::{
 fn assert_one_line_failure(output: &Output, expected: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "should fail; stderr: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line expected, got: {stderr}");
-    assert!(stderr.contains(expected), "expected {expected:?} in: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line expected, got: {stderr}"
+    );
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in: {stderr}"
+    );
 }
 
 #[test]
@@ -27,13 +34,22 @@ fn dead_pid() {
     child.wait().expect("reap true");
     let run = contend::record("dead-pid", &["--pid", &pid.to_string(), "--duration", "1"]);
     assert_one_line_failure(&run.output, &format!("no process with PID {pid}"));
-    assert!(!run.export_path.exists(), "no export for a recording that never started");
+    assert!(
+        !run.export_path.exists(),
+        "no export for a recording that never started"
+    );
 }
 
 #[test]
 fn not_a_go_program() {
-    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
-    let run = contend::record("not-go", &["--pid", &sleeper.id().to_string(), "--duration", "1"]);
+    let mut sleeper = Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    let run = contend::record(
+        "not-go",
+        &["--pid", &sleeper.id().to_string(), "--duration", "1"],
+    );
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     assert_one_line_failure(&run.output, "is not a Go program");
@@ -55,7 +71,11 @@ fn corrupt_export() {
     let path = workspace_root().join("target/e2e/corrupt.json");
     std::fs::create_dir_all(path.parent().expect("parent")).expect("create target/e2e");
     std::fs::write(&path, "{\"schema\": \"contend/v1\", \"maps\": [").expect("write corrupt file");
-    let output = contend::command().arg("report").arg(&path).output().expect("run contend report");
+    let output = contend::command()
+        .arg("report")
+        .arg(&path)
+        .output()
+        .expect("run contend report");
     assert_one_line_failure(&output, "is not a contend export");
 }
 
@@ -73,9 +93,19 @@ fn target_exit_ends_the_recording_and_keeps_its_data() {
     // Far longer than the fixture lives: the exit must end the recording.
     let run = contend::record("target-exit", &["--pid", &pid, "--duration", "60"]);
     let export = run.export();
-    assert!(run.stderr().contains("the target exited"), "{}", run.stderr());
-    assert!(export.tracer.events > 0, "events recorded before the exit are kept");
-    assert!(export.window.duration_ns < 30_000_000_000, "stopped at the exit, not at --duration");
+    assert!(
+        run.stderr().contains("the target exited"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        export.tracer.events > 0,
+        "events recorded before the exit are kept"
+    );
+    assert!(
+        export.window.duration_ns < 30_000_000_000,
+        "stopped at the exit, not at --duration"
+    );
     drop(fixture);
 }
 
@@ -92,9 +122,16 @@ fn interrupt_writes_the_export() {
         .expect("start contend");
     thread::sleep(Duration::from_secs(2));
     let pid = i32::try_from(child.id()).expect("pid fits");
-    Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("send SIGINT");
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("send SIGINT");
     let output = child.wait_with_output().expect("contend exits");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let export = tracer_user::export::read(&export_path).expect("export written on Ctrl-C");
     assert!(export.tracer.events > 0);
     assert_eq!(export.maps[0].top_keys[0].key, "sku-42");

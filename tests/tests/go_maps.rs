@@ -35,7 +35,10 @@ fn check_hotkeys(toolchain_env: &str, expected_version: &str) {
 
     assert_eq!(export.schema, "contend/v1");
     assert_eq!(export.target.language, "go");
-    assert_eq!(export.target.go_version.as_deref(), Some(toolchain.version.as_str()));
+    assert_eq!(
+        export.target.go_version.as_deref(),
+        Some(toolchain.version.as_str())
+    );
     assert!(
         export
             .tracer
@@ -47,24 +50,37 @@ fn check_hotkeys(toolchain_env: &str, expected_version: &str) {
     );
 
     let all_ops: u64 = export.maps.iter().map(|map| total(&map.ops)).sum();
-    assert_eq!(export.tracer.events, all_ops, "every event is one map operation");
+    assert_eq!(
+        export.tracer.events, all_ops,
+        "every event is one map operation"
+    );
 
     let map = export.maps.first().expect("the fixture's map was traced");
     let ops = total(&map.ops);
     assert!(ops >= MIN_OPERATIONS, "only {ops} operations traced");
     let top = map.top_keys.first().expect("top keys");
-    assert_eq!(top.key, "sku-42", "hot key; top keys were {:?}", map.top_keys);
+    assert_eq!(
+        top.key, "sku-42",
+        "hot key; top keys were {:?}",
+        map.top_keys
+    );
     assert_share("sku-42's share", top.share, 0.40);
     assert_eq!(top.count as f64 / ops as f64, top.share);
     let second = map.top_keys.get(1).expect("cold keys are listed too");
     assert_share("a cold key's share", second.share, 0.02);
-    assert_share("writes' share", map.ops.write as f64 / ops as f64, 1.0 / 3.0);
+    assert_share(
+        "writes' share",
+        map.ops.write as f64 / ops as f64,
+        1.0 / 3.0,
+    );
     assert_eq!((map.ops.delete, map.ops.iterate), (0, 0));
 }
 
 fn trace_hotkeys(toolchain: &GoToolchain) -> Export {
     let source = workspace_root().join("tests/fixtures/go/hotkeys");
-    let binary = toolchain.build(&source, &[]).expect("build the hotkeys fixture");
+    let binary = toolchain
+        .build(&source, &[])
+        .expect("build the hotkeys fixture");
     let fixture = Fixture::start(&binary, &["-seconds", "60"]).expect("start the hotkeys fixture");
     let pid = fixture.pid().to_string();
     let run = contend::record(

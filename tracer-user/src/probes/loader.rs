@@ -130,7 +130,10 @@ impl Tracer {
     }
 
     fn set_armed(&mut self, armed: bool) -> Result<(), LoadError> {
-        let map = self.ebpf.map_mut(ARMED_MAP).ok_or(LoadError::Missing(ARMED_MAP))?;
+        let map = self
+            .ebpf
+            .map_mut(ARMED_MAP)
+            .ok_or(LoadError::Missing(ARMED_MAP))?;
         let mut flag: Array<_, u32> = Array::try_from(map).map_err(LoadError::Arm)?;
         flag.set(0, u32::from(armed), 0).map_err(LoadError::Arm)
     }
@@ -173,10 +176,9 @@ fn attach_one(program: &mut UProbe, target: &Target, probe: &MapProbe) -> ProbeS
 /// Why a probe that applies to this Go version is still left out.
 fn skip_reason(target: &Target, probe: &MapProbe) -> Option<String> {
     let callee = probe.may_forward_to?;
-    target
-        .binary
-        .only_calls(probe.symbol, callee)
-        .then(|| format!("only calls {callee} in this Go version, whose probe counts the operation"))
+    target.binary.only_calls(probe.symbol, callee).then(|| {
+        format!("only calls {callee} in this Go version, whose probe counts the operation")
+    })
 }
 
 /// The file offset of `symbol`'s first instruction.

@@ -104,9 +104,9 @@ impl Binary {
 
     /// `runtime.morestack*`, which a Go prologue calls to grow the stack.
     fn is_stack_growth(&self, address: u64) -> bool {
-        self.functions
-            .iter()
-            .any(|(name, function)| function.address == address && name.starts_with("runtime.morestack"))
+        self.functions.iter().any(|(name, function)| {
+            function.address == address && name.starts_with("runtime.morestack")
+        })
     }
 
     /// The file offset of a virtual address, which is what a uprobe attaches

@@ -7,7 +7,10 @@ pub fn call_targets(code: &[u8], address: u64) -> Vec<u64> {
     let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
     decoder
         .iter()
-        .filter(|instruction| instruction.mnemonic() == Mnemonic::Call && instruction.op0_kind() == OpKind::NearBranch64)
+        .filter(|instruction| {
+            instruction.mnemonic() == Mnemonic::Call
+                && instruction.op0_kind() == OpKind::NearBranch64
+        })
         .map(|instruction| instruction.near_branch_target())
         .collect()
 }
