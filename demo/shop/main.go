@@ -67,8 +67,8 @@ func shopper(id int, cat *catalogue, inv *inventory, stop <-chan struct{}, wg *s
 		if len(cart) >= 5 {
 			for item := range cart {
 				inv.take(item)
+				delete(cart, item)
 			}
-			cart = make(map[string]int)
 		}
 		time.Sleep(20 * time.Microsecond)
 	}

@@ -67,6 +67,23 @@ fn not_root() {
 }
 
 #[test]
+fn unwritable_output_fails_before_tracing() {
+    let output = contend::command()
+        .args([
+            "record",
+            "--pid",
+            "1",
+            "--duration",
+            "1",
+            "--output",
+            "/nonexistent/dir/run.json",
+        ])
+        .output()
+        .expect("run contend");
+    assert_one_line_failure(&output, "/nonexistent/dir is not a directory");
+}
+
+#[test]
 fn corrupt_export() {
     let path = workspace_root().join("target/e2e/corrupt.json");
     std::fs::create_dir_all(path.parent().expect("parent")).expect("create target/e2e");

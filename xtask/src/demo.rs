@@ -26,6 +26,7 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
     let root = cmd::workspace_root();
     let contend = root.join("target/release/contend");
     let export = root.join("target/demo/shop.json");
+    std::fs::create_dir_all(root.join("target/demo")).context("creating target/demo")?;
 
     let toolchain = GoToolchain::at(go.new).context("Go 1.27 from setup")?;
     let shop = toolchain

@@ -75,6 +75,10 @@ impl Aggregate {
         stats.keys.observe(access.key);
     }
 
+    pub fn maps_seen(&self) -> usize {
+        self.maps.len()
+    }
+
     /// Maps with their addresses, busiest first.
     pub fn maps_by_ops(&self) -> Vec<(u64, &MapStats)> {
         let mut maps: Vec<_> = self

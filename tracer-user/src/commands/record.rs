@@ -41,6 +41,9 @@ const CHANNEL_BATCHES: usize = 256;
 
 pub fn run(options: Options) -> anyhow::Result<()> {
     require_root()?;
+    if let Some(output) = &options.output {
+        check_writable(output)?;
+    }
     let mut child = match options.command.split_first() {
         Some((program, args)) => Some(spawn(program, args)?),
         None => None,
@@ -53,12 +56,12 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let output = options
         .output
         .unwrap_or_else(|| PathBuf::from(format!("contend-{pid}.json")));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(record(pid, options.duration, &output));
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(record(pid, options.duration, &output)));
     if let Some(child) = child.as_mut() {
         stop_child(child);
     }
@@ -94,15 +97,54 @@ async fn record(pid: u32, duration: Option<Duration>, output: &Path) -> anyhow::
         window: window(started_wall, elapsed),
         aggregate: &aggregate,
     });
-    export::write(output, &export)?;
+    let written = write_export(output, &export)?;
     eprintln!(
         "contend: {stop}; wrote {} ({} events, {} dropped). Read it with `contend report {}`",
-        output.display(),
+        written.display(),
         export.tracer.events,
         export.tracer.dropped,
-        output.display(),
+        written.display(),
     );
     Ok(())
+}
+
+/// Fails before tracing starts if the export could not be written, so a
+/// typo in `-o` costs nothing.
+fn check_writable(output: &Path) -> anyhow::Result<()> {
+    if output == Path::new("-") {
+        return Ok(());
+    }
+    let dir = match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot write the export to {}: {} is not a directory",
+            output.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the export; if that fails (disk full, directory gone), writes it
+/// to the temporary directory instead, so a recording is never lost.
+fn write_export(output: &Path, export: &export::Export) -> anyhow::Result<PathBuf> {
+    let Err(error) = export::write(output, export) else {
+        return Ok(output.to_owned());
+    };
+    let fallback = std::env::temp_dir().join(format!(
+        "contend-{}-{}.json",
+        export.target.pid, export.window.start_unix_ns
+    ));
+    export::write(&fallback, export)
+        .with_context(|| format!("{error}; the fallback copy failed too"))?;
+    eprintln!(
+        "contend: {error}; saved the recording to {} instead",
+        fallback.display()
+    );
+    Ok(fallback)
 }
 
 async fn aggregate(mut batches: mpsc::Receiver<Batch>) -> Aggregate {

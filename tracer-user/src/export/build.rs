@@ -5,6 +5,9 @@ use crate::{aggregate::Aggregate, probes::ProbeStatus, target::Target};
 
 /// Keys listed per map.
 pub const TOP_KEYS: usize = 10;
+/// Maps listed, busiest first: a program that makes a map per request has
+/// millions, and the export must stay readable.
+pub const TOP_MAPS: usize = 100;
 
 /// What a recording knows besides its aggregate.
 pub struct Recording<'a> {
@@ -33,6 +36,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
         tracer: schema::Tracer {
             events: aggregate.events,
             dropped: aggregate.dropped,
+            maps_seen: aggregate.maps_seen() as u64,
             probes: probes.iter().map(probe).collect(),
         },
         maps: map_reports(aggregate),
@@ -53,6 +57,7 @@ fn map_reports(aggregate: &Aggregate) -> Vec<MapReport> {
     aggregate
         .maps_by_ops()
         .into_iter()
+        .take(TOP_MAPS)
         .map(|(address, stats)| {
             let total = stats.ops.total();
             MapReport {

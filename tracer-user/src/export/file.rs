@@ -92,6 +92,7 @@ mod tests {
             tracer: schema::Tracer {
                 events: 10,
                 dropped: 0,
+                maps_seen: 1,
                 probes: vec![],
             },
             maps: vec![MapReport {

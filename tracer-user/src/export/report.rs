@@ -52,20 +52,14 @@ fn maps(out: &mut String, export: &Export) {
         return;
     }
     let seconds = (export.window.duration_ns as f64 / 1e9).max(1e-9);
-    let _ = writeln!(
-        out,
-        "Hot maps ({} traced, busiest first)",
-        export.maps.len()
-    );
+    let seen = export.tracer.maps_seen.max(export.maps.len() as u64);
+    let _ = writeln!(out, "Hot maps ({seen} traced, busiest first)");
     for map in export.maps.iter().take(MAPS_SHOWN) {
         map_section(out, map, seconds);
     }
-    if export.maps.len() > MAPS_SHOWN {
-        let _ = writeln!(
-            out,
-            "  … {} more maps in the export",
-            export.maps.len() - MAPS_SHOWN
-        );
+    let shown = export.maps.len().min(MAPS_SHOWN) as u64;
+    if seen > shown {
+        let _ = writeln!(out, "\n  … and {} quieter maps", seen - shown);
     }
 }
 
@@ -157,6 +151,7 @@ mod tests {
             tracer: schema::Tracer {
                 events: 1_000_000,
                 dropped: 12,
+                maps_seen: 3,
                 probes: vec![
                     Probe {
                         symbol: "runtime.mapassign_faststr".to_owned(),

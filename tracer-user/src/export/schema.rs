@@ -43,6 +43,10 @@ pub struct Tracer {
     pub events: u64,
     /// Events lost in the kernel because a buffer was full.
     pub dropped: u64,
+    /// Distinct maps with at least one traced operation; `maps` lists the
+    /// busiest of them.
+    #[serde(default)]
+    pub maps_seen: u64,
     pub probes: Vec<Probe>,
 }
 
