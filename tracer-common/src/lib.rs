@@ -6,9 +6,17 @@
 //! owned domain types at a single boundary (`tracer-user/src/events/decode.rs`).
 #![no_std]
 
-/// Bytes of a map key captured per event. Longer keys are truncated; the
-/// original length travels in [`MapEvent::key_len`].
-pub const KEY_CAPACITY: usize = 64;
+pub mod cookie;
+pub mod go;
+
+pub use cookie::{KeyAbi, LockCookie, MapCookie};
+
+/// Most bytes of a map key an event can carry. How many are captured is
+/// configurable up to this (`KEY_LIMIT` in the eBPF object); longer keys are
+/// truncated and their full length travels in [`MapEvent::key_len`].
+pub const KEY_CAPACITY: usize = 128;
+/// Bytes of a key captured when the user does not say.
+pub const DEFAULT_KEY_LIMIT: u32 = 64;
 
 /// Discriminates the records in the event buffers. Every record starts with
 /// this tag in its first byte.
@@ -16,16 +24,19 @@ pub const KEY_CAPACITY: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
     MapAccess = 1,
+    LockWait = 2,
 }
 
 /// What a traced map entry point does to the map.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MapOp {
     Read = 1,
     Write = 2,
     Delete = 3,
     Iterate = 4,
+    /// `clear(m)`: a write to every key at once.
+    Clear = 5,
 }
 
 impl MapOp {
@@ -35,25 +46,32 @@ impl MapOp {
             2 => Self::Write,
             3 => Self::Delete,
             4 => Self::Iterate,
+            5 => Self::Clear,
             _ => return None,
         })
     }
 }
 
-/// How the key of a map operation is passed in registers.
+/// Which wait a lock event measures.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyAbi {
-    /// A Go string: data pointer and length in two registers.
-    GoString = 1,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LockOp {
+    /// `sync.Mutex.Lock` on its slow path.
+    MutexLock = 1,
+    /// `sync.RWMutex.RLock` waiting for a writer.
+    RwRead = 2,
+    /// `sync.RWMutex.Lock` waiting for readers to leave.
+    RwWrite = 3,
 }
 
-impl KeyAbi {
+impl LockOp {
     pub const fn from_u8(value: u8) -> Option<Self> {
-        match value {
-            1 => Some(Self::GoString),
-            _ => None,
-        }
+        Some(match value {
+            1 => Self::MutexLock,
+            2 => Self::RwRead,
+            3 => Self::RwWrite,
+            _ => return None,
+        })
     }
 }
 
@@ -95,46 +113,6 @@ impl Reg {
     }
 }
 
-/// How one attached probe reads its arguments, packed into the 64-bit attach
-/// cookie so that one eBPF program serves every entry point of a family: the
-/// probe catalogue (user side) decides the registers, the kernel side only
-/// follows them.
-///
-/// Layout, least significant byte first: op, key ABI, map register, key
-/// pointer register, key length register; the top three bytes are zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProbeCookie {
-    pub op: MapOp,
-    pub key_abi: KeyAbi,
-    pub map_reg: Reg,
-    pub key_ptr_reg: Reg,
-    pub key_len_reg: Reg,
-}
-
-impl ProbeCookie {
-    pub const fn encode(self) -> u64 {
-        (self.op as u64)
-            | (self.key_abi as u64) << 8
-            | (self.map_reg as u64) << 16
-            | (self.key_ptr_reg as u64) << 24
-            | (self.key_len_reg as u64) << 32
-    }
-
-    pub fn decode(cookie: u64) -> Option<Self> {
-        let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if cookie >> 40 != 0 {
-            return None;
-        }
-        Some(Self {
-            op: MapOp::from_u8(byte(0))?,
-            key_abi: KeyAbi::from_u8(byte(1))?,
-            map_reg: Reg::from_u8(byte(2))?,
-            key_ptr_reg: Reg::from_u8(byte(3))?,
-            key_len_reg: Reg::from_u8(byte(4))?,
-        })
-    }
-}
-
 /// One operation on a Go map, as seen at the entry of a runtime map function.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -143,50 +121,69 @@ pub struct MapEvent {
     pub kind: u8,
     /// A [`MapOp`].
     pub op: u8,
-    /// A [`KeyAbi`].
-    pub key_abi: u8,
+    /// The key's Go kind ([`go::Kind`]); 0 when the operation has no key.
+    pub key_kind: u8,
     pub _pad0: u8,
     /// Thread id (the kernel's pid) of the thread that ran the operation.
     pub tid: u32,
     /// `bpf_ktime_get_ns` at the probe.
     pub timestamp_ns: u64,
+    /// The goroutine's id, or 0 when unknown.
+    pub goid: u64,
     /// Address of the runtime map header: the map's identity.
     pub map: u64,
-    /// Length of the key in the target; may exceed [`KEY_CAPACITY`].
+    /// The key's size in the target (a string's length); may exceed what
+    /// was copied.
     pub key_len: u32,
-    /// Bytes of `key` that were copied (`min(key_len, KEY_CAPACITY)`), or 0
-    /// when reading the key failed.
+    /// Bytes of `key` that hold the key: `min(key_len, limit)`, or 0 when
+    /// reading the key failed.
     pub key_copied: u32,
+    /// String bytes, an integer in little-endian order, or the first bytes
+    /// of any other key.
     pub key: [u8; KEY_CAPACITY],
 }
 
-const _: () = assert!(core::mem::size_of::<MapEvent>() == 32 + KEY_CAPACITY);
+/// One finished wait for a lock.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LockEvent {
+    /// Always [`EventKind::LockWait`].
+    pub kind: u8,
+    /// A [`LockOp`].
+    pub op: u8,
+    pub _pad0: [u8; 2],
+    /// Thread that finished the wait (it may have started on another).
+    pub tid: u32,
+    /// `bpf_ktime_get_ns` when the wait ended.
+    pub timestamp_ns: u64,
+    pub goid: u64,
+    /// Address of the `sync.Mutex` or `sync.RWMutex`.
+    pub lock: u64,
+    pub wait_ns: u64,
+}
+
+/// A wait in progress, kept in the kernel between a slow path's entry and
+/// its return, keyed by goroutine.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PendingWait {
+    pub start_ns: u64,
+    pub lock: u64,
+    /// A [`LockOp`].
+    pub op: u8,
+    pub _pad0: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<MapEvent>() == 40 + KEY_CAPACITY);
 const _: () = assert!(core::mem::align_of::<MapEvent>() == 8);
+const _: () = assert!(core::mem::size_of::<LockEvent>() == 40);
+const _: () = assert!(core::mem::size_of::<PendingWait>() == 24);
 
 #[cfg(feature = "user")]
-// SAFETY: MapEvent is repr(C), has no implicit padding (checked by the size
-// assert above) and every bit pattern is a valid value.
-unsafe impl aya::Pod for MapEvent {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cookie_round_trips() {
-        let cookie = ProbeCookie {
-            op: MapOp::Write,
-            key_abi: KeyAbi::GoString,
-            map_reg: Reg::Rbx,
-            key_ptr_reg: Reg::Rcx,
-            key_len_reg: Reg::Rdi,
-        };
-        assert_eq!(ProbeCookie::decode(cookie.encode()), Some(cookie));
-    }
-
-    #[test]
-    fn garbage_cookie_is_rejected() {
-        assert_eq!(ProbeCookie::decode(0), None);
-        assert_eq!(ProbeCookie::decode(u64::MAX), None);
-    }
+mod pod {
+    // SAFETY (all three): repr(C), no implicit padding (the size asserts
+    // above), and every bit pattern is a valid value.
+    unsafe impl aya::Pod for super::MapEvent {}
+    unsafe impl aya::Pod for super::LockEvent {}
+    unsafe impl aya::Pod for super::PendingWait {}
 }

@@ -1,30 +1,27 @@
 //! One program for every Go map entry point: the attach cookie, written by
 //! the user-side probe catalogue, says which operation this is and which
-//! registers hold the map and the key.
+//! registers hold the map, its type and the key.
 
 use aya_ebpf::{
     EbpfContext as _,
     helpers::{
-        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user_buf,
+        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_probe_read_user_buf,
     },
     macros::{map, uprobe},
-    maps::{Array, PerfEventArray},
+    maps::PerCpuArray,
     programs::ProbeContext,
 };
-use tracer_common::{EventKind, KEY_CAPACITY, MapEvent, ProbeCookie};
+use tracer_common::{
+    EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent,
+    go::{Kind, MAP_TYPE_KEY_OFFSET, TYPE_KIND_OFFSET, TYPE_SIZE_OFFSET},
+};
 
-use crate::regs::Regs;
+use crate::{config, goroutine, output, regs::Regs};
 
-/// Per-CPU event buffers: producers on different CPUs never share a lock.
+/// Scratch space for the event: too big for the 512-byte BPF stack.
 #[map]
-static EVENTS: PerfEventArray<MapEvent> = PerfEventArray::new(0);
-
-/// Index 0 is 1 while the recording window is open. Probes are attached
-/// one by one; the daemon opens the window once all are in place and closes
-/// it before detaching, so every probe sees the same window and operation
-/// mixes are not skewed by attach order.
-#[map]
-static ARMED: Array<u32> = Array::with_max_entries(1, 0);
+static SCRATCH: PerCpuArray<MapEvent> = PerCpuArray::with_max_entries(1, 0);
 
 #[uprobe]
 pub fn go_map_op(ctx: ProbeContext) -> u32 {
@@ -33,47 +30,102 @@ pub fn go_map_op(ctx: ProbeContext) -> u32 {
 }
 
 fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
-    if ARMED.get(0).copied() != Some(1) {
+    if !config::armed() {
         return Ok(());
     }
     // SAFETY: the helper only reads the cookie stored with this attachment.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
-    let probe = ProbeCookie::decode(cookie).ok_or(())?;
-
+    let probe = MapCookie::decode(cookie).ok_or(())?;
     let regs = Regs::capture(ctx);
-    let key_ptr = regs.get(probe.key_ptr_reg);
-    let key_len = regs.get(probe.key_len_reg);
-    let mut event = MapEvent {
-        kind: EventKind::MapAccess as u8,
-        op: probe.op as u8,
-        key_abi: probe.key_abi as u8,
-        _pad0: 0,
-        tid: bpf_get_current_pid_tgid() as u32,
-        // SAFETY: no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        map: regs.get(probe.map_reg),
-        key_len: key_len.min(u64::from(u32::MAX)) as u32,
-        key_copied: 0,
-        key: [0; KEY_CAPACITY],
-    };
-    event.key_copied = copy_key(key_ptr, key_len, &mut event.key);
-    EVENTS.output(ctx, &event, 0);
+    let event = SCRATCH.get_ptr_mut(0).ok_or(())?;
+    // SAFETY: the per-CPU slot is ours until this program returns.
+    let event = unsafe { &mut *event };
+    event.kind = EventKind::MapAccess as u8;
+    event.op = probe.op as u8;
+    event.tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: no preconditions.
+    event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
+    event.goid = goroutine::id(&regs);
+    event.map = regs.get(probe.map);
+    read_key(&regs, probe, event);
+    output::emit(ctx, event);
     Ok(())
 }
 
-/// Copies up to `KEY_CAPACITY` bytes of the key; returns how many were copied.
+/// Fills the key fields of `event` as the cookie's key ABI says.
 #[inline(always)]
-fn copy_key(src: u64, len: u64, dst: &mut [u8; KEY_CAPACITY]) -> u32 {
-    let n = if len > KEY_CAPACITY as u64 {
-        KEY_CAPACITY
-    } else {
-        len as usize
+fn read_key(regs: &Regs, probe: MapCookie, event: &mut MapEvent) {
+    event.key_kind = 0;
+    event.key_len = 0;
+    event.key_copied = 0;
+    match probe.key {
+        KeyAbi::None => {}
+        KeyAbi::GoString => {
+            event.key_kind = Kind::String as u8;
+            read_string(regs.get(probe.key_a), regs.get(probe.key_b), event);
+        }
+        KeyAbi::Value => {
+            let (size, kind) = key_type(regs.get(probe.map_type));
+            event.key_kind = kind;
+            event.key_len = size as u32;
+            let value = regs.get(probe.key_a).to_le_bytes();
+            if let Some(dst) = event.key.get_mut(..8) {
+                dst.copy_from_slice(&value);
+                event.key_copied = if size < 8 { size as u32 } else { 8 };
+            }
+        }
+        KeyAbi::Pointer => {
+            let (size, kind) = key_type(regs.get(probe.map_type));
+            event.key_kind = kind;
+            let key = regs.get(probe.key_a);
+            if kind == Kind::String as u8 {
+                // The key is a string header: (data pointer, length).
+                // SAFETY: the helper faults safely on bad user pointers.
+                let data = unsafe { bpf_probe_read_user(key as *const u64) }.unwrap_or(0);
+                let len = unsafe { bpf_probe_read_user((key + 8) as *const u64) }.unwrap_or(0);
+                read_string(data, len, event);
+            } else {
+                event.key_len = size.min(u64::from(u32::MAX)) as u32;
+                event.key_copied = copy_user(key, size, &mut event.key);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn read_string(data: u64, len: u64, event: &mut MapEvent) {
+    event.key_len = len.min(u64::from(u32::MAX)) as u32;
+    event.key_copied = copy_user(data, len, &mut event.key);
+}
+
+/// Size and kind of the map's key type, read from the map type.
+#[inline(always)]
+fn key_type(map_type: u64) -> (u64, u8) {
+    // SAFETY (all three reads): the helper faults safely on bad pointers.
+    let Ok(key_type) =
+        (unsafe { bpf_probe_read_user((map_type + MAP_TYPE_KEY_OFFSET) as *const u64) })
+    else {
+        return (0, 0);
     };
+    let size =
+        unsafe { bpf_probe_read_user((key_type + TYPE_SIZE_OFFSET) as *const u64) }.unwrap_or(0);
+    let kind =
+        unsafe { bpf_probe_read_user((key_type + TYPE_KIND_OFFSET) as *const u8) }.unwrap_or(0);
+    (size, kind & tracer_common::go::KIND_MASK)
+}
+
+/// Copies up to the configured key limit of `len` bytes at `src`; returns
+/// how many were copied (0 on failure).
+#[inline(always)]
+fn copy_user(src: u64, len: u64, dst: &mut [u8; KEY_CAPACITY]) -> u32 {
+    let limit = u64::from(config::key_limit());
+    let n = if len < limit { len } else { limit };
     if n == 0 {
         return 0;
     }
-    // The mask is a no-op for n <= 64 but proves the bound to the verifier.
-    let n = n & (2 * KEY_CAPACITY - 1);
+    // The mask proves `n <= KEY_CAPACITY` to the verifier (KEY_CAPACITY is
+    // a power of two, and n never exceeds it after the limit above).
+    let n = (n as usize) & (2 * KEY_CAPACITY - 1);
     let Some(dst) = dst.get_mut(..n) else {
         return 0;
     };

@@ -4,7 +4,11 @@
 #![no_std]
 #![no_main]
 
+mod config;
+mod go_lock;
 mod go_map;
+mod goroutine;
+mod output;
 mod regs;
 
 #[cfg(not(test))]

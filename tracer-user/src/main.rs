@@ -41,6 +41,9 @@ struct RecordArgs {
     /// Without it, record until Ctrl-C or until the target exits.
     #[arg(short, long, value_parser = duration::parse)]
     duration: Option<Duration>,
+    /// Bytes of each map key to capture (longer keys are truncated).
+    #[arg(long, value_name = "BYTES", default_value_t = tracer_common::DEFAULT_KEY_LIMIT)]
+    key_bytes: u32,
     /// Where to write the export; `-` for standard output.
     /// [default: contend-PID.json]
     #[arg(short, long)]
@@ -65,6 +68,9 @@ fn main() -> ExitCode {
             command: args.command,
             duration: args.duration,
             output: args.output,
+            probes: tracer_user::probes::LoadOptions {
+                key_limit: args.key_bytes,
+            },
         }),
         Command::Report(args) => commands::report::run(&args.file),
     };

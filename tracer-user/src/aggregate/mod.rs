@@ -1,13 +1,16 @@
-//! Turns the event stream into per-map and per-key counts.
+//! Turns the event stream into per-map and per-key counts and lock-wait
+//! histograms.
 
 pub mod keys;
+pub mod locks;
 
 use std::collections::HashMap;
 
 use tracer_common::MapOp;
 
-use crate::events::{Batch, Event, MapAccess};
+use crate::events::{Batch, Event, Key, MapAccess};
 pub use keys::KeyCounts;
+pub use locks::{LockWaits, WaitStats};
 
 /// Operations on one map, by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,11 +19,12 @@ pub struct OpCounts {
     pub write: u64,
     pub delete: u64,
     pub iterate: u64,
+    pub clear: u64,
 }
 
 impl OpCounts {
     pub fn total(&self) -> u64 {
-        self.read + self.write + self.delete + self.iterate
+        self.read + self.write + self.delete + self.iterate + self.clear
     }
 
     fn add(&mut self, op: MapOp) {
@@ -29,6 +33,7 @@ impl OpCounts {
             MapOp::Write => &mut self.write,
             MapOp::Delete => &mut self.delete,
             MapOp::Iterate => &mut self.iterate,
+            MapOp::Clear => &mut self.clear,
         };
         *counter += 1;
     }
@@ -51,6 +56,7 @@ pub struct Aggregate {
     /// Events received but not decodable.
     pub undecodable: u64,
     maps: HashMap<u64, MapStats>,
+    pub locks: LockWaits,
 }
 
 impl Aggregate {
@@ -66,13 +72,16 @@ impl Aggregate {
         self.events += 1;
         match event {
             Event::MapAccess(access) => self.record_map_access(access),
+            Event::LockWait(wait) => self.locks.record(&wait),
         }
     }
 
     fn record_map_access(&mut self, access: MapAccess) {
         let stats = self.maps.entry(access.map).or_default();
         stats.ops.add(access.op);
-        stats.keys.observe(access.key);
+        if access.key != Key::None {
+            stats.keys.observe(access.key);
+        }
     }
 
     pub fn maps_seen(&self) -> usize {
@@ -100,6 +109,7 @@ mod tests {
         Event::MapAccess(MapAccess {
             op,
             tid: 1,
+            goid: 1,
             timestamp_ns: 0,
             map,
             key: Key::Text {

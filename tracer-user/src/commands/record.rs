@@ -25,7 +25,7 @@ use tracer_user::{
         build::{Recording, export},
         schema::Window,
     },
-    probes::Tracer,
+    probes::{LoadOptions, Tracer},
     target::Target,
 };
 
@@ -34,6 +34,7 @@ pub struct Options {
     pub command: Vec<OsString>,
     pub duration: Option<Duration>,
     pub output: Option<PathBuf>,
+    pub probes: LoadOptions,
 }
 
 /// Batches in flight between the readers and the aggregator.
@@ -61,16 +62,23 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(record(pid, options.duration, &output)));
+        .and_then(|runtime| {
+            runtime.block_on(record(pid, options.duration, options.probes, &output))
+        });
     if let Some(child) = child.as_mut() {
         stop_child(child);
     }
     result
 }
 
-async fn record(pid: u32, duration: Option<Duration>, output: &Path) -> anyhow::Result<()> {
+async fn record(
+    pid: u32,
+    duration: Option<Duration>,
+    probes: LoadOptions,
+    output: &Path,
+) -> anyhow::Result<()> {
     let target = Target::from_pid(pid)?;
-    let mut tracer = Tracer::attach(&target)?;
+    let mut tracer = Tracer::attach(&target, probes)?;
     let buffers = tracer.take_event_buffers()?;
     let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
     let readers = Readers::spawn(buffers, to_aggregator)?;

@@ -1,16 +1,19 @@
-//! The decoding boundary: bytes written by the eBPF programs in the layout of
-//! `tracer-common` become owned domain types here and nowhere else. Fields
-//! are read at their `offset_of!` positions, so there is no unsafe
+//! The decoding boundary: bytes written by the eBPF programs in the layouts
+//! of `tracer-common` become owned domain types here and nowhere else.
+//! Fields are read at their `offset_of!` positions, so there is no unsafe
 //! reinterpretation of kernel bytes.
 
 use std::mem::{offset_of, size_of};
 
-use tracer_common::{EventKind, KEY_CAPACITY, MapEvent, MapOp};
+use tracer_common::{EventKind, KEY_CAPACITY, LockEvent, LockOp, MapEvent, MapOp, go::Kind};
+
+pub use super::key::Key;
 
 /// A decoded event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     MapAccess(MapAccess),
+    LockWait(LockWait),
 }
 
 /// One operation on a Go map.
@@ -18,46 +21,37 @@ pub enum Event {
 pub struct MapAccess {
     pub op: MapOp,
     pub tid: u32,
+    /// Goroutine id; 0 when unknown.
+    pub goid: u64,
     pub timestamp_ns: u64,
     /// Address of the map's runtime header.
     pub map: u64,
     pub key: Key,
 }
 
-/// A map key as captured in the target.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Key {
-    /// Key bytes; `truncated` when the key was longer than we capture.
-    Text { bytes: Box<[u8]>, truncated: bool },
-    /// The key's memory could not be read at the probe.
-    Unreadable,
-}
-
-impl Key {
-    /// The key as users read it: text (invalid UTF-8 replaced), with an
-    /// ellipsis when truncated.
-    pub fn display(&self) -> String {
-        match self {
-            Self::Text { bytes, truncated } => {
-                let mut text = String::from_utf8_lossy(bytes).into_owned();
-                if *truncated {
-                    text.push('…');
-                }
-                text
-            }
-            Self::Unreadable => "<unreadable>".to_owned(),
-        }
-    }
+/// One finished wait for a lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockWait {
+    pub op: LockOp,
+    pub tid: u32,
+    pub goid: u64,
+    /// When the wait ended.
+    pub timestamp_ns: u64,
+    /// Address of the lock.
+    pub lock: u64,
+    pub wait_ns: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("record of {0} bytes is shorter than its header")]
+    #[error("record of {0} bytes is shorter than its layout")]
     Short(usize),
     #[error("unknown record kind {0}")]
     UnknownKind(u8),
     #[error("unknown map operation {0}")]
     UnknownOp(u8),
+    #[error("unknown lock operation {0}")]
+    UnknownLockOp(u8),
 }
 
 /// Decodes one record from an event buffer.
@@ -65,6 +59,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     match bytes.first().copied() {
         Some(kind) if kind == EventKind::MapAccess as u8 => {
             decode_map_access(bytes).map(Event::MapAccess)
+        }
+        Some(kind) if kind == EventKind::LockWait as u8 => {
+            decode_lock_wait(bytes).map(Event::LockWait)
         }
         Some(kind) => Err(DecodeError::UnknownKind(kind)),
         None => Err(DecodeError::Short(0)),
@@ -78,23 +75,35 @@ fn decode_map_access(bytes: &[u8]) -> Result<MapAccess, DecodeError> {
     let op_byte = bytes[offset_of!(MapEvent, op)];
     let op = MapOp::from_u8(op_byte).ok_or(DecodeError::UnknownOp(op_byte))?;
     let key_len = u32_at(bytes, offset_of!(MapEvent, key_len));
-    let copied = u32_at(bytes, offset_of!(MapEvent, key_copied)) as usize;
-    let key = if copied == 0 && key_len > 0 {
-        Key::Unreadable
-    } else {
-        let start = offset_of!(MapEvent, key);
-        let copied = copied.min(KEY_CAPACITY);
-        Key::Text {
-            bytes: bytes[start..start + copied].into(),
-            truncated: key_len as usize > copied,
-        }
-    };
+    let copied = (u32_at(bytes, offset_of!(MapEvent, key_copied)) as usize).min(KEY_CAPACITY);
+    let start = offset_of!(MapEvent, key);
+    let key = Key::decode(
+        Kind::from_u8(bytes[offset_of!(MapEvent, key_kind)]),
+        &bytes[start..start + copied],
+        key_len,
+    );
     Ok(MapAccess {
         op,
         tid: u32_at(bytes, offset_of!(MapEvent, tid)),
+        goid: u64_at(bytes, offset_of!(MapEvent, goid)),
         timestamp_ns: u64_at(bytes, offset_of!(MapEvent, timestamp_ns)),
         map: u64_at(bytes, offset_of!(MapEvent, map)),
         key,
+    })
+}
+
+fn decode_lock_wait(bytes: &[u8]) -> Result<LockWait, DecodeError> {
+    if bytes.len() < size_of::<LockEvent>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    let op_byte = bytes[offset_of!(LockEvent, op)];
+    Ok(LockWait {
+        op: LockOp::from_u8(op_byte).ok_or(DecodeError::UnknownLockOp(op_byte))?,
+        tid: u32_at(bytes, offset_of!(LockEvent, tid)),
+        goid: u64_at(bytes, offset_of!(LockEvent, goid)),
+        timestamp_ns: u64_at(bytes, offset_of!(LockEvent, timestamp_ns)),
+        lock: u64_at(bytes, offset_of!(LockEvent, lock)),
+        wait_ns: u64_at(bytes, offset_of!(LockEvent, wait_ns)),
     })
 }
 
@@ -110,66 +119,100 @@ fn u64_at(bytes: &[u8], offset: usize) -> u64 {
     u64::from_ne_bytes(buffer)
 }
 
-/// Test support: the bytes the eBPF program would write for an event.
+/// Test support: the bytes the eBPF programs would write.
 #[cfg(test)]
-pub(crate) fn encode_for_test(op: MapOp, map: u64, key: &[u8], key_len: u32) -> Vec<u8> {
-    let mut bytes = vec![0u8; size_of::<MapEvent>()];
-    bytes[offset_of!(MapEvent, kind)] = EventKind::MapAccess as u8;
-    bytes[offset_of!(MapEvent, op)] = op as u8;
-    bytes[offset_of!(MapEvent, tid)..][..4].copy_from_slice(&7u32.to_ne_bytes());
-    bytes[offset_of!(MapEvent, timestamp_ns)..][..8].copy_from_slice(&99u64.to_ne_bytes());
-    bytes[offset_of!(MapEvent, map)..][..8].copy_from_slice(&map.to_ne_bytes());
-    bytes[offset_of!(MapEvent, key_len)..][..4].copy_from_slice(&key_len.to_ne_bytes());
-    let copied = key.len() as u32;
-    bytes[offset_of!(MapEvent, key_copied)..][..4].copy_from_slice(&copied.to_ne_bytes());
-    bytes[offset_of!(MapEvent, key)..][..key.len()].copy_from_slice(key);
-    bytes
+pub(crate) mod encode {
+    use super::*;
+
+    fn put(bytes: &mut [u8], offset: usize, value: &[u8]) {
+        bytes[offset..offset + value.len()].copy_from_slice(value);
+    }
+
+    pub fn map_event(op: MapOp, map: u64, kind: u8, key: &[u8], key_len: u32) -> Vec<u8> {
+        let mut bytes = vec![0u8; size_of::<MapEvent>()];
+        bytes[offset_of!(MapEvent, kind)] = EventKind::MapAccess as u8;
+        bytes[offset_of!(MapEvent, op)] = op as u8;
+        bytes[offset_of!(MapEvent, key_kind)] = kind;
+        put(&mut bytes, offset_of!(MapEvent, tid), &7u32.to_ne_bytes());
+        put(
+            &mut bytes,
+            offset_of!(MapEvent, timestamp_ns),
+            &99u64.to_ne_bytes(),
+        );
+        put(&mut bytes, offset_of!(MapEvent, goid), &5u64.to_ne_bytes());
+        put(&mut bytes, offset_of!(MapEvent, map), &map.to_ne_bytes());
+        put(
+            &mut bytes,
+            offset_of!(MapEvent, key_len),
+            &key_len.to_ne_bytes(),
+        );
+        put(
+            &mut bytes,
+            offset_of!(MapEvent, key_copied),
+            &(key.len() as u32).to_ne_bytes(),
+        );
+        put(&mut bytes, offset_of!(MapEvent, key), key);
+        bytes
+    }
+
+    pub fn lock_event(op: LockOp, lock: u64, wait_ns: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; size_of::<LockEvent>()];
+        bytes[offset_of!(LockEvent, kind)] = EventKind::LockWait as u8;
+        bytes[offset_of!(LockEvent, op)] = op as u8;
+        put(&mut bytes, offset_of!(LockEvent, goid), &9u64.to_ne_bytes());
+        put(&mut bytes, offset_of!(LockEvent, lock), &lock.to_ne_bytes());
+        put(
+            &mut bytes,
+            offset_of!(LockEvent, wait_ns),
+            &wait_ns.to_ne_bytes(),
+        );
+        bytes
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn map_access(bytes: &[u8]) -> MapAccess {
+        match decode(bytes) {
+            Ok(Event::MapAccess(access)) => access,
+            other => panic!("expected a map access, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn decodes_a_map_write() {
-        let bytes = encode_for_test(MapOp::Write, 0xc000_1000, b"sku-42", 6);
-        let Event::MapAccess(access) = decode(&bytes).expect("valid record");
+    fn decodes_a_string_key_write() {
+        let bytes = encode::map_event(MapOp::Write, 0xc000_1000, Kind::String as u8, b"sku-42", 6);
+        let access = map_access(&bytes);
         assert_eq!(access.op, MapOp::Write);
         assert_eq!(access.map, 0xc000_1000);
-        assert_eq!(access.tid, 7);
-        assert_eq!(access.timestamp_ns, 99);
+        assert_eq!((access.tid, access.goid, access.timestamp_ns), (7, 5, 99));
         assert_eq!(access.key.display(), "sku-42");
     }
 
     #[test]
-    fn long_keys_are_marked_truncated() {
-        let bytes = encode_for_test(MapOp::Read, 1, &[b'a'; KEY_CAPACITY], 100);
-        let Event::MapAccess(access) = decode(&bytes).expect("valid record");
-        assert_eq!(
-            access.key.display(),
-            format!("{}…", "a".repeat(KEY_CAPACITY))
-        );
-    }
-
-    #[test]
-    fn unreadable_and_empty_keys_differ() {
-        let unreadable = encode_for_test(MapOp::Read, 1, b"", 5);
-        let empty = encode_for_test(MapOp::Read, 1, b"", 0);
-        let key = |bytes: &[u8]| match decode(bytes) {
-            Ok(Event::MapAccess(access)) => access.key,
-            other => panic!("unexpected {other:?}"),
+    fn decodes_a_lock_wait() {
+        let bytes = encode::lock_event(LockOp::RwRead, 0xc000_2000, 3_000_000);
+        let Ok(Event::LockWait(wait)) = decode(&bytes) else {
+            panic!("expected a lock wait");
         };
-        assert_eq!(key(&unreadable), Key::Unreadable);
-        assert_eq!(key(&empty).display(), "");
+        assert_eq!(
+            (wait.op, wait.lock, wait.wait_ns, wait.goid),
+            (LockOp::RwRead, 0xc000_2000, 3_000_000, 9)
+        );
     }
 
     #[test]
     fn malformed_records_are_errors() {
         assert_eq!(decode(&[]), Err(DecodeError::Short(0)));
         assert_eq!(decode(&[1, 2, 3]), Err(DecodeError::Short(3)));
-        assert_eq!(decode(&[42; 200]), Err(DecodeError::UnknownKind(42)));
-        let mut bad_op = encode_for_test(MapOp::Read, 1, b"k", 1);
+        assert_eq!(decode(&[42; 300]), Err(DecodeError::UnknownKind(42)));
+        let mut bad_op = encode::map_event(MapOp::Read, 1, Kind::String as u8, b"k", 1);
         bad_op[offset_of!(MapEvent, op)] = 77;
         assert_eq!(decode(&bad_op), Err(DecodeError::UnknownOp(77)));
+        let mut bad_lock = encode::lock_event(LockOp::MutexLock, 1, 1);
+        bad_lock[offset_of!(LockEvent, op)] = 9;
+        assert_eq!(decode(&bad_lock), Err(DecodeError::UnknownLockOp(9)));
     }
 }

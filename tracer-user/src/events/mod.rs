@@ -2,7 +2,9 @@
 //! place where kernel bytes become owned domain types (`decode`).
 
 pub mod decode;
+pub mod key;
 pub mod reader;
 
-pub use decode::{DecodeError, Event, Key, MapAccess, decode};
+pub use decode::{DecodeError, Event, LockWait, MapAccess, decode};
+pub use key::Key;
 pub use reader::{Batch, Readers};

@@ -1,13 +1,23 @@
 //! Builds the export from a finished recording.
 
-use super::schema::{self, Export, KeyReport, MapReport, Ops, Probe, SCHEMA_V1, Window};
-use crate::{aggregate::Aggregate, probes::ProbeStatus, target::Target};
+use tracer_common::LockOp;
+
+use super::schema::{
+    self, Bucket, Export, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, WaitNs, Window,
+};
+use crate::{
+    aggregate::{Aggregate, WaitStats},
+    probes::ProbeStatus,
+    target::Target,
+};
 
 /// Keys listed per map.
 pub const TOP_KEYS: usize = 10;
 /// Maps listed, busiest first: a program that makes a map per request has
 /// millions, and the export must stay readable.
 pub const TOP_MAPS: usize = 100;
+/// Locks listed, most total waiting first, for the same reason.
+pub const TOP_LOCKS: usize = 100;
 
 /// What a recording knows besides its aggregate.
 pub struct Recording<'a> {
@@ -40,7 +50,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
             probes: probes.iter().map(probe).collect(),
         },
         maps: map_reports(aggregate),
-        locks: Vec::new(),
+        locks: lock_reports(aggregate),
         findings: Vec::new(),
     }
 }
@@ -67,6 +77,7 @@ fn map_reports(aggregate: &Aggregate) -> Vec<MapReport> {
                     write: stats.ops.write,
                     delete: stats.ops.delete,
                     iterate: stats.ops.iterate,
+                    clear: stats.ops.clear,
                 },
                 top_keys: stats
                     .keys
@@ -82,4 +93,45 @@ fn map_reports(aggregate: &Aggregate) -> Vec<MapReport> {
             }
         })
         .collect()
+}
+
+fn lock_reports(aggregate: &Aggregate) -> Vec<LockReport> {
+    aggregate
+        .locks
+        .by_total_wait()
+        .into_iter()
+        .take(TOP_LOCKS)
+        .map(|(lock, op, stats)| LockReport {
+            id: format!("{lock:#x}"),
+            kind: lock_kind(op).to_owned(),
+            contended: stats.contended(),
+            goroutines: stats.goroutines() as u64,
+            wait_ns: wait_ns(stats),
+            histogram: stats
+                .log2_buckets()
+                .into_iter()
+                .map(|(le_ns, count)| Bucket { le_ns, count })
+                .collect(),
+            sites: Vec::new(),
+        })
+        .collect()
+}
+
+pub fn lock_kind(op: LockOp) -> &'static str {
+    match op {
+        LockOp::MutexLock => "mutex",
+        LockOp::RwRead => "rwmutex.read",
+        LockOp::RwWrite => "rwmutex.write",
+    }
+}
+
+fn wait_ns(stats: &WaitStats) -> WaitNs {
+    WaitNs {
+        p50: stats.quantile_ns(0.5),
+        p90: stats.quantile_ns(0.9),
+        p99: stats.quantile_ns(0.99),
+        p999: stats.quantile_ns(0.999),
+        max: stats.max_ns(),
+        total: stats.total_ns,
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::schema::{Export, MapReport};
+use super::schema::{Export, LockReport, MapReport};
 
 /// Maps and keys shown per map in the text report.
 const MAPS_SHOWN: usize = 5;
@@ -15,6 +15,7 @@ pub fn render(export: &Export) -> String {
     header(&mut out, export);
     probes(&mut out, export);
     maps(&mut out, export);
+    locks(&mut out, export);
     out
 }
 
@@ -65,11 +66,11 @@ fn maps(out: &mut String, export: &Export) {
 
 fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     let ops = &map.ops;
-    let total = ops.read + ops.write + ops.delete + ops.iterate;
+    let total = ops.total();
     let percent = |count: u64| 100.0 * count as f64 / total.max(1) as f64;
     let _ = writeln!(
         out,
-        "\n  map {}  {} ops ({}/s)  read {:.1}% · write {:.1}% · delete {:.1}% · iterate {:.1}%",
+        "\n  map {}  {} ops ({}/s)  read {:.1}% · write {:.1}% · delete {:.1}% · iterate {:.1}% · clear {:.1}%",
         map.id,
         thousands(total),
         thousands((total as f64 / seconds) as u64),
@@ -77,6 +78,7 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         percent(ops.write),
         percent(ops.delete),
         percent(ops.iterate),
+        percent(ops.clear),
     );
     let key_width = map
         .top_keys
@@ -95,6 +97,52 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
             thousands(key.count),
             100.0 * key.share,
         );
+    }
+}
+
+fn locks(out: &mut String, export: &Export) {
+    let _ = writeln!(out);
+    if export.locks.is_empty() {
+        let _ = writeln!(out, "No contended lock waits were traced.");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Contended locks ({}, most waiting first)",
+        export.locks.len()
+    );
+    for lock in export.locks.iter().take(MAPS_SHOWN) {
+        lock_line(out, lock);
+    }
+}
+
+fn lock_line(out: &mut String, lock: &LockReport) {
+    let wait = &lock.wait_ns;
+    let _ = writeln!(
+        out,
+        "  {:<13} {}  {} waits · {} goroutines · p50 {} · p99 {} · max {} · total {}",
+        lock.kind,
+        lock.id,
+        thousands(lock.contended),
+        lock.goroutines,
+        nanos(wait.p50),
+        nanos(wait.p99),
+        nanos(wait.max),
+        nanos(wait.total),
+    );
+}
+
+/// A duration in the unit that reads best.
+fn nanos(ns: u64) -> String {
+    let ns = ns as f64;
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.1} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
     }
 }
 
@@ -125,6 +173,14 @@ fn thousands(value: u64) -> String {
 mod tests {
     use super::*;
     use crate::export::schema::{self, KeyReport, Ops, Probe, SCHEMA_V1, Window};
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(nanos(850), "850 ns");
+        assert_eq!(nanos(12_300), "12.3 µs");
+        assert_eq!(nanos(4_000_000), "4.0 ms");
+        assert_eq!(nanos(2_500_000_000), "2.50 s");
+    }
 
     #[test]
     fn thousands_separators() {
@@ -186,7 +242,22 @@ mod tests {
                 ],
                 sites: vec![],
             }],
-            locks: vec![],
+            locks: vec![schema::LockReport {
+                id: "0xc000456000".to_owned(),
+                kind: "rwmutex.write".to_owned(),
+                contended: 1200,
+                goroutines: 4,
+                wait_ns: schema::WaitNs {
+                    p50: 4_000_000,
+                    p90: 4_100_000,
+                    p99: 4_400_000,
+                    p999: 5_000_000,
+                    max: 5_100_000,
+                    total: 4_800_000_000,
+                },
+                histogram: vec![],
+                sites: vec![],
+            }],
             findings: vec![],
         };
         insta::assert_snapshot!(render(&export));

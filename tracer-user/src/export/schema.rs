@@ -75,6 +75,15 @@ pub struct Ops {
     pub write: u64,
     pub delete: u64,
     pub iterate: u64,
+    /// `clear(m)` and the delete-everything loop the compiler turns into it.
+    #[serde(default)]
+    pub clear: u64,
+}
+
+impl Ops {
+    pub fn total(&self) -> u64 {
+        self.read + self.write + self.delete + self.iterate + self.clear
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,15 +103,42 @@ pub struct Site {
     pub ops: u64,
 }
 
-/// A traced lock. Not produced yet; defined so that v1 readers accept files
-/// from the versions that do.
+/// Waits of one kind for one lock.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LockReport {
+    /// The lock's address in the target, `0x…`.
     pub id: String,
+    /// `mutex`, `rwmutex.read` (readers waiting for a writer) or
+    /// `rwmutex.write` (a writer waiting for readers).
     pub kind: String,
+    /// Acquisitions that had to wait (reached the slow path).
     pub contended: u64,
+    /// Distinct goroutines that waited.
+    #[serde(default)]
+    pub goroutines: u64,
+    pub wait_ns: WaitNs,
+    /// Waits in power-of-two buckets, empty ones left out.
+    #[serde(default)]
+    pub histogram: Vec<Bucket>,
     #[serde(default)]
     pub sites: Vec<Site>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitNs {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub total: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Upper bound of the bucket: waits up to this many nanoseconds.
+    pub le_ns: u64,
+    pub count: u64,
 }
 
 /// Something contend concluded from the recording. Not produced yet; defined

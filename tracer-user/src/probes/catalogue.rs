@@ -1,97 +1,211 @@
-//! The probe catalogue: for each Go runtime entry point we trace, which
-//! operation it is, which Go versions have it with this calling convention,
-//! and which registers carry the map and the key. This table is the only
-//! place that knows; the eBPF side follows the cookie built from it.
+//! The probe catalogue: every Go runtime entry point we trace, which
+//! operation it is, which Go releases have it with this calling convention,
+//! and which registers carry what. This table is the only place that knows;
+//! the eBPF side follows the cookies built from it.
+//!
+//! Registers follow Go's ABIInternal on amd64 (Go 1.17+): integer arguments
+//! in RAX, RBX, RCX, RDI, RSI, R8–R11; the receiver or first argument in RAX.
 
-use tracer_common::{KeyAbi, MapOp, ProbeCookie, Reg};
+use tracer_common::{KeyAbi, LockCookie, LockOp, MapCookie, MapOp, Reg};
 
-use super::go_version::GoVersion;
+use crate::target::GoVersion;
 
-/// The register ABI (ABIInternal) arrived in Go 1.17 on amd64; before it,
-/// arguments were on the stack and none of these register layouts hold.
+/// The register ABI arrived in Go 1.17 on amd64; before it, arguments were
+/// on the stack and none of these layouts hold.
 pub const FIRST_REGISTER_ABI: GoVersion = GoVersion::new(17, 0);
+/// Swiss-table maps replaced the classic hash map in Go 1.24.
+const SWISS_MAPS: GoVersion = GoVersion::new(24, 0);
+/// `sync.Mutex` moved its implementation to `internal/sync` in Go 1.24.
+const INTERNAL_SYNC: GoVersion = GoVersion::new(24, 0);
+/// RWMutex waits got their own semaphore entry points in Go 1.21; before,
+/// they shared `runtime_SemacquireMutex` with Mutex.
+const RWMUTEX_SEMAPHORES: GoVersion = GoVersion::new(21, 0);
 
-/// An entry point of the Go runtime's map implementation.
+/// Go releases `[since, until)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoRange {
+    pub since: GoVersion,
+    pub until: Option<GoVersion>,
+}
+
+impl GoRange {
+    pub const ALL: Self = Self::between(FIRST_REGISTER_ABI, None);
+
+    const fn between(since: GoVersion, until: Option<GoVersion>) -> Self {
+        Self { since, until }
+    }
+
+    pub fn contains(&self, version: GoVersion) -> bool {
+        version >= self.since && self.until.is_none_or(|until| version < until)
+    }
+}
+
+/// Where a map operation's key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyArgs {
+    None,
+    /// `key string`: data and length.
+    GoString {
+        data: Reg,
+        len: Reg,
+    },
+    /// `key uint32`, `key uint64`, `key unsafe.Pointer` passed by value.
+    Value(Reg),
+    /// `key unsafe.Pointer` to the key (generic variants).
+    Pointer(Reg),
+}
+
+/// A runtime map entry point: `func(t *maptype, m *hmap, key …)`.
 #[derive(Clone, Copy, Debug)]
 pub struct MapProbe {
     pub symbol: &'static str,
     pub op: MapOp,
-    /// Oldest Go release where `symbol` has this register layout.
-    pub since: GoVersion,
-    /// Register holding the map header pointer (`*hmap`, or `*maps.Map` for
-    /// Swiss tables).
-    pub map: Reg,
+    pub go: GoRange,
     pub key: KeyArgs,
     /// In some Go releases this function does nothing but call another
-    /// traced entry point (Go 1.27's `mapaccess1_faststr` calls
-    /// `mapaccess2_faststr`). Where the binary shows that, we leave it out:
-    /// the callee's probe already counts the operation.
+    /// traced entry point (Go 1.27's `mapaccess1_*` call `mapaccess2_*`).
+    /// Where the binary's code shows that, we leave it out: the callee's
+    /// probe already counts the operation.
     pub may_forward_to: Option<&'static str>,
 }
 
-/// Where the key of a map operation is.
-#[derive(Clone, Copy, Debug)]
-pub enum KeyArgs {
-    /// A Go string passed as (pointer, length).
-    GoString { ptr: Reg, len: Reg },
+/// The map type and the map are the first two arguments of every entry
+/// point (`maptype`/`SwissMapType` in RAX, `hmap`/`maps.Map` in RBX).
+const MAP_TYPE: Reg = Reg::Rax;
+const MAP: Reg = Reg::Rbx;
+/// The third argument: the key, or its first word.
+const STRING_KEY: KeyArgs = KeyArgs::GoString {
+    data: Reg::Rcx,
+    len: Reg::Rdi,
+};
+const VALUE_KEY: KeyArgs = KeyArgs::Value(Reg::Rcx);
+const POINTER_KEY: KeyArgs = KeyArgs::Pointer(Reg::Rcx);
+
+const fn map_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapProbe {
+    MapProbe {
+        symbol,
+        op,
+        go: GoRange::ALL,
+        key,
+        may_forward_to: None,
+    }
 }
 
-/// `func(t *maptype, m *hmap, key string)`: type in RAX, map in RBX, the
-/// string's data and length in RCX and RDI. Classic maps (≤1.23) and Swiss
-/// tables (1.24+) share the signature.
-const FASTSTR: (Reg, KeyArgs) = (
-    Reg::Rbx,
-    KeyArgs::GoString {
-        ptr: Reg::Rcx,
-        len: Reg::Rdi,
-    },
-);
-
-pub const GO_MAP_PROBES: &[MapProbe] = &[
-    MapProbe {
-        symbol: "runtime.mapaccess1_faststr",
-        op: MapOp::Read,
-        since: FIRST_REGISTER_ABI,
-        map: FASTSTR.0,
-        key: FASTSTR.1,
-        may_forward_to: Some("runtime.mapaccess2_faststr"),
-    },
-    MapProbe {
-        symbol: "runtime.mapaccess2_faststr",
-        op: MapOp::Read,
-        since: FIRST_REGISTER_ABI,
-        map: FASTSTR.0,
-        key: FASTSTR.1,
-        may_forward_to: None,
-    },
-    MapProbe {
-        symbol: "runtime.mapassign_faststr",
-        op: MapOp::Write,
-        since: FIRST_REGISTER_ABI,
-        map: FASTSTR.0,
-        key: FASTSTR.1,
-        may_forward_to: None,
-    },
-];
-
 impl MapProbe {
-    /// Whether this probe applies to a binary built by `go`.
-    pub fn applies_to(&self, go: GoVersion) -> bool {
-        go >= self.since
+    const fn forwarding_to(mut self, callee: &'static str) -> Self {
+        self.may_forward_to = Some(callee);
+        self
+    }
+
+    const fn only(mut self, go: GoRange) -> Self {
+        self.go = go;
+        self
     }
 
     /// The attach cookie that tells the eBPF program how to read this probe.
-    pub fn cookie(&self) -> ProbeCookie {
-        let KeyArgs::GoString { ptr, len } = self.key;
-        ProbeCookie {
+    pub fn cookie(&self) -> MapCookie {
+        let (key, key_a, key_b) = match self.key {
+            KeyArgs::None => (KeyAbi::None, Reg::Rcx, Reg::Rcx),
+            KeyArgs::GoString { data, len } => (KeyAbi::GoString, data, len),
+            KeyArgs::Value(reg) => (KeyAbi::Value, reg, reg),
+            KeyArgs::Pointer(reg) => (KeyAbi::Pointer, reg, reg),
+        };
+        MapCookie {
             op: self.op,
-            key_abi: KeyAbi::GoString,
-            map_reg: self.map,
-            key_ptr_reg: ptr,
-            key_len_reg: len,
+            key,
+            map: MAP,
+            map_type: MAP_TYPE,
+            key_a,
+            key_b,
         }
     }
 }
+
+#[rustfmt::skip]
+pub const GO_MAP_PROBES: &[MapProbe] = &[
+    map_probe("runtime.mapaccess1", MapOp::Read, POINTER_KEY).forwarding_to("runtime.mapaccess2"),
+    map_probe("runtime.mapaccess2", MapOp::Read, POINTER_KEY),
+    map_probe("runtime.mapaccess1_fast32", MapOp::Read, VALUE_KEY).forwarding_to("runtime.mapaccess2_fast32"),
+    map_probe("runtime.mapaccess2_fast32", MapOp::Read, VALUE_KEY),
+    map_probe("runtime.mapaccess1_fast64", MapOp::Read, VALUE_KEY).forwarding_to("runtime.mapaccess2_fast64"),
+    map_probe("runtime.mapaccess2_fast64", MapOp::Read, VALUE_KEY),
+    map_probe("runtime.mapaccess1_faststr", MapOp::Read, STRING_KEY).forwarding_to("runtime.mapaccess2_faststr"),
+    map_probe("runtime.mapaccess2_faststr", MapOp::Read, STRING_KEY),
+    map_probe("runtime.mapassign", MapOp::Write, POINTER_KEY),
+    map_probe("runtime.mapassign_fast32", MapOp::Write, VALUE_KEY),
+    map_probe("runtime.mapassign_fast64", MapOp::Write, VALUE_KEY),
+    map_probe("runtime.mapassign_fast64ptr", MapOp::Write, VALUE_KEY),
+    map_probe("runtime.mapassign_faststr", MapOp::Write, STRING_KEY),
+    map_probe("runtime.mapdelete", MapOp::Delete, POINTER_KEY),
+    map_probe("runtime.mapdelete_fast32", MapOp::Delete, VALUE_KEY),
+    map_probe("runtime.mapdelete_fast64", MapOp::Delete, VALUE_KEY),
+    map_probe("runtime.mapdelete_faststr", MapOp::Delete, STRING_KEY),
+    map_probe("runtime.mapclear", MapOp::Clear, KeyArgs::None),
+    // Classic maps start iteration in mapiterinit(t, h, it); Swiss tables
+    // in mapIterStart(t, m, it) (mapiterinit survives there only as a
+    // linkname shim, which would count twice).
+    map_probe("runtime.mapiterinit", MapOp::Iterate, KeyArgs::None).only(GoRange::between(FIRST_REGISTER_ABI, Some(SWISS_MAPS))),
+    map_probe("runtime.mapIterStart", MapOp::Iterate, KeyArgs::None).only(GoRange::between(SWISS_MAPS, None)),
+];
+
+/// A lock slow path: its entry starts a wait, its returns end it.
+#[derive(Clone, Copy, Debug)]
+pub struct LockProbe {
+    pub symbol: &'static str,
+    pub op: LockOp,
+    pub go: GoRange,
+    /// Register holding the lock (or a field inside it).
+    pub reg: Reg,
+    /// How far into the lock that field is: the semaphore functions get
+    /// `&rw.readerSem` (offset 12) or `&rw.writerSem` (offset 8) of a
+    /// `sync.RWMutex{w Mutex; writerSem, readerSem uint32; …}`.
+    pub field_offset: u8,
+}
+
+impl LockProbe {
+    pub fn cookie(&self, exit: bool) -> LockCookie {
+        LockCookie {
+            op: self.op,
+            reg: self.reg,
+            field_offset: self.field_offset,
+            exit,
+        }
+    }
+}
+
+/// `sync.Mutex.Lock`'s fast path is inlined into callers; only contended
+/// acquisitions reach these functions, which is exactly what we want to
+/// time (and all we can trap without costing every Lock a trap).
+pub const GO_LOCK_PROBES: &[LockProbe] = &[
+    LockProbe {
+        symbol: "sync.(*Mutex).lockSlow",
+        op: LockOp::MutexLock,
+        go: GoRange::between(FIRST_REGISTER_ABI, Some(INTERNAL_SYNC)),
+        reg: Reg::Rax,
+        field_offset: 0,
+    },
+    LockProbe {
+        symbol: "internal/sync.(*Mutex).lockSlow",
+        op: LockOp::MutexLock,
+        go: GoRange::between(INTERNAL_SYNC, None),
+        reg: Reg::Rax,
+        field_offset: 0,
+    },
+    LockProbe {
+        symbol: "sync.runtime_SemacquireRWMutexR",
+        op: LockOp::RwRead,
+        go: GoRange::between(RWMUTEX_SEMAPHORES, None),
+        reg: Reg::Rax,
+        field_offset: 12,
+    },
+    LockProbe {
+        symbol: "sync.runtime_SemacquireRWMutex",
+        op: LockOp::RwWrite,
+        go: GoRange::between(RWMUTEX_SEMAPHORES, None),
+        reg: Reg::Rax,
+        field_offset: 8,
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -102,25 +216,77 @@ mod tests {
         for probe in GO_MAP_PROBES {
             let cookie = probe.cookie();
             assert_eq!(
-                ProbeCookie::decode(cookie.encode()),
+                MapCookie::decode(cookie.encode()),
                 Some(cookie),
                 "{}",
                 probe.symbol
             );
         }
+        for probe in GO_LOCK_PROBES {
+            for exit in [false, true] {
+                let cookie = probe.cookie(exit);
+                assert_eq!(
+                    LockCookie::decode(cookie.encode()),
+                    Some(cookie),
+                    "{}",
+                    probe.symbol
+                );
+            }
+        }
     }
 
     #[test]
     fn symbols_are_unique() {
-        let mut symbols: Vec<_> = GO_MAP_PROBES.iter().map(|probe| probe.symbol).collect();
+        let mut symbols: Vec<_> = GO_MAP_PROBES
+            .iter()
+            .map(|probe| probe.symbol)
+            .chain(GO_LOCK_PROBES.iter().map(|probe| probe.symbol))
+            .collect();
+        let count = symbols.len();
         symbols.sort_unstable();
         symbols.dedup();
-        assert_eq!(symbols.len(), GO_MAP_PROBES.len());
+        assert_eq!(symbols.len(), count);
+    }
+
+    #[test]
+    fn forwarding_targets_are_traced_too() {
+        for probe in GO_MAP_PROBES {
+            if let Some(callee) = probe.may_forward_to {
+                assert!(
+                    GO_MAP_PROBES.iter().any(|other| other.symbol == callee),
+                    "{callee}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_iteration_probe_and_one_mutex_probe_per_version() {
+        for minor in 17..=30 {
+            let go = GoVersion::new(minor, 0);
+            let iterate = GO_MAP_PROBES
+                .iter()
+                .filter(|p| p.op == MapOp::Iterate && p.go.contains(go));
+            assert_eq!(iterate.count(), 1, "go1.{minor}");
+            let mutex = GO_LOCK_PROBES
+                .iter()
+                .filter(|p| p.op == LockOp::MutexLock && p.go.contains(go));
+            assert_eq!(mutex.count(), 1, "go1.{minor}");
+        }
     }
 
     #[test]
     fn nothing_applies_before_the_register_abi() {
         let go_1_16 = GoVersion::new(16, 15);
-        assert!(GO_MAP_PROBES.iter().all(|probe| !probe.applies_to(go_1_16)));
+        assert!(
+            GO_MAP_PROBES
+                .iter()
+                .all(|probe| !probe.go.contains(go_1_16))
+        );
+        assert!(
+            GO_LOCK_PROBES
+                .iter()
+                .all(|probe| !probe.go.contains(go_1_16))
+        );
     }
 }

@@ -1,28 +1,45 @@
-//! Loads the embedded eBPF object and attaches it to the target's map entry
-//! points as the catalogue says. Dropping the [`Tracer`] detaches everything.
+//! Loads the embedded eBPF object and attaches it to the target's map and
+//! lock entry points as the catalogue says. Dropping the [`Tracer`] detaches
+//! everything.
+
+use std::num::NonZeroU32;
 
 use aya::{
-    Ebpf, EbpfError,
+    Ebpf, EbpfError, EbpfLoader,
     maps::{Array, MapData, PerfEventArray},
     programs::{
         ProgramError, UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
     },
 };
-use std::num::NonZeroU32;
+use tracer_common::{DEFAULT_KEY_LIMIT, KEY_CAPACITY};
 
-use super::{
-    catalogue::{FIRST_REGISTER_ABI, GO_MAP_PROBES, MapProbe},
-    go_version::GoVersion,
-};
-use crate::target::Target;
+use super::catalogue::{FIRST_REGISTER_ABI, GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe};
+use crate::target::{GoVersion, Target, disasm};
 
 const GO_MAP_PROGRAM: &str = "go_map_op";
+const GO_LOCK_PROGRAM: &str = "go_lock_wait";
 const EVENTS_MAP: &str = "EVENTS";
 const ARMED_MAP: &str = "ARMED";
+const NOT_IN_BINARY: &str = "not in this binary (the program never uses it)";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
+
+/// What the user can tune about the probes.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Bytes of each map key to capture (1 to `KEY_CAPACITY`).
+    pub key_limit: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            key_limit: DEFAULT_KEY_LIMIT,
+        }
+    }
+}
 
 /// Whether one catalogue entry was attached, and if not, why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,21 +58,25 @@ pub enum LoadError {
     GoTooOld { exe: String, version: String },
     #[error("cannot tell the Go version of {0}")]
     UnknownGoVersion(String),
+    #[error("key capture of {0} bytes is out of range: choose 1 to {KEY_CAPACITY}")]
+    KeyLimit(u32),
     #[error(
         "loading the eBPF programs failed: {0} (contend needs Linux 5.15 or newer with BTF, and root)"
     )]
     Load(EbpfError),
     #[error(
-        "the kernel rejected contend's uprobe program ({0}); run with CONTEND_LOG=debug for the verifier's log"
+        "the kernel rejected contend's {program} program ({gist}); run with CONTEND_LOG=debug for the verifier's log"
     )]
-    Verifier(String),
+    Verifier { program: &'static str, gist: String },
     #[error("the eBPF object's {0:?} is not a uprobe program; rebuild contend")]
     NotUprobe(&'static str),
     #[error("the eBPF object has no {0:?}; the build is inconsistent, rebuild contend")]
     Missing(&'static str),
     #[error("cannot open or close the recording window: {0}")]
     Arm(aya::maps::MapError),
-    #[error("none of the traced Go map functions could be attached in {exe}: {reasons}")]
+    #[error(
+        "none of the Go runtime functions contend traces could be attached in {exe}: {reasons}"
+    )]
     NothingAttached { exe: String, reasons: String },
 }
 
@@ -69,22 +90,29 @@ impl Tracer {
     /// Loads the programs and attaches every catalogue entry that applies to
     /// the target's Go version. Entry points missing from the binary are
     /// listed as not attached; failing to attach any at all is an error.
-    pub fn attach(target: &Target) -> Result<Self, LoadError> {
+    pub fn attach(target: &Target, options: LoadOptions) -> Result<Self, LoadError> {
         let exe = target.exe.display().to_string();
         let go = go_version(target, &exe)?;
+        if !(1..=KEY_CAPACITY as u32).contains(&options.key_limit) {
+            return Err(LoadError::KeyLimit(options.key_limit));
+        }
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(LoadError::Load)?;
-        let program: &mut UProbe = ebpf
-            .program_mut(GO_MAP_PROGRAM)
-            .ok_or(LoadError::Missing(GO_MAP_PROGRAM))?
-            .try_into()
-            .map_err(|_| LoadError::NotUprobe(GO_MAP_PROGRAM))?;
-        program.load().map_err(verifier_error)?;
-        let probes: Vec<ProbeStatus> = GO_MAP_PROBES
-            .iter()
-            .filter(|probe| probe.applies_to(go))
-            .map(|probe| attach_one(program, target, probe))
-            .collect();
+        let goid_offset = target.binary.goid_offset.map_or(0, |goid| goid.offset);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("GOID_OFFSET", &goid_offset, true)
+            .override_global("KEY_LIMIT", &options.key_limit, true)
+            .load(EBPF_OBJECT)
+            .map_err(LoadError::Load)?;
+
+        let mut probes = Vec::new();
+        let program = load_uprobe(&mut ebpf, GO_MAP_PROGRAM)?;
+        for probe in GO_MAP_PROBES.iter().filter(|probe| probe.go.contains(go)) {
+            probes.push(attach_map_probe(program, target, probe));
+        }
+        let program = load_uprobe(&mut ebpf, GO_LOCK_PROGRAM)?;
+        for probe in GO_LOCK_PROBES.iter().filter(|probe| probe.go.contains(go)) {
+            probes.push(attach_lock_probe(program, target, probe));
+        }
         if !probes.iter().any(|probe| probe.attached) {
             let reasons = probes
                 .iter()
@@ -152,41 +180,101 @@ fn go_version(target: &Target, exe: &str) -> Result<GoVersion, LoadError> {
     Ok(version)
 }
 
-fn attach_one(program: &mut UProbe, target: &Target, probe: &MapProbe) -> ProbeStatus {
-    let result = skip_reason(target, probe).map_or_else(|| locate(target, probe.symbol), Err);
-    let result = result.and_then(|offset| {
-        let point = UProbeAttachPoint {
-            location: UProbeAttachLocation::AbsoluteOffset(offset),
-            cookie: Some(probe.cookie().encode()),
-        };
-        let scope =
-            NonZeroU32::new(target.pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
-        program
-            .attach(point, &target.host_path, scope)
-            .map(drop)
-            .map_err(|error| format!("attach failed: {error}"))
-    });
-    ProbeStatus {
-        symbol: probe.symbol.to_owned(),
-        attached: result.is_ok(),
-        reason: result.err(),
-    }
+fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, LoadError> {
+    let program: &mut UProbe = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::Missing(name))?
+        .try_into()
+        .map_err(|_| LoadError::NotUprobe(name))?;
+    program
+        .load()
+        .map_err(|error| verifier_error(name, error))?;
+    Ok(program)
 }
 
-/// Why a probe that applies to this Go version is still left out.
-fn skip_reason(target: &Target, probe: &MapProbe) -> Option<String> {
+fn attach_map_probe(program: &mut UProbe, target: &Target, probe: &MapProbe) -> ProbeStatus {
+    let result = match forwarding_reason(target, probe) {
+        Some(reason) => Err(reason),
+        None => entry_offset(target, probe.symbol)
+            .and_then(|offset| attach_at(program, target, offset, probe.cookie().encode())),
+    };
+    status(probe.symbol, result)
+}
+
+/// Why a map probe that applies to this Go version is still left out.
+fn forwarding_reason(target: &Target, probe: &MapProbe) -> Option<String> {
     let callee = probe.may_forward_to?;
     target.binary.only_calls(probe.symbol, callee).then(|| {
         format!("only calls {callee} in this Go version, whose probe counts the operation")
     })
 }
 
+/// A wait starts at the slow path's entry and ends at any of its exits.
+/// Exits are attached first, so an entry is never recorded without them.
+fn attach_lock_probe(program: &mut UProbe, target: &Target, probe: &LockProbe) -> ProbeStatus {
+    let result = lock_probe_offsets(target, probe.symbol).and_then(|(entry, exits)| {
+        for exit in exits {
+            attach_at(program, target, exit, probe.cookie(true).encode())?;
+        }
+        attach_at(program, target, entry, probe.cookie(false).encode())
+    });
+    status(probe.symbol, result)
+}
+
+/// The file offsets of a function's entry and of its exits.
+fn lock_probe_offsets(target: &Target, symbol: &str) -> Result<(u64, Vec<u64>), String> {
+    let binary = &target.binary;
+    let function = binary
+        .function(symbol)
+        .ok_or_else(|| NOT_IN_BINARY.to_owned())?;
+    let code = binary
+        .code(function)
+        .ok_or_else(|| format!("its code at {:#x} is not in the file", function.address))?;
+    let exits = disasm::exits(code, function.address);
+    if exits.is_empty() {
+        return Err("no return instruction found to time the wait's end".to_owned());
+    }
+    let to_offset = |address: u64| {
+        binary
+            .file_offset(address)
+            .ok_or_else(|| format!("address {address:#x} is outside the loaded segments"))
+    };
+    let exits = exits.into_iter().map(to_offset).collect::<Result<_, _>>()?;
+    Ok((to_offset(function.address)?, exits))
+}
+
+fn attach_at(
+    program: &mut UProbe,
+    target: &Target,
+    offset: u64,
+    cookie: u64,
+) -> Result<(), String> {
+    let point = UProbeAttachPoint {
+        location: UProbeAttachLocation::AbsoluteOffset(offset),
+        cookie: Some(cookie),
+    };
+    let scope =
+        NonZeroU32::new(target.pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
+    program
+        .attach(point, &target.host_path, scope)
+        .map(drop)
+        .map_err(|error| format!("attach failed: {error}"))
+}
+
+fn status(symbol: &str, result: Result<(), String>) -> ProbeStatus {
+    ProbeStatus {
+        symbol: symbol.to_owned(),
+        attached: result.is_ok(),
+        reason: result.err(),
+    }
+}
+
 /// The file offset of `symbol`'s first instruction.
-fn locate(target: &Target, symbol: &str) -> Result<u64, String> {
-    let function = target.binary.function(symbol).ok_or_else(|| {
-        "not in this binary (the program never calls it, or its symbol table is stripped)"
-            .to_owned()
-    })?;
+fn entry_offset(target: &Target, symbol: &str) -> Result<u64, String> {
+    let function = target
+        .binary
+        .function(symbol)
+        .ok_or_else(|| NOT_IN_BINARY.to_owned())?;
     target.binary.file_offset(function.address).ok_or_else(|| {
         format!(
             "address {:#x} is outside the loaded segments",
@@ -197,8 +285,8 @@ fn locate(target: &Target, symbol: &str) -> Result<u64, String> {
 
 /// The verifier's log runs to hundreds of lines: it goes to the debug log,
 /// the user gets its gist.
-fn verifier_error(error: ProgramError) -> LoadError {
-    tracing::debug!("loading {GO_MAP_PROGRAM} failed: {error:?}");
+fn verifier_error(program: &'static str, error: ProgramError) -> LoadError {
+    tracing::debug!("loading {program} failed: {error:?}");
     let gist = match &error {
         ProgramError::LoadError { io_error, .. } => io_error.to_string(),
         other => other
@@ -208,7 +296,7 @@ fn verifier_error(error: ProgramError) -> LoadError {
             .unwrap_or_default()
             .to_owned(),
     };
-    LoadError::Verifier(gist)
+    LoadError::Verifier { program, gist }
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it so the

@@ -2,7 +2,6 @@
 //! programs (`loader`).
 
 pub mod catalogue;
-pub mod go_version;
 pub mod loader;
 
-pub use loader::{LoadError, ProbeStatus, Tracer};
+pub use loader::{LoadError, LoadOptions, ProbeStatus, Tracer};

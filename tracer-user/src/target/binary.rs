@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
-use super::{buildinfo, disasm};
+use super::{
+    GoVersion, buildinfo, disasm,
+    goroutine::{self, GoidOffset},
+};
 
 /// A function in the executable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +31,8 @@ struct Segment {
 pub struct Binary {
     /// `go1.27.3` for Go programs, `None` otherwise.
     pub go_version: Option<String>,
+    /// Where `runtime.g` keeps the goroutine id; `None` when unknown.
+    pub goid_offset: Option<GoidOffset>,
     functions: HashMap<String, Function>,
     segments: Vec<Segment>,
     /// The whole file: code is read from it for disassembly.
@@ -67,8 +72,13 @@ impl Binary {
             })
             .collect();
         let go_version = buildinfo::go_version(&file);
+        let goid_offset = go_version
+            .as_deref()
+            .and_then(GoVersion::parse)
+            .and_then(|version| goroutine::goid_offset(&file, version.minor));
         Ok(Self {
             go_version,
+            goid_offset,
             functions,
             segments,
             bytes,

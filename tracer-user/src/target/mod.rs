@@ -4,7 +4,10 @@
 pub mod binary;
 pub mod buildinfo;
 pub mod disasm;
+pub mod go_version;
+pub mod goroutine;
 pub mod process;
 
 pub use binary::{Binary, BinaryError, Function};
+pub use go_version::GoVersion;
 pub use process::{Target, TargetError};

@@ -1,0 +1,146 @@
+//! Attach cookies: how one eBPF program serves many entry points. The probe
+//! catalogue (user side) decides which registers hold what; it packs that
+//! into the 64-bit cookie of each attachment, and the kernel side follows it.
+
+use crate::{LockOp, MapOp, Reg};
+
+/// Where the key of a map operation is.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAbi {
+    /// No key: iteration, clear.
+    None = 0,
+    /// A Go string: data pointer in `key_a`, length in `key_b`.
+    GoString = 1,
+    /// The key's value itself in `key_a` (the `_fast32`/`_fast64` variants).
+    Value = 2,
+    /// A pointer to the key in `key_a` (the generic variants); its size and
+    /// kind come from the map type.
+    Pointer = 3,
+}
+
+impl KeyAbi {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        Some(match value {
+            0 => Self::None,
+            1 => Self::GoString,
+            2 => Self::Value,
+            3 => Self::Pointer,
+            _ => return None,
+        })
+    }
+}
+
+/// How a map probe reads its arguments.
+///
+/// Layout, least significant byte first: op, key ABI, map register, map
+/// type register, key register a, key register b; the top two bytes are 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapCookie {
+    pub op: MapOp,
+    pub key: KeyAbi,
+    pub map: Reg,
+    pub map_type: Reg,
+    pub key_a: Reg,
+    pub key_b: Reg,
+}
+
+impl MapCookie {
+    pub const fn encode(self) -> u64 {
+        (self.op as u64)
+            | (self.key as u64) << 8
+            | (self.map as u64) << 16
+            | (self.map_type as u64) << 24
+            | (self.key_a as u64) << 32
+            | (self.key_b as u64) << 40
+    }
+
+    pub fn decode(cookie: u64) -> Option<Self> {
+        let byte = |n: u32| (cookie >> (8 * n)) as u8;
+        if cookie >> 48 != 0 {
+            return None;
+        }
+        Some(Self {
+            op: MapOp::from_u8(byte(0))?,
+            key: KeyAbi::from_u8(byte(1))?,
+            map: Reg::from_u8(byte(2))?,
+            map_type: Reg::from_u8(byte(3))?,
+            key_a: Reg::from_u8(byte(4))?,
+            key_b: Reg::from_u8(byte(5))?,
+        })
+    }
+}
+
+/// How a lock probe reads the lock, and whether it marks the start of a
+/// wait (the slow path's entry) or its end (one of its returns).
+///
+/// Layout, least significant byte first: op, register, offset (the lock's
+/// address is the register minus this many bytes: the semaphore functions
+/// get the address of a field inside the RWMutex), exit flag; the top four
+/// bytes are 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockCookie {
+    pub op: LockOp,
+    pub reg: Reg,
+    pub field_offset: u8,
+    pub exit: bool,
+}
+
+impl LockCookie {
+    pub const fn encode(self) -> u64 {
+        (self.op as u64)
+            | (self.reg as u64) << 8
+            | (self.field_offset as u64) << 16
+            | (self.exit as u64) << 24
+    }
+
+    pub fn decode(cookie: u64) -> Option<Self> {
+        let byte = |n: u32| (cookie >> (8 * n)) as u8;
+        if cookie >> 32 != 0 || byte(3) > 1 {
+            return None;
+        }
+        Some(Self {
+            op: LockOp::from_u8(byte(0))?,
+            reg: Reg::from_u8(byte(1))?,
+            field_offset: byte(2),
+            exit: byte(3) == 1,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_cookie_round_trips() {
+        let cookie = MapCookie {
+            op: MapOp::Delete,
+            key: KeyAbi::Pointer,
+            map: Reg::Rbx,
+            map_type: Reg::Rax,
+            key_a: Reg::Rcx,
+            key_b: Reg::Rdi,
+        };
+        assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
+    }
+
+    #[test]
+    fn lock_cookie_round_trips() {
+        let cookie = LockCookie {
+            op: LockOp::RwRead,
+            reg: Reg::Rax,
+            field_offset: 12,
+            exit: true,
+        };
+        assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
+    }
+
+    #[test]
+    fn garbage_cookies_are_rejected() {
+        assert_eq!(MapCookie::decode(0), None);
+        assert_eq!(MapCookie::decode(u64::MAX), None);
+        assert_eq!(LockCookie::decode(0), None);
+        assert_eq!(LockCookie::decode(u64::MAX), None);
+    }
+}

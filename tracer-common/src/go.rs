@@ -1,0 +1,112 @@
+//! Facts about Go's runtime type layout that both sides need.
+
+/// `abi.Type.Kind_` values (`reflect.Kind`), masked with [`KIND_MASK`].
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bool = 1,
+    Int = 2,
+    Int8 = 3,
+    Int16 = 4,
+    Int32 = 5,
+    Int64 = 6,
+    Uint = 7,
+    Uint8 = 8,
+    Uint16 = 9,
+    Uint32 = 10,
+    Uint64 = 11,
+    Uintptr = 12,
+    Float32 = 13,
+    Float64 = 14,
+    Complex64 = 15,
+    Complex128 = 16,
+    Array = 17,
+    Chan = 18,
+    Func = 19,
+    Interface = 20,
+    Map = 21,
+    Pointer = 22,
+    Slice = 23,
+    String = 24,
+    Struct = 25,
+    UnsafePointer = 26,
+}
+
+/// The kind byte also carries flags above these bits.
+pub const KIND_MASK: u8 = 0x1f;
+
+/// Offset of `size` in `abi.Type` (`runtime._type` before Go 1.21).
+pub const TYPE_SIZE_OFFSET: u64 = 0;
+/// Offset of the kind byte in `abi.Type`: after size, ptrdata (8 each),
+/// hash (4), tflag, align and fieldAlign (1 each). Unchanged since Go 1.14.
+pub const TYPE_KIND_OFFSET: u64 = 23;
+/// Offset of the key type pointer in the map type: right after the embedded
+/// 48-byte `abi.Type`, both in classic `maptype` and in Swiss-table
+/// `SwissMapType`/`MapType`.
+pub const MAP_TYPE_KEY_OFFSET: u64 = 48;
+
+impl Kind {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        use Kind::*;
+        const KINDS: [Kind; 26] = [
+            Bool,
+            Int,
+            Int8,
+            Int16,
+            Int32,
+            Int64,
+            Uint,
+            Uint8,
+            Uint16,
+            Uint32,
+            Uint64,
+            Uintptr,
+            Float32,
+            Float64,
+            Complex64,
+            Complex128,
+            Array,
+            Chan,
+            Func,
+            Interface,
+            Map,
+            Pointer,
+            Slice,
+            String,
+            Struct,
+            UnsafePointer,
+        ];
+        match value {
+            1..=26 => Some(KINDS[value as usize - 1]),
+            _ => None,
+        }
+    }
+
+    pub const fn is_signed_integer(self) -> bool {
+        matches!(
+            self,
+            Self::Int | Self::Int8 | Self::Int16 | Self::Int32 | Self::Int64
+        )
+    }
+
+    pub const fn is_unsigned_integer(self) -> bool {
+        matches!(
+            self,
+            Self::Uint | Self::Uint8 | Self::Uint16 | Self::Uint32 | Self::Uint64 | Self::Uintptr
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for value in 1..=26 {
+            assert_eq!(Kind::from_u8(value).map(|kind| kind as u8), Some(value));
+        }
+        assert_eq!(Kind::from_u8(0), None);
+        assert_eq!(Kind::from_u8(27), None);
+    }
+}

@@ -1,0 +1,18 @@
+//! The current goroutine: Go keeps its `g` in R14 (ABIInternal, amd64).
+
+use aya_ebpf::helpers::bpf_probe_read_user;
+
+use crate::{config, regs::Regs};
+use tracer_common::Reg;
+
+/// The goroutine id, or 0 when its offset in `runtime.g` is unknown.
+#[inline(always)]
+pub fn id(regs: &Regs) -> u64 {
+    let offset = config::goid_offset();
+    if offset == 0 {
+        return 0;
+    }
+    let g = regs.get(Reg::R14);
+    // SAFETY: the helper faults safely on bad user pointers.
+    unsafe { bpf_probe_read_user((g + offset) as *const u64) }.unwrap_or(0)
+}

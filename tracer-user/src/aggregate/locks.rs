@@ -1,0 +1,148 @@
+//! Lock waits: an HDR histogram per lock and kind of wait.
+
+use std::collections::{HashMap, HashSet};
+
+use hdrhistogram::Histogram;
+use tracer_common::LockOp;
+
+use crate::events::LockWait;
+
+/// Significant figures kept by the wait histograms: 0.1% relative error.
+const SIGNIFICANT_FIGURES: u8 = 3;
+
+/// Waits of one kind on one lock.
+#[derive(Debug)]
+pub struct WaitStats {
+    histogram: Histogram<u64>,
+    /// Exact sum of the waits (the histogram's would be approximate).
+    pub total_ns: u64,
+    /// Distinct goroutines that waited.
+    goroutines: HashSet<u64>,
+}
+
+impl Default for WaitStats {
+    fn default() -> Self {
+        Self {
+            // Auto-resizing from 1 ns: a wait can last arbitrarily long.
+            histogram: Histogram::new(SIGNIFICANT_FIGURES)
+                .expect("3 significant figures is a valid precision"),
+            total_ns: 0,
+            goroutines: HashSet::new(),
+        }
+    }
+}
+
+impl WaitStats {
+    fn record(&mut self, wait: &LockWait) {
+        let value = wait.wait_ns.max(1);
+        // `new` histograms grow to fit; clamp only if growing fails.
+        if self.histogram.record(value).is_err() {
+            self.histogram.saturating_record(value);
+        }
+        self.total_ns = self.total_ns.saturating_add(wait.wait_ns);
+        if wait.goid != 0 {
+            self.goroutines.insert(wait.goid);
+        }
+    }
+
+    /// Contended acquisitions: waits that reached the slow path.
+    pub fn contended(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    pub fn quantile_ns(&self, quantile: f64) -> u64 {
+        self.histogram.value_at_quantile(quantile)
+    }
+
+    pub fn max_ns(&self) -> u64 {
+        self.histogram.max()
+    }
+
+    pub fn goroutines(&self) -> usize {
+        self.goroutines.len()
+    }
+
+    /// Counts of waits in power-of-two buckets: `(upper bound in ns, count)`,
+    /// empty buckets left out.
+    pub fn log2_buckets(&self) -> Vec<(u64, u64)> {
+        let mut buckets: Vec<(u64, u64)> = Vec::new();
+        for value in self.histogram.iter_recorded() {
+            let upper = value.value_iterated_to().max(1).next_power_of_two();
+            match buckets.last_mut() {
+                Some((bound, count)) if *bound == upper => *count += value.count_at_value(),
+                _ => buckets.push((upper, value.count_at_value())),
+            }
+        }
+        buckets
+    }
+}
+
+/// All lock waits of a recording.
+#[derive(Debug, Default)]
+pub struct LockWaits {
+    waits: HashMap<(u64, LockOp), WaitStats>,
+}
+
+impl LockWaits {
+    pub fn record(&mut self, wait: &LockWait) {
+        self.waits
+            .entry((wait.lock, wait.op))
+            .or_default()
+            .record(wait);
+    }
+
+    /// (lock address, kind of wait, stats), most total waiting first.
+    pub fn by_total_wait(&self) -> Vec<(u64, LockOp, &WaitStats)> {
+        let mut all: Vec<_> = self
+            .waits
+            .iter()
+            .map(|((lock, op), stats)| (*lock, *op, stats))
+            .collect();
+        all.sort_by(|a, b| b.2.total_ns.cmp(&a.2.total_ns).then(a.0.cmp(&b.0)));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(lock: u64, op: LockOp, goid: u64, wait_ns: u64) -> LockWait {
+        LockWait {
+            op,
+            tid: 1,
+            goid,
+            timestamp_ns: 0,
+            lock,
+            wait_ns,
+        }
+    }
+
+    #[test]
+    fn waits_are_kept_per_lock_and_kind() {
+        let mut locks = LockWaits::default();
+        for ns in [1_000, 2_000, 3_000, 4_000] {
+            locks.record(&wait(0x10, LockOp::RwRead, ns / 1000, ns));
+        }
+        locks.record(&wait(0x10, LockOp::RwWrite, 9, 50_000));
+        let all = locks.by_total_wait();
+        assert_eq!(all.len(), 2);
+        let (lock, op, writes) = all[0];
+        assert_eq!(
+            (lock, op, writes.contended(), writes.total_ns),
+            (0x10, LockOp::RwWrite, 1, 50_000)
+        );
+        let reads = all[1].2;
+        assert_eq!(reads.total_ns, 10_000);
+        assert_eq!(reads.goroutines(), 4);
+        let p50 = reads.quantile_ns(0.5);
+        assert!((1_990..=2_010).contains(&p50), "p50 {p50}");
+        assert!((3_990..=4_010).contains(&reads.max_ns()));
+        let buckets = reads.log2_buckets();
+        assert_eq!(buckets.iter().map(|(_, count)| count).sum::<u64>(), 4);
+        assert!(
+            buckets.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "{buckets:?}"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! Map keys as the user reads them.
+
+use std::fmt::Write as _;
+
+use tracer_common::go::Kind;
+
+/// Bytes of a non-text, non-integer key shown before it is abbreviated.
+const HEX_SHOWN: usize = 16;
+
+/// A map key as captured in the target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// The operation has no key (iteration, clear).
+    None,
+    /// String key bytes; `truncated` when longer than we capture.
+    Text {
+        bytes: Box<[u8]>,
+        truncated: bool,
+    },
+    Signed(i64),
+    Unsigned(u64),
+    Bool(bool),
+    /// Floats are kept as their bits, so keys compare and hash exactly.
+    Float {
+        bits: u64,
+        size: u8,
+    },
+    Pointer(u64),
+    /// Any other key type: its first bytes, and whether there were more.
+    Bytes {
+        bytes: Box<[u8]>,
+        truncated: bool,
+    },
+    /// The key's memory could not be read at the probe.
+    Unreadable,
+}
+
+impl Key {
+    /// Builds a key from what the probe captured: `bytes` copied of a key of
+    /// `len` bytes (a string's length) whose Go kind is `kind`.
+    pub fn decode(kind: Option<Kind>, bytes: &[u8], len: u32) -> Self {
+        let Some(kind) = kind else { return Self::None };
+        if bytes.is_empty() && len > 0 {
+            return Self::Unreadable;
+        }
+        let truncated = bytes.len() < len as usize;
+        match kind {
+            Kind::String => Self::Text {
+                bytes: bytes.into(),
+                truncated,
+            },
+            _ if kind.is_signed_integer() => Self::Signed(signed(bytes)),
+            _ if kind.is_unsigned_integer() => Self::Unsigned(unsigned(bytes)),
+            Kind::Bool => Self::Bool(unsigned(bytes) != 0),
+            Kind::Float32 | Kind::Float64 => Self::Float {
+                bits: unsigned(bytes),
+                size: bytes.len() as u8,
+            },
+            Kind::Pointer | Kind::UnsafePointer | Kind::Chan => Self::Pointer(unsigned(bytes)),
+            _ => Self::Bytes {
+                bytes: bytes.into(),
+                truncated,
+            },
+        }
+    }
+
+    /// The key as users read it: text (invalid UTF-8 replaced, `…` when
+    /// truncated), integers in decimal, pointers in hex, other types as hex
+    /// bytes (the first few, then a hash of all captured).
+    pub fn display(&self) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::Text { bytes, truncated } => {
+                let mut text = String::from_utf8_lossy(bytes).into_owned();
+                if *truncated {
+                    text.push('…');
+                }
+                text
+            }
+            Self::Signed(value) => value.to_string(),
+            Self::Unsigned(value) => value.to_string(),
+            Self::Bool(value) => value.to_string(),
+            Self::Float { bits, size: 4 } => f32::from_bits(*bits as u32).to_string(),
+            Self::Float { bits, .. } => f64::from_bits(*bits).to_string(),
+            Self::Pointer(address) => format!("{address:#x}"),
+            Self::Bytes { bytes, truncated } => hex_key(bytes, *truncated),
+            Self::Unreadable => "<unreadable>".to_owned(),
+        }
+    }
+}
+
+fn hex_key(bytes: &[u8], truncated: bool) -> String {
+    let mut text = String::from("hex:");
+    for byte in bytes.iter().take(HEX_SHOWN) {
+        let _ = write!(text, "{byte:02x}");
+    }
+    if bytes.len() > HEX_SHOWN || truncated {
+        let _ = write!(text, "…#{:016x}", fnv1a(bytes));
+    }
+    text
+}
+
+/// FNV-1a: a short, stable name for bytes we do not show in full.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Little-endian unsigned integer of up to 8 bytes.
+fn unsigned(bytes: &[u8]) -> u64 {
+    let mut buffer = [0u8; 8];
+    let n = bytes.len().min(8);
+    buffer[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(buffer)
+}
+
+/// Little-endian signed integer of 1, 2, 4 or 8 bytes, sign-extended.
+fn signed(bytes: &[u8]) -> i64 {
+    let bits = 8 * bytes.len().clamp(1, 8) as u32;
+    let value = unsigned(bytes);
+    let shift = 64 - bits;
+    ((value << shift) as i64) >> shift
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(kind: Kind, bytes: &[u8], len: u32) -> String {
+        Key::decode(Some(kind), bytes, len).display()
+    }
+
+    #[test]
+    fn integers_are_exact() {
+        assert_eq!(show(Kind::Int32, &(-7i32).to_le_bytes(), 4), "-7");
+        assert_eq!(
+            show(Kind::Int64, &(-1234567890123i64).to_le_bytes(), 8),
+            "-1234567890123"
+        );
+        assert_eq!(
+            show(Kind::Int, &i64::MIN.to_le_bytes(), 8),
+            i64::MIN.to_string()
+        );
+        assert_eq!(
+            show(Kind::Uint64, &u64::MAX.to_le_bytes(), 8),
+            u64::MAX.to_string()
+        );
+        assert_eq!(show(Kind::Uint8, &[200], 1), "200");
+        assert_eq!(show(Kind::Int8, &[200], 1), "-56");
+    }
+
+    #[test]
+    fn strings_pointers_and_others() {
+        assert_eq!(show(Kind::String, b"sku-42", 6), "sku-42");
+        assert_eq!(show(Kind::String, b"abc", 10), "abc…");
+        assert_eq!(show(Kind::String, b"", 0), "");
+        assert_eq!(
+            show(Kind::Pointer, &0xc000_0100u64.to_le_bytes(), 8),
+            "0xc0000100"
+        );
+        assert_eq!(show(Kind::Bool, &[1], 1), "true");
+        assert_eq!(show(Kind::Float64, &1.5f64.to_le_bytes(), 8), "1.5");
+        let point = [3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0];
+        assert_eq!(
+            show(Kind::Struct, &point, 12),
+            "hex:030000000400000005000000"
+        );
+        let long = [0xab; 40];
+        assert!(show(Kind::Array, &long, 40).starts_with(&format!("hex:{}…#", "ab".repeat(16))));
+    }
+
+    #[test]
+    fn unreadable_and_keyless_operations() {
+        assert_eq!(Key::decode(Some(Kind::String), b"", 5), Key::Unreadable);
+        assert_eq!(Key::decode(None, b"", 0), Key::None);
+    }
+}
