@@ -60,6 +60,7 @@ fn probe(status: &ProbeStatus) -> Probe {
         symbol: status.symbol.clone(),
         attached: status.attached,
         reason: status.reason.clone(),
+        unused: status.unused,
     }
 }
 

@@ -39,8 +39,16 @@ fn header(out: &mut String, export: &Export) {
 fn probes(out: &mut String, export: &Export) {
     let probes = &export.tracer.probes;
     let attached = probes.iter().filter(|probe| probe.attached).count();
-    let _ = writeln!(out, "probes: {attached} of {} attached", probes.len());
-    for probe in probes.iter().filter(|probe| !probe.attached) {
+    let unused = probes.iter().filter(|probe| probe.unused).count();
+    let _ = write!(out, "probes: {attached} of {} attached", probes.len());
+    if unused > 0 {
+        let _ = write!(out, " ({unused} not needed by this program)");
+    }
+    let _ = writeln!(out);
+    for probe in probes
+        .iter()
+        .filter(|probe| !probe.attached && !probe.unused)
+    {
         let reason = probe.reason.as_deref().unwrap_or("unknown reason");
         let _ = writeln!(out, "  not attached: {} ({reason})", probe.symbol);
     }
@@ -213,11 +221,19 @@ mod tests {
                         symbol: "runtime.mapassign_faststr".to_owned(),
                         attached: true,
                         reason: None,
+                        unused: false,
                     },
                     Probe {
                         symbol: "runtime.mapaccess2_faststr".to_owned(),
                         attached: false,
-                        reason: Some("not in this binary".to_owned()),
+                        reason: Some("attach failed: no such file".to_owned()),
+                        unused: false,
+                    },
+                    Probe {
+                        symbol: "runtime.mapdelete_faststr".to_owned(),
+                        attached: false,
+                        reason: Some("not in this binary: the program never uses it".to_owned()),
+                        unused: true,
                     },
                 ],
             },

@@ -57,6 +57,14 @@ pub struct Probe {
     /// Why the probe is not attached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Not attached because the program does not need it (it never calls the
+    /// function, or the function forwards to another traced one).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unused: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

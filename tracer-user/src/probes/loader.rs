@@ -21,7 +21,6 @@ const GO_MAP_PROGRAM: &str = "go_map_op";
 const GO_LOCK_PROGRAM: &str = "go_lock_wait";
 const EVENTS_MAP: &str = "EVENTS";
 const ARMED_MAP: &str = "ARMED";
-const NOT_IN_BINARY: &str = "not in this binary (the program never uses it)";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
@@ -48,6 +47,24 @@ pub struct ProbeStatus {
     pub attached: bool,
     /// Why the probe is not attached; `None` when it is.
     pub reason: Option<String>,
+    /// Not attached because this program does not need it: it never calls
+    /// the function, or the function only forwards to another traced one.
+    pub unused: bool,
+}
+
+/// Why a probe is not attached.
+enum Skip {
+    /// The binary does not contain the function.
+    Absent,
+    /// The function only calls another traced entry point.
+    Forwards(&'static str),
+    Failed(String),
+}
+
+impl From<String> for Skip {
+    fn from(reason: String) -> Self {
+        Self::Failed(reason)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,20 +210,22 @@ fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UPr
 }
 
 fn attach_map_probe(program: &mut UProbe, target: &Target, probe: &MapProbe) -> ProbeStatus {
-    let result = match forwarding_reason(target, probe) {
-        Some(reason) => Err(reason),
-        None => entry_offset(target, probe.symbol)
-            .and_then(|offset| attach_at(program, target, offset, probe.cookie().encode())),
+    let result = match forwarding_target(target, probe) {
+        Some(callee) => Err(Skip::Forwards(callee)),
+        None => entry_offset(target, probe.symbol).and_then(|offset| {
+            attach_at(program, target, offset, probe.cookie().encode()).map_err(Skip::from)
+        }),
     };
     status(probe.symbol, result)
 }
 
-/// Why a map probe that applies to this Go version is still left out.
-fn forwarding_reason(target: &Target, probe: &MapProbe) -> Option<String> {
+/// The traced function this one only forwards to in this binary, if any.
+fn forwarding_target(target: &Target, probe: &MapProbe) -> Option<&'static str> {
     let callee = probe.may_forward_to?;
-    target.binary.only_calls(probe.symbol, callee).then(|| {
-        format!("only calls {callee} in this Go version, whose probe counts the operation")
-    })
+    target
+        .binary
+        .only_calls(probe.symbol, callee)
+        .then_some(callee)
 }
 
 /// A wait starts at the slow path's entry and ends at any of its exits.
@@ -216,28 +235,31 @@ fn attach_lock_probe(program: &mut UProbe, target: &Target, probe: &LockProbe) -
         for exit in exits {
             attach_at(program, target, exit, probe.cookie(true).encode())?;
         }
-        attach_at(program, target, entry, probe.cookie(false).encode())
+        attach_at(program, target, entry, probe.cookie(false).encode())?;
+        Ok(())
     });
     status(probe.symbol, result)
 }
 
 /// The file offsets of a function's entry and of its exits.
-fn lock_probe_offsets(target: &Target, symbol: &str) -> Result<(u64, Vec<u64>), String> {
+fn lock_probe_offsets(target: &Target, symbol: &str) -> Result<(u64, Vec<u64>), Skip> {
     let binary = &target.binary;
-    let function = binary
-        .function(symbol)
-        .ok_or_else(|| NOT_IN_BINARY.to_owned())?;
+    let function = binary.function(symbol).ok_or(Skip::Absent)?;
     let code = binary
         .code(function)
         .ok_or_else(|| format!("its code at {:#x} is not in the file", function.address))?;
     let exits = disasm::exits(code, function.address);
     if exits.is_empty() {
-        return Err("no return instruction found to time the wait's end".to_owned());
+        return Err(Skip::Failed(
+            "no return instruction found to time the wait's end".to_owned(),
+        ));
     }
     let to_offset = |address: u64| {
-        binary
-            .file_offset(address)
-            .ok_or_else(|| format!("address {address:#x} is outside the loaded segments"))
+        binary.file_offset(address).ok_or_else(|| {
+            Skip::Failed(format!(
+                "address {address:#x} is outside the loaded segments"
+            ))
+        })
     };
     let exits = exits.into_iter().map(to_offset).collect::<Result<_, _>>()?;
     Ok((to_offset(function.address)?, exits))
@@ -261,25 +283,37 @@ fn attach_at(
         .map_err(|error| format!("attach failed: {error}"))
 }
 
-fn status(symbol: &str, result: Result<(), String>) -> ProbeStatus {
+fn status(symbol: &str, result: Result<(), Skip>) -> ProbeStatus {
+    let (reason, unused) = match result {
+        Ok(()) => (None, false),
+        Err(Skip::Absent) => (
+            Some("not in this binary: the program never uses it".to_owned()),
+            true,
+        ),
+        Err(Skip::Forwards(callee)) => (
+            Some(format!(
+                "only calls {callee} in this Go version, whose probe counts the operation"
+            )),
+            true,
+        ),
+        Err(Skip::Failed(reason)) => (Some(reason), false),
+    };
     ProbeStatus {
         symbol: symbol.to_owned(),
-        attached: result.is_ok(),
-        reason: result.err(),
+        attached: reason.is_none(),
+        reason,
+        unused,
     }
 }
 
 /// The file offset of `symbol`'s first instruction.
-fn entry_offset(target: &Target, symbol: &str) -> Result<u64, String> {
-    let function = target
-        .binary
-        .function(symbol)
-        .ok_or_else(|| NOT_IN_BINARY.to_owned())?;
+fn entry_offset(target: &Target, symbol: &str) -> Result<u64, Skip> {
+    let function = target.binary.function(symbol).ok_or(Skip::Absent)?;
     target.binary.file_offset(function.address).ok_or_else(|| {
-        format!(
+        Skip::Failed(format!(
             "address {:#x} is outside the loaded segments",
             function.address
-        )
+        ))
     })
 }
 
