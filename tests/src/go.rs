@@ -78,7 +78,9 @@ fn go_command(go: &Path) -> Command {
 /// killed when dropped, so a failing test leaves nothing behind.
 pub struct Fixture {
     child: Child,
-    _stdout: BufReader<ChildStdout>,
+    stdout: BufReader<ChildStdout>,
+    /// What the fixture printed before `ready`.
+    pub preamble: Vec<String>,
 }
 
 impl Fixture {
@@ -93,9 +95,9 @@ impl Fixture {
             .take()
             .ok_or_else(|| io::Error::other("no stdout"))?;
         let mut stdout = BufReader::new(stdout);
-        let mut line = String::new();
-        while line.trim() != "ready" {
-            line.clear();
+        let mut preamble = Vec::new();
+        loop {
+            let mut line = String::new();
             if stdout.read_line(&mut line)? == 0 {
                 let _ = child.kill();
                 return Err(io::Error::other(format!(
@@ -103,20 +105,41 @@ impl Fixture {
                     binary.display()
                 )));
             }
+            if line.trim() == "ready" {
+                break;
+            }
+            preamble.push(line.trim().to_owned());
         }
         Ok(Self {
             child,
-            _stdout: stdout,
+            stdout,
+            preamble,
         })
+    }
+
+    /// The value of a `NAME VALUE` line of the preamble.
+    pub fn preamble_value(&self, name: &str) -> Option<&str> {
+        self.preamble
+            .iter()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+    }
+
+    /// Whether the fixture is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops the fixture and returns what it printed after `ready`.
+    pub fn finish(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut rest = String::new();
+        let _ = io::Read::read_to_string(&mut self.stdout, &mut rest);
+        rest.lines().map(str::to_owned).collect()
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    /// Waits for the fixture to exit by itself.
-    pub fn wait(mut self) -> io::Result<std::process::ExitStatus> {
-        self.child.wait()
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod contend;
 pub mod go;
+pub mod matrix;
 
 use std::path::PathBuf;
 

@@ -29,6 +29,18 @@ pub fn go_map_op(ctx: ProbeContext) -> u32 {
     0
 }
 
+/// Attached to the `morestack` call in a traced function's prologue, with
+/// the cookie of the function's entry probe.
+#[uprobe]
+pub fn go_map_rerun(ctx: ProbeContext) -> u32 {
+    if config::armed() {
+        // SAFETY: the helper only reads the cookie stored with this attachment.
+        let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+        goroutine::mark_rerun(goroutine::id(&Regs::capture(&ctx)), cookie);
+    }
+    0
+}
+
 fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     if !config::armed() {
         return Ok(());
@@ -37,6 +49,10 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = MapCookie::decode(cookie).ok_or(())?;
     let regs = Regs::capture(ctx);
+    let goid = goroutine::id(&regs);
+    if goroutine::is_rerun(goid, cookie) {
+        return Ok(());
+    }
     let event = SCRATCH.get_ptr_mut(0).ok_or(())?;
     // SAFETY: the per-CPU slot is ours until this program returns.
     let event = unsafe { &mut *event };
@@ -45,7 +61,7 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     event.tid = bpf_get_current_pid_tgid() as u32;
     // SAFETY: no preconditions.
     event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
-    event.goid = goroutine::id(&regs);
+    event.goid = goid;
     event.map = regs.get(probe.map);
     read_key(&regs, probe, event);
     output::emit(ctx, event);

@@ -15,9 +15,10 @@ use aya::{
 use tracer_common::{DEFAULT_KEY_LIMIT, KEY_CAPACITY};
 
 use super::catalogue::{FIRST_REGISTER_ABI, GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe};
-use crate::target::{GoVersion, Target, disasm};
+use crate::target::{Function, GoVersion, Target, disasm};
 
 const GO_MAP_PROGRAM: &str = "go_map_op";
+const GO_MAP_RERUN_PROGRAM: &str = "go_map_rerun";
 const GO_LOCK_PROGRAM: &str = "go_lock_wait";
 const EVENTS_MAP: &str = "EVENTS";
 const ARMED_MAP: &str = "ARMED";
@@ -121,10 +122,20 @@ impl Tracer {
             .load(EBPF_OBJECT)
             .map_err(LoadError::Load)?;
 
-        let mut probes = Vec::new();
+        let map_probes: Vec<&MapProbe> = GO_MAP_PROBES
+            .iter()
+            .filter(|probe| probe.go.contains(go))
+            .collect();
         let program = load_uprobe(&mut ebpf, GO_MAP_PROGRAM)?;
-        for probe in GO_MAP_PROBES.iter().filter(|probe| probe.go.contains(go)) {
-            probes.push(attach_map_probe(program, target, probe));
+        let mut probes: Vec<ProbeStatus> = map_probes
+            .iter()
+            .map(|probe| attach_map_probe(program, target, probe))
+            .collect();
+        let program = load_uprobe(&mut ebpf, GO_MAP_RERUN_PROGRAM)?;
+        for (probe, status) in map_probes.iter().zip(&probes) {
+            if status.attached {
+                attach_rerun_marks(program, target, probe);
+            }
         }
         let program = load_uprobe(&mut ebpf, GO_LOCK_PROGRAM)?;
         for probe in GO_LOCK_PROBES.iter().filter(|probe| probe.go.contains(go)) {
@@ -212,7 +223,7 @@ fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UPr
 fn attach_map_probe(program: &mut UProbe, target: &Target, probe: &MapProbe) -> ProbeStatus {
     let result = match forwarding_target(target, probe) {
         Some(callee) => Err(Skip::Forwards(callee)),
-        None => entry_offset(target, probe.symbol).and_then(|offset| {
+        None => entry(target, probe.symbol).and_then(|offset| {
             attach_at(program, target, offset, probe.cookie().encode()).map_err(Skip::from)
         }),
     };
@@ -231,8 +242,8 @@ fn forwarding_target(target: &Target, probe: &MapProbe) -> Option<&'static str> 
 /// A wait starts at the slow path's entry and ends at any of its exits.
 /// Exits are attached first, so an entry is never recorded without them.
 fn attach_lock_probe(program: &mut UProbe, target: &Target, probe: &LockProbe) -> ProbeStatus {
-    let result = lock_probe_offsets(target, probe.symbol).and_then(|(entry, exits)| {
-        for exit in exits {
+    let result = entry(target, probe.symbol).and_then(|entry| {
+        for exit in exits(target, probe.symbol)? {
             attach_at(program, target, exit, probe.cookie(true).encode())?;
         }
         attach_at(program, target, entry, probe.cookie(false).encode())?;
@@ -241,28 +252,65 @@ fn attach_lock_probe(program: &mut UProbe, target: &Target, probe: &LockProbe) -
     status(probe.symbol, result)
 }
 
-/// The file offsets of a function's entry and of its exits.
-fn lock_probe_offsets(target: &Target, symbol: &str) -> Result<(u64, Vec<u64>), Skip> {
-    let binary = &target.binary;
-    let function = binary.function(symbol).ok_or(Skip::Absent)?;
-    let code = binary
-        .code(function)
-        .ok_or_else(|| format!("its code at {:#x} is not in the file", function.address))?;
+/// A function's entry as a file offset.
+fn entry(target: &Target, symbol: &str) -> Result<u64, Skip> {
+    let (function, _) = function_code(target, symbol)?;
+    file_offset(target, function.address)
+}
+
+/// Marks the calls to `morestack` in an attached map function, after which
+/// the function runs again from its entry, so that its entry probe does not
+/// count the call twice. Best effort: without the marks, a few calls in a
+/// million are counted twice.
+fn attach_rerun_marks(program: &mut UProbe, target: &Target, probe: &MapProbe) {
+    let Some(function) = target.binary.function(probe.symbol) else {
+        return;
+    };
+    for call in target.binary.stack_growth_calls(function) {
+        let attached = file_offset(target, call)
+            .map_err(|_| "outside the loaded segments".to_owned())
+            .and_then(|offset| attach_at(program, target, offset, probe.cookie().encode()));
+        if let Err(error) = attached {
+            tracing::warn!(
+                "{}: cannot mark re-runs after stack growth: {error}",
+                probe.symbol
+            );
+        }
+    }
+}
+
+/// The file offsets of a function's exits: its RETs and tail jumps.
+fn exits(target: &Target, symbol: &str) -> Result<Vec<u64>, Skip> {
+    let (function, code) = function_code(target, symbol)?;
     let exits = disasm::exits(code, function.address);
     if exits.is_empty() {
         return Err(Skip::Failed(
             "no return instruction found to time the wait's end".to_owned(),
         ));
     }
-    let to_offset = |address: u64| {
-        binary.file_offset(address).ok_or_else(|| {
-            Skip::Failed(format!(
-                "address {address:#x} is outside the loaded segments"
-            ))
-        })
-    };
-    let exits = exits.into_iter().map(to_offset).collect::<Result<_, _>>()?;
-    Ok((to_offset(function.address)?, exits))
+    exits
+        .into_iter()
+        .map(|address| file_offset(target, address))
+        .collect()
+}
+
+fn function_code<'a>(target: &'a Target, symbol: &str) -> Result<(Function, &'a [u8]), Skip> {
+    let function = target.binary.function(symbol).ok_or(Skip::Absent)?;
+    let code = target.binary.code(function).ok_or_else(|| {
+        Skip::Failed(format!(
+            "its code at {:#x} is not in the file",
+            function.address
+        ))
+    })?;
+    Ok((function, code))
+}
+
+fn file_offset(target: &Target, address: u64) -> Result<u64, Skip> {
+    target.binary.file_offset(address).ok_or_else(|| {
+        Skip::Failed(format!(
+            "address {address:#x} is outside the loaded segments"
+        ))
+    })
 }
 
 fn attach_at(
@@ -304,17 +352,6 @@ fn status(symbol: &str, result: Result<(), Skip>) -> ProbeStatus {
         reason,
         unused,
     }
-}
-
-/// The file offset of `symbol`'s first instruction.
-fn entry_offset(target: &Target, symbol: &str) -> Result<u64, Skip> {
-    let function = target.binary.function(symbol).ok_or(Skip::Absent)?;
-    target.binary.file_offset(function.address).ok_or_else(|| {
-        Skip::Failed(format!(
-            "address {:#x} is outside the loaded segments",
-            function.address
-        ))
-    })
 }
 
 /// The verifier's log runs to hundreds of lines: it goes to the debug log,

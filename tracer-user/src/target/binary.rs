@@ -8,6 +8,7 @@ use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 use super::{
     GoVersion, buildinfo, disasm,
     goroutine::{self, GoidOffset},
+    pclntab,
 };
 
 /// A function in the executable.
@@ -26,6 +27,17 @@ struct Segment {
     file_size: u64,
 }
 
+/// Where the function addresses came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FunctionTable {
+    /// The ELF symbol table.
+    Symbols,
+    /// The Go runtime's own function table (the binary is stripped).
+    Pclntab,
+    /// Neither could be read.
+    Missing,
+}
+
 /// An executable, parsed.
 #[derive(Debug)]
 pub struct Binary {
@@ -34,6 +46,7 @@ pub struct Binary {
     /// Where `runtime.g` keeps the goroutine id; `None` when unknown.
     pub goid_offset: Option<GoidOffset>,
     functions: HashMap<String, Function>,
+    pub function_table: FunctionTable,
     segments: Vec<Segment>,
     /// The whole file: code is read from it for disassembly.
     bytes: Vec<u8>,
@@ -48,18 +61,8 @@ pub enum BinaryError {
 impl Binary {
     pub fn parse(bytes: Vec<u8>) -> Result<Self, BinaryError> {
         let file = object::File::parse(bytes.as_slice()).map_err(BinaryError::Parse)?;
-        let functions = file
-            .symbols()
-            .filter(|symbol| symbol.kind() == SymbolKind::Text && symbol.address() != 0)
-            .filter_map(|symbol| {
-                let name = symbol.name().ok()?;
-                let function = Function {
-                    address: symbol.address(),
-                    size: symbol.size(),
-                };
-                Some((name.to_owned(), function))
-            })
-            .collect();
+        let go_version = buildinfo::go_version(&file);
+        let (functions, function_table) = functions(&file, go_version.is_some());
         let segments = file
             .segments()
             .map(|segment| {
@@ -71,7 +74,6 @@ impl Binary {
                 }
             })
             .collect();
-        let go_version = buildinfo::go_version(&file);
         let goid_offset = go_version
             .as_deref()
             .and_then(GoVersion::parse)
@@ -80,6 +82,7 @@ impl Binary {
             go_version,
             goid_offset,
             functions,
+            function_table,
             segments,
             bytes,
         })
@@ -105,11 +108,25 @@ impl Binary {
         let Some(code) = self.code(caller) else {
             return false;
         };
-        let calls: Vec<u64> = disasm::call_targets(code, caller.address)
+        let calls: Vec<u64> = disasm::calls(code, caller.address)
             .into_iter()
+            .map(|(_, target)| target)
             .filter(|target| !self.is_stack_growth(*target))
             .collect();
         calls == [callee.address]
+    }
+
+    /// Addresses of the instructions in `function` that call `morestack`:
+    /// after such a call the function runs again from its entry.
+    pub fn stack_growth_calls(&self, function: Function) -> Vec<u64> {
+        let Some(code) = self.code(function) else {
+            return Vec::new();
+        };
+        disasm::calls(code, function.address)
+            .into_iter()
+            .filter(|(_, target)| self.is_stack_growth(*target))
+            .map(|(call, _)| call)
+            .collect()
     }
 
     /// `runtime.morestack*`, which a Go prologue calls to grow the stack.
@@ -126,6 +143,45 @@ impl Binary {
             let delta = address.checked_sub(segment.address)?;
             (delta < segment.file_size).then_some(segment.file_offset + delta)
         })
+    }
+}
+
+/// Functions from the symbol table; for a Go binary without one (built with
+/// `-ldflags=-s`), from the Go runtime's function table, which every Go
+/// binary keeps because the runtime itself needs it.
+fn functions(file: &object::File<'_>, is_go: bool) -> (HashMap<String, Function>, FunctionTable) {
+    let symbols: HashMap<String, Function> = file
+        .symbols()
+        .filter(|symbol| symbol.kind() == SymbolKind::Text && symbol.address() != 0)
+        .filter_map(|symbol| {
+            let name = symbol.name().ok()?;
+            let function = Function {
+                address: symbol.address(),
+                size: symbol.size(),
+            };
+            Some((name.to_owned(), function))
+        })
+        .collect();
+    if !is_go || symbols.contains_key("runtime.main") {
+        return (symbols, FunctionTable::Symbols);
+    }
+    match pclntab::functions(file) {
+        Ok(table) => {
+            let mut functions = HashMap::with_capacity(table.len());
+            for function in table {
+                // ABI wrappers repeat their target's name; the table is in
+                // address order and the first entry is the one to probe.
+                functions.entry(function.name).or_insert(Function {
+                    address: function.entry,
+                    size: function.end.saturating_sub(function.entry),
+                });
+            }
+            (functions, FunctionTable::Pclntab)
+        }
+        Err(error) => {
+            tracing::warn!("no symbol table, and the Go function table is unreadable: {error}");
+            (symbols, FunctionTable::Missing)
+        }
     }
 }
 

@@ -2,11 +2,12 @@
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
 
-/// The targets of the direct calls in a function's code, in order.
-pub fn call_targets(code: &[u8], address: u64) -> Vec<u64> {
+/// The direct calls in a function's code, in order: (address of the call
+/// instruction, address called).
+pub fn calls(code: &[u8], address: u64) -> Vec<(u64, u64)> {
     instructions(code, address)
         .filter(|instruction| instruction.mnemonic() == Mnemonic::Call && is_direct(instruction))
-        .map(|instruction| instruction.near_branch_target())
+        .map(|instruction| (instruction.ip(), instruction.near_branch_target()))
         .collect()
 }
 
@@ -46,7 +47,7 @@ mod tests {
     fn finds_direct_calls_and_ignores_indirect_ones() {
         // call +0x10; call rax; ret
         let code = [0xe8, 0x10, 0, 0, 0, 0xff, 0xd0, 0xc3];
-        assert_eq!(call_targets(&code, 0x1000), [0x1015]);
+        assert_eq!(calls(&code, 0x1000), [(0x1000, 0x1015)]);
     }
 
     #[test]

@@ -6,8 +6,9 @@ pub mod buildinfo;
 pub mod disasm;
 pub mod go_version;
 pub mod goroutine;
+pub mod pclntab;
 pub mod process;
 
-pub use binary::{Binary, BinaryError, Function};
+pub use binary::{Binary, BinaryError, Function, FunctionTable};
 pub use go_version::GoVersion;
 pub use process::{Target, TargetError};

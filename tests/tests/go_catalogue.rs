@@ -1,0 +1,134 @@
+//! Every kind of map operation the catalogue covers is seen with the right
+//! key and kind, on both map implementations, stripped PIE or not (see
+//! tests/fixtures/go/mapops/main.go for the pattern).
+
+use contend_tests::{
+    contend,
+    matrix::{Build, Go, Variant},
+};
+use tracer_user::export::{Export, schema::MapReport};
+
+#[test]
+fn go_1_27_default() {
+    check_every_operation(Go::New, Variant::Default);
+}
+
+#[test]
+fn go_1_27_pie_stripped() {
+    check_every_operation(Go::New, Variant::PieStripped);
+}
+
+#[test]
+fn go_1_19_default() {
+    check_every_operation(Go::Old, Variant::Default);
+}
+
+#[test]
+fn go_1_19_pie_stripped() {
+    check_every_operation(Go::Old, Variant::PieStripped);
+}
+
+fn check_every_operation(go: Go, variant: Variant) {
+    let build = Build::new("mapops", go, variant);
+    let fixture = build.start(&["-seconds", "60"]);
+    let run = contend::record(
+        &build.label,
+        &["--pid", &fixture.pid().to_string(), "--duration", "1.5"],
+    );
+    let export = run.export();
+    drop(fixture);
+
+    // One round of the fixture writes each keyed map once.
+    let strings = map_with_key(&export, "k-str");
+    let rounds = strings.ops.write;
+    assert!(
+        rounds >= 200,
+        "{}: only {rounds} rounds traced",
+        build.label
+    );
+
+    // assign, read, comma-ok read, delete per round.
+    for key in [
+        "k-str",
+        "-7",
+        "-1234567890123",
+        "hex:030000000400000005000000",
+    ] {
+        let map = map_with_key(&export, key);
+        assert_about(&build.label, key, "writes", map.ops.write, 1, rounds);
+        assert_about(&build.label, key, "reads", map.ops.read, 2, rounds);
+        assert_about(&build.label, key, "deletes", map.ops.delete, 1, rounds);
+        assert_eq!(
+            map.top_keys.len(),
+            1,
+            "{key}: one key only, got {:?}",
+            map.top_keys
+        );
+    }
+    // assign and read per round.
+    let big = map_with_key(&export, "k-big");
+    assert_about(&build.label, "k-big", "writes", big.ops.write, 1, rounds);
+    assert_about(&build.label, "k-big", "reads", big.ops.read, 1, rounds);
+    let pointers = export
+        .maps
+        .iter()
+        .find(|map| {
+            map.top_keys
+                .first()
+                .is_some_and(|top| top.key.starts_with("0x"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no map with a pointer key: {:#?}",
+                build.label, export.maps
+            )
+        });
+    assert_about(
+        &build.label,
+        "pointer",
+        "writes",
+        pointers.ops.write,
+        1,
+        rounds,
+    );
+    let cleared = map_with_key(&export, "c");
+    assert_about(&build.label, "c", "clears", cleared.ops.clear, 1, rounds);
+    let iterated = export
+        .maps
+        .iter()
+        .find(|map| map.ops.iterate > 0)
+        .unwrap_or_else(|| panic!("{}: no iteration seen", build.label));
+    assert_about(
+        &build.label,
+        "iterated map",
+        "iterations",
+        iterated.ops.iterate,
+        1,
+        rounds,
+    );
+    assert!(
+        iterated.top_keys.is_empty(),
+        "iteration has no key: {:?}",
+        iterated.top_keys
+    );
+}
+
+fn map_with_key<'a>(export: &'a Export, key: &str) -> &'a MapReport {
+    export
+        .maps
+        .iter()
+        .find(|map| map.top_keys.first().is_some_and(|top| top.key == key))
+        .unwrap_or_else(|| panic!("no map with key {key:?}; maps: {:#?}", export.maps))
+}
+
+/// `per_round` operations a round, over `rounds` rounds: counts may differ
+/// from that by the partial rounds cut at each end of the window (and
+/// `rounds` itself is counted on a cut window).
+fn assert_about(label: &str, key: &str, what: &str, actual: u64, per_round: u64, rounds: u64) {
+    let expected = per_round * rounds;
+    let slack = 2 * per_round + 1;
+    assert!(
+        actual.abs_diff(expected) <= slack,
+        "{label}: {key}: {actual} {what}, expected {expected} ± {slack}"
+    );
+}
