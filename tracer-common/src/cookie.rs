@@ -76,14 +76,18 @@ impl MapCookie {
 ///
 /// Layout, least significant byte first: op, register, offset (the lock's
 /// address is the register minus this many bytes: the semaphore functions
-/// get the address of a field inside the RWMutex), exit flag; the top four
-/// bytes are 0.
+/// get the address of a field inside the RWMutex), exit flag, shared
+/// semaphore flag; the top three bytes are 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockCookie {
     pub op: LockOp,
     pub reg: Reg,
     pub field_offset: u8,
     pub exit: bool,
+    /// The function is the semaphore Mutex and RWMutex share (before Go
+    /// 1.21): the kernel side works out whether a reader or a writer waits,
+    /// and where its RWMutex is; `op` and `field_offset` are unused.
+    pub shared_semaphore: bool,
 }
 
 impl LockCookie {
@@ -92,11 +96,12 @@ impl LockCookie {
             | (self.reg as u64) << 8
             | (self.field_offset as u64) << 16
             | (self.exit as u64) << 24
+            | (self.shared_semaphore as u64) << 32
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if cookie >> 32 != 0 || byte(3) > 1 {
+        if cookie >> 40 != 0 || byte(3) > 1 || byte(4) > 1 {
             return None;
         }
         Some(Self {
@@ -104,6 +109,7 @@ impl LockCookie {
             reg: Reg::from_u8(byte(1))?,
             field_offset: byte(2),
             exit: byte(3) == 1,
+            shared_semaphore: byte(4) == 1,
         })
     }
 }
@@ -132,6 +138,12 @@ mod tests {
             reg: Reg::Rax,
             field_offset: 12,
             exit: true,
+            shared_semaphore: false,
+        };
+        assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
+        let cookie = LockCookie {
+            shared_semaphore: true,
+            ..cookie
         };
         assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
     }

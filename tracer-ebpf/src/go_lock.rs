@@ -5,12 +5,14 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+    },
     macros::{map, uprobe},
     maps::LruHashMap,
     programs::ProbeContext,
 };
-use tracer_common::{EventKind, LockCookie, LockEvent, PendingWait};
+use tracer_common::{EventKind, LockCookie, LockEvent, LockOp, PendingWait, Reg};
 
 use crate::{config, goroutine, output, regs::Regs};
 
@@ -43,18 +45,43 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if probe.exit {
-        finish(ctx, waiter, goid, now)
-    } else {
-        let wait = PendingWait {
-            start_ns: now,
-            lock: regs
-                .get(probe.reg)
-                .wrapping_sub(u64::from(probe.field_offset)),
-            op: probe.op as u8,
-            _pad0: [0; 7],
-        };
-        PENDING.insert(&waiter, &wait, 0).map_err(drop)
+        return finish(ctx, waiter, goid, now);
     }
+    let field = regs.get(probe.reg);
+    let (op, field_offset) = if probe.shared_semaphore {
+        classify_shared_semaphore(&regs, field).ok_or(())?
+    } else {
+        (probe.op, probe.field_offset)
+    };
+    let wait = PendingWait {
+        start_ns: now,
+        lock: field.wrapping_sub(u64::from(field_offset)),
+        op: op as u8,
+        _pad0: [0; 7],
+    };
+    PENDING.insert(&waiter, &wait, 0).map_err(drop)
+}
+
+/// Before Go 1.21, `runtime_SemacquireMutex(sema *uint32, lifo bool,
+/// skipframes int)` served Mutex's slow path (skipframes 1, already timed by
+/// the lockSlow probe) and RWMutex (skipframes 0), whose fields are
+/// `w Mutex; writerSem, readerSem uint32; readerCount, readerWait int32`.
+/// A waiting reader passes `&readerSem`, followed by `readerCount`, which is
+/// negative while a writer holds or wants the lock; a waiting writer passes
+/// `&writerSem`, with `readerCount` one field further. A wait that fits
+/// neither (the writer left in the meantime) is not recorded.
+#[inline(always)]
+fn classify_shared_semaphore(regs: &Regs, sema: u64) -> Option<(LockOp, u8)> {
+    if regs.get(Reg::Rcx) != 0 {
+        return None;
+    }
+    // SAFETY (both reads): the helper faults safely on bad user pointers.
+    let after_reader_sem = unsafe { bpf_probe_read_user((sema + 4) as *const i32) }.ok()?;
+    if after_reader_sem < 0 {
+        return Some((LockOp::RwRead, 12));
+    }
+    let after_writer_sem = unsafe { bpf_probe_read_user((sema + 8) as *const i32) }.ok()?;
+    (after_writer_sem < 0).then_some((LockOp::RwWrite, 8))
 }
 
 #[inline(always)]

@@ -1,6 +1,7 @@
-//! `cargo xtask setup | demo | test`: everything a fresh machine needs to
-//! build, run and test contend, in one place.
+//! `cargo xtask setup | demo | test | bench`: everything a fresh machine
+//! needs to build, run, test and measure contend, in one place.
 
+mod bench;
 mod cmd;
 mod demo;
 mod setup;
@@ -29,6 +30,12 @@ enum Task {
     },
     /// Run formatting and lint checks, unit tests and end-to-end tests (root).
     Test,
+    /// Measure speed and print a table (root).
+    Bench {
+        /// One quick sample per measurement, to check the suite works.
+        #[arg(long)]
+        smoke: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,6 +43,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run().map(drop),
         Task::Demo { seconds } => demo::run(seconds),
         Task::Test => test::run(),
+        Task::Bench { smoke } => bench::run(smoke),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

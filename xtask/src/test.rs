@@ -33,5 +33,7 @@ pub fn run() -> anyhow::Result<()> {
             // Tests that trace share two cores; one at a time keeps each
             // tracer's view of its fixture undisturbed.
             .args(["--", "--test-threads=1"]),
-    )
+    )?;
+    // Benchmarks are not tests; this only checks that the suite still runs.
+    crate::bench::run(true)
 }

@@ -26,7 +26,7 @@ use tracer_user::{
         schema::Window,
     },
     probes::{LoadOptions, Tracer},
-    target::Target,
+    target::{FunctionTable, Target},
 };
 
 pub struct Options {
@@ -77,8 +77,10 @@ async fn record(
     probes: LoadOptions,
     output: &Path,
 ) -> anyhow::Result<()> {
+    let begun = Instant::now();
     let target = Target::from_pid(pid)?;
     let mut tracer = Tracer::attach(&target, probes)?;
+    let attach = begun.elapsed();
     let buffers = tracer.take_event_buffers()?;
     let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
     let readers = Readers::spawn(buffers, to_aggregator)?;
@@ -89,20 +91,27 @@ async fn record(
     let started = Instant::now();
     announce(&target, &tracer, duration);
     let stop = wait_for_stop(pid, duration).await;
+    // Once disarmed, nothing more is emitted: drain and write the export
+    // first, and detach (which takes seconds) after. If disarming fails,
+    // detaching is what stops the events.
     let disarmed = tracer.disarm();
-    let elapsed = started.elapsed();
+    let window = window(started_wall, started.elapsed());
     let probes = tracer.probes.clone();
-    tracer.detach();
-    if let Err(error) = disarmed {
-        tracing::warn!("{error}; the window ended at detach instead");
-    }
+    let tracer = match disarmed {
+        Ok(()) => Some(tracer),
+        Err(error) => {
+            tracing::warn!("{error}; the window ends at detach instead");
+            tracer.detach();
+            None
+        }
+    };
     readers.stop().await;
     let aggregate = aggregator.await.context("the aggregator failed")?;
-
     let export = export(&Recording {
         target: &target,
         probes: &probes,
-        window: window(started_wall, elapsed),
+        attach,
+        window,
         aggregate: &aggregate,
     });
     let written = write_export(output, &export)?;
@@ -113,6 +122,9 @@ async fn record(
         export.tracer.dropped,
         written.display(),
     );
+    if let Some(tracer) = tracer {
+        tracer.detach();
+    }
     Ok(())
 }
 
@@ -164,22 +176,28 @@ async fn aggregate(mut batches: mpsc::Receiver<Batch>) -> Aggregate {
 }
 
 fn announce(target: &Target, tracer: &Tracer, duration: Option<Duration>) {
+    let binary = &target.binary;
     let attached = tracer.probes.iter().filter(|probe| probe.attached).count();
     let until = match duration {
         Some(duration) => format!("for {:.1} s", duration.as_secs_f64()),
         None => "until Ctrl-C".to_owned(),
     };
+    let stripped = match binary.function_table {
+        FunctionTable::Pclntab => ", stripped: functions from the Go pclntab",
+        FunctionTable::Symbols | FunctionTable::Missing => "",
+    };
     eprintln!(
-        "contend: tracing PID {} ({}, {}), {attached} of {} probes attached, {until}",
+        "contend: tracing PID {} ({}, {}{stripped}), {attached} of {} probes attached, {until}",
         target.pid,
         target.exe.display(),
-        target
-            .binary
-            .go_version
-            .as_deref()
-            .unwrap_or("unknown Go version"),
+        binary.go_version.as_deref().unwrap_or("unknown Go version"),
         tracer.probes.len(),
     );
+    if binary.goid_offset.is_none() {
+        eprintln!(
+            "contend: goroutine ids are unknown for this Go version; waits are paired by thread"
+        );
+    }
 }
 
 /// Why a recording ended.

@@ -1,5 +1,7 @@
 //! Builds the export from a finished recording.
 
+use std::time::Duration;
+
 use tracer_common::LockOp;
 
 use super::schema::{
@@ -23,6 +25,8 @@ pub const TOP_LOCKS: usize = 100;
 pub struct Recording<'a> {
     pub target: &'a Target,
     pub probes: &'a [ProbeStatus],
+    /// How long resolving and attaching took.
+    pub attach: Duration,
     pub window: Window,
     pub aggregate: &'a Aggregate,
 }
@@ -31,6 +35,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
     let Recording {
         target,
         probes,
+        attach,
         window,
         aggregate,
     } = recording;
@@ -47,6 +52,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
             events: aggregate.events,
             dropped: aggregate.dropped,
             maps_seen: aggregate.maps_seen() as u64,
+            attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes.iter().map(probe).collect(),
         },
         maps: map_reports(aggregate),

@@ -93,6 +93,7 @@ mod tests {
                 events: 10,
                 dropped: 0,
                 maps_seen: 1,
+                attach_ns: 0,
                 probes: vec![],
             },
             maps: vec![MapReport {

@@ -216,6 +216,7 @@ mod tests {
                 events: 1_000_000,
                 dropped: 12,
                 maps_seen: 3,
+                attach_ns: 250_000_000,
                 probes: vec![
                     Probe {
                         symbol: "runtime.mapassign_faststr".to_owned(),

@@ -47,6 +47,10 @@ pub struct Tracer {
     /// busiest of them.
     #[serde(default)]
     pub maps_seen: u64,
+    /// From reading the target to all probes attached: symbol resolution,
+    /// disassembly, loading and attaching.
+    #[serde(default)]
+    pub attach_ns: u64,
     pub probes: Vec<Probe>,
 }
 

@@ -152,23 +152,46 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
 #[derive(Clone, Copy, Debug)]
 pub struct LockProbe {
     pub symbol: &'static str,
-    pub op: LockOp,
     pub go: GoRange,
     /// Register holding the lock (or a field inside it).
     pub reg: Reg,
-    /// How far into the lock that field is: the semaphore functions get
-    /// `&rw.readerSem` (offset 12) or `&rw.writerSem` (offset 8) of a
-    /// `sync.RWMutex{w Mutex; writerSem, readerSem uint32; …}`.
-    pub field_offset: u8,
+    pub wait: LockWait,
+}
+
+/// What a lock probe's wait is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockWait {
+    /// Always this kind of wait. The register points `field_offset` bytes
+    /// into the lock: the semaphore functions get `&rw.readerSem` (12) or
+    /// `&rw.writerSem` (8) of a `sync.RWMutex{w Mutex; writerSem, readerSem
+    /// uint32; readerCount, readerWait int32}`.
+    Fixed { op: LockOp, field_offset: u8 },
+    /// Before Go 1.21, RWMutex readers and writers wait in
+    /// `runtime_SemacquireMutex`, which Mutex's slow path calls too; the
+    /// kernel side tells them apart (`tracer-ebpf/src/go_lock.rs`).
+    SharedSemaphore,
 }
 
 impl LockProbe {
     pub fn cookie(&self, exit: bool) -> LockCookie {
+        let (op, field_offset, shared_semaphore) = match self.wait {
+            LockWait::Fixed { op, field_offset } => (op, field_offset, false),
+            LockWait::SharedSemaphore => (LockOp::RwRead, 0, true),
+        };
         LockCookie {
-            op: self.op,
+            op,
             reg: self.reg,
-            field_offset: self.field_offset,
+            field_offset,
             exit,
+            shared_semaphore,
+        }
+    }
+
+    /// The kind of wait this probe always measures, if it is always one.
+    pub fn op(&self) -> Option<LockOp> {
+        match self.wait {
+            LockWait::Fixed { op, .. } => Some(op),
+            LockWait::SharedSemaphore => None,
         }
     }
 }
@@ -179,31 +202,45 @@ impl LockProbe {
 pub const GO_LOCK_PROBES: &[LockProbe] = &[
     LockProbe {
         symbol: "sync.(*Mutex).lockSlow",
-        op: LockOp::MutexLock,
         go: GoRange::between(FIRST_REGISTER_ABI, Some(INTERNAL_SYNC)),
         reg: Reg::Rax,
-        field_offset: 0,
+        wait: LockWait::Fixed {
+            op: LockOp::MutexLock,
+            field_offset: 0,
+        },
     },
     LockProbe {
         symbol: "internal/sync.(*Mutex).lockSlow",
-        op: LockOp::MutexLock,
         go: GoRange::between(INTERNAL_SYNC, None),
         reg: Reg::Rax,
-        field_offset: 0,
+        wait: LockWait::Fixed {
+            op: LockOp::MutexLock,
+            field_offset: 0,
+        },
+    },
+    LockProbe {
+        symbol: "sync.runtime_SemacquireMutex",
+        go: GoRange::between(FIRST_REGISTER_ABI, Some(RWMUTEX_SEMAPHORES)),
+        reg: Reg::Rax,
+        wait: LockWait::SharedSemaphore,
     },
     LockProbe {
         symbol: "sync.runtime_SemacquireRWMutexR",
-        op: LockOp::RwRead,
         go: GoRange::between(RWMUTEX_SEMAPHORES, None),
         reg: Reg::Rax,
-        field_offset: 12,
+        wait: LockWait::Fixed {
+            op: LockOp::RwRead,
+            field_offset: 12,
+        },
     },
     LockProbe {
         symbol: "sync.runtime_SemacquireRWMutex",
-        op: LockOp::RwWrite,
         go: GoRange::between(RWMUTEX_SEMAPHORES, None),
         reg: Reg::Rax,
-        field_offset: 8,
+        wait: LockWait::Fixed {
+            op: LockOp::RwWrite,
+            field_offset: 8,
+        },
     },
 ];
 
@@ -261,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn one_iteration_probe_and_one_mutex_probe_per_version() {
+    fn one_iteration_probe_and_one_probe_per_kind_of_wait_per_version() {
         for minor in 17..=30 {
             let go = GoVersion::new(minor, 0);
             let iterate = GO_MAP_PROBES
@@ -270,8 +307,12 @@ mod tests {
             assert_eq!(iterate.count(), 1, "go1.{minor}");
             let mutex = GO_LOCK_PROBES
                 .iter()
-                .filter(|p| p.op == LockOp::MutexLock && p.go.contains(go));
+                .filter(|p| p.op() == Some(LockOp::MutexLock) && p.go.contains(go));
             assert_eq!(mutex.count(), 1, "go1.{minor}");
+            let rwmutex = GO_LOCK_PROBES
+                .iter()
+                .filter(|p| p.go.contains(go) && matches!(p.op(), None | Some(LockOp::RwRead)));
+            assert_eq!(rwmutex.count(), 1, "go1.{minor}");
         }
     }
 

@@ -9,13 +9,13 @@ use aya::{
     maps::{Array, MapData, PerfEventArray},
     programs::{
         ProgramError, UProbe,
-        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
     },
 };
 use tracer_common::{DEFAULT_KEY_LIMIT, KEY_CAPACITY};
 
 use super::catalogue::{FIRST_REGISTER_ABI, GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe};
-use crate::target::{Function, GoVersion, Target, disasm};
+use crate::target::{Function, FunctionTable, GoVersion, Target, disasm};
 
 const GO_MAP_PROGRAM: &str = "go_map_op";
 const GO_MAP_RERUN_PROGRAM: &str = "go_map_rerun";
@@ -92,15 +92,18 @@ pub enum LoadError {
     Missing(&'static str),
     #[error("cannot open or close the recording window: {0}")]
     Arm(aya::maps::MapError),
-    #[error(
-        "none of the Go runtime functions contend traces could be attached in {exe}: {reasons}"
-    )]
+    #[error("{exe} uses none of the Go runtime map and lock functions contend traces{hint}")]
+    NothingToTrace { exe: String, hint: &'static str },
+    #[error("no probe could be attached to {exe}: {reasons}")]
     NothingAttached { exe: String, reasons: String },
 }
 
 /// Loaded eBPF programs attached to one target process.
 pub struct Tracer {
     ebpf: Ebpf,
+    /// Every attachment, owned here so that detaching can be done in
+    /// parallel (see [`Tracer::detach`]).
+    links: Vec<UProbeLink>,
     pub probes: Vec<ProbeStatus>,
 }
 
@@ -126,36 +129,39 @@ impl Tracer {
             .iter()
             .filter(|probe| probe.go.contains(go))
             .collect();
-        let program = load_uprobe(&mut ebpf, GO_MAP_PROGRAM)?;
+        let mut links = Vec::new();
+        let mut attacher = Attacher {
+            program: load_uprobe(&mut ebpf, GO_MAP_PROGRAM)?,
+            links: &mut links,
+        };
         let mut probes: Vec<ProbeStatus> = map_probes
             .iter()
-            .map(|probe| attach_map_probe(program, target, probe))
+            .map(|probe| attach_map_probe(&mut attacher, target, probe))
             .collect();
-        let program = load_uprobe(&mut ebpf, GO_MAP_RERUN_PROGRAM)?;
+        let mut attacher = Attacher {
+            program: load_uprobe(&mut ebpf, GO_MAP_RERUN_PROGRAM)?,
+            links: &mut links,
+        };
         for (probe, status) in map_probes.iter().zip(&probes) {
             if status.attached {
-                attach_rerun_marks(program, target, probe);
+                attach_rerun_marks(&mut attacher, target, probe);
             }
         }
-        let program = load_uprobe(&mut ebpf, GO_LOCK_PROGRAM)?;
+        let mut attacher = Attacher {
+            program: load_uprobe(&mut ebpf, GO_LOCK_PROGRAM)?,
+            links: &mut links,
+        };
         for probe in GO_LOCK_PROBES.iter().filter(|probe| probe.go.contains(go)) {
-            probes.push(attach_lock_probe(program, target, probe));
+            probes.push(attach_lock_probe(&mut attacher, target, probe));
         }
         if !probes.iter().any(|probe| probe.attached) {
-            let reasons = probes
-                .iter()
-                .map(|probe| {
-                    format!(
-                        "{}: {}",
-                        probe.symbol,
-                        probe.reason.as_deref().unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(LoadError::NothingAttached { exe, reasons });
+            return Err(nothing_attached(target, exe, &probes));
         }
-        Ok(Self { ebpf, probes })
+        Ok(Self {
+            ebpf,
+            links,
+            probes,
+        })
     }
 
     /// The per-CPU event buffers; call once.
@@ -178,10 +184,18 @@ impl Tracer {
         self.set_armed(false)
     }
 
-    /// Detaches every probe (which takes a while for many probes; disarm
-    /// first to end the window at a precise moment). Buffers taken earlier
-    /// stay readable, so events already in flight can still be drained.
+    /// Detaches every probe.
+    ///
+    /// The kernel waits for an RCU grace period as each uprobe goes (about
+    /// two seconds here); detaching them in parallel makes those waits
+    /// overlap. Disarm first: that ends the window at a precise moment, and
+    /// the events can be drained and exported while this runs.
     pub fn detach(self) {
+        std::thread::scope(|scope| {
+            for link in self.links {
+                scope.spawn(move || drop(link));
+            }
+        });
         drop(self.ebpf);
     }
 
@@ -193,6 +207,33 @@ impl Tracer {
         let mut flag: Array<_, u32> = Array::try_from(map).map_err(LoadError::Arm)?;
         flag.set(0, u32::from(armed), 0).map_err(LoadError::Arm)
     }
+}
+
+fn nothing_attached(target: &Target, exe: String, probes: &[ProbeStatus]) -> LoadError {
+    let failures: Vec<String> = probes
+        .iter()
+        .filter(|probe| !probe.unused)
+        .map(|probe| {
+            format!(
+                "{}: {}",
+                probe.symbol,
+                probe.reason.as_deref().unwrap_or("unknown reason")
+            )
+        })
+        .collect();
+    if !failures.is_empty() {
+        return LoadError::NothingAttached {
+            exe,
+            reasons: failures.join("; "),
+        };
+    }
+    let hint = match target.binary.function_table {
+        FunctionTable::Missing => {
+            " (it has no symbol table, and its Go function table could not be read)"
+        }
+        FunctionTable::Symbols | FunctionTable::Pclntab => "",
+    };
+    LoadError::NothingToTrace { exe, hint }
 }
 
 fn go_version(target: &Target, exe: &str) -> Result<GoVersion, LoadError> {
@@ -220,11 +261,13 @@ fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UPr
     Ok(program)
 }
 
-fn attach_map_probe(program: &mut UProbe, target: &Target, probe: &MapProbe) -> ProbeStatus {
+fn attach_map_probe(attacher: &mut Attacher<'_>, target: &Target, probe: &MapProbe) -> ProbeStatus {
     let result = match forwarding_target(target, probe) {
         Some(callee) => Err(Skip::Forwards(callee)),
         None => entry(target, probe.symbol).and_then(|offset| {
-            attach_at(program, target, offset, probe.cookie().encode()).map_err(Skip::from)
+            attacher
+                .attach(target, offset, probe.cookie().encode())
+                .map_err(Skip::from)
         }),
     };
     status(probe.symbol, result)
@@ -241,12 +284,16 @@ fn forwarding_target(target: &Target, probe: &MapProbe) -> Option<&'static str> 
 
 /// A wait starts at the slow path's entry and ends at any of its exits.
 /// Exits are attached first, so an entry is never recorded without them.
-fn attach_lock_probe(program: &mut UProbe, target: &Target, probe: &LockProbe) -> ProbeStatus {
+fn attach_lock_probe(
+    attacher: &mut Attacher<'_>,
+    target: &Target,
+    probe: &LockProbe,
+) -> ProbeStatus {
     let result = entry(target, probe.symbol).and_then(|entry| {
         for exit in exits(target, probe.symbol)? {
-            attach_at(program, target, exit, probe.cookie(true).encode())?;
+            attacher.attach(target, exit, probe.cookie(true).encode())?;
         }
-        attach_at(program, target, entry, probe.cookie(false).encode())?;
+        attacher.attach(target, entry, probe.cookie(false).encode())?;
         Ok(())
     });
     status(probe.symbol, result)
@@ -262,14 +309,14 @@ fn entry(target: &Target, symbol: &str) -> Result<u64, Skip> {
 /// the function runs again from its entry, so that its entry probe does not
 /// count the call twice. Best effort: without the marks, a few calls in a
 /// million are counted twice.
-fn attach_rerun_marks(program: &mut UProbe, target: &Target, probe: &MapProbe) {
+fn attach_rerun_marks(attacher: &mut Attacher<'_>, target: &Target, probe: &MapProbe) {
     let Some(function) = target.binary.function(probe.symbol) else {
         return;
     };
     for call in target.binary.stack_growth_calls(function) {
         let attached = file_offset(target, call)
             .map_err(|_| "outside the loaded segments".to_owned())
-            .and_then(|offset| attach_at(program, target, offset, probe.cookie().encode()));
+            .and_then(|offset| attacher.attach(target, offset, probe.cookie().encode()));
         if let Err(error) = attached {
             tracing::warn!(
                 "{}: cannot mark re-runs after stack growth: {error}",
@@ -313,22 +360,28 @@ fn file_offset(target: &Target, address: u64) -> Result<u64, Skip> {
     })
 }
 
-fn attach_at(
-    program: &mut UProbe,
-    target: &Target,
-    offset: u64,
-    cookie: u64,
-) -> Result<(), String> {
-    let point = UProbeAttachPoint {
-        location: UProbeAttachLocation::AbsoluteOffset(offset),
-        cookie: Some(cookie),
-    };
-    let scope =
-        NonZeroU32::new(target.pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
-    program
-        .attach(point, &target.host_path, scope)
-        .map(drop)
-        .map_err(|error| format!("attach failed: {error}"))
+/// The attachments made so far, and the program they attach.
+struct Attacher<'a> {
+    program: &'a mut UProbe,
+    links: &'a mut Vec<UProbeLink>,
+}
+
+impl Attacher<'_> {
+    fn attach(&mut self, target: &Target, offset: u64, cookie: u64) -> Result<(), String> {
+        let point = UProbeAttachPoint {
+            location: UProbeAttachLocation::AbsoluteOffset(offset),
+            cookie: Some(cookie),
+        };
+        let scope =
+            NonZeroU32::new(target.pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
+        let link = self
+            .program
+            .attach(point, &target.host_path, scope)
+            .and_then(|id| self.program.take_link(id))
+            .map_err(|error| format!("attach failed: {error}"))?;
+        self.links.push(link);
+        Ok(())
+    }
 }
 
 fn status(symbol: &str, result: Result<(), Skip>) -> ProbeStatus {

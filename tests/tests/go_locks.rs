@@ -1,0 +1,133 @@
+//! Lock waits of known length (tests/fixtures/go/locks/main.go): contend
+//! must time them, tell mutex, RWMutex-reader and RWMutex-writer waits
+//! apart, and agree with the Go runtime's own accounting.
+
+use contend_tests::{
+    contend,
+    matrix::{Build, Go, Variant},
+};
+use tracer_user::export::{Export, schema::LockReport};
+
+const MS: f64 = 1e6;
+
+#[test]
+fn go_1_27_default() {
+    check_lock_waits(Go::New, Variant::Default);
+}
+
+#[test]
+fn go_1_27_pie_stripped() {
+    check_lock_waits(Go::New, Variant::PieStripped);
+}
+
+#[test]
+fn go_1_19_default() {
+    check_lock_waits(Go::Old, Variant::Default);
+}
+
+#[test]
+fn go_1_19_pie_stripped() {
+    check_lock_waits(Go::Old, Variant::PieStripped);
+}
+
+fn check_lock_waits(go: Go, variant: Variant) {
+    let build = Build::new("locks", go, variant);
+    let fixture = build.start(&["-seconds", "60"]);
+    let mutex = fixture
+        .preamble_value("mutex")
+        .expect("the fixture prints its mutex")
+        .to_owned();
+    let rwmutex = fixture
+        .preamble_value("rwmutex")
+        .expect("the fixture prints its rwmutex")
+        .to_owned();
+    let run = contend::record(
+        &build.label,
+        &["--pid", &fixture.pid().to_string(), "--duration", "3"],
+    );
+    let export = run.export();
+    let runtime_metric = fixture.finish();
+
+    let waits = lock(&export, &mutex, "mutex");
+    assert!(
+        waits.contended >= 100,
+        "{}: only {} mutex waits",
+        build.label,
+        waits.contended
+    );
+    assert_p50(&build.label, waits, 4.0 * MS);
+
+    assert_p50(
+        &build.label,
+        lock(&export, &rwmutex, "rwmutex.read"),
+        3.0 * MS,
+    );
+    assert_p50(
+        &build.label,
+        lock(&export, &rwmutex, "rwmutex.write"),
+        6.0 * MS,
+    );
+
+    if go == Go::Old {
+        return; // Go 1.19 has no /sync/mutex/wait/total:seconds yet.
+    }
+
+    // The runtime's /sync/mutex/wait/total:seconds over the same window.
+    let samples = metric_samples(&runtime_metric);
+    let start = export.window.start_unix_ns as f64;
+    let end = start + export.window.duration_ns as f64;
+    let runtime_total = (interpolate(&samples, end) - interpolate(&samples, start)) * 1e9;
+    let traced_total: u64 = export.locks.iter().map(|lock| lock.wait_ns.total).sum();
+    let ratio = traced_total as f64 / runtime_total;
+    assert!(
+        (0.8..=1.2).contains(&ratio),
+        "{}: traced {traced_total} ns of waiting, the runtime counted {runtime_total:.0} ns",
+        build.label
+    );
+}
+
+fn lock<'a>(export: &'a Export, id: &str, kind: &str) -> &'a LockReport {
+    export
+        .locks
+        .iter()
+        .find(|lock| lock.id == id && lock.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} wait on {id}; locks: {:#?}", export.locks))
+}
+
+fn assert_p50(label: &str, lock: &LockReport, expected_ns: f64) {
+    let p50 = lock.wait_ns.p50 as f64;
+    assert!(
+        (p50 - expected_ns).abs() <= 0.25 * expected_ns,
+        "{label}: {} p50 is {:.2} ms, expected {:.2} ms ± 25%",
+        lock.kind,
+        p50 / MS,
+        expected_ns / MS
+    );
+}
+
+/// `metric <unix ns> <seconds>` lines as (ns, seconds).
+fn metric_samples(lines: &[String]) -> Vec<(f64, f64)> {
+    let samples: Vec<(f64, f64)> = lines
+        .iter()
+        .filter_map(|line| {
+            let mut fields = line.strip_prefix("metric ")?.split(' ');
+            Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+        })
+        .collect();
+    assert!(
+        samples.len() >= 10,
+        "too few runtime metric samples: {lines:?}"
+    );
+    samples
+}
+
+/// The metric's value at `at_ns`, linear between the samples around it.
+fn interpolate(samples: &[(f64, f64)], at_ns: f64) -> f64 {
+    let after = samples
+        .iter()
+        .position(|(ns, _)| *ns >= at_ns)
+        .unwrap_or_else(|| panic!("no runtime metric sample after {at_ns}"));
+    assert!(after > 0, "no runtime metric sample before {at_ns}");
+    let ((t0, v0), (t1, v1)) = (samples[after - 1], samples[after]);
+    v0 + (v1 - v0) * (at_ns - t0) / (t1 - t0)
+}

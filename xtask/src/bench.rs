@@ -1,0 +1,122 @@
+//! `cargo xtask bench [--smoke]`: where contend stands on speed. Prints a
+//! markdown table and writes `target/bench/results.json`. Benchmarks are not
+//! tests: nothing here fails on a slow number; `--smoke` runs each
+//! measurement once, to check the suite still works.
+
+use std::{fs, path::Path, time::Duration};
+
+use anyhow::{Context as _, bail};
+use contend_tests::go::{Fixture, GoToolchain};
+use serde::Serialize;
+
+use crate::{
+    cmd::{self, cargo, command},
+    setup,
+};
+
+/// One measurement.
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    target: String,
+    /// Whether the value meets the target.
+    met: bool,
+}
+
+pub fn run(smoke: bool) -> anyhow::Result<()> {
+    if !cmd::is_root() {
+        bail!("the benchmarks load eBPF programs: run `cargo xtask bench` as root");
+    }
+    let go = setup::run()?;
+    let profile = if smoke { "debug" } else { "release" };
+    let mut build = cargo();
+    build.args(["build", "--package", "tracer-user", "--bin", "contend"]);
+    if !smoke {
+        build.arg("--release");
+    }
+    cmd::run(&mut build)?;
+    let root = cmd::workspace_root();
+    let contend = root.join("target").join(profile).join("contend");
+    let out_dir = root.join("target/bench");
+    fs::create_dir_all(&out_dir).context("creating target/bench")?;
+
+    let toolchain = GoToolchain::at(&go.new).context("Go 1.27 from setup")?;
+    let repeats = if smoke { 1 } else { 5 };
+    let mut rows = Vec::new();
+    for (variant, flags) in [
+        ("with symbols", &[][..]),
+        ("stripped PIE", &["-buildmode=pie", "-ldflags=-s -w"][..]),
+    ] {
+        rows.push(attach_time(
+            &toolchain, &contend, &out_dir, variant, flags, repeats,
+        )?);
+    }
+
+    print_table(&rows, smoke);
+    let json = serde_json::to_string_pretty(&rows).context("encoding the results")?;
+    fs::write(out_dir.join("results.json"), json).context("writing target/bench/results.json")?;
+    Ok(())
+}
+
+/// Median time from reading the target to all probes attached (symbol
+/// resolution, disassembly, verifier, attach), as contend reports it in
+/// `tracer.attach_ns`, for a large Go program.
+fn attach_time(
+    toolchain: &GoToolchain,
+    contend: &Path,
+    out_dir: &Path,
+    variant: &str,
+    flags: &[&str],
+    repeats: usize,
+) -> anyhow::Result<Row> {
+    let source = cmd::workspace_root().join("tests/fixtures/go/bigbinary");
+    let binary = toolchain
+        .build(&source, flags)
+        .context("building the big Go binary")?;
+    let megabytes = fs::metadata(&binary)?.len() as f64 / 1e6;
+    let fixture =
+        Fixture::start(&binary, &["-seconds", "300"]).context("starting the big Go binary")?;
+    let export_path = out_dir.join("attach.json");
+    let mut samples = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        cmd::run(
+            command(contend)
+                .args([
+                    "record",
+                    "--pid",
+                    &fixture.pid().to_string(),
+                    "--duration",
+                    "0.1",
+                    "--output",
+                ])
+                .arg(&export_path),
+        )?;
+        let export = tracer_user::export::read(&export_path)?;
+        samples.push(Duration::from_nanos(export.tracer.attach_ns));
+    }
+    samples.sort();
+    let median = samples[samples.len() / 2].as_secs_f64() * 1e3;
+    Ok(Row {
+        name: format!("attach to a {megabytes:.0} MB Go 1.27 binary, {variant}"),
+        value: median,
+        unit: "ms",
+        target: "< 1000 ms".to_owned(),
+        met: median < 1000.0,
+    })
+}
+
+fn print_table(rows: &[Row], smoke: bool) {
+    if smoke {
+        println!("\n(smoke run: one sample each, debug build; numbers are not representative)");
+    }
+    println!("\n| measurement | value | target | met |\n| --- | ---: | --- | --- |");
+    for row in rows {
+        let met = if row.met { "yes" } else { "no" };
+        println!(
+            "| {} | {:.1} {} | {} | {met} |",
+            row.name, row.value, row.unit, row.target
+        );
+    }
+}
