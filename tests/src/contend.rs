@@ -5,6 +5,7 @@ use std::{
     process::{Command, Output},
 };
 
+#[cfg(feature = "export")]
 use tracer_user::export::{self, Export};
 
 /// The `contend` binary under test.
@@ -24,6 +25,7 @@ impl Run {
     }
 
     /// The export, which must exist and parse.
+    #[cfg(feature = "export")]
     pub fn export(&self) -> Export {
         assert!(
             self.output.status.success(),

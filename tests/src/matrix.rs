@@ -73,3 +73,35 @@ impl Build {
             .unwrap_or_else(|error| panic!("starting {}: {error}", self.label))
     }
 }
+
+/// One test per toolchain and variant, each calling `check(go, variant)`.
+#[macro_export]
+macro_rules! matrix_tests {
+    ($check:ident) => {
+        #[test]
+        fn go_1_27_default() {
+            $check($crate::matrix::Go::New, $crate::matrix::Variant::Default);
+        }
+
+        #[test]
+        fn go_1_27_pie_stripped() {
+            $check(
+                $crate::matrix::Go::New,
+                $crate::matrix::Variant::PieStripped,
+            );
+        }
+
+        #[test]
+        fn go_1_19_default() {
+            $check($crate::matrix::Go::Old, $crate::matrix::Variant::Default);
+        }
+
+        #[test]
+        fn go_1_19_pie_stripped() {
+            $check(
+                $crate::matrix::Go::Old,
+                $crate::matrix::Variant::PieStripped,
+            );
+        }
+    };
+}

@@ -8,25 +8,7 @@ use contend_tests::{
 };
 use tracer_user::export::{Export, schema::MapReport};
 
-#[test]
-fn go_1_27_default() {
-    check_every_operation(Go::New, Variant::Default);
-}
-
-#[test]
-fn go_1_27_pie_stripped() {
-    check_every_operation(Go::New, Variant::PieStripped);
-}
-
-#[test]
-fn go_1_19_default() {
-    check_every_operation(Go::Old, Variant::Default);
-}
-
-#[test]
-fn go_1_19_pie_stripped() {
-    check_every_operation(Go::Old, Variant::PieStripped);
-}
+contend_tests::matrix_tests!(check_every_operation);
 
 fn check_every_operation(go: Go, variant: Variant) {
     let build = Build::new("mapops", go, variant);

@@ -10,25 +10,7 @@ use tracer_user::export::{Export, schema::LockReport};
 
 const MS: f64 = 1e6;
 
-#[test]
-fn go_1_27_default() {
-    check_lock_waits(Go::New, Variant::Default);
-}
-
-#[test]
-fn go_1_27_pie_stripped() {
-    check_lock_waits(Go::New, Variant::PieStripped);
-}
-
-#[test]
-fn go_1_19_default() {
-    check_lock_waits(Go::Old, Variant::Default);
-}
-
-#[test]
-fn go_1_19_pie_stripped() {
-    check_lock_waits(Go::Old, Variant::PieStripped);
-}
+contend_tests::matrix_tests!(check_lock_waits);
 
 fn check_lock_waits(go: Go, variant: Variant) {
     let build = Build::new("locks", go, variant);
