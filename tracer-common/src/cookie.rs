@@ -17,6 +17,9 @@ pub enum KeyAbi {
     /// A pointer to the key in `key_a` (the generic variants); its size and
     /// kind come from the map type.
     Pointer = 3,
+    /// An `any`: its type word in `key_a`, its data word in `key_b`
+    /// (`sync.Map`).
+    Interface = 4,
 }
 
 impl KeyAbi {
@@ -26,6 +29,7 @@ impl KeyAbi {
             1 => Self::GoString,
             2 => Self::Value,
             3 => Self::Pointer,
+            4 => Self::Interface,
             _ => return None,
         })
     }

@@ -34,6 +34,9 @@ pub enum Kind {
 
 /// The kind byte also carries flags above these bits.
 pub const KIND_MASK: u8 = 0x1f;
+/// Kind flag: an interface holding this type holds the value itself in its
+/// data word (pointer-shaped types), not a pointer to it.
+pub const KIND_DIRECT_IFACE: u8 = 0x20;
 
 /// Offset of `size` in `abi.Type` (`runtime._type` before Go 1.21).
 pub const TYPE_SIZE_OFFSET: u64 = 0;

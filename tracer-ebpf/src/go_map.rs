@@ -14,7 +14,9 @@ use aya_ebpf::{
 };
 use tracer_common::{
     EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent,
-    go::{Kind, MAP_TYPE_KEY_OFFSET, TYPE_KIND_OFFSET, TYPE_SIZE_OFFSET},
+    go::{
+        KIND_DIRECT_IFACE, KIND_MASK, Kind, MAP_TYPE_KEY_OFFSET, TYPE_KIND_OFFSET, TYPE_SIZE_OFFSET,
+    },
 };
 
 use crate::{config, goroutine, output, regs::Regs};
@@ -82,29 +84,67 @@ fn read_key(regs: &Regs, probe: MapCookie, event: &mut MapEvent) {
         }
         KeyAbi::Value => {
             let (size, kind) = key_type(regs.get(probe.map_type));
-            event.key_kind = kind;
-            event.key_len = size as u32;
-            let value = regs.get(probe.key_a).to_le_bytes();
-            if let Some(dst) = event.key.get_mut(..8) {
-                dst.copy_from_slice(&value);
-                event.key_copied = if size < 8 { size as u32 } else { 8 };
-            }
+            write_value(regs.get(probe.key_a), size, kind & KIND_MASK, event);
         }
         KeyAbi::Pointer => {
             let (size, kind) = key_type(regs.get(probe.map_type));
-            event.key_kind = kind;
-            let key = regs.get(probe.key_a);
-            if kind == Kind::String as u8 {
-                // The key is a string header: (data pointer, length).
-                // SAFETY: the helper faults safely on bad user pointers.
-                let data = unsafe { bpf_probe_read_user(key as *const u64) }.unwrap_or(0);
-                let len = unsafe { bpf_probe_read_user((key + 8) as *const u64) }.unwrap_or(0);
-                read_string(data, len, event);
-            } else {
-                event.key_len = size.min(u64::from(u32::MAX)) as u32;
-                event.key_copied = copy_user(key, size, &mut event.key);
-            }
+            read_indirect(regs.get(probe.key_a), size, kind & KIND_MASK, event);
         }
+        KeyAbi::Interface => read_interface(regs.get(probe.key_a), regs.get(probe.key_b), event),
+    }
+}
+
+/// A key of type `any` (its dynamic type's words): read as that type.
+#[inline(always)]
+fn read_interface(type_word: u64, data_word: u64, event: &mut MapEvent) {
+    let (size, kind) = type_info(type_word);
+    if kind & KIND_DIRECT_IFACE != 0 {
+        // The data word is the (pointer-shaped) value itself.
+        write_value(data_word, 8, kind & KIND_MASK, event);
+    } else {
+        read_pointed(data_word, size, kind & KIND_MASK, event);
+    }
+}
+
+/// A key of `size` bytes (at most 8) passed by value.
+#[inline(always)]
+fn write_value(value: u64, size: u64, kind: u8, event: &mut MapEvent) {
+    event.key_kind = kind;
+    event.key_len = size as u32;
+    if let Some(dst) = event.key.get_mut(..8) {
+        dst.copy_from_slice(&value.to_le_bytes());
+        event.key_copied = if size < 8 { size as u32 } else { 8 };
+    }
+}
+
+/// Reads a key of `size` bytes and Go kind `kind` that `key` points to; an
+/// `any` key (e.g. `map[any]V`, as inside `sync.Map` before Go 1.24) is read
+/// as its dynamic type.
+#[inline(always)]
+fn read_indirect(key: u64, size: u64, kind: u8, event: &mut MapEvent) {
+    if kind == Kind::Interface as u8 {
+        // SAFETY (both reads): the helper faults safely on bad user pointers.
+        let type_word = unsafe { bpf_probe_read_user(key as *const u64) }.unwrap_or(0);
+        let data_word = unsafe { bpf_probe_read_user((key + 8) as *const u64) }.unwrap_or(0);
+        read_interface(type_word, data_word, event);
+    } else {
+        read_pointed(key, size, kind, event);
+    }
+}
+
+/// Reads a key of `size` bytes and concrete Go kind `kind` at `key`.
+#[inline(always)]
+fn read_pointed(key: u64, size: u64, kind: u8, event: &mut MapEvent) {
+    event.key_kind = kind;
+    if kind == Kind::String as u8 {
+        // The key is a string header: (data pointer, length).
+        // SAFETY: the helper faults safely on bad user pointers.
+        let data = unsafe { bpf_probe_read_user(key as *const u64) }.unwrap_or(0);
+        let len = unsafe { bpf_probe_read_user((key + 8) as *const u64) }.unwrap_or(0);
+        read_string(data, len, event);
+    } else {
+        event.key_len = size.min(u64::from(u32::MAX)) as u32;
+        event.key_copied = copy_user(key, size, &mut event.key);
     }
 }
 
@@ -114,20 +154,23 @@ fn read_string(data: u64, len: u64, event: &mut MapEvent) {
     event.key_copied = copy_user(data, len, &mut event.key);
 }
 
-/// Size and kind of the map's key type, read from the map type.
+/// Size and kind byte (with its flags) of the map's key type.
 #[inline(always)]
 fn key_type(map_type: u64) -> (u64, u8) {
-    // SAFETY (all three reads): the helper faults safely on bad pointers.
-    let Ok(key_type) =
-        (unsafe { bpf_probe_read_user((map_type + MAP_TYPE_KEY_OFFSET) as *const u64) })
-    else {
-        return (0, 0);
-    };
-    let size =
-        unsafe { bpf_probe_read_user((key_type + TYPE_SIZE_OFFSET) as *const u64) }.unwrap_or(0);
-    let kind =
-        unsafe { bpf_probe_read_user((key_type + TYPE_KIND_OFFSET) as *const u8) }.unwrap_or(0);
-    (size, kind & tracer_common::go::KIND_MASK)
+    // SAFETY: the helper faults safely on bad user pointers.
+    match unsafe { bpf_probe_read_user((map_type + MAP_TYPE_KEY_OFFSET) as *const u64) } {
+        Ok(key_type) => type_info(key_type),
+        Err(_) => (0, 0),
+    }
+}
+
+/// Size and kind byte (with its flags) of a Go type.
+#[inline(always)]
+fn type_info(typ: u64) -> (u64, u8) {
+    // SAFETY (both reads): the helper faults safely on bad user pointers.
+    let size = unsafe { bpf_probe_read_user((typ + TYPE_SIZE_OFFSET) as *const u64) }.unwrap_or(0);
+    let kind = unsafe { bpf_probe_read_user((typ + TYPE_KIND_OFFSET) as *const u8) }.unwrap_or(0);
+    (size, kind)
 }
 
 /// Copies up to the configured key limit of `len` bytes at `src`; returns

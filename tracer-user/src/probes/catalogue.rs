@@ -17,6 +17,10 @@ pub const FIRST_REGISTER_ABI: GoVersion = GoVersion::new(17, 0);
 const SWISS_MAPS: GoVersion = GoVersion::new(24, 0);
 /// `sync.Mutex` moved its implementation to `internal/sync` in Go 1.24.
 const INTERNAL_SYNC: GoVersion = GoVersion::new(24, 0);
+/// `sync.Map` became a wrapper of `internal/sync.HashTrieMap` in Go 1.24.
+const HASH_TRIE_SYNC_MAP: GoVersion = GoVersion::new(24, 0);
+/// `sync.Map` gained Swap, CompareAndSwap and CompareAndDelete in Go 1.20.
+const SYNC_MAP_SWAP: GoVersion = GoVersion::new(20, 0);
 /// RWMutex waits got their own semaphore entry points in Go 1.21; before,
 /// they shared `runtime_SemacquireMutex` with Mutex.
 const RWMUTEX_SEMAPHORES: GoVersion = GoVersion::new(21, 0);
@@ -53,14 +57,22 @@ pub enum KeyArgs {
     Value(Reg),
     /// `key unsafe.Pointer` to the key (generic variants).
     Pointer(Reg),
+    /// `key any`: type word and data word (`sync.Map`).
+    Interface {
+        type_word: Reg,
+        data_word: Reg,
+    },
 }
 
-/// A runtime map entry point: `func(t *maptype, m *hmap, key …)`.
+/// A map entry point: a runtime `func(t *maptype, m *hmap, key …)`, or a
+/// `sync.Map` method.
 #[derive(Clone, Copy, Debug)]
 pub struct MapProbe {
     pub symbol: &'static str,
     pub op: MapOp,
     pub go: GoRange,
+    /// Register holding the map: its address is the map's identity.
+    pub map: Reg,
     pub key: KeyArgs,
     /// In some Go releases this function does nothing but call another
     /// traced entry point (Go 1.27's `mapaccess1_*` call `mapaccess2_*`).
@@ -86,10 +98,42 @@ const fn map_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapProbe {
         symbol,
         op,
         go: GoRange::ALL,
+        map: MAP,
         key,
         may_forward_to: None,
     }
 }
+
+/// `func (m *sync.Map) Op(key any, …)`: the receiver in RAX, the key's type
+/// and data words in RBX and RCX.
+const fn sync_map_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapProbe {
+    MapProbe {
+        map: Reg::Rax,
+        go: GoRange::between(FIRST_REGISTER_ABI, Some(HASH_TRIE_SYNC_MAP)),
+        ..map_probe(symbol, op, key)
+    }
+}
+
+/// Go 1.24's `sync.Map` methods are one-line wrappers, inlined into their
+/// callers, around the generic `internal/sync.HashTrieMap[any, any]`, whose
+/// shaped methods take the receiver in RAX, the generic dictionary in RBX
+/// and the key's words in RCX and RDI.
+const fn hash_trie_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapProbe {
+    MapProbe {
+        map: Reg::Rax,
+        go: GoRange::between(HASH_TRIE_SYNC_MAP, None),
+        ..map_probe(symbol, op, key)
+    }
+}
+
+const SYNC_MAP_KEY: KeyArgs = KeyArgs::Interface {
+    type_word: Reg::Rbx,
+    data_word: Reg::Rcx,
+};
+const HASH_TRIE_KEY: KeyArgs = KeyArgs::Interface {
+    type_word: Reg::Rcx,
+    data_word: Reg::Rdi,
+};
 
 impl MapProbe {
     const fn forwarding_to(mut self, callee: &'static str) -> Self {
@@ -102,6 +146,11 @@ impl MapProbe {
         self
     }
 
+    const fn since(mut self, since: GoVersion) -> Self {
+        self.go.since = since;
+        self
+    }
+
     /// The attach cookie that tells the eBPF program how to read this probe.
     pub fn cookie(&self) -> MapCookie {
         let (key, key_a, key_b) = match self.key {
@@ -109,11 +158,15 @@ impl MapProbe {
             KeyArgs::GoString { data, len } => (KeyAbi::GoString, data, len),
             KeyArgs::Value(reg) => (KeyAbi::Value, reg, reg),
             KeyArgs::Pointer(reg) => (KeyAbi::Pointer, reg, reg),
+            KeyArgs::Interface {
+                type_word,
+                data_word,
+            } => (KeyAbi::Interface, type_word, data_word),
         };
         MapCookie {
             op: self.op,
             key,
-            map: MAP,
+            map: self.map,
             map_type: MAP_TYPE,
             key_a,
             key_b,
@@ -146,6 +199,26 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
     // linkname shim, which would count twice).
     map_probe("runtime.mapiterinit", MapOp::Iterate, KeyArgs::None).only(GoRange::between(FIRST_REGISTER_ABI, Some(SWISS_MAPS))),
     map_probe("runtime.mapIterStart", MapOp::Iterate, KeyArgs::None).only(GoRange::between(SWISS_MAPS, None)),
+    // sync.Map before Go 1.24. Store and Delete forward to Swap and
+    // LoadAndDelete from Go 1.20.
+    sync_map_probe("sync.(*Map).Load", MapOp::Read, SYNC_MAP_KEY),
+    sync_map_probe("sync.(*Map).Store", MapOp::Write, SYNC_MAP_KEY).forwarding_to("sync.(*Map).Swap"),
+    sync_map_probe("sync.(*Map).LoadOrStore", MapOp::Write, SYNC_MAP_KEY),
+    sync_map_probe("sync.(*Map).LoadAndDelete", MapOp::Delete, SYNC_MAP_KEY),
+    sync_map_probe("sync.(*Map).Delete", MapOp::Delete, SYNC_MAP_KEY).forwarding_to("sync.(*Map).LoadAndDelete"),
+    sync_map_probe("sync.(*Map).Swap", MapOp::Write, SYNC_MAP_KEY).since(SYNC_MAP_SWAP),
+    sync_map_probe("sync.(*Map).CompareAndSwap", MapOp::Write, SYNC_MAP_KEY).since(SYNC_MAP_SWAP),
+    sync_map_probe("sync.(*Map).CompareAndDelete", MapOp::Delete, SYNC_MAP_KEY).since(SYNC_MAP_SWAP),
+    sync_map_probe("sync.(*Map).Range", MapOp::Iterate, KeyArgs::None),
+    // sync.Map from Go 1.24 (Store is Swap, Delete is LoadAndDelete).
+    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).Load", MapOp::Read, HASH_TRIE_KEY),
+    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).LoadOrStore", MapOp::Write, HASH_TRIE_KEY),
+    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).LoadAndDelete", MapOp::Delete, HASH_TRIE_KEY),
+    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).Swap", MapOp::Write, HASH_TRIE_KEY),
+    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).CompareAndSwap", MapOp::Write, HASH_TRIE_KEY),
+    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).CompareAndDelete", MapOp::Delete, HASH_TRIE_KEY),
+    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).Range", MapOp::Iterate, KeyArgs::None),
+    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).Clear", MapOp::Clear, KeyArgs::None),
 ];
 
 /// A lock slow path: its entry starts a wait, its returns end it.
@@ -304,7 +377,9 @@ mod tests {
             let iterate = GO_MAP_PROBES
                 .iter()
                 .filter(|p| p.op == MapOp::Iterate && p.go.contains(go));
-            assert_eq!(iterate.count(), 1, "go1.{minor}");
+            let (runtime, sync_map): (Vec<&MapProbe>, Vec<&MapProbe>) =
+                iterate.partition(|p| p.symbol.starts_with("runtime."));
+            assert_eq!((runtime.len(), sync_map.len()), (1, 1), "go1.{minor}");
             let mutex = GO_LOCK_PROBES
                 .iter()
                 .filter(|p| p.op() == Some(LockOp::MutexLock) && p.go.contains(go));
