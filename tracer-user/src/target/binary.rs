@@ -136,6 +136,22 @@ impl Binary {
         })
     }
 
+    /// Whether a function starts at this link-time address.
+    #[cfg(test)]
+    pub(crate) fn has_function_at(&self, address: u64) -> bool {
+        self.functions
+            .values()
+            .any(|function| function.address == address)
+    }
+
+    /// The link-time virtual address at which a file offset is loaded.
+    pub fn address_of_file_offset(&self, offset: u64) -> Option<u64> {
+        self.segments.iter().find_map(|segment| {
+            let delta = offset.checked_sub(segment.file_offset)?;
+            (delta < segment.file_size).then_some(segment.address + delta)
+        })
+    }
+
     /// The file offset of a virtual address, which is what a uprobe attaches
     /// to; independent of where a PIE happens to be loaded.
     pub fn file_offset(&self, address: u64) -> Option<u64> {

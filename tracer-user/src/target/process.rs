@@ -18,6 +18,10 @@ pub struct Target {
     /// what we read and attach uprobes to.
     pub host_path: PathBuf,
     pub binary: Binary,
+    /// Where the executable is loaded relative to its link-time addresses:
+    /// 0 for a fixed-address executable, the random base of a PIE. Turns
+    /// addresses seen in the process (stacks) into the binary's own.
+    pub load_bias: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,13 +66,34 @@ impl Target {
         if binary.go_version.is_none() {
             return Err(TargetError::NotGo(exe));
         }
+        let maps = fs::read_to_string(proc_dir.join("maps"))
+            .map_err(|cause| TargetError::Unreadable { pid, cause })?;
+        let load_bias = load_bias(&maps, &exe, &binary).unwrap_or(0);
         Ok(Self {
             pid,
             exe,
             host_path,
             binary,
+            load_bias,
         })
     }
+}
+
+/// The load bias from `/proc/PID/maps`: a mapping of the executable starts
+/// at `start` for file offset `offset`, which the binary links at some
+/// address; the difference is the bias.
+fn load_bias(maps: &str, exe: &Path, binary: &Binary) -> Option<u64> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let range = fields.next()?;
+        let offset = u64::from_str_radix(fields.nth(1)?, 16).ok()?;
+        let path = fields.nth(2)?;
+        if Path::new(path) != exe {
+            return None;
+        }
+        let start = u64::from_str_radix(range.split('-').next()?, 16).ok()?;
+        Some(start.wrapping_sub(binary.address_of_file_offset(offset)?))
+    })
 }
 
 /// The executable through the process's root, or the `exe` link itself when
@@ -95,6 +120,20 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!("no process with PID {} (has it exited?)", u32::MAX - 1)
+        );
+    }
+
+    #[test]
+    fn load_bias_maps_link_addresses_to_runtime_ones() {
+        let exe = fs::read_link("/proc/self/exe").expect("own exe");
+        let binary = Binary::parse(fs::read(&exe).expect("read own exe")).expect("parse own exe");
+        let maps = fs::read_to_string("/proc/self/maps").expect("own maps");
+        let bias = load_bias(&maps, &exe, &binary).expect("our executable is mapped");
+        // This very function runs at its link-time address plus the bias.
+        let runtime = load_bias_maps_link_addresses_to_runtime_ones as *const () as u64;
+        assert!(
+            binary.has_function_at(runtime.wrapping_sub(bias)),
+            "no function at {runtime:#x} - bias {bias:#x}"
         );
     }
 
