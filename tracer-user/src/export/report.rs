@@ -75,18 +75,25 @@ fn maps(out: &mut String, export: &Export) {
 fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     let ops = &map.ops;
     let total = ops.total();
-    let percent = |count: u64| 100.0 * count as f64 / total.max(1) as f64;
+    // Only the kinds of operation the map saw, so the mix reads at a glance.
+    let mix: Vec<String> = [
+        ("read", ops.read),
+        ("write", ops.write),
+        ("delete", ops.delete),
+        ("iterate", ops.iterate),
+        ("clear", ops.clear),
+    ]
+    .into_iter()
+    .filter(|(_, count)| *count > 0)
+    .map(|(name, count)| format!("{name} {:.1}%", 100.0 * count as f64 / total.max(1) as f64))
+    .collect();
     let _ = writeln!(
         out,
-        "\n  map {}  {} ops ({}/s)  read {:.1}% · write {:.1}% · delete {:.1}% · iterate {:.1}% · clear {:.1}%",
+        "\n  map {}  {} ops ({}/s)  {}",
         map.id,
         thousands(total),
         thousands((total as f64 / seconds) as u64),
-        percent(ops.read),
-        percent(ops.write),
-        percent(ops.delete),
-        percent(ops.iterate),
-        percent(ops.clear),
+        mix.join(" · "),
     );
     let key_width = map
         .top_keys
