@@ -65,6 +65,10 @@ fn check_hotkeys(toolchain_env: &str, expected_version: &str) {
         map.top_keys
     );
     assert_share("sku-42's share", top.share, 0.40);
+    assert_eq!(
+        top.error, 0,
+        "31 keys fit the key summary: counts are exact"
+    );
     assert_eq!(top.count as f64 / ops as f64, top.share);
     let second = map.top_keys.get(1).expect("cold keys are listed too");
     assert_share("a cold key's share", second.share, 0.02);

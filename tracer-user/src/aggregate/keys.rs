@@ -1,70 +1,208 @@
-//! Per-key counts of one map.
+//! Per-key counts of one map, in bounded memory: the Space-Saving
+//! heavy-hitter summary (Metwally, Agrawal and El Abbadi, 2005).
 //!
-//! Counts are exact here; a bounded heavy-hitter summary replaces this when
-//! targets with unbounded key sets need bounded memory (findings engine).
+//! It keeps at most `capacity` keys. A kept key is counted exactly from then
+//! on; a new key takes the place of the least counted one and inherits that
+//! count, which it may not deserve, as its `error`. So for every kept key the
+//! true count lies in `[count - error, count]`, and every key whose true
+//! count exceeds `total / capacity` is kept. A program with ten million
+//! distinct keys costs us `capacity` keys of memory, not ten million.
 
-use std::collections::HashMap;
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+};
 
 use crate::events::Key;
 
-#[derive(Debug, Default)]
+/// Keys kept per map: any key with more than 1/1024 of a map's operations
+/// is kept, and every count is within 0.1% of the map's operations.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+#[derive(Debug)]
 pub struct KeyCounts {
-    counts: HashMap<Key, u64>,
+    capacity: usize,
+    /// Keys observed, including those no longer kept.
+    total: u64,
+    counters: HashMap<Key, Counter>,
+    /// One entry per kept key, holding a count it had (a lower bound of its
+    /// count now): increments do not touch the heap, and an eviction
+    /// refreshes stale entries until the least one is current.
+    by_count: BinaryHeap<Reverse<(u64, Key)>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Counter {
+    count: u64,
+    error: u64,
+}
+
+/// One kept key: it was seen between `count - error` and `count` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyCount<'a> {
+    pub key: &'a Key,
+    pub count: u64,
+    pub error: u64,
+}
+
+impl Default for KeyCounts {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
 }
 
 impl KeyCounts {
-    pub fn observe(&mut self, key: Key) {
-        *self.counts.entry(key).or_default() += 1;
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            capacity,
+            total: 0,
+            counters: HashMap::with_capacity(capacity),
+            by_count: BinaryHeap::with_capacity(capacity),
+        }
     }
 
-    /// The `n` most frequent keys, most frequent first; ties in key order so
+    pub fn observe(&mut self, key: Key) {
+        self.total += 1;
+        if let Some(counter) = self.counters.get_mut(&key) {
+            counter.count += 1;
+            return;
+        }
+        let inherited = if self.counters.len() < self.capacity {
+            0
+        } else {
+            match self.evict_least() {
+                Some(count) => count,
+                None => return,
+            }
+        };
+        let count = inherited + 1;
+        self.by_count.push(Reverse((count, key.clone())));
+        self.counters.insert(
+            key,
+            Counter {
+                count,
+                error: inherited,
+            },
+        );
+    }
+
+    /// Removes the least counted key and returns its count.
+    fn evict_least(&mut self) -> Option<u64> {
+        while let Some(Reverse((count, key))) = self.by_count.pop() {
+            let current = self.counters.get(&key)?.count;
+            if current == count {
+                self.counters.remove(&key);
+                return Some(count);
+            }
+            self.by_count.push(Reverse((current, key)));
+        }
+        None
+    }
+
+    /// The `n` most counted keys, most counted first; ties in key order so
     /// that output is deterministic.
-    pub fn top(&self, n: usize) -> Vec<(&Key, u64)> {
-        let mut keys: Vec<_> = self
-            .counts
+    pub fn top(&self, n: usize) -> Vec<KeyCount<'_>> {
+        let mut keys: Vec<KeyCount<'_>> = self
+            .counters
             .iter()
-            .map(|(key, count)| (key, *count))
+            .map(|(key, counter)| KeyCount {
+                key,
+                count: counter.count,
+                error: counter.error,
+            })
             .collect();
-        keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        keys.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(b.key)));
         keys.truncate(n);
         keys
     }
 
-    pub fn distinct(&self) -> usize {
-        self.counts.len()
+    /// Keys observed, kept or not.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Keys kept.
+    pub fn kept(&self) -> usize {
+        self.counters.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
     use super::*;
 
-    fn key(text: &str) -> Key {
-        Key::Text {
-            bytes: text.as_bytes().into(),
-            truncated: false,
-        }
+    fn key(id: u64) -> Key {
+        Key::Unsigned(id)
     }
 
     #[test]
-    fn top_is_ordered_by_count_then_key() {
-        let mut counts = KeyCounts::default();
-        for text in ["b", "a", "hot", "hot", "hot", "c", "c"] {
-            counts.observe(key(text));
+    fn exact_while_under_capacity() {
+        let mut counts = KeyCounts::with_capacity(8);
+        for id in [1, 2, 2, 3, 3, 3] {
+            counts.observe(key(id));
         }
         let top: Vec<_> = counts
-            .top(3)
-            .into_iter()
-            .map(|(key, count)| (key.display(), count))
+            .top(2)
+            .iter()
+            .map(|kc| (kc.key.display(), kc.count, kc.error))
             .collect();
-        assert_eq!(
-            top,
-            [
-                ("hot".to_owned(), 3),
-                ("c".to_owned(), 2),
-                ("a".to_owned(), 1)
-            ]
+        assert_eq!(top, [("3".to_owned(), 3, 0), ("2".to_owned(), 2, 0)]);
+        assert_eq!((counts.total(), counts.kept()), (6, 3));
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let mut counts = KeyCounts::with_capacity(16);
+        for id in 1_000..101_000 {
+            counts.observe(key(id));
+            counts.observe(key(7)); // a hot key among many cold ones
+        }
+        assert_eq!(counts.kept(), 16);
+        let hot = counts.top(1)[0];
+        assert_eq!(hot.key, &key(7));
+        assert!(
+            hot.count - hot.error <= 100_000 && 100_000 <= hot.count,
+            "{hot:?}"
         );
-        assert_eq!(counts.distinct(), 4);
+    }
+
+    proptest! {
+        /// For any stream: every kept count brackets the true count, every
+        /// key above total/capacity is kept, and errors never exceed
+        /// total/capacity.
+        #[test]
+        fn counts_bracket_the_truth(
+            stream in prop::collection::vec(
+                // Skewed: low ids are far more frequent than high ones.
+                (0u32..8).prop_flat_map(|scale| 0u64..(1u64 << (2 * scale))),
+                0..3000,
+            ),
+            capacity in 1usize..40,
+        ) {
+            let mut counts = KeyCounts::with_capacity(capacity);
+            let mut truth: HashMap<u64, u64> = HashMap::new();
+            for id in &stream {
+                counts.observe(key(*id));
+                *truth.entry(*id).or_default() += 1;
+            }
+            let total = stream.len() as u64;
+            let kept = counts.top(usize::MAX);
+            for kc in &kept {
+                let Key::Unsigned(id) = kc.key else { panic!("unexpected key {:?}", kc.key) };
+                let true_count = truth[id];
+                prop_assert!(kc.count - kc.error <= true_count && true_count <= kc.count, "{kc:?} vs {true_count}");
+                prop_assert!(kc.error <= total / capacity as u64, "{kc:?}, total {total}");
+            }
+            for (id, true_count) in &truth {
+                if *true_count > total / capacity as u64 {
+                    prop_assert!(kept.iter().any(|kc| kc.key == &key(*id)), "lost key {id} ({true_count} of {total})");
+                }
+            }
+        }
     }
 }

@@ -90,10 +90,11 @@ fn map_reports(aggregate: &Aggregate) -> Vec<MapReport> {
                     .keys
                     .top(TOP_KEYS)
                     .into_iter()
-                    .map(|(key, count)| KeyReport {
-                        key: key.display(),
-                        count,
-                        share: count as f64 / total as f64,
+                    .map(|kept| KeyReport {
+                        key: kept.key.display(),
+                        count: kept.count,
+                        share: kept.count as f64 / total as f64,
+                        error: kept.error,
                     })
                     .collect(),
                 sites: Vec::new(),

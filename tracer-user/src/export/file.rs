@@ -107,6 +107,7 @@ mod tests {
                     key: "sku-42".to_owned(),
                     count: 4,
                     share: 0.4,
+                    error: 0,
                 }],
                 sites: vec![],
             }],

@@ -257,11 +257,13 @@ mod tests {
                         key: "sku-42".to_owned(),
                         count: 400_000,
                         share: 0.4,
+                        error: 0,
                     },
                     KeyReport {
                         key: "sku-7".to_owned(),
                         count: 100_000,
                         share: 0.1,
+                        error: 0,
                     },
                 ],
                 sites: vec![],

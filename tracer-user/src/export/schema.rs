@@ -105,6 +105,10 @@ pub struct KeyReport {
     pub count: u64,
     /// Fraction of the map's traced operations on this key.
     pub share: f64,
+    /// How much `count` may overstate the key: the true count is between
+    /// `count - error` and `count` (keys are counted in bounded memory).
+    #[serde(default)]
+    pub error: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
