@@ -78,6 +78,19 @@ fn check_hotkeys(toolchain_env: &str, expected_version: &str) {
         1.0 / 3.0,
     );
     assert_eq!((map.ops.delete, map.ops.iterate), (0, 0));
+
+    let hot = export
+        .findings
+        .iter()
+        .find(|finding| finding.kind == "hot_key")
+        .unwrap_or_else(|| panic!("a 40% key is hot: {:?}", export.findings));
+    assert_eq!(hot.subject, map.id);
+    assert_eq!(hot.count, top.count);
+    assert!(
+        hot.message.contains("\"sku-42\" takes 40%"),
+        "{}",
+        hot.message
+    );
 }
 
 fn trace_hotkeys(toolchain: &GoToolchain) -> Export {

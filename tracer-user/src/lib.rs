@@ -5,11 +5,13 @@
 //! - `probes`: the probe catalogue (what to attach where) and the eBPF loader.
 //! - `events`: per-CPU buffer readers and the one decoding boundary.
 //! - `aggregate`: per-map and per-key counters.
+//! - `findings`: what the aggregate means (hot keys, lock convoys).
 //! - `export`: the versioned JSON schema, and the text report rendered from it.
 
 pub mod aggregate;
 pub mod duration;
 pub mod events;
 pub mod export;
+pub mod findings;
 pub mod probes;
 pub mod target;

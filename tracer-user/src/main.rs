@@ -44,6 +44,10 @@ struct RecordArgs {
     /// Bytes of each map key to capture (longer keys are truncated).
     #[arg(long, value_name = "BYTES", default_value_t = tracer_common::DEFAULT_KEY_LIMIT)]
     key_bytes: u32,
+    /// A key with at least this share of a busy map's operations is reported
+    /// as hot.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.25, value_parser = share)]
+    hot_key_share: f64,
     /// Where to write the export; `-` for standard output.
     /// [default: contend-PID.json]
     #[arg(short, long)]
@@ -59,6 +63,16 @@ struct ReportArgs {
     file: PathBuf,
 }
 
+/// A fraction between 0 and 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        _ => Err(format!(
+            "{text:?} is not a share between 0 and 1 (e.g. 0.25)"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::init_logging();
@@ -70,6 +84,10 @@ fn main() -> ExitCode {
             output: args.output,
             probes: tracer_user::probes::LoadOptions {
                 key_limit: args.key_bytes,
+            },
+            thresholds: tracer_user::findings::Thresholds {
+                hot_key_share: args.hot_key_share,
+                ..Default::default()
             },
         }),
         Command::Report(args) => commands::report::run(&args.file),

@@ -25,6 +25,7 @@ use tracer_user::{
         build::{Recording, export},
         schema::Window,
     },
+    findings::Thresholds,
     probes::{LoadOptions, Tracer},
     target::{FunctionTable, Target},
 };
@@ -35,6 +36,7 @@ pub struct Options {
     pub duration: Option<Duration>,
     pub output: Option<PathBuf>,
     pub probes: LoadOptions,
+    pub thresholds: Thresholds,
 }
 
 /// Batches in flight between the readers and the aggregator.
@@ -56,30 +58,24 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     };
     let output = options
         .output
+        .clone()
         .unwrap_or_else(|| PathBuf::from(format!("contend-{pid}.json")));
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|runtime| {
-            runtime.block_on(record(pid, options.duration, options.probes, &output))
-        });
+        .and_then(|runtime| runtime.block_on(record(pid, &options, &output)));
     if let Some(child) = child.as_mut() {
         stop_child(child);
     }
     result
 }
 
-async fn record(
-    pid: u32,
-    duration: Option<Duration>,
-    probes: LoadOptions,
-    output: &Path,
-) -> anyhow::Result<()> {
+async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()> {
     let begun = Instant::now();
     let target = Target::from_pid(pid)?;
-    let mut tracer = Tracer::attach(&target, probes)?;
+    let mut tracer = Tracer::attach(&target, options.probes)?;
     let attach = begun.elapsed();
     let buffers = tracer.take_event_buffers()?;
     let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
@@ -89,8 +85,8 @@ async fn record(
     tracer.arm()?;
     let started_wall = SystemTime::now();
     let started = Instant::now();
-    announce(&target, &tracer, duration);
-    let stop = wait_for_stop(pid, duration).await;
+    announce(&target, &tracer, options.duration);
+    let stop = wait_for_stop(pid, options.duration).await;
     // Once disarmed, nothing more is emitted: drain and write the export
     // first, and detach (which takes seconds) after. If disarming fails,
     // detaching is what stops the events.
@@ -111,6 +107,7 @@ async fn record(
         target: &target,
         probes: &probes,
         attach,
+        thresholds: &options.thresholds,
         window,
         aggregate: &aggregate,
     });

@@ -9,6 +9,7 @@ use super::schema::{
 };
 use crate::{
     aggregate::{Aggregate, WaitStats},
+    findings::{self, Thresholds},
     probes::ProbeStatus,
     target::Target,
 };
@@ -27,6 +28,7 @@ pub struct Recording<'a> {
     pub probes: &'a [ProbeStatus],
     /// How long resolving and attaching took.
     pub attach: Duration,
+    pub thresholds: &'a Thresholds,
     pub window: Window,
     pub aggregate: &'a Aggregate,
 }
@@ -36,6 +38,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
         target,
         probes,
         attach,
+        thresholds,
         window,
         aggregate,
     } = recording;
@@ -57,7 +60,21 @@ pub fn export(recording: &Recording<'_>) -> Export {
         },
         maps: map_reports(aggregate),
         locks: lock_reports(aggregate),
-        findings: Vec::new(),
+        findings: findings::find(aggregate, thresholds)
+            .into_iter()
+            .map(finding)
+            .collect(),
+    }
+}
+
+fn finding(finding: findings::Finding) -> schema::Finding {
+    schema::Finding {
+        kind: finding.kind.name().to_owned(),
+        severity: finding.severity.name().to_owned(),
+        message: finding.message,
+        subject: format!("{:#x}", finding.subject),
+        sites: Vec::new(),
+        count: finding.count,
     }
 }
 

@@ -14,6 +14,7 @@ pub fn render(export: &Export) -> String {
     let mut out = String::new();
     header(&mut out, export);
     probes(&mut out, export);
+    findings(&mut out, export);
     maps(&mut out, export);
     locks(&mut out, export);
     out
@@ -51,6 +52,16 @@ fn probes(out: &mut String, export: &Export) {
     {
         let reason = probe.reason.as_deref().unwrap_or("unknown reason");
         let _ = writeln!(out, "  not attached: {} ({reason})", probe.symbol);
+    }
+}
+
+fn findings(out: &mut String, export: &Export) {
+    if export.findings.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nFindings");
+    for finding in &export.findings {
+        let _ = writeln!(out, "  {:<8}  {}", finding.severity, finding.message);
     }
 }
 
@@ -284,7 +295,15 @@ mod tests {
                 histogram: vec![],
                 sites: vec![],
             }],
-            findings: vec![],
+            findings: vec![schema::Finding {
+                kind: "hot_key".to_owned(),
+                severity: "warning".to_owned(),
+                message: "key \"sku-42\" takes 40% of the 1000000 operations on map 0xc000123000"
+                    .to_owned(),
+                subject: "0xc000123000".to_owned(),
+                sites: vec![],
+                count: 400_000,
+            }],
         };
         insta::assert_snapshot!(render(&export));
     }

@@ -157,13 +157,21 @@ pub struct Bucket {
     pub count: u64,
 }
 
-/// Something contend concluded from the recording. Not produced yet; defined
-/// so that v1 readers accept files from the versions that do.
+/// Something contend concluded from the recording.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
+    /// `hot_key` or `lock_convoy` (more kinds come; readers skip unknown ones).
     pub kind: String,
+    /// `warning` or `critical`.
     pub severity: String,
+    /// One sentence: what, how much, and why it matters.
     pub message: String,
+    /// The `id` of the map or lock the finding is about.
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub sites: Vec<Site>,
+    /// The operations or waits the finding rests on.
     #[serde(default)]
     pub count: u64,
 }
