@@ -153,20 +153,10 @@ mod tests {
     use tracer_common::MapOp;
 
     use super::*;
-    use crate::events::{Batch, Event, Key, LockWait, MapAccess};
+    use crate::events::{Batch, Event, LockWait, fixtures::map_access};
 
     fn map_op(map: u64, key: &str) -> Event {
-        Event::MapAccess(MapAccess {
-            op: MapOp::Read,
-            tid: 1,
-            goid: 1,
-            timestamp_ns: 0,
-            map,
-            key: Key::Text {
-                bytes: key.as_bytes().into(),
-                truncated: false,
-            },
-        })
+        map_access(map, MapOp::Read, key)
     }
 
     fn lock_wait(goid: u64, wait_ns: u64) -> Event {

@@ -103,21 +103,7 @@ impl Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Key;
-
-    fn access(map: u64, op: MapOp, key: &str) -> Event {
-        Event::MapAccess(MapAccess {
-            op,
-            tid: 1,
-            goid: 1,
-            timestamp_ns: 0,
-            map,
-            key: Key::Text {
-                bytes: key.as_bytes().into(),
-                truncated: false,
-            },
-        })
-    }
+    use crate::events::fixtures::map_access as access;
 
     #[test]
     fn counts_per_map_per_op_and_losses() {

@@ -126,6 +126,16 @@ const fn hash_trie_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapPr
     }
 }
 
+/// The symbol of a method of `HashTrieMap[any, any]`'s shaped instance.
+macro_rules! hash_trie {
+    ($method:literal) => {
+        concat!(
+            "internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).",
+            $method
+        )
+    };
+}
+
 const SYNC_MAP_KEY: KeyArgs = KeyArgs::Interface {
     type_word: Reg::Rbx,
     data_word: Reg::Rcx,
@@ -211,14 +221,14 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
     sync_map_probe("sync.(*Map).CompareAndDelete", MapOp::Delete, SYNC_MAP_KEY).since(SYNC_MAP_SWAP),
     sync_map_probe("sync.(*Map).Range", MapOp::Iterate, KeyArgs::None),
     // sync.Map from Go 1.24 (Store is Swap, Delete is LoadAndDelete).
-    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).Load", MapOp::Read, HASH_TRIE_KEY),
-    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).LoadOrStore", MapOp::Write, HASH_TRIE_KEY),
-    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).LoadAndDelete", MapOp::Delete, HASH_TRIE_KEY),
-    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).Swap", MapOp::Write, HASH_TRIE_KEY),
-    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).CompareAndSwap", MapOp::Write, HASH_TRIE_KEY),
-    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).CompareAndDelete", MapOp::Delete, HASH_TRIE_KEY),
-    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).Range", MapOp::Iterate, KeyArgs::None),
-    hash_trie_probe("internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}]).Clear", MapOp::Clear, KeyArgs::None),
+    hash_trie_probe(hash_trie!("Load"), MapOp::Read, HASH_TRIE_KEY),
+    hash_trie_probe(hash_trie!("LoadOrStore"), MapOp::Write, HASH_TRIE_KEY),
+    hash_trie_probe(hash_trie!("LoadAndDelete"), MapOp::Delete, HASH_TRIE_KEY),
+    hash_trie_probe(hash_trie!("Swap"), MapOp::Write, HASH_TRIE_KEY),
+    hash_trie_probe(hash_trie!("CompareAndSwap"), MapOp::Write, HASH_TRIE_KEY),
+    hash_trie_probe(hash_trie!("CompareAndDelete"), MapOp::Delete, HASH_TRIE_KEY),
+    hash_trie_probe(hash_trie!("Range"), MapOp::Iterate, KeyArgs::None),
+    hash_trie_probe(hash_trie!("Clear"), MapOp::Clear, KeyArgs::None),
 ];
 
 /// A lock slow path: its entry starts a wait, its returns end it.
