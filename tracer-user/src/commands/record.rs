@@ -1,5 +1,5 @@
 //! `contend record`: attach, trace until the duration ends, Ctrl-C or the
-//! target exits, detach, and write the export. Whatever stops the recording,
+//! target exits, write the export, detach. Whatever stops the recording,
 //! what was recorded is written.
 
 use std::{

@@ -78,7 +78,8 @@ impl Readers {
     }
 
     /// Stops the readers after one last drain, so nothing already in the
-    /// buffers is lost. Call after the probes are detached.
+    /// buffers is lost. Call once the probes emit no more (disarmed or
+    /// detached).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
