@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{
     cmd::{self, cargo, command},
-    setup,
+    setup::{self, GoToolchains},
 };
 
 /// One measurement.
@@ -37,8 +37,16 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
         build.arg("--release");
     }
     cmd::run(&mut build)?;
+    let contend = cmd::workspace_root()
+        .join("target")
+        .join(profile)
+        .join("contend");
+    measure(&go, &contend, smoke)
+}
+
+/// Runs the measurements with an already built `contend`.
+pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result<()> {
     let root = cmd::workspace_root();
-    let contend = root.join("target").join(profile).join("contend");
     let out_dir = root.join("target/bench");
     fs::create_dir_all(&out_dir).context("creating target/bench")?;
 
@@ -50,7 +58,7 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
         ("stripped PIE", &["-buildmode=pie", "-ldflags=-s -w"][..]),
     ] {
         rows.push(attach_time(
-            &toolchain, &contend, &out_dir, variant, flags, repeats,
+            &toolchain, contend, &out_dir, variant, flags, repeats,
         )?);
     }
 

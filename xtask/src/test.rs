@@ -27,7 +27,7 @@ pub fn run() -> anyhow::Result<()> {
         cargo()
             .arg("test")
             .args(workspace)
-            .env("CONTEND_BIN", contend)
+            .env("CONTEND_BIN", &contend)
             .env("CONTEND_GO_NEW", &go.new)
             .env("CONTEND_GO_OLD", &go.old)
             // Tests that trace share two cores; one at a time keeps each
@@ -35,5 +35,5 @@ pub fn run() -> anyhow::Result<()> {
             .args(["--", "--test-threads=1"]),
     )?;
     // Benchmarks are not tests; this only checks that the suite still runs.
-    crate::bench::run(true)
+    crate::bench::measure(&go, &contend, true)
 }

@@ -47,6 +47,9 @@ pub struct Binary {
     pub goid_offset: Option<GoidOffset>,
     functions: HashMap<String, Function>,
     pub function_table: FunctionTable,
+    /// Addresses of `runtime.morestack*`, found once rather than per call
+    /// instruction examined.
+    stack_growth: Vec<u64>,
     segments: Vec<Segment>,
     /// The whole file: code is read from it for disassembly.
     bytes: Vec<u8>,
@@ -81,6 +84,11 @@ impl Binary {
         Ok(Self {
             go_version,
             goid_offset,
+            stack_growth: functions
+                .iter()
+                .filter(|(name, _)| name.starts_with("runtime.morestack"))
+                .map(|(_, function)| function.address)
+                .collect(),
             functions,
             function_table,
             segments,
@@ -131,9 +139,7 @@ impl Binary {
 
     /// `runtime.morestack*`, which a Go prologue calls to grow the stack.
     fn is_stack_growth(&self, address: u64) -> bool {
-        self.functions.iter().any(|(name, function)| {
-            function.address == address && name.starts_with("runtime.morestack")
-        })
+        self.stack_growth.contains(&address)
     }
 
     /// Whether a function starts at this link-time address.
