@@ -1,8 +1,9 @@
 //! Running the real `contend` binary.
 
 use std::{
+    io::{BufRead as _, BufReader, Read as _},
     path::PathBuf,
-    process::{Command, Output},
+    process::{Child, ChildStderr, Command, Output, Stdio},
 };
 
 #[cfg(feature = "export")]
@@ -39,19 +40,89 @@ impl Run {
 
 /// Runs `contend record` with `args` and an export path unique to `label`.
 pub fn record(label: &str, args: &[&str]) -> Run {
-    let dir = crate::workspace_root().join("target/e2e");
-    std::fs::create_dir_all(&dir).expect("create target/e2e");
-    let export_path = dir.join(format!("{label}.json"));
-    let _ = std::fs::remove_file(&export_path);
-    let output = command()
-        .arg("record")
-        .args(args)
-        .arg("--output")
-        .arg(&export_path)
+    let export_path = export_path(label);
+    let output = record_command(args, &export_path)
         .output()
         .expect("run contend");
     Run {
         output,
         export_path,
+    }
+}
+
+fn export_path(label: &str) -> PathBuf {
+    let dir = crate::workspace_root().join("target/e2e");
+    std::fs::create_dir_all(&dir).expect("create target/e2e");
+    let export_path = dir.join(format!("{label}.json"));
+    let _ = std::fs::remove_file(&export_path);
+    export_path
+}
+
+fn record_command(args: &[&str], export_path: &std::path::Path) -> Command {
+    let mut command = command();
+    command
+        .arg("record")
+        .args(args)
+        .arg("--output")
+        .arg(export_path);
+    command
+}
+
+/// A `contend record` running in the background, for fixtures that must
+/// not start their pattern before the probes are in place.
+pub struct Background {
+    child: Child,
+    stderr: BufReader<ChildStderr>,
+    /// stderr read so far.
+    said: String,
+    export_path: PathBuf,
+}
+
+/// Starts `contend record` with `args`; see [`Background::wait_until_tracing`].
+pub fn start_record(label: &str, args: &[&str]) -> Background {
+    let export_path = export_path(label);
+    let mut child = record_command(args, &export_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start contend");
+    let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    Background {
+        child,
+        stderr,
+        said: String::new(),
+        export_path,
+    }
+}
+
+impl Background {
+    /// Blocks until contend says it is tracing: every probe attached and
+    /// the recording window open.
+    pub fn wait_until_tracing(&mut self) {
+        loop {
+            let mut line = String::new();
+            let read = self
+                .stderr
+                .read_line(&mut line)
+                .expect("read contend's stderr");
+            self.said.push_str(&line);
+            assert!(read > 0, "contend stopped before tracing: {}", self.said);
+            if line.starts_with("contend: tracing") {
+                return;
+            }
+        }
+    }
+
+    /// Waits for contend to finish by itself.
+    pub fn finish(mut self) -> Run {
+        let mut rest = String::new();
+        let _ = self.stderr.read_to_string(&mut rest);
+        self.said.push_str(&rest);
+        let mut output = self.child.wait_with_output().expect("wait for contend");
+        output.stderr = self.said.into_bytes();
+        Run {
+            output,
+            export_path: self.export_path,
+        }
     }
 }

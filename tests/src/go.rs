@@ -141,6 +141,25 @@ impl Fixture {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends SIGUSR1, which the fixtures that wait for a tracer take as
+    /// their start signal.
+    pub fn signal_start(&self) {
+        let status = Command::new("kill")
+            .args(["-USR1", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -USR1 {} failed", self.pid());
+    }
+
+    /// Waits for the fixture to exit by itself; returns what it printed
+    /// after `ready`.
+    pub fn wait(mut self) -> Vec<String> {
+        let _ = self.child.wait();
+        let mut rest = String::new();
+        let _ = io::Read::read_to_string(&mut self.stdout, &mut rest);
+        rest.lines().map(str::to_owned).collect()
+    }
 }
 
 impl Drop for Fixture {

@@ -35,10 +35,44 @@ impl KeyAbi {
     }
 }
 
+/// What a map probe does for the concurrent-access detector.
+///
+/// Only writes open a window (from entry to return): a read checks for an
+/// in-flight write when it starts, as the Go runtime's own check does. So
+/// reads, the hot path, cost one trap, not two; a write that starts inside
+/// a read is the one race this misses.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// Not checked: `sync.Map` (safe for concurrent use), iteration (its
+    /// end is not a return of the probed function).
+    None = 0,
+    /// A read: reports an in-flight write by another goroutine.
+    Check = 1,
+    /// A write's entry: reports an in-flight write by another goroutine,
+    /// then opens this goroutine's window.
+    Open = 2,
+    /// A write's return: closes the goroutine's window. The other fields
+    /// of the cookie are unused.
+    Close = 3,
+}
+
+impl Window {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        Some(match value {
+            0 => Self::None,
+            1 => Self::Check,
+            2 => Self::Open,
+            3 => Self::Close,
+            _ => return None,
+        })
+    }
+}
+
 /// How a map probe reads its arguments.
 ///
 /// Layout, least significant byte first: op, key ABI, map register, map
-/// type register, key register a, key register b; the top two bytes are 0.
+/// type register, key register a, key register b, window; the top byte is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapCookie {
     pub op: MapOp,
@@ -47,6 +81,7 @@ pub struct MapCookie {
     pub map_type: Reg,
     pub key_a: Reg,
     pub key_b: Reg,
+    pub window: Window,
 }
 
 impl MapCookie {
@@ -57,11 +92,12 @@ impl MapCookie {
             | (self.map_type as u64) << 24
             | (self.key_a as u64) << 32
             | (self.key_b as u64) << 40
+            | (self.window as u64) << 48
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if cookie >> 48 != 0 {
+        if cookie >> 56 != 0 {
             return None;
         }
         Some(Self {
@@ -71,6 +107,7 @@ impl MapCookie {
             map_type: Reg::from_u8(byte(3))?,
             key_a: Reg::from_u8(byte(4))?,
             key_b: Reg::from_u8(byte(5))?,
+            window: Window::from_u8(byte(6))?,
         })
     }
 }
@@ -131,6 +168,7 @@ mod tests {
             map_type: Reg::Rax,
             key_a: Reg::Rcx,
             key_b: Reg::Rdi,
+            window: Window::Open,
         };
         assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
     }

@@ -9,7 +9,7 @@
 pub mod cookie;
 pub mod go;
 
-pub use cookie::{KeyAbi, LockCookie, MapCookie};
+pub use cookie::{KeyAbi, LockCookie, MapCookie, Window};
 
 /// Most bytes of a map key an event can carry. How many are captured is
 /// configurable up to this (`KEY_LIMIT` in the eBPF object); longer keys are
@@ -18,6 +18,14 @@ pub const KEY_CAPACITY: usize = 128;
 /// Bytes of a key captured when the user does not say.
 pub const DEFAULT_KEY_LIMIT: u32 = 64;
 
+/// Return addresses captured per event: the probed function's caller first,
+/// then up the frame-pointer chain. Enough to get past the `sync` and
+/// `runtime` wrappers to the user's code, which is all a call site needs.
+pub const FRAMES: usize = 4;
+
+/// Bytes of each key a concurrent-access record carries.
+pub const SIDE_KEY_CAPACITY: usize = 32;
+
 /// Discriminates the records in the event buffers. Every record starts with
 /// this tag in its first byte.
 #[repr(u8)]
@@ -25,6 +33,8 @@ pub const DEFAULT_KEY_LIMIT: u32 = 64;
 pub enum EventKind {
     MapAccess = 1,
     LockWait = 2,
+    /// Two goroutines in the same map at once, at least one writing.
+    MapConflict = 3,
 }
 
 /// What a traced map entry point does to the map.
@@ -132,6 +142,8 @@ pub struct MapEvent {
     pub goid: u64,
     /// Address of the runtime map header: the map's identity.
     pub map: u64,
+    /// Return addresses, the caller first; 0 past the end of the chain.
+    pub frames: [u64; FRAMES],
     /// The key's size in the target (a string's length); may exceed what
     /// was copied.
     pub key_len: u32,
@@ -160,6 +172,8 @@ pub struct LockEvent {
     /// Address of the `sync.Mutex` or `sync.RWMutex`.
     pub lock: u64,
     pub wait_ns: u64,
+    /// Return addresses where the wait began, the caller first.
+    pub frames: [u64; FRAMES],
 }
 
 /// A wait in progress, kept in the kernel between a slow path's entry and
@@ -172,18 +186,62 @@ pub struct PendingWait {
     /// A [`LockOp`].
     pub op: u8,
     pub _pad0: [u8; 7],
+    pub frames: [u64; FRAMES],
 }
 
-const _: () = assert!(core::mem::size_of::<MapEvent>() == 40 + KEY_CAPACITY);
+/// One side of a concurrent map access: a write in flight, or the
+/// operation that started while it was.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AccessSide {
+    pub goid: u64,
+    /// When the operation started.
+    pub start_ns: u64,
+    pub frames: [u64; FRAMES],
+    /// A [`MapOp`].
+    pub op: u8,
+    /// The key's Go kind, as in [`MapEvent::key_kind`].
+    pub key_kind: u8,
+    pub _pad0: [u8; 2],
+    pub key_len: u32,
+    /// Bytes of `key` that hold the key.
+    pub key_copied: u32,
+    pub _pad1: u32,
+    pub key: [u8; SIDE_KEY_CAPACITY],
+}
+
+/// A map operation that started while another goroutine's write to the
+/// same map was in flight: a data race the Go runtime may or may not catch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConflictEvent {
+    /// Always [`EventKind::MapConflict`].
+    pub kind: u8,
+    pub _pad0: [u8; 3],
+    pub tid: u32,
+    pub map: u64,
+    /// The operation that ran into the write.
+    pub running: AccessSide,
+    /// The write it ran into.
+    pub in_flight: AccessSide,
+}
+
+const FRAME_BYTES: usize = 8 * FRAMES;
+const _: () = assert!(core::mem::size_of::<MapEvent>() == 40 + FRAME_BYTES + KEY_CAPACITY);
 const _: () = assert!(core::mem::align_of::<MapEvent>() == 8);
-const _: () = assert!(core::mem::size_of::<LockEvent>() == 40);
-const _: () = assert!(core::mem::size_of::<PendingWait>() == 24);
+const _: () = assert!(core::mem::size_of::<LockEvent>() == 40 + FRAME_BYTES);
+const _: () = assert!(core::mem::size_of::<PendingWait>() == 24 + FRAME_BYTES);
+const _: () = assert!(core::mem::size_of::<AccessSide>() == 32 + FRAME_BYTES + SIDE_KEY_CAPACITY);
+const _: () =
+    assert!(core::mem::size_of::<ConflictEvent>() == 16 + 2 * core::mem::size_of::<AccessSide>());
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (all three): repr(C), no implicit padding (the size asserts
+    // SAFETY (all five): repr(C), no implicit padding (the size asserts
     // above), and every bit pattern is a valid value.
     unsafe impl aya::Pod for super::MapEvent {}
     unsafe impl aya::Pod for super::LockEvent {}
     unsafe impl aya::Pod for super::PendingWait {}
+    unsafe impl aya::Pod for super::AccessSide {}
+    unsafe impl aya::Pod for super::ConflictEvent {}
 }

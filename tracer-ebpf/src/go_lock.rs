@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 use tracer_common::{EventKind, LockCookie, LockEvent, LockOp, PendingWait, Reg};
 
-use crate::{config, goroutine, output, regs::Regs};
+use crate::{config, frames, goroutine, output, regs::Regs};
 
 /// Waits in progress by goroutine (by thread when the goid is unknown). An
 /// entry whose return never comes (a panic, Goexit) is overwritten by the
@@ -37,11 +37,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     let probe = LockCookie::decode(cookie).ok_or(())?;
     let regs = Regs::capture(ctx);
     let goid = goroutine::id(&regs);
-    let waiter = if goid != 0 {
-        goid
-    } else {
-        bpf_get_current_pid_tgid() | 1 << 63
-    };
+    let waiter = goroutine::identity(goid);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if probe.exit {
@@ -58,6 +54,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
         lock: field.wrapping_sub(u64::from(field_offset)),
         op: op as u8,
         _pad0: [0; 7],
+        frames: frames::capture(ctx),
     };
     PENDING.insert(&waiter, &wait, 0).map_err(drop)
 }
@@ -98,6 +95,7 @@ fn finish(ctx: &ProbeContext, waiter: u64, goid: u64, now: u64) -> Result<(), ()
         goid,
         lock: wait.lock,
         wait_ns: now.saturating_sub(wait.start_ns),
+        frames: wait.frames,
     };
     output::emit(ctx, &event);
     Ok(())

@@ -19,7 +19,7 @@ use tracer_common::{
     },
 };
 
-use crate::{config, goroutine, output, regs::Regs};
+use crate::{config, conflict, frames, goroutine, output, regs::Regs};
 
 /// Scratch space for the event: too big for the 512-byte BPF stack.
 #[map]
@@ -65,8 +65,10 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
     event.goid = goid;
     event.map = regs.get(probe.map);
+    event.frames = frames::capture(ctx);
     read_key(&regs, probe, event);
     output::emit(ctx, event);
+    conflict::check(ctx, probe.window, event, goroutine::identity(goid));
     Ok(())
 }
 

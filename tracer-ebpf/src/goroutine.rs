@@ -17,6 +17,18 @@ pub fn id(regs: &Regs) -> u64 {
     unsafe { bpf_probe_read_user((g + offset) as *const u64) }.unwrap_or(0)
 }
 
+/// Who runs this probe, for pairing an entry with its return: the goroutine
+/// id, or the thread id with the top bit set when the goid is unknown (a
+/// parked goroutine may then resume on another thread, and pairing is only
+/// best effort).
+#[inline(always)]
+pub fn identity(goid: u64) -> u64 {
+    match goid {
+        0 => aya_ebpf::helpers::bpf_get_current_pid_tgid() | 1 << 63,
+        goid => goid,
+    }
+}
+
 /// Goroutines about to run a traced function's entry a second time, with the
 /// cookie of that entry's probe. A Go function whose stack must grow (or
 /// whose goroutine the scheduler wants to preempt) calls `morestack` from its

@@ -5,6 +5,8 @@
 #![no_main]
 
 mod config;
+mod conflict;
+mod frames;
 mod go_lock;
 mod go_map;
 mod goroutine;

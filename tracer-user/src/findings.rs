@@ -1,12 +1,19 @@
 //! Findings: what a recording means, as sentences a developer can act on,
-//! each with its evidence. Pure functions of the aggregate.
+//! each with its evidence. Pure functions of the aggregate and the call
+//! sites its stacks resolve to.
 
-use tracer_common::LockOp;
+use std::collections::BTreeMap;
+
+use tracer_common::{LockOp, MapOp};
 
 use crate::{
-    aggregate::{Aggregate, MapStats, WaitStats},
+    aggregate::{Aggregate, MapStats, RacePair, RaceStats, StackCounts, WaitStats},
     export::build::lock_kind,
+    sites::{self, CallSite, ResolveSites},
 };
+
+/// Call sites listed as a finding's evidence.
+const EVIDENCE_SITES: usize = 3;
 
 /// When something is worth a finding.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +45,7 @@ impl Default for Thresholds {
 pub enum Kind {
     HotKey,
     LockConvoy,
+    ConcurrentMapAccess,
 }
 
 impl Kind {
@@ -45,6 +53,7 @@ impl Kind {
         match self {
             Self::HotKey => "hot_key",
             Self::LockConvoy => "lock_convoy",
+            Self::ConcurrentMapAccess => "concurrent_map_access",
         }
     }
 }
@@ -74,25 +83,160 @@ pub struct Finding {
     pub subject: u64,
     /// The operations or waits the finding rests on.
     pub count: u64,
+    /// Where it happens, with the operations or waits from each, busiest
+    /// first.
+    pub sites: Vec<(CallSite, u64)>,
+    /// For a concurrent map access, the two operations that overlapped.
+    pub accesses: Vec<RaceAccess>,
+}
+
+/// One side of a concurrent map access, as evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaceAccess {
+    pub op: MapOp,
+    pub site: Option<CallSite>,
+    /// The key in the first collision seen; `None` for `clear`.
+    pub key: Option<String>,
+    pub goid: Option<u64>,
 }
 
 /// Every finding in the aggregate, most severe first.
-pub fn find(aggregate: &Aggregate, thresholds: &Thresholds) -> Vec<Finding> {
+pub fn find(
+    aggregate: &Aggregate,
+    thresholds: &Thresholds,
+    resolver: &dyn ResolveSites,
+) -> Vec<Finding> {
     let hot_keys = aggregate
         .maps_by_ops()
         .into_iter()
-        .filter_map(|(address, stats)| hot_key(address, stats, thresholds));
+        .filter_map(|(address, stats)| hot_key(address, stats, thresholds, resolver));
     let convoys = aggregate
         .locks
         .by_total_wait()
         .into_iter()
-        .filter_map(|(address, op, stats)| lock_convoy(address, op, stats, thresholds));
-    let mut findings: Vec<Finding> = hot_keys.chain(convoys).collect();
+        .filter_map(|(address, op, stats)| lock_convoy(address, op, stats, thresholds, resolver));
+    let races = concurrent_map_accesses(aggregate, resolver);
+    let mut findings: Vec<Finding> = races.into_iter().chain(hot_keys).chain(convoys).collect();
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
     findings
 }
 
-fn hot_key(address: u64, stats: &MapStats, thresholds: &Thresholds) -> Option<Finding> {
+/// The busiest call sites of `stacks`, as evidence.
+fn evidence(stacks: &StackCounts, resolver: &dyn ResolveSites) -> Vec<(CallSite, u64)> {
+    let mut sites = sites::merge(stacks, resolver);
+    sites.truncate(EVIDENCE_SITES);
+    sites
+}
+
+/// What one side of a race did, and where.
+type ResolvedSide = (MapOp, Option<CallSite>);
+
+/// One finding per map and pair of racing call sites (several stacks may
+/// share a site).
+fn concurrent_map_accesses(aggregate: &Aggregate, resolver: &dyn ResolveSites) -> Vec<Finding> {
+    let mut by_sites: BTreeMap<(u64, ResolvedSide, ResolvedSide), (u64, &RaceStats)> =
+        BTreeMap::new();
+    for (pair, stats) in aggregate.conflicts.by_count() {
+        let sides = resolved_sides(pair, resolver);
+        let entry = by_sites.entry(sides).or_insert((0, stats));
+        entry.0 += stats.count;
+    }
+    by_sites
+        .into_iter()
+        .map(|((map, first, second), (count, example))| {
+            race_finding(map, [first, second], count, example)
+        })
+        .collect()
+}
+
+fn resolved_sides(
+    pair: &RacePair,
+    resolver: &dyn ResolveSites,
+) -> (u64, ResolvedSide, ResolvedSide) {
+    let first = (pair.first.op, resolver.site(&pair.first.stack));
+    let second = (pair.second.op, resolver.site(&pair.second.stack));
+    // Two stacks may swap order once resolved: keep sides sorted.
+    if first <= second {
+        (pair.map, first, second)
+    } else {
+        (pair.map, second, first)
+    }
+}
+
+fn race_finding(map: u64, sides: [ResolvedSide; 2], count: u64, example: &RaceStats) -> Finding {
+    let [first, second] = &sides;
+    let keys = [&example.keys.0, &example.keys.1];
+    let goroutines = [example.goroutines.0, example.goroutines.1];
+    let accesses: Vec<RaceAccess> = sides
+        .iter()
+        .zip(keys)
+        .zip(goroutines)
+        .map(|(((op, site), key), goid)| RaceAccess {
+            op: *op,
+            site: site.clone(),
+            key: (*key != crate::events::Key::None).then(|| key.display()),
+            goid,
+        })
+        .collect();
+    let message = format!(
+        "map {map:#x} was used by two goroutines at once {count} times, {} and {}:          an unsynchronised map is corrupted by this, and Go kills the program with \"fatal error: {}\"          when it notices; guard the map with a sync.Mutex or use sync.Map",
+        describe(first),
+        describe(second),
+        runtime_error(first.0, second.0),
+    );
+    Finding {
+        kind: Kind::ConcurrentMapAccess,
+        severity: Severity::Critical,
+        message,
+        subject: map,
+        count,
+        sites: sides
+            .iter()
+            .filter_map(|(_, site)| site.clone().map(|site| (site, count)))
+            .collect(),
+        accesses,
+    }
+}
+
+/// "a write in main.(*Cache).Set (cache.go:14)"
+fn describe((op, site): &ResolvedSide) -> String {
+    let what = match op {
+        MapOp::Read => "a read",
+        MapOp::Write => "a write",
+        MapOp::Delete => "a delete",
+        MapOp::Iterate => "an iteration",
+        MapOp::Clear => "a clear",
+    };
+    match site {
+        Some(site) => format!(
+            "{what} in {} ({}:{})",
+            site.function,
+            short_file(&site.file),
+            site.line
+        ),
+        None => format!("{what} from an unknown site"),
+    }
+}
+
+fn short_file(file: &str) -> &str {
+    file.rsplit('/').next().unwrap_or(file)
+}
+
+/// What the Go runtime says when its own check catches this pair.
+fn runtime_error(a: MapOp, b: MapOp) -> &'static str {
+    let reads = [a, b].iter().filter(|op| **op == MapOp::Read).count();
+    match reads {
+        0 => "concurrent map writes",
+        _ => "concurrent map read and map write",
+    }
+}
+
+fn hot_key(
+    address: u64,
+    stats: &MapStats,
+    thresholds: &Thresholds,
+    resolver: &dyn ResolveSites,
+) -> Option<Finding> {
     let total = stats.ops.total();
     if total < thresholds.hot_map_ops {
         return None;
@@ -118,6 +262,8 @@ fn hot_key(address: u64, stats: &MapStats, thresholds: &Thresholds) -> Option<Fi
         ),
         subject: address,
         count: top.count,
+        sites: evidence(&stats.stacks, resolver),
+        accesses: Vec::new(),
     })
 }
 
@@ -126,6 +272,7 @@ fn lock_convoy(
     op: LockOp,
     stats: &WaitStats,
     thresholds: &Thresholds,
+    resolver: &dyn ResolveSites,
 ) -> Option<Finding> {
     let (p50, p99) = (stats.quantile_ns(0.5).max(1), stats.quantile_ns(0.99));
     let convoy = stats.contended() >= thresholds.convoy_waits
@@ -145,6 +292,8 @@ fn lock_convoy(
         ),
         subject: address,
         count: stats.contended(),
+        sites: evidence(&stats.stacks, resolver),
+        accesses: Vec::new(),
     })
 }
 
@@ -153,7 +302,14 @@ mod tests {
     use tracer_common::MapOp;
 
     use super::*;
-    use crate::events::{Batch, Event, LockWait, fixtures::map_access};
+    use crate::{
+        events::{Access, Batch, Event, Key, LockWait, MapConflict, Stack, fixtures::map_access},
+        sites::{no_sites, tests::site},
+    };
+
+    fn find(aggregate: &Aggregate, thresholds: &Thresholds) -> Vec<Finding> {
+        super::find(aggregate, thresholds, &no_sites)
+    }
 
     fn map_op(map: u64, key: &str) -> Event {
         map_access(map, MapOp::Read, key)
@@ -167,6 +323,7 @@ mod tests {
             timestamp_ns: 0,
             lock: 0xc0de,
             wait_ns,
+            stack: Stack::default(),
         })
     }
 
@@ -222,6 +379,79 @@ mod tests {
         assert_eq!(
             (findings[0].kind, findings[0].subject, findings[0].count),
             (Kind::LockConvoy, 0xc0de, 210)
+        );
+    }
+
+    fn access(op: MapOp, pc: u64, goid: u64, key: &str) -> Access {
+        Access {
+            goid: Some(goid),
+            started_ns: 0,
+            op,
+            key: Key::Text {
+                bytes: key.as_bytes().into(),
+                truncated: false,
+            },
+            stack: Stack([pc, 0, 0, 0]),
+        }
+    }
+
+    #[test]
+    fn a_race_names_both_sides() {
+        let conflict = |running, in_flight| {
+            Event::MapConflict(MapConflict {
+                tid: 1,
+                map: 0xc0ffee,
+                running,
+                in_flight,
+            })
+        };
+        let get = || access(MapOp::Read, 0x10, 7, "user-1");
+        let set = |pc| access(MapOp::Write, pc, 8, "user-2");
+        // Two stacks of the setter resolve to one site: one finding.
+        let events = vec![
+            conflict(get(), set(0x20)),
+            conflict(set(0x21), get()),
+            conflict(get(), set(0x20)),
+        ];
+        let resolver = |stack: &Stack| match stack.0[0] {
+            0x10 => Some(site("main.(*Cache).Get", 20)),
+            _ => Some(site("main.(*Cache).Set", 14)),
+        };
+        let findings = super::find(&aggregate(events), &Thresholds::default(), &resolver);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        let finding = &findings[0];
+        assert_eq!(
+            (
+                finding.kind,
+                finding.severity,
+                finding.subject,
+                finding.count
+            ),
+            (Kind::ConcurrentMapAccess, Severity::Critical, 0xc0ffee, 3)
+        );
+        let sides: Vec<_> = finding
+            .accesses
+            .iter()
+            .map(|side| {
+                (
+                    side.op,
+                    side.site.clone().map(|site| site.function),
+                    side.goid,
+                )
+            })
+            .collect();
+        assert_eq!(
+            sides,
+            [
+                (MapOp::Read, Some("main.(*Cache).Get".to_owned()), Some(7)),
+                (MapOp::Write, Some("main.(*Cache).Set".to_owned()), Some(8)),
+            ]
+        );
+        assert!(
+            finding.message.contains("a read in main.(*Cache).Get (main.go:20) and a write in main.(*Cache).Set (main.go:14)")
+                && finding.message.contains("concurrent map read and map write"),
+            "{}",
+            finding.message
         );
     }
 

@@ -4,8 +4,9 @@
 //! - `target`: which process and binary we trace, and where its functions are.
 //! - `probes`: the probe catalogue (what to attach where) and the eBPF loader.
 //! - `events`: per-CPU buffer readers and the one decoding boundary.
-//! - `aggregate`: per-map and per-key counters.
-//! - `findings`: what the aggregate means (hot keys, lock convoys).
+//! - `aggregate`: per-map, per-key, per-lock and per-site counters.
+//! - `sites`: captured stacks become call sites in the user's code.
+//! - `findings`: what the aggregate means (hot keys, lock convoys, races).
 //! - `export`: the versioned JSON schema, and the text report rendered from it.
 
 pub mod aggregate;
@@ -14,4 +15,5 @@ pub mod events;
 pub mod export;
 pub mod findings;
 pub mod probes;
+pub mod sites;
 pub mod target;

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use hdrhistogram::Histogram;
 use tracer_common::LockOp;
 
+use super::StackCounts;
 use crate::events::LockWait;
 
 /// Significant figures kept by the wait histograms: 0.1% relative error.
@@ -18,6 +19,8 @@ pub struct WaitStats {
     pub total_ns: u64,
     /// Distinct goroutines that waited.
     goroutines: HashSet<u64>,
+    /// Waits by the stack they began at.
+    pub stacks: StackCounts,
 }
 
 impl Default for WaitStats {
@@ -28,6 +31,7 @@ impl Default for WaitStats {
                 .expect("3 significant figures is a valid precision"),
             total_ns: 0,
             goroutines: HashSet::new(),
+            stacks: StackCounts::default(),
         }
     }
 }
@@ -43,6 +47,7 @@ impl WaitStats {
         if wait.goid != 0 {
             self.goroutines.insert(wait.goid);
         }
+        self.stacks.observe(wait.stack);
     }
 
     /// Contended acquisitions: waits that reached the slow path.
@@ -115,6 +120,7 @@ mod tests {
             timestamp_ns: 0,
             lock,
             wait_ns,
+            stack: crate::events::Stack::default(),
         }
     }
 

@@ -1,16 +1,24 @@
-//! Turns the event stream into per-map and per-key counts and lock-wait
-//! histograms.
+//! Turns the event stream into per-map and per-key counts, lock-wait
+//! histograms, call-site counts and concurrent-access pairs.
 
+pub mod conflicts;
+pub mod goroutines;
 pub mod keys;
 pub mod locks;
+pub mod rate;
+pub mod stacks;
 
 use std::collections::HashMap;
 
 use tracer_common::MapOp;
 
 use crate::events::{Batch, Event, Key, MapAccess};
+pub use conflicts::{Conflicts, RacePair, RaceStats};
+pub use goroutines::Goroutines;
 pub use keys::KeyCounts;
 pub use locks::{LockWaits, WaitStats};
+pub use rate::Rate;
+pub use stacks::StackCounts;
 
 /// Operations on one map, by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,6 +52,10 @@ impl OpCounts {
 pub struct MapStats {
     pub ops: OpCounts,
     pub keys: KeyCounts,
+    /// Operations by the stack they were called from.
+    pub stacks: StackCounts,
+    pub goroutines: Goroutines,
+    pub rate: Rate,
 }
 
 /// The aggregate of a whole recording.
@@ -57,6 +69,7 @@ pub struct Aggregate {
     pub undecodable: u64,
     maps: HashMap<u64, MapStats>,
     pub locks: LockWaits,
+    pub conflicts: Conflicts,
 }
 
 impl Aggregate {
@@ -73,12 +86,16 @@ impl Aggregate {
         match event {
             Event::MapAccess(access) => self.record_map_access(access),
             Event::LockWait(wait) => self.locks.record(&wait),
+            Event::MapConflict(conflict) => self.conflicts.record(conflict),
         }
     }
 
     fn record_map_access(&mut self, access: MapAccess) {
         let stats = self.maps.entry(access.map).or_default();
         stats.ops.add(access.op);
+        stats.stacks.observe(access.stack);
+        stats.goroutines.observe(access.goid, access.op);
+        stats.rate.observe(access.timestamp_ns);
         if access.key != Key::None {
             stats.keys.observe(access.key);
         }

@@ -110,6 +110,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         thresholds: &options.thresholds,
         window,
         aggregate: &aggregate,
+        sites: &tracer_user::sites::no_sites,
     });
     let written = write_export(output, &export)?;
     eprintln!(

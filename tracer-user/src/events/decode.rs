@@ -5,7 +5,10 @@
 
 use std::mem::{offset_of, size_of};
 
-use tracer_common::{EventKind, KEY_CAPACITY, LockEvent, LockOp, MapEvent, MapOp, go::Kind};
+use tracer_common::{
+    AccessSide, ConflictEvent, EventKind, FRAMES, KEY_CAPACITY, LockEvent, LockOp, MapEvent, MapOp,
+    SIDE_KEY_CAPACITY, go::Kind,
+};
 
 pub use super::key::Key;
 
@@ -14,6 +17,19 @@ pub use super::key::Key;
 pub enum Event {
     MapAccess(MapAccess),
     LockWait(LockWait),
+    MapConflict(MapConflict),
+}
+
+/// Return addresses in the target's address space, the probed function's
+/// caller first; 0 past the end of what was captured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Stack(pub [u64; FRAMES]);
+
+impl Stack {
+    /// The captured return addresses, without the empty tail.
+    pub fn frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().copied().take_while(|&pc| pc != 0)
+    }
 }
 
 /// One operation on a Go map.
@@ -27,6 +43,7 @@ pub struct MapAccess {
     /// Address of the map's runtime header.
     pub map: u64,
     pub key: Key,
+    pub stack: Stack,
 }
 
 /// One finished wait for a lock.
@@ -40,6 +57,32 @@ pub struct LockWait {
     /// Address of the lock.
     pub lock: u64,
     pub wait_ns: u64,
+    /// Where the wait began.
+    pub stack: Stack,
+}
+
+/// A map operation that started while another goroutine was writing to
+/// the same map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapConflict {
+    pub tid: u32,
+    pub map: u64,
+    /// The operation that ran into the write.
+    pub running: Access,
+    /// The write in flight.
+    pub in_flight: Access,
+}
+
+/// One side of a [`MapConflict`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// `None` when the goroutine id is unknown (the kernel then paired
+    /// entries and returns by thread).
+    pub goid: Option<u64>,
+    pub started_ns: u64,
+    pub op: MapOp,
+    pub key: Key,
+    pub stack: Stack,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -62,6 +105,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         Some(kind) if kind == EventKind::LockWait as u8 => {
             decode_lock_wait(bytes).map(Event::LockWait)
+        }
+        Some(kind) if kind == EventKind::MapConflict as u8 => {
+            decode_conflict(bytes).map(Event::MapConflict)
         }
         Some(kind) => Err(DecodeError::UnknownKind(kind)),
         None => Err(DecodeError::Short(0)),
@@ -89,6 +135,7 @@ fn decode_map_access(bytes: &[u8]) -> Result<MapAccess, DecodeError> {
         timestamp_ns: u64_at(bytes, offset_of!(MapEvent, timestamp_ns)),
         map: u64_at(bytes, offset_of!(MapEvent, map)),
         key,
+        stack: stack_at(bytes, offset_of!(MapEvent, frames)),
     })
 }
 
@@ -104,7 +151,49 @@ fn decode_lock_wait(bytes: &[u8]) -> Result<LockWait, DecodeError> {
         timestamp_ns: u64_at(bytes, offset_of!(LockEvent, timestamp_ns)),
         lock: u64_at(bytes, offset_of!(LockEvent, lock)),
         wait_ns: u64_at(bytes, offset_of!(LockEvent, wait_ns)),
+        stack: stack_at(bytes, offset_of!(LockEvent, frames)),
     })
+}
+
+fn decode_conflict(bytes: &[u8]) -> Result<MapConflict, DecodeError> {
+    if bytes.len() < size_of::<ConflictEvent>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    Ok(MapConflict {
+        tid: u32_at(bytes, offset_of!(ConflictEvent, tid)),
+        map: u64_at(bytes, offset_of!(ConflictEvent, map)),
+        running: decode_side(&bytes[offset_of!(ConflictEvent, running)..])?,
+        in_flight: decode_side(&bytes[offset_of!(ConflictEvent, in_flight)..])?,
+    })
+}
+
+/// Decodes the [`AccessSide`] at the start of `bytes`.
+fn decode_side(bytes: &[u8]) -> Result<Access, DecodeError> {
+    /// Identities with this bit are thread ids: the goid was unknown.
+    const THREAD: u64 = 1 << 63;
+    let op_byte = bytes[offset_of!(AccessSide, op)];
+    let op = MapOp::from_u8(op_byte).ok_or(DecodeError::UnknownOp(op_byte))?;
+    let copied =
+        (u32_at(bytes, offset_of!(AccessSide, key_copied)) as usize).min(SIDE_KEY_CAPACITY);
+    let start = offset_of!(AccessSide, key);
+    let identity = u64_at(bytes, offset_of!(AccessSide, goid));
+    Ok(Access {
+        goid: (identity & THREAD == 0 && identity != 0).then_some(identity),
+        started_ns: u64_at(bytes, offset_of!(AccessSide, start_ns)),
+        op,
+        key: Key::decode(
+            Kind::from_u8(bytes[offset_of!(AccessSide, key_kind)]),
+            &bytes[start..start + copied],
+            u32_at(bytes, offset_of!(AccessSide, key_len)),
+        ),
+        stack: stack_at(bytes, offset_of!(AccessSide, frames)),
+    })
+}
+
+fn stack_at(bytes: &[u8], offset: usize) -> Stack {
+    Stack(std::array::from_fn(|frame| {
+        u64_at(bytes, offset + 8 * frame)
+    }))
 }
 
 fn u32_at(bytes: &[u8], offset: usize) -> u32 {
@@ -152,6 +241,11 @@ pub(crate) mod encode {
             &(key.len() as u32).to_ne_bytes(),
         );
         put(&mut bytes, offset_of!(MapEvent, key), key);
+        put(
+            &mut bytes,
+            offset_of!(MapEvent, frames),
+            &0x40_1000u64.to_ne_bytes(),
+        );
         bytes
     }
 
@@ -166,6 +260,49 @@ pub(crate) mod encode {
             offset_of!(LockEvent, wait_ns),
             &wait_ns.to_ne_bytes(),
         );
+        bytes
+    }
+
+    /// Goroutine 3 reading key "a" ran into goroutine 4 writing "b"; the
+    /// write's side has a thread identity instead when `known_goid` is false.
+    pub fn conflict_event(map: u64, known_goid: bool) -> Vec<u8> {
+        let mut bytes = vec![0u8; size_of::<ConflictEvent>()];
+        bytes[offset_of!(ConflictEvent, kind)] = EventKind::MapConflict as u8;
+        put(
+            &mut bytes,
+            offset_of!(ConflictEvent, map),
+            &map.to_ne_bytes(),
+        );
+        let sides = [
+            (offset_of!(ConflictEvent, running), MapOp::Read, 3u64, b"a"),
+            (offset_of!(ConflictEvent, in_flight), MapOp::Write, 4, b"b"),
+        ];
+        for (base, op, goid, key) in sides {
+            let goid = if known_goid { goid } else { 1 << 63 | 77 };
+            bytes[base + offset_of!(AccessSide, op)] = op as u8;
+            bytes[base + offset_of!(AccessSide, key_kind)] = Kind::String as u8;
+            put(
+                &mut bytes,
+                base + offset_of!(AccessSide, goid),
+                &goid.to_ne_bytes(),
+            );
+            put(
+                &mut bytes,
+                base + offset_of!(AccessSide, key_len),
+                &1u32.to_ne_bytes(),
+            );
+            put(
+                &mut bytes,
+                base + offset_of!(AccessSide, key_copied),
+                &1u32.to_ne_bytes(),
+            );
+            put(&mut bytes, base + offset_of!(AccessSide, key), key);
+            put(
+                &mut bytes,
+                base + offset_of!(AccessSide, frames),
+                &goid.to_ne_bytes(),
+            );
+        }
         bytes
     }
 }
@@ -201,6 +338,40 @@ mod tests {
             (wait.op, wait.lock, wait.wait_ns, wait.goid),
             (LockOp::RwRead, 0xc000_2000, 3_000_000, 9)
         );
+    }
+
+    #[test]
+    fn decodes_both_sides_of_a_conflict() {
+        let Ok(Event::MapConflict(conflict)) = decode(&encode::conflict_event(0xc000_3000, true))
+        else {
+            panic!("expected a conflict");
+        };
+        assert_eq!(conflict.map, 0xc000_3000);
+        let sides = [&conflict.running, &conflict.in_flight];
+        let summary: Vec<_> = sides
+            .iter()
+            .map(|side| (side.goid, side.op, side.key.display(), side.stack.0[0]))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(3), MapOp::Read, "a".to_owned(), 3),
+                (Some(4), MapOp::Write, "b".to_owned(), 4)
+            ]
+        );
+        let Ok(Event::MapConflict(conflict)) = decode(&encode::conflict_event(1, false)) else {
+            panic!("expected a conflict");
+        };
+        assert_eq!(
+            conflict.running.goid, None,
+            "a thread identity is not a goid"
+        );
+    }
+
+    #[test]
+    fn the_stack_ends_at_the_first_empty_frame() {
+        let stack = Stack([0x10, 0x20, 0, 0x40]);
+        assert_eq!(stack.frames().collect::<Vec<_>>(), [0x10, 0x20]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ pub mod decode;
 pub mod key;
 pub mod reader;
 
-pub use decode::{DecodeError, Event, LockWait, MapAccess, decode};
+pub use decode::{Access, DecodeError, Event, LockWait, MapAccess, MapConflict, Stack, decode};
 pub use key::Key;
 pub use reader::{Batch, Readers};
 
@@ -14,7 +14,7 @@ pub use reader::{Batch, Readers};
 pub(crate) mod fixtures {
     use tracer_common::MapOp;
 
-    use super::{Event, Key, MapAccess};
+    use super::{Event, Key, MapAccess, Stack};
 
     /// An operation with a string key, by goroutine 1.
     pub fn map_access(map: u64, op: MapOp, key: &str) -> Event {
@@ -28,6 +28,7 @@ pub(crate) mod fixtures {
                 bytes: key.as_bytes().into(),
                 truncated: false,
             },
+            stack: Stack::default(),
         })
     }
 }

@@ -2,15 +2,17 @@
 
 use std::time::Duration;
 
-use tracer_common::LockOp;
+use tracer_common::{LockOp, MapOp};
 
 use super::schema::{
-    self, Bucket, Export, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, WaitNs, Window,
+    self, Bucket, Export, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, Site, WaitNs,
+    Window,
 };
 use crate::{
-    aggregate::{Aggregate, WaitStats},
+    aggregate::{Aggregate, MapStats, StackCounts, WaitStats},
     findings::{self, Thresholds},
     probes::ProbeStatus,
+    sites::{self, CallSite, ResolveSites},
     target::Target,
 };
 
@@ -21,6 +23,8 @@ pub const TOP_KEYS: usize = 10;
 pub const TOP_MAPS: usize = 100;
 /// Locks listed, most total waiting first, for the same reason.
 pub const TOP_LOCKS: usize = 100;
+/// Call sites listed per map and per lock.
+pub const TOP_SITES: usize = 10;
 
 /// What a recording knows besides its aggregate.
 pub struct Recording<'a> {
@@ -31,6 +35,8 @@ pub struct Recording<'a> {
     pub thresholds: &'a Thresholds,
     pub window: Window,
     pub aggregate: &'a Aggregate,
+    /// Resolves the aggregate's stacks to call sites.
+    pub sites: &'a dyn ResolveSites,
 }
 
 pub fn export(recording: &Recording<'_>) -> Export {
@@ -41,7 +47,9 @@ pub fn export(recording: &Recording<'_>) -> Export {
         thresholds,
         window,
         aggregate,
+        sites,
     } = recording;
+    let seconds = window.duration_ns as f64 / 1e9;
     Export {
         schema: SCHEMA_V1.to_owned(),
         target: schema::Target {
@@ -58,9 +66,9 @@ pub fn export(recording: &Recording<'_>) -> Export {
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes.iter().map(probe).collect(),
         },
-        maps: map_reports(aggregate),
-        locks: lock_reports(aggregate),
-        findings: findings::find(aggregate, thresholds)
+        maps: map_reports(aggregate, *sites, seconds),
+        locks: lock_reports(aggregate, *sites, seconds),
+        findings: findings::find(aggregate, thresholds, *sites)
             .into_iter()
             .map(finding)
             .collect(),
@@ -73,8 +81,69 @@ fn finding(finding: findings::Finding) -> schema::Finding {
         severity: finding.severity.name().to_owned(),
         message: finding.message,
         subject: format!("{:#x}", finding.subject),
-        sites: Vec::new(),
+        sites: finding
+            .sites
+            .into_iter()
+            .map(|(site, count)| site_report(site, count))
+            .collect(),
         count: finding.count,
+        accesses: finding
+            .accesses
+            .into_iter()
+            .map(|access| schema::Access {
+                op: op_name(access.op).to_owned(),
+                key: access.key,
+                goroutine: access.goid,
+                site: access.site.map(|site| site_report(site, finding.count)),
+            })
+            .collect(),
+    }
+}
+
+fn site_report(site: CallSite, ops: u64) -> Site {
+    Site {
+        function: site.function,
+        file: site.file,
+        line: site.line,
+        ops,
+    }
+}
+
+pub fn op_name(op: MapOp) -> &'static str {
+    match op {
+        MapOp::Read => "read",
+        MapOp::Write => "write",
+        MapOp::Delete => "delete",
+        MapOp::Iterate => "iterate",
+        MapOp::Clear => "clear",
+    }
+}
+
+/// The busiest call sites of `stacks`.
+fn top_sites(stacks: &StackCounts, resolver: &dyn ResolveSites) -> Vec<Site> {
+    sites::merge(stacks, resolver)
+        .into_iter()
+        .take(TOP_SITES)
+        .map(|(site, count)| site_report(site, count))
+        .collect()
+}
+
+/// Distinct functions of `sites`, in order.
+fn functions(sites: &[Site]) -> Vec<String> {
+    let mut functions: Vec<String> = Vec::new();
+    for site in sites {
+        if !functions.contains(&site.function) {
+            functions.push(site.function.clone());
+        }
+    }
+    functions
+}
+
+fn per_second(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
     }
 }
 
@@ -87,40 +156,58 @@ fn probe(status: &ProbeStatus) -> Probe {
     }
 }
 
-fn map_reports(aggregate: &Aggregate) -> Vec<MapReport> {
+fn map_reports(aggregate: &Aggregate, resolver: &dyn ResolveSites, seconds: f64) -> Vec<MapReport> {
     aggregate
         .maps_by_ops()
         .into_iter()
         .take(TOP_MAPS)
-        .map(|(address, stats)| {
-            let total = stats.ops.total();
-            MapReport {
-                id: format!("{address:#x}"),
-                ops: Ops {
-                    read: stats.ops.read,
-                    write: stats.ops.write,
-                    delete: stats.ops.delete,
-                    iterate: stats.ops.iterate,
-                    clear: stats.ops.clear,
-                },
-                top_keys: stats
-                    .keys
-                    .top(TOP_KEYS)
-                    .into_iter()
-                    .map(|kept| KeyReport {
-                        key: kept.key.display(),
-                        count: kept.count,
-                        share: kept.count as f64 / total as f64,
-                        error: kept.error,
-                    })
-                    .collect(),
-                sites: Vec::new(),
-            }
-        })
+        .map(|(address, stats)| map_report(address, stats, resolver, seconds))
         .collect()
 }
 
-fn lock_reports(aggregate: &Aggregate) -> Vec<LockReport> {
+fn map_report(
+    address: u64,
+    stats: &MapStats,
+    resolver: &dyn ResolveSites,
+    seconds: f64,
+) -> MapReport {
+    let total = stats.ops.total();
+    let sites = top_sites(&stats.stacks, resolver);
+    MapReport {
+        id: format!("{address:#x}"),
+        ops: Ops {
+            read: stats.ops.read,
+            write: stats.ops.write,
+            delete: stats.ops.delete,
+            iterate: stats.ops.iterate,
+            clear: stats.ops.clear,
+        },
+        top_keys: stats
+            .keys
+            .top(TOP_KEYS)
+            .into_iter()
+            .map(|kept| KeyReport {
+                key: kept.key.display(),
+                count: kept.count,
+                share: kept.count as f64 / total as f64,
+                error: kept.error,
+            })
+            .collect(),
+        touched_by: functions(&sites),
+        sites,
+        goroutines: stats.goroutines.count() as u64,
+        readers: stats.goroutines.readers() as u64,
+        writers: stats.goroutines.writers() as u64,
+        ops_per_sec: per_second(total, seconds),
+        peak_ops_per_sec: stats.rate.peak_per_second(),
+    }
+}
+
+fn lock_reports(
+    aggregate: &Aggregate,
+    resolver: &dyn ResolveSites,
+    seconds: f64,
+) -> Vec<LockReport> {
     aggregate
         .locks
         .by_total_wait()
@@ -137,7 +224,8 @@ fn lock_reports(aggregate: &Aggregate) -> Vec<LockReport> {
                 .into_iter()
                 .map(|(le_ns, count)| Bucket { le_ns, count })
                 .collect(),
-            sites: Vec::new(),
+            sites: top_sites(&stats.stacks, resolver),
+            contended_per_sec: per_second(stats.contended(), seconds),
         })
         .collect()
 }

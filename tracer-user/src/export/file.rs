@@ -109,7 +109,7 @@ mod tests {
                     share: 0.4,
                     error: 0,
                 }],
-                sites: vec![],
+                ..MapReport::default()
             }],
             locks: vec![],
             findings: vec![],
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn unknown_fields_from_newer_writers_are_ignored() {
         let mut json = serde_json::to_value(sample()).expect("to json");
-        json["maps"][0]["goroutines"] = 3.into();
+        json["maps"][0]["shards"] = 3.into();
         json["tracer"]["cpu_overhead"] = 0.01.into();
         let path = temp_path("newer.json");
         fs::write(&path, json.to_string()).expect("write");

@@ -3,11 +3,13 @@
 
 use std::fmt::Write as _;
 
-use super::schema::{Export, LockReport, MapReport};
+use super::schema::{Export, Finding, LockReport, MapReport, Site};
 
 /// Maps and keys shown per map in the text report.
 const MAPS_SHOWN: usize = 5;
 const KEYS_SHOWN: usize = 5;
+/// Call sites shown per map, lock and finding.
+const SITES_SHOWN: usize = 3;
 const BAR_WIDTH: usize = 20;
 
 pub fn render(export: &Export) -> String {
@@ -62,7 +64,41 @@ fn findings(out: &mut String, export: &Export) {
     let _ = writeln!(out, "\nFindings");
     for finding in &export.findings {
         let _ = writeln!(out, "  {:<8}  {}", finding.severity, finding.message);
+        finding_evidence(out, finding);
     }
+}
+
+/// The two sides of a race, or the sites of any other finding.
+fn finding_evidence(out: &mut String, finding: &Finding) {
+    if finding.accesses.is_empty() {
+        for site in finding.sites.iter().take(SITES_SHOWN) {
+            let _ = writeln!(out, "            at {}", site_text(site));
+        }
+        return;
+    }
+    for access in &finding.accesses {
+        let site = access
+            .site
+            .as_ref()
+            .map_or("an unknown site".to_owned(), site_text);
+        let _ = write!(out, "            {:<7} at {site}", access.op);
+        if let Some(key) = &access.key {
+            let _ = write!(out, " · key {:?}", shorten(key, 40));
+        }
+        if let Some(goroutine) = access.goroutine {
+            let _ = write!(out, " · goroutine {goroutine}");
+        }
+        let _ = writeln!(out);
+    }
+}
+
+/// `main.(*Cache).Get (cache.go:20)`: the file's name is enough to find it.
+fn site_text(site: &Site) -> String {
+    if site.file.is_empty() {
+        return site.function.clone();
+    }
+    let file = site.file.rsplit('/').next().unwrap_or(&site.file);
+    format!("{} ({file}:{})", site.function, site.line)
 }
 
 fn maps(out: &mut String, export: &Export) {
@@ -114,6 +150,7 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         .max()
         .unwrap_or(0)
         .clamp(3, 40);
+    who_touches(out, map);
     for key in map.top_keys.iter().take(KEYS_SHOWN) {
         let bar = "█".repeat((key.share * BAR_WIDTH as f64).round() as usize);
         let _ = writeln!(
@@ -123,6 +160,34 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
             thousands(key.count),
             100.0 * key.share,
         );
+    }
+    for site in map.sites.iter().take(SITES_SHOWN) {
+        let _ = writeln!(
+            out,
+            "    from {}  {} ops",
+            site_text(site),
+            thousands(site.ops)
+        );
+    }
+}
+
+/// "touched by main.get, main.set · 8 goroutines (6 read, 2 write) · peak 1,200/s"
+fn who_touches(out: &mut String, map: &MapReport) {
+    let mut parts = Vec::new();
+    if !map.touched_by.is_empty() {
+        parts.push(format!("touched by {}", map.touched_by.join(", ")));
+    }
+    if map.goroutines > 0 {
+        parts.push(format!(
+            "{} goroutines ({} read, {} write)",
+            map.goroutines, map.readers, map.writers
+        ));
+    }
+    if map.peak_ops_per_sec > 0 {
+        parts.push(format!("peak {}/s", thousands(map.peak_ops_per_sec)));
+    }
+    if !parts.is_empty() {
+        let _ = writeln!(out, "    {}", parts.join(" · "));
     }
 }
 
@@ -156,6 +221,14 @@ fn lock_line(out: &mut String, lock: &LockReport) {
         nanos(wait.max),
         nanos(wait.total),
     );
+    for site in lock.sites.iter().take(SITES_SHOWN) {
+        let _ = writeln!(
+            out,
+            "    from {}  {} waits",
+            site_text(site),
+            thousands(site.ops)
+        );
+    }
 }
 
 /// A duration in the unit that reads best.
@@ -214,6 +287,15 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    fn site(function: &str, line: u32, ops: u64) -> Site {
+        Site {
+            function: function.to_owned(),
+            file: "/src/shop/cache.go".to_owned(),
+            line,
+            ops,
+        }
     }
 
     #[test]
@@ -277,7 +359,19 @@ mod tests {
                         error: 0,
                     },
                 ],
-                sites: vec![],
+                sites: vec![
+                    site("main.(*Cache).Get", 20, 600_000),
+                    site("main.(*Cache).Set", 14, 400_000),
+                ],
+                touched_by: vec![
+                    "main.(*Cache).Get".to_owned(),
+                    "main.(*Cache).Set".to_owned(),
+                ],
+                goroutines: 8,
+                readers: 6,
+                writers: 2,
+                ops_per_sec: 500_000.0,
+                peak_ops_per_sec: 510_000,
             }],
             locks: vec![schema::LockReport {
                 id: "0xc000456000".to_owned(),
@@ -293,17 +387,45 @@ mod tests {
                     total: 4_800_000_000,
                 },
                 histogram: vec![],
-                sites: vec![],
+                sites: vec![site("main.worker", 44, 1200)],
+                contended_per_sec: 600.0,
             }],
-            findings: vec![schema::Finding {
-                kind: "hot_key".to_owned(),
-                severity: "warning".to_owned(),
-                message: "key \"sku-42\" takes 40% of the 1000000 operations on map 0xc000123000"
-                    .to_owned(),
-                subject: "0xc000123000".to_owned(),
-                sites: vec![],
-                count: 400_000,
-            }],
+            findings: vec![
+                schema::Finding {
+                    kind: "concurrent_map_access".to_owned(),
+                    severity: "critical".to_owned(),
+                    message: "map 0xc000123000 was used by two goroutines at once 3 times"
+                        .to_owned(),
+                    subject: "0xc000123000".to_owned(),
+                    sites: vec![],
+                    count: 3,
+                    accesses: vec![
+                        schema::Access {
+                            op: "read".to_owned(),
+                            key: Some("sku-42".to_owned()),
+                            goroutine: Some(7),
+                            site: Some(site("main.(*Cache).Get", 20, 3)),
+                        },
+                        schema::Access {
+                            op: "write".to_owned(),
+                            key: Some("sku-7".to_owned()),
+                            goroutine: Some(8),
+                            site: Some(site("main.(*Cache).Set", 14, 3)),
+                        },
+                    ],
+                },
+                schema::Finding {
+                    kind: "hot_key".to_owned(),
+                    severity: "warning".to_owned(),
+                    message:
+                        "key \"sku-42\" takes 40% of the 1000000 operations on map 0xc000123000"
+                            .to_owned(),
+                    subject: "0xc000123000".to_owned(),
+                    sites: vec![site("main.(*Cache).Get", 20, 240_000)],
+                    count: 400_000,
+                    accesses: vec![],
+                },
+            ],
         };
         insta::assert_snapshot!(render(&export));
     }

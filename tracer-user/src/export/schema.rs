@@ -71,14 +71,33 @@ fn is_false(value: &bool) -> bool {
     !value
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MapReport {
     /// The map's address in the target, `0x…`.
     pub id: String,
     pub ops: Ops,
     pub top_keys: Vec<KeyReport>,
+    /// Where the operations come from, busiest first.
     #[serde(default)]
     pub sites: Vec<Site>,
+    /// The functions of `sites`, busiest first: a map's identity to a
+    /// reader ("the map touched by main.(*Cache).Get and …").
+    #[serde(default)]
+    pub touched_by: Vec<String>,
+    /// Distinct goroutines that operated on the map, that read it
+    /// (including iteration) and that wrote it (including delete and
+    /// clear). Counted exactly up to 65536.
+    #[serde(default)]
+    pub goroutines: u64,
+    #[serde(default)]
+    pub readers: u64,
+    #[serde(default)]
+    pub writers: u64,
+    /// Operations per second over the window, and in its busiest second.
+    #[serde(default)]
+    pub ops_per_sec: f64,
+    #[serde(default)]
+    pub peak_ops_per_sec: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +135,7 @@ pub struct Site {
     pub function: String,
     pub file: String,
     pub line: u32,
+    /// Operations (or waits, or collisions) from here.
     pub ops: u64,
 }
 
@@ -136,8 +156,12 @@ pub struct LockReport {
     /// Waits in power-of-two buckets, empty ones left out.
     #[serde(default)]
     pub histogram: Vec<Bucket>,
+    /// Where the waits began, busiest first (`ops` counts waits).
     #[serde(default)]
     pub sites: Vec<Site>,
+    /// Contended acquisitions per second over the window.
+    #[serde(default)]
+    pub contended_per_sec: f64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +184,8 @@ pub struct Bucket {
 /// Something contend concluded from the recording.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// `hot_key` or `lock_convoy` (more kinds come; readers skip unknown ones).
+    /// `concurrent_map_access`, `hot_key` or `lock_convoy` (more kinds come;
+    /// readers skip unknown ones).
     pub kind: String,
     /// `warning` or `critical`.
     pub severity: String,
@@ -174,4 +199,21 @@ pub struct Finding {
     /// The operations or waits the finding rests on.
     #[serde(default)]
     pub count: u64,
+    /// `concurrent_map_access`: the two operations that overlapped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accesses: Vec<Access>,
+}
+
+/// One side of a concurrent map access.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    /// `read`, `write`, `delete`, `iterate` or `clear`.
+    pub op: String,
+    /// The key in the first collision seen; absent for `clear`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goroutine: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Site>,
 }

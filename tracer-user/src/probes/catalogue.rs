@@ -6,7 +6,7 @@
 //! Registers follow Go's ABIInternal on amd64 (Go 1.17+): integer arguments
 //! in RAX, RBX, RCX, RDI, RSI, R8–R11; the receiver or first argument in RAX.
 
-use tracer_common::{KeyAbi, LockCookie, LockOp, MapCookie, MapOp, Reg};
+use tracer_common::{KeyAbi, LockCookie, LockOp, MapCookie, MapOp, Reg, Window};
 
 use crate::target::GoVersion;
 
@@ -79,6 +79,9 @@ pub struct MapProbe {
     /// Where the binary's code shows that, we leave it out: the callee's
     /// probe already counts the operation.
     pub may_forward_to: Option<&'static str>,
+    /// Safe for concurrent use (`sync.Map`): never a concurrent-access
+    /// finding.
+    pub synchronized: bool,
 }
 
 /// The map type and the map are the first two arguments of every entry
@@ -101,6 +104,7 @@ const fn map_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapProbe {
         map: MAP,
         key,
         may_forward_to: None,
+        synchronized: false,
     }
 }
 
@@ -110,6 +114,7 @@ const fn sync_map_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapPro
     MapProbe {
         map: Reg::Rax,
         go: GoRange::between(FIRST_REGISTER_ABI, Some(HASH_TRIE_SYNC_MAP)),
+        synchronized: true,
         ..map_probe(symbol, op, key)
     }
 }
@@ -122,6 +127,7 @@ const fn hash_trie_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapPr
     MapProbe {
         map: Reg::Rax,
         go: GoRange::between(HASH_TRIE_SYNC_MAP, None),
+        synchronized: true,
         ..map_probe(symbol, op, key)
     }
 }
@@ -161,8 +167,30 @@ impl MapProbe {
         self
     }
 
-    /// The attach cookie that tells the eBPF program how to read this probe.
-    pub fn cookie(&self) -> MapCookie {
+    /// Whether the operation opens a write window for the concurrent-access
+    /// detector: a write to a map not safe for concurrent use. The window
+    /// needs probes on the function's returns to close it.
+    pub fn opens_window(&self) -> bool {
+        !self.synchronized && matches!(self.op, MapOp::Write | MapOp::Delete | MapOp::Clear)
+    }
+
+    /// The detector's part for this probe, given whether its write window
+    /// can be closed (its return probes are attached). A window that could
+    /// never close would blame every later access, so without them the
+    /// write only checks, like a read.
+    fn window(&self, closable: bool) -> Window {
+        match self.op {
+            _ if self.synchronized => Window::None,
+            MapOp::Iterate => Window::None,
+            MapOp::Read => Window::Check,
+            MapOp::Write | MapOp::Delete | MapOp::Clear if closable => Window::Open,
+            MapOp::Write | MapOp::Delete | MapOp::Clear => Window::Check,
+        }
+    }
+
+    /// The attach cookie that tells the eBPF program how to read this
+    /// probe; `closable` as for [`Self::window`].
+    pub fn cookie(&self, closable: bool) -> MapCookie {
         let (key, key_a, key_b) = match self.key {
             KeyArgs::None => (KeyAbi::None, Reg::Rcx, Reg::Rcx),
             KeyArgs::GoString { data, len } => (KeyAbi::GoString, data, len),
@@ -180,6 +208,7 @@ impl MapProbe {
             map_type: MAP_TYPE,
             key_a,
             key_b,
+            window: self.window(closable),
         }
     }
 }
@@ -334,13 +363,15 @@ mod tests {
     #[test]
     fn every_cookie_survives_the_trip_to_the_kernel() {
         for probe in GO_MAP_PROBES {
-            let cookie = probe.cookie();
-            assert_eq!(
-                MapCookie::decode(cookie.encode()),
-                Some(cookie),
-                "{}",
-                probe.symbol
-            );
+            for closable in [false, true] {
+                let cookie = probe.cookie(closable);
+                assert_eq!(
+                    MapCookie::decode(cookie.encode()),
+                    Some(cookie),
+                    "{}",
+                    probe.symbol
+                );
+            }
         }
         for probe in GO_LOCK_PROBES {
             for exit in [false, true] {
@@ -399,6 +430,27 @@ mod tests {
                 .filter(|p| p.go.contains(go) && matches!(p.op(), None | Some(LockOp::RwRead)));
             assert_eq!(rwmutex.count(), 1, "go1.{minor}");
         }
+    }
+
+    #[test]
+    fn only_unsynchronized_writes_open_windows() {
+        let opening: Vec<&str> = GO_MAP_PROBES
+            .iter()
+            .filter(|probe| probe.opens_window())
+            .map(|probe| probe.symbol)
+            .collect();
+        assert!(
+            opening
+                .iter()
+                .all(|symbol| symbol.starts_with("runtime.map"))
+        );
+        assert!(opening.contains(&"runtime.mapassign_faststr"));
+        assert!(opening.contains(&"runtime.mapclear"));
+        let sync_map_store = GO_MAP_PROBES
+            .iter()
+            .find(|probe| probe.symbol == "sync.(*Map).Swap")
+            .expect("sync.Map.Swap is catalogued");
+        assert_eq!(sync_map_store.cookie(true).window, Window::None);
     }
 
     #[test]

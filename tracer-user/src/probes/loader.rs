@@ -19,6 +19,7 @@ use crate::target::{Function, FunctionTable, GoVersion, Target, disasm};
 
 const GO_MAP_PROGRAM: &str = "go_map_op";
 const GO_MAP_RERUN_PROGRAM: &str = "go_map_rerun";
+const GO_MAP_EXIT_PROGRAM: &str = "go_map_exit";
 const GO_LOCK_PROGRAM: &str = "go_lock_wait";
 const EVENTS_MAP: &str = "EVENTS";
 const ARMED_MAP: &str = "ARMED";
@@ -131,20 +132,34 @@ impl Tracer {
             .collect();
         let mut links = Vec::new();
         let mut attacher = Attacher {
+            program: load_uprobe(&mut ebpf, GO_MAP_EXIT_PROGRAM)?,
+            links: &mut links,
+        };
+        let closable: Vec<bool> = map_probes
+            .iter()
+            .map(|probe| attach_window_closers(&mut attacher, target, probe))
+            .collect();
+        let mut attacher = Attacher {
             program: load_uprobe(&mut ebpf, GO_MAP_PROGRAM)?,
             links: &mut links,
         };
+        let cookies: Vec<u64> = map_probes
+            .iter()
+            .zip(&closable)
+            .map(|(probe, &closable)| probe.cookie(closable).encode())
+            .collect();
         let mut probes: Vec<ProbeStatus> = map_probes
             .iter()
-            .map(|probe| attach_map_probe(&mut attacher, target, probe))
+            .zip(&cookies)
+            .map(|(probe, &cookie)| attach_map_probe(&mut attacher, target, probe, cookie))
             .collect();
         let mut attacher = Attacher {
             program: load_uprobe(&mut ebpf, GO_MAP_RERUN_PROGRAM)?,
             links: &mut links,
         };
-        for (probe, status) in map_probes.iter().zip(&probes) {
+        for ((probe, &cookie), status) in map_probes.iter().zip(&cookies).zip(&probes) {
             if status.attached {
-                attach_rerun_marks(&mut attacher, target, probe);
+                attach_rerun_marks(&mut attacher, target, probe, cookie);
             }
         }
         let mut attacher = Attacher {
@@ -261,16 +276,37 @@ fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UPr
     Ok(program)
 }
 
-fn attach_map_probe(attacher: &mut Attacher<'_>, target: &Target, probe: &MapProbe) -> ProbeStatus {
+fn attach_map_probe(
+    attacher: &mut Attacher<'_>,
+    target: &Target,
+    probe: &MapProbe,
+    cookie: u64,
+) -> ProbeStatus {
     let result = match forwarding_target(target, probe) {
         Some(callee) => Err(Skip::Forwards(callee)),
-        None => entry(target, probe.symbol).and_then(|offset| {
-            attacher
-                .attach(target, offset, probe.cookie().encode())
-                .map_err(Skip::from)
-        }),
+        None => entry(target, probe.symbol)
+            .and_then(|offset| attacher.attach(target, offset, cookie).map_err(Skip::from)),
     };
     status(probe.symbol, result)
+}
+
+/// Attaches the probes that close a write's window to each of its returns;
+/// says whether all of them are in place, so the entry may open windows.
+/// (Attached before the entry, so a window never opens without them.)
+fn attach_window_closers(attacher: &mut Attacher<'_>, target: &Target, probe: &MapProbe) -> bool {
+    if !probe.opens_window() || forwarding_target(target, probe).is_some() {
+        return false;
+    }
+    let Ok(exits) = exits(target, probe.symbol) else {
+        return false;
+    };
+    let attached = exits
+        .into_iter()
+        .try_for_each(|exit| attacher.attach(target, exit, 0));
+    if let Err(error) = &attached {
+        tracing::warn!("{}: no concurrent-access windows: {error}", probe.symbol);
+    }
+    attached.is_ok()
 }
 
 /// The traced function this one only forwards to in this binary, if any.
@@ -309,14 +345,14 @@ fn entry(target: &Target, symbol: &str) -> Result<u64, Skip> {
 /// the function runs again from its entry, so that its entry probe does not
 /// count the call twice. Best effort: without the marks, a few calls in a
 /// million are counted twice.
-fn attach_rerun_marks(attacher: &mut Attacher<'_>, target: &Target, probe: &MapProbe) {
+fn attach_rerun_marks(attacher: &mut Attacher<'_>, target: &Target, probe: &MapProbe, cookie: u64) {
     let Some(function) = target.binary.function(probe.symbol) else {
         return;
     };
     for call in target.binary.stack_growth_calls(function) {
         let attached = file_offset(target, call)
             .map_err(|_| "outside the loaded segments".to_owned())
-            .and_then(|offset| attacher.attach(target, offset, probe.cookie().encode()));
+            .and_then(|offset| attacher.attach(target, offset, cookie));
         if let Err(error) = attached {
             tracing::warn!(
                 "{}: cannot mark re-runs after stack growth: {error}",
@@ -332,7 +368,7 @@ fn exits(target: &Target, symbol: &str) -> Result<Vec<u64>, Skip> {
     let exits = disasm::exits(code, function.address);
     if exits.is_empty() {
         return Err(Skip::Failed(
-            "no return instruction found to time the wait's end".to_owned(),
+            "no return instruction found to see the function end".to_owned(),
         ));
     }
     exits

@@ -1,0 +1,127 @@
+//! The concurrent-access detector against a real race: a cache whose Get
+//! and Set use one map from two goroutines (tests/fixtures/go/race). Without
+//! a lock, contend must report a `concurrent_map_access` naming both
+//! methods, even when the Go runtime kills the program for it (Go 1.19 and
+//! 1.27 both may); with a mutex, it must report none.
+
+use contend_tests::{
+    contend,
+    matrix::{Build, Go, Variant},
+    matrix_tests,
+};
+use tracer_user::export::{Export, schema::Finding};
+
+/// The recording's length, and how long the fixture races.
+const SECONDS: &str = "3";
+
+mod racy {
+    use super::*;
+
+    matrix_tests!(check_racy);
+
+    fn check_racy(go: Go, variant: Variant) {
+        let export = trace(go, variant, false);
+        let races = races(&export);
+        assert!(
+            !races.is_empty(),
+            "no concurrent_map_access in {:#?}",
+            export.findings
+        );
+        let race = races[0];
+        assert_eq!(race.severity, "critical");
+        assert!(race.count >= 1);
+        let mut sides: Vec<(String, String)> = race
+            .accesses
+            .iter()
+            .map(|access| {
+                let function = access.site.as_ref().map(|site| site.function.clone());
+                (access.op.clone(), function.unwrap_or_default())
+            })
+            .collect();
+        sides.sort();
+        assert_eq!(
+            sides,
+            [
+                ("read".to_owned(), "main.(*Cache).Get".to_owned()),
+                ("write".to_owned(), "main.(*Cache).Set".to_owned()),
+            ],
+            "{race:#?}"
+        );
+        for access in &race.accesses {
+            let key = access.key.as_deref().unwrap_or_default();
+            assert!(key.starts_with("user-"), "key {key:?} of {race:#?}");
+            let site = access.site.as_ref().expect("a site");
+            assert!(
+                site.file.ends_with("race/main.go") && site.line > 0,
+                "{site:?}"
+            );
+        }
+        assert_ne!(race.accesses[0].goroutine, race.accesses[1].goroutine);
+    }
+}
+
+mod guarded {
+    use super::*;
+
+    matrix_tests!(check_guarded);
+
+    fn check_guarded(go: Go, variant: Variant) {
+        let export = trace(go, variant, true);
+        let map = export
+            .maps
+            .iter()
+            .find(|map| {
+                map.touched_by
+                    .iter()
+                    .any(|function| function == "main.(*Cache).Set")
+            })
+            .unwrap_or_else(|| panic!("the cache's map was not traced: {:#?}", export.maps));
+        assert!(
+            map.ops.read > 1000 && map.ops.write > 1000,
+            "too few operations to judge: {:?}",
+            map.ops
+        );
+        assert_eq!(
+            (map.readers, map.writers),
+            (1, 1),
+            "one reader and one writer goroutine"
+        );
+        assert!(
+            races(&export).is_empty(),
+            "a guarded map was flagged: {:#?}",
+            export.findings
+        );
+    }
+}
+
+/// Records the fixture from its start signal on; the racy one may die of
+/// a fatal map error, which ends the recording early.
+fn trace(go: Go, variant: Variant, guarded: bool) -> Export {
+    let build = Build::new("race", go, variant);
+    let mut args = vec!["-seconds", SECONDS];
+    if guarded {
+        args.push("-guarded");
+    }
+    let fixture = build.start(&args);
+    let pid = fixture.pid().to_string();
+    let label = format!("{}-guarded-{guarded}", build.label);
+    let mut recording = contend::start_record(&label, &["--pid", &pid, "--duration", "10"]);
+    recording.wait_until_tracing();
+    fixture.signal_start();
+    let said = fixture.wait();
+    if guarded {
+        assert!(
+            said.iter().any(|line| line.starts_with("done")),
+            "the guarded fixture failed: {said:?}"
+        );
+    }
+    recording.finish().export()
+}
+
+fn races(export: &Export) -> Vec<&Finding> {
+    export
+        .findings
+        .iter()
+        .filter(|finding| finding.kind == "concurrent_map_access")
+        .collect()
+}

@@ -1,0 +1,113 @@
+//! The kernel half of the concurrent-access detector: which goroutine is
+//! writing to which map right now, and who runs into it.
+//!
+//! A write's entry probe opens a window (`IN_FLIGHT[map]`) that the probes
+//! on its returns close. Any operation on the same map that starts while
+//! another goroutine's window is open is a race, reported with both sides.
+//! A map guarded by a mutex is never reported: the writer's return probe
+//! runs before it unlocks, so the next goroutine finds the window closed.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{map, uprobe},
+    maps::{LruHashMap, PerCpuArray},
+    programs::ProbeContext,
+};
+use tracer_common::{AccessSide, ConflictEvent, EventKind, MapEvent, SIDE_KEY_CAPACITY, Window};
+
+use crate::{goroutine, output, regs::Regs};
+
+/// A window older than this is ignored: its write never returned (a
+/// recovered panic inside the runtime, say), and must not blame whoever
+/// touches the map next. Real writes take micro-, not milliseconds, even
+/// when preempted.
+const STALE_NS: u64 = 100_000_000;
+
+/// The open write window of each map, by map address.
+#[map]
+static IN_FLIGHT: LruHashMap<u64, AccessSide> = LruHashMap::with_max_entries(16384, 0);
+
+/// The map whose window each goroutine has open: a return probe has no
+/// arguments left to tell it.
+#[map]
+static OPEN_WINDOWS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Room for the record: too big for the BPF stack next to the map event.
+#[map]
+static CONFLICT_SCRATCH: PerCpuArray<ConflictEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Attached to every return of the map writes.
+#[uprobe]
+pub fn go_map_exit(ctx: ProbeContext) -> u32 {
+    close(goroutine::identity(goroutine::id(&Regs::capture(&ctx))));
+    0
+}
+
+/// Checks `event` (just read at its entry probe) against the map's open
+/// window, and opens its own if it is a write.
+#[inline(always)]
+pub fn check(ctx: &ProbeContext, window: Window, event: &MapEvent, who: u64) {
+    if event.map == 0 || !matches!(window, Window::Check | Window::Open) {
+        return;
+    }
+    // SAFETY: the value is copied before anything can change it.
+    if let Some(other) = unsafe { IN_FLIGHT.get(&event.map) }.copied() {
+        let fresh = event.timestamp_ns.saturating_sub(other.start_ns) < STALE_NS;
+        if other.goid != who && fresh {
+            report(ctx, event, who, &other);
+        }
+    }
+    if window == Window::Open {
+        let _ = IN_FLIGHT.insert(&event.map, &side(event, who), 0);
+        let _ = OPEN_WINDOWS.insert(&who, &event.map, 0);
+    }
+}
+
+#[inline(always)]
+fn close(who: u64) {
+    // SAFETY: the value is copied before anything can change it.
+    let Some(map) = (unsafe { OPEN_WINDOWS.get(&who) }).copied() else {
+        return;
+    };
+    let _ = OPEN_WINDOWS.remove(&who);
+    // Another goroutine may have opened its own window since (racing with
+    // ours): that one stays open.
+    // SAFETY: as above.
+    if unsafe { IN_FLIGHT.get(&map) }.is_some_and(|open| open.goid == who) {
+        let _ = IN_FLIGHT.remove(&map);
+    }
+}
+
+#[inline(always)]
+fn report(ctx: &ProbeContext, event: &MapEvent, who: u64, other: &AccessSide) {
+    let Some(record) = CONFLICT_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the per-CPU slot is ours until this program returns.
+    let record = unsafe { &mut *record };
+    record.kind = EventKind::MapConflict as u8;
+    record.tid = bpf_get_current_pid_tgid() as u32;
+    record.map = event.map;
+    record.running = side(event, who);
+    record.in_flight = *other;
+    output::emit(ctx, record);
+}
+
+/// The parts of `event` a conflict record needs.
+#[inline(always)]
+fn side(event: &MapEvent, who: u64) -> AccessSide {
+    let mut key = [0u8; SIDE_KEY_CAPACITY];
+    key.copy_from_slice(&event.key[..SIDE_KEY_CAPACITY]);
+    AccessSide {
+        goid: who,
+        start_ns: event.timestamp_ns,
+        frames: event.frames,
+        op: event.op,
+        key_kind: event.key_kind,
+        _pad0: [0; 2],
+        key_len: event.key_len,
+        key_copied: event.key_copied.min(SIDE_KEY_CAPACITY as u32),
+        _pad1: 0,
+        key,
+    }
+}
