@@ -30,6 +30,11 @@ impl GoToolchain {
         })
     }
 
+    /// A `go` command of this toolchain, for `go tool ...`.
+    pub fn command(&self) -> Command {
+        go_command(&self.go)
+    }
+
     /// Builds the Go program in `source_dir` (its `main.go`) with extra
     /// `go build` flags, into `target/fixtures/<version>/<name><flags>`.
     pub fn build(&self, source_dir: &Path, flags: &[&str]) -> io::Result<PathBuf> {

@@ -8,7 +8,9 @@ pub mod go_version;
 pub mod goroutine;
 pub mod pclntab;
 pub mod process;
+pub mod symbolize;
 
 pub use binary::{Binary, BinaryError, Function, FunctionTable};
 pub use go_version::GoVersion;
 pub use process::{Target, TargetError};
+pub use symbolize::{Frame, Symbolizer};

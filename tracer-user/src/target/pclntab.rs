@@ -1,11 +1,16 @@
 //! Function names and addresses from a Go binary's pclntab, the table the Go
-//! runtime itself needs for stack traces, so it survives `-ldflags="-s -w"`.
+//! runtime itself needs for stack traces, so it survives `-ldflags="-s -w"`;
+//! and, for the symbolizer (`symbolize.rs`), the rest of what the table
+//! holds per function: its `_func` record, the function name, file and
+//! pc-value tables the record points into, and the module data's `gofunc`.
 //!
 //! The table starts with a header (`runtime.pcHeader`): a 4-byte magic, two
 //! zero pad bytes, the instruction quantum, the pointer size, then
 //! pointer-sized words: the function count, the file count, (Go 1.18+ only)
 //! a text start address, and offsets from the header to the function name
-//! table, three tables we skip, and the function table (`ftab`). `ftab` holds
+//! table, the compilation units' file lists (`cutab`), the file names
+//! (`filetab`), the pc-value tables (`pctab`) and the function table
+//! (`ftab`). `ftab` holds
 //! `nfunc` (entry, funcoff) pairs and a sentinel entry: the end of the last
 //! function, so each function ends where the next begins. `funcoff` locates
 //! the function's `_func` record, whose name offset points into the name
@@ -34,7 +39,7 @@
 //! `NAME.abiinternal` in the symbol table) its target's name, and generic
 //! shape instantiations can repeat. We return every entry, in address order.
 
-use std::collections::HashMap;
+use std::{cell::OnceCell, collections::HashMap};
 
 use object::{Object as _, ObjectSection as _, SectionKind};
 
@@ -68,28 +73,23 @@ pub enum PclntabError {
 
 /// All functions in the binary's pclntab.
 pub fn functions(file: &object::File<'_>) -> Result<Vec<GoFunction>, PclntabError> {
-    let table = locate(file)?;
-    let header = Header::parse(table.data, !file.is_little_endian())?;
-    match header.version {
-        Version::Go116 => {
-            // Absolute entry PCs are pointers, relocated in a PIE like any other.
-            let is_pie = file.kind() == object::ObjectKind::Dynamic;
-            let relocations = if is_pie {
-                Relocations::of(file)
-            } else {
-                Relocations::default()
-            };
-            let entries = Entries::Absolute {
-                relocations: &relocations,
-                table_address: table.address,
-            };
-            parse_functions(table.data, &header, &entries)
-        }
-        Version::Go118 | Version::Go120 => {
-            let text_start = text_start(file, &table, &header)?;
-            parse_functions(table.data, &header, &Entries::FromText(text_start))
-        }
-    }
+    Pclntab::parse(&Image::new(file))?.functions()
+}
+
+/// The table, and for Go 1.18+ the values that `moduledata.gofunc` (the base
+/// of funcdata offsets) may hold: one per known module data layout. The
+/// symbolizer checks which, if any, really locates the funcdata.
+pub(crate) fn parse_with_gofunc_candidates(
+    file: &object::File<'_>,
+) -> Result<(Pclntab, Vec<u64>), PclntabError> {
+    let image = Image::new(file);
+    let table = Pclntab::parse(&image)?;
+    let candidates = match table.header.version {
+        // Go 1.16 and 1.17 store absolute funcdata pointers instead.
+        Version::Go116 => Vec::new(),
+        Version::Go118 | Version::Go120 => gofunc_candidates(&image, &table),
+    };
+    Ok((table, candidates))
 }
 
 /// The table's bytes (from the header to the end of its section) and the
@@ -97,6 +97,19 @@ pub fn functions(file: &object::File<'_>) -> Result<Vec<GoFunction>, PclntabErro
 struct Table<'data> {
     data: &'data [u8],
     address: u64,
+}
+
+/// A parsed pclntab. It owns a copy of the table's bytes, so that what is
+/// built from it does not borrow the file.
+pub(crate) struct Pclntab {
+    /// From the header to the end of the table's section.
+    data: Vec<u8>,
+    /// Link-time address of the header.
+    address: u64,
+    header: Header,
+    /// Each function's entry address, then the end of the last function:
+    /// function `i` covers `entries[i]..entries[i + 1]`.
+    entries: Vec<u64>,
 }
 
 const MAGIC_GO12: u32 = 0xffff_fffb;
@@ -108,10 +121,14 @@ const MAGIC_GO120: u32 = 0xffff_fff1;
 /// gigabytes; the largest real binaries have a few hundred thousand.
 const MAX_FUNCTIONS: u64 = 1 << 24;
 
+/// The table format, which also decides the `_func` record layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Version {
+pub(crate) enum Version {
+    /// Go 1.16–1.17.
     Go116,
+    /// Go 1.18–1.19.
     Go118,
+    /// Go 1.20 and later.
     Go120,
 }
 
@@ -119,11 +136,16 @@ enum Version {
 struct Header {
     version: Version,
     big_endian: bool,
+    /// Bytes per instruction step in pc-value tables (1 on x86).
+    quantum: u8,
     ptr_size: usize,
     nfunc: usize,
     /// The header's text start word (Go 1.18+), 0 when not filled in.
     text_start: u64,
     funcname_offset: usize,
+    cutab_offset: usize,
+    filetab_offset: usize,
+    pctab_offset: usize,
     /// Offset of `ftab`, which is also the base of `funcoff`.
     pcln_offset: usize,
 }
@@ -169,20 +191,24 @@ impl Header {
         }
         // The funcname, cu, file, pc and function tables follow the header in this order.
         let offsets = (first_offset..first_offset + 5)
-            .map(word)
+            .map(|index| word(index).and_then(to_usize))
             .collect::<Result<Vec<_>, _>>()?;
-        let header_end = word_offset(first_offset + 5, ptr_size) as u64;
+        let header_end = word_offset(first_offset + 5, ptr_size);
         if offsets[0] < header_end || offsets.windows(2).any(|pair| pair[0] > pair[1]) {
             return Err(PclntabError::BadHeader("table offsets are out of order"));
         }
         let header = Self {
             version,
             big_endian,
+            quantum,
             ptr_size,
             nfunc: to_usize(nfunc)?,
             text_start,
-            funcname_offset: to_usize(offsets[0])?,
-            pcln_offset: to_usize(offsets[4])?,
+            funcname_offset: offsets[0],
+            cutab_offset: offsets[1],
+            filetab_offset: offsets[2],
+            pctab_offset: offsets[3],
+            pcln_offset: offsets[4],
         };
         header.check_ftab_fits(data.len())?;
         Ok(header)
@@ -267,51 +293,308 @@ impl Entries<'_> {
     }
 }
 
-/// Reads every function, each ending where the next ftab entry begins.
-fn parse_functions(
+/// Every ftab entry address, the sentinel included, checked to be in order.
+fn read_entries(
     data: &[u8],
     header: &Header,
     entries: &Entries<'_>,
-) -> Result<Vec<GoFunction>, PclntabError> {
-    let mut functions = Vec::with_capacity(header.nfunc);
-    let mut entry = entries.address(header, data, 0)?;
-    for index in 0..header.nfunc {
-        let end = entries.address(header, data, 2 * index + 2)?;
-        if end < entry {
-            return Err(PclntabError::Unordered { index, entry, end });
+) -> Result<Vec<u64>, PclntabError> {
+    let mut addresses: Vec<u64> = Vec::with_capacity(header.nfunc + 1);
+    for index in 0..=header.nfunc {
+        let address = entries.address(header, data, 2 * index)?;
+        if let Some(&entry) = addresses.last()
+            && address < entry
+        {
+            return Err(PclntabError::Unordered {
+                index: index - 1,
+                entry,
+                end: address,
+            });
         }
-        let func_offset = header.ftab_field(data, 2 * index + 1)?;
-        let name = function_name(data, header, func_offset)?;
-        functions.push(GoFunction { name, entry, end });
-        entry = end;
+        addresses.push(address);
     }
-    Ok(functions)
+    Ok(addresses)
 }
 
-/// The name of the `_func` record at `func_offset` from `ftab`. Its name
-/// offset (int32) follows a uint32 entry offset, or a PC in Go 1.16.
-fn function_name(data: &[u8], header: &Header, func_offset: u64) -> Result<String, PclntabError> {
-    let name_field = match header.version {
-        Version::Go116 => header.ptr_size,
-        Version::Go118 | Version::Go120 => 4,
-    };
-    let name_offset = usize::try_from(func_offset)
-        .ok()
-        .and_then(|offset| {
-            offset
-                .checked_add(header.pcln_offset)?
-                .checked_add(name_field)
+/// Where the `_func` fields that follow the entry field sit, from the
+/// record's start: Go's `runtime._func` for each table format.
+struct RecordLayout {
+    /// Size of the leading entry field: a PC in Go 1.16, else a uint32 offset.
+    entry_size: usize,
+    /// Offset of `nfuncdata`, the last fixed field; the pcdata offsets follow.
+    nfuncdata: usize,
+}
+
+/// Offsets from the end of the entry field: nameOff, args, deferreturn,
+/// pcsp, pcfile, pcln, npcdata, cuOffset, each 4 bytes.
+const RECORD_NAME: usize = 0;
+const RECORD_PCFILE: usize = 16;
+const RECORD_PCLN: usize = 20;
+const RECORD_NPCDATA: usize = 24;
+const RECORD_CU_OFFSET: usize = 28;
+
+impl RecordLayout {
+    fn of(header: &Header) -> Self {
+        // Then funcID, flag (a pad byte in Go 1.16), a pad byte, nfuncdata;
+        // Go 1.20 put a startLine int32 before funcID.
+        let (entry_size, tail) = match header.version {
+            Version::Go116 => (header.ptr_size, 35),
+            Version::Go118 => (4, 35),
+            Version::Go120 => (4, 39),
+        };
+        Self {
+            entry_size,
+            nfuncdata: entry_size + tail,
+        }
+    }
+}
+
+/// What a `_func` record says about its function's source positions and
+/// per-pc data.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FuncRecord {
+    /// Offset of the name in the function name table.
+    pub(crate) name_offset: u32,
+    /// Offsets in `pctab` of the file number and line tables.
+    pub(crate) pcfile: u32,
+    pub(crate) pcln: u32,
+    /// Index in `cutab` of the function's compilation unit's first file.
+    pub(crate) cu_offset: u32,
+    npcdata: u32,
+    nfuncdata: u8,
+    /// Offset in the table of the pcdata offsets, which the funcdata
+    /// offsets follow.
+    pcdata_offset: usize,
+}
+
+impl FuncRecord {
+    /// Offset in `pctab` of pcdata table `index`, if the function has one.
+    pub(crate) fn pcdata(&self, table: &Pclntab, index: u32) -> Option<u32> {
+        if index >= self.npcdata {
+            return None;
+        }
+        let offset = self.pcdata_offset.checked_add(4 * index as usize)?;
+        table.read_u32(offset).filter(|&offset| offset != 0)
+    }
+
+    /// Funcdata `index` as an offset from `moduledata.gofunc` (Go 1.18+).
+    /// `None` for Go 1.16–1.17, whose funcdata are absolute pointers that we
+    /// do not read.
+    pub(crate) fn funcdata(&self, table: &Pclntab, index: u8) -> Option<u32> {
+        if table.header.version == Version::Go116 || index >= self.nfuncdata {
+            return None;
+        }
+        let slot = self.npcdata as usize + usize::from(index);
+        let offset = self.pcdata_offset.checked_add(4 * slot)?;
+        table.read_u32(offset).filter(|&offset| offset != u32::MAX)
+    }
+}
+
+impl Pclntab {
+    fn parse(image: &Image<'_, '_>) -> Result<Self, PclntabError> {
+        let table = locate(image.file)?;
+        let header = Header::parse(table.data, !image.file.is_little_endian())?;
+        let none = Relocations::default();
+        let entries = match header.version {
+            // Absolute entry PCs are pointers, relocated in a PIE like any other.
+            Version::Go116 => Entries::Absolute {
+                relocations: if image.file.kind() == object::ObjectKind::Dynamic {
+                    image.relocations()
+                } else {
+                    &none
+                },
+                table_address: table.address,
+            },
+            Version::Go118 | Version::Go120 => {
+                Entries::FromText(text_start(image, &table, &header)?)
+            }
+        };
+        Self::new(&table, header, &entries)
+    }
+
+    fn new(table: &Table<'_>, header: Header, entries: &Entries<'_>) -> Result<Self, PclntabError> {
+        let entries = read_entries(table.data, &header, entries)?;
+        Ok(Self {
+            data: table.data.to_vec(),
+            address: table.address,
+            header,
+            entries,
         })
-        .and_then(|record| read_u32(data, record, header.big_endian))
-        .ok_or(PclntabError::Truncated("function record"))?;
-    let name = header
-        .funcname_offset
-        .checked_add(name_offset as usize)
-        .and_then(|start| data.get(start..))
-        .and_then(|bytes| bytes.get(..bytes.iter().position(|&byte| byte == 0)?))
-        .ok_or(PclntabError::Truncated("function name"))?;
-    // Go identifiers are UTF-8; one stray invalid byte should not lose the table.
-    Ok(String::from_utf8_lossy(name).into_owned())
+    }
+
+    pub(crate) fn version(&self) -> Version {
+        self.header.version
+    }
+
+    pub(crate) fn big_endian(&self) -> bool {
+        self.header.big_endian
+    }
+
+    pub(crate) fn quantum(&self) -> u8 {
+        self.header.quantum
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.header.nfunc
+    }
+
+    /// Link-time address of function `index`'s first instruction.
+    pub(crate) fn entry(&self, index: usize) -> u64 {
+        self.entries[index]
+    }
+
+    /// Link-time address just past function `index`.
+    pub(crate) fn end(&self, index: usize) -> u64 {
+        self.entries[index + 1]
+    }
+
+    /// The function whose code contains `pc`, by binary search of the
+    /// entries.
+    pub(crate) fn function_at(&self, pc: u64) -> Option<usize> {
+        let after = self.entries.partition_point(|&entry| entry <= pc);
+        // `after` is 0 before the first function and nfunc + 1 past the last.
+        (1..=self.len()).contains(&after).then(|| after - 1)
+    }
+
+    fn functions(&self) -> Result<Vec<GoFunction>, PclntabError> {
+        (0..self.len())
+            .map(|index| {
+                let name_offset = self
+                    .record_offset(index)
+                    .and_then(|record| {
+                        record.checked_add(RecordLayout::of(&self.header).entry_size)
+                    })
+                    .and_then(|field| self.read_u32(field))
+                    .ok_or(PclntabError::Truncated("function record"))?;
+                let name = self
+                    .name(name_offset)
+                    .ok_or(PclntabError::Truncated("function name"))?;
+                Ok(GoFunction {
+                    name,
+                    entry: self.entry(index),
+                    end: self.end(index),
+                })
+            })
+            .collect()
+    }
+
+    /// Offset in the table of function `index`'s `_func` record.
+    fn record_offset(&self, index: usize) -> Option<usize> {
+        let func_offset = self.header.ftab_field(&self.data, 2 * index + 1).ok()?;
+        usize::try_from(func_offset)
+            .ok()?
+            .checked_add(self.header.pcln_offset)
+    }
+
+    /// Function `index`'s `_func` record, `None` if it is cut off.
+    pub(crate) fn record(&self, index: usize) -> Option<FuncRecord> {
+        let layout = RecordLayout::of(&self.header);
+        let record = self.record_offset(index)?;
+        let fields = record.checked_add(layout.entry_size)?;
+        let field = |offset: usize| self.read_u32(fields.checked_add(offset)?);
+        let nfuncdata_offset = record.checked_add(layout.nfuncdata)?;
+        Some(FuncRecord {
+            name_offset: field(RECORD_NAME)?,
+            pcfile: field(RECORD_PCFILE)?,
+            pcln: field(RECORD_PCLN)?,
+            cu_offset: field(RECORD_CU_OFFSET)?,
+            npcdata: field(RECORD_NPCDATA)?,
+            nfuncdata: *self.data.get(nfuncdata_offset)?,
+            pcdata_offset: nfuncdata_offset + 1,
+        })
+    }
+
+    /// The name at `offset` in the function name table. Go identifiers are
+    /// UTF-8; one stray invalid byte should not lose the name.
+    pub(crate) fn name(&self, offset: u32) -> Option<String> {
+        let start = self.header.funcname_offset.checked_add(offset as usize)?;
+        c_string(&self.data, start).map(|name| String::from_utf8_lossy(name).into_owned())
+    }
+
+    /// Whether `offset` is where a name in the function name table starts,
+    /// which a random number rarely is.
+    pub(crate) fn is_name_start(&self, offset: u32) -> bool {
+        let Some(start) = self.header.funcname_offset.checked_add(offset as usize) else {
+            return false;
+        };
+        start < self.header.cutab_offset
+            && (offset == 0 || self.data.get(start - 1) == Some(&0))
+            && c_string(&self.data, start).is_some_and(|name| !name.is_empty())
+    }
+
+    /// The name of file number `file` of the compilation unit at
+    /// `cu_offset`: `cutab` maps it to an offset in `filetab`.
+    pub(crate) fn file_name(&self, cu_offset: u32, file: u32) -> Option<String> {
+        let index = usize::try_from(cu_offset.checked_add(file)?).ok()?;
+        let entry = self
+            .header
+            .cutab_offset
+            .checked_add(index.checked_mul(4)?)?;
+        let offset = self.read_u32(entry).filter(|&offset| offset != u32::MAX)?;
+        let start = self.header.filetab_offset.checked_add(offset as usize)?;
+        c_string(&self.data, start).map(|name| String::from_utf8_lossy(name).into_owned())
+    }
+
+    /// The pc-value table at `offset` in `pctab`, up to the end of the data;
+    /// offset 0 means the function has no such table.
+    pub(crate) fn pcvalue_table(&self, offset: u32) -> Option<&[u8]> {
+        if offset == 0 {
+            return None;
+        }
+        self.data
+            .get(self.header.pctab_offset.checked_add(offset as usize)?..)
+    }
+
+    fn read_u32(&self, offset: usize) -> Option<u32> {
+        read_u32(&self.data, offset, self.header.big_endian)
+    }
+
+    fn located(&self) -> Table<'_> {
+        Table {
+            data: &self.data,
+            address: self.address,
+        }
+    }
+}
+
+/// The NUL-terminated string at `start`.
+fn c_string(data: &[u8], start: usize) -> Option<&[u8]> {
+    let bytes = data.get(start..)?;
+    bytes.get(..bytes.iter().position(|&byte| byte == 0)?)
+}
+
+/// The binary as the loader will map it: the file's bytes, with relative
+/// relocations applied, which are computed once and only when needed.
+struct Image<'a, 'data> {
+    file: &'a object::File<'data>,
+    relocations: OnceCell<Relocations>,
+}
+
+impl<'a, 'data> Image<'a, 'data> {
+    fn new(file: &'a object::File<'data>) -> Self {
+        Self {
+            file,
+            relocations: OnceCell::new(),
+        }
+    }
+
+    fn relocations(&self) -> &Relocations {
+        self.relocations.get_or_init(|| Relocations::of(self.file))
+    }
+
+    /// The pointer-sized word the loader will have put at `address`: a
+    /// relocation's addend, else the file's bytes.
+    fn word(&self, address: u64, header: &Header) -> Option<u64> {
+        self.relocations().get(address).or_else(|| {
+            let bytes = self.file.sections().find_map(|section| {
+                section
+                    .data_range(address, header.ptr_size as u64)
+                    .ok()
+                    .flatten()
+            })?;
+            read_uint(bytes, 0, header.ptr_size, header.big_endian)
+        })
+    }
 }
 
 /// Finds the table: in its own section, else by scanning data sections.
@@ -389,40 +672,24 @@ fn scan(data: &[u8], big_endian: bool) -> Scan {
 
 /// Resolves `runtime.text` for a Go 1.18+ table (see the module docs).
 fn text_start(
-    file: &object::File<'_>,
+    image: &Image<'_, '_>,
     table: &Table<'_>,
     header: &Header,
 ) -> Result<u64, PclntabError> {
     if header.text_start != 0 {
         return Ok(header.text_start);
     }
-    let relocations = Relocations::of(file);
     let field = table
         .address
         .checked_add(word_offset(2, header.ptr_size) as u64);
     if let Some(text) = field
-        .and_then(|field| relocations.get(field))
+        .and_then(|field| image.relocations().get(field))
         .filter(|&text| text != 0)
     {
         return Ok(text);
     }
-    let first_entry_offset = header.ftab_field(table.data, 0)?;
-    // What the loader will have put at `address`: a relocation's addend, else the file's bytes.
-    let word = |address: u64| {
-        relocations.get(address).or_else(|| {
-            let bytes = file.sections().find_map(|section| {
-                section
-                    .data_range(address, header.ptr_size as u64)
-                    .ok()
-                    .flatten()
-            })?;
-            read_uint(bytes, 0, header.ptr_size, header.big_endian)
-        })
-    };
-    moduledata_candidates(file, &relocations, table.address, header)
-        .find_map(|moduledata| {
-            moduledata_text(word, moduledata, table.address, header, first_entry_offset)
-        })
+    find_moduledata(image, table, header)
+        .map(|(_, text)| text)
         .ok_or(PclntabError::NoTextStart)
 }
 
@@ -431,6 +698,46 @@ fn text_start(
 const MODULEDATA_FUNCNAMETAB: u64 = 1;
 const MODULEDATA_MINPC: u64 = 20;
 const MODULEDATA_TEXT: u64 = 22;
+
+/// Word indexes of `moduledata.gofunc`, which moves as fields are added
+/// before it: 38 in Go 1.18–1.19; 40 once Go 1.20 added the coverage
+/// counter bounds; 43 in Go 1.27, which also has type descriptor and itab
+/// bounds. Each candidate is checked against the inline trees it would
+/// locate before it is used.
+const MODULEDATA_GOFUNC: [u64; 3] = [38, 40, 43];
+
+/// The address of this table's module data (Go 1.18+), and its `text`.
+fn find_moduledata(
+    image: &Image<'_, '_>,
+    table: &Table<'_>,
+    header: &Header,
+) -> Option<(u64, u64)> {
+    let first_entry_offset = header.ftab_field(table.data, 0).ok()?;
+    moduledata_candidates(image.file, image.relocations(), table.address, header).find_map(
+        |moduledata| {
+            let word = |address| image.word(address, header);
+            let text =
+                moduledata_text(word, moduledata, table.address, header, first_entry_offset)?;
+            Some((moduledata, text))
+        },
+    )
+}
+
+/// The non-zero values of the module data words that may be `gofunc`.
+fn gofunc_candidates(image: &Image<'_, '_>, table: &Pclntab) -> Vec<u64> {
+    let header = &table.header;
+    let Some((moduledata, _)) = find_moduledata(image, &table.located(), header) else {
+        return Vec::new();
+    };
+    MODULEDATA_GOFUNC
+        .iter()
+        .filter_map(|index| {
+            let field = moduledata.checked_add(index * header.ptr_size as u64)?;
+            image.word(field, header)
+        })
+        .filter(|&gofunc| gofunc != 0)
+        .collect()
+}
 
 /// Addresses of pointer-aligned words that point at the pclntab header:
 /// relocation targets first (a PIE may hold zeros in the file), then literal
@@ -600,11 +907,20 @@ mod tests {
     }
 
     fn parse(data: &[u8], text_start: u64) -> Result<Vec<GoFunction>, PclntabError> {
-        parse_functions(
+        let header = Header::parse(data, false)?;
+        parse_with(data, header, &Entries::FromText(text_start))
+    }
+
+    fn parse_with(
+        data: &[u8],
+        header: Header,
+        entries: &Entries<'_>,
+    ) -> Result<Vec<GoFunction>, PclntabError> {
+        let table = Table {
             data,
-            &Header::parse(data, false)?,
-            &Entries::FromText(text_start),
-        )
+            address: TABLE_ADDRESS,
+        };
+        Pclntab::new(&table, header, entries)?.functions()
     }
 
     fn function(name: &str, entry: u64, end: u64) -> GoFunction {
@@ -656,10 +972,7 @@ mod tests {
             relocations: &relocations,
             table_address: TABLE_ADDRESS,
         };
-        assert_eq!(
-            parse_functions(&data, &header, &entries).unwrap(),
-            expected()
-        );
+        assert_eq!(parse_with(&data, header, &entries).unwrap(), expected());
     }
 
     #[test]
@@ -682,10 +995,7 @@ mod tests {
             relocations: &relocations,
             table_address: TABLE_ADDRESS,
         };
-        assert_eq!(
-            parse_functions(&data, &header, &entries).unwrap(),
-            expected()
-        );
+        assert_eq!(parse_with(&data, header, &entries).unwrap(), expected());
     }
 
     #[test]
