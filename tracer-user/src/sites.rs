@@ -5,24 +5,21 @@
 
 use std::{cell::RefCell, collections::HashMap};
 
-use crate::{aggregate::StackCounts, events::Stack};
+use crate::{
+    aggregate::StackCounts,
+    events::Stack,
+    target::{Frame, Symbolizer, Target},
+};
 
-/// A place in the target's source.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallSite {
-    pub function: String,
-    pub file: String,
-    pub line: u32,
-}
+/// A place in the target's source: the frame a stack is shown as.
+pub type CallSite = Frame;
 
-impl CallSite {
-    /// A return address nothing could symbolise: shown as itself.
-    fn unknown(pc: u64) -> Self {
-        Self {
-            function: format!("{pc:#x}"),
-            file: String::new(),
-            line: 0,
-        }
+/// A return address nothing could symbolise: shown as itself.
+fn unknown(pc: u64) -> CallSite {
+    CallSite {
+        function: format!("{pc:#x}"),
+        file: String::new(),
+        line: 0,
     }
 }
 
@@ -42,6 +39,29 @@ impl<F: Fn(&Stack) -> Option<CallSite>> ResolveSites for F {
 pub trait Symbols {
     /// `pc` is a link-time address.
     fn frames(&self, pc: u64) -> Vec<CallSite>;
+}
+
+impl Symbols for Symbolizer {
+    fn frames(&self, pc: u64) -> Vec<CallSite> {
+        Symbolizer::frames(self, pc)
+    }
+}
+
+impl SiteResolver<Symbolizer> {
+    /// The resolver for a traced process, from its Go pclntab; `None` when
+    /// the binary's tables cannot be read (sites are then left out).
+    pub fn for_target(target: &Target) -> Option<Self> {
+        let parsed = (target.binary.object())
+            .map_err(|error| error.to_string())
+            .and_then(|file| Symbolizer::new(&file).map_err(|error| error.to_string()));
+        match parsed {
+            Ok(symbolizer) => Some(Self::new(symbolizer, target.load_bias)),
+            Err(error) => {
+                tracing::warn!("no call sites: cannot read the Go pclntab: {error}");
+                None
+            }
+        }
+    }
 }
 
 /// Resolves stacks of a running target, whose PIE code may be loaded at a
@@ -67,12 +87,15 @@ impl<S: Symbols> SiteResolver<S> {
         for pc in stack.frames() {
             // A return address points after its call; the call's line is
             // the one of the byte before.
-            let frames = self.symbols.frames(pc.wrapping_sub(self.load_bias) - 1);
+            let frames = self
+                .symbols
+                .frames(pc.wrapping_sub(self.load_bias).wrapping_sub(1));
             if let Some(user) = frames.iter().find(|frame| !is_plumbing(&frame.function)) {
                 return Some(user.clone());
             }
-            fallback =
-                fallback.or_else(|| Some(frames.first().cloned().unwrap_or(CallSite::unknown(pc))));
+            if fallback.is_none() {
+                fallback = Some(frames.first().cloned().unwrap_or_else(|| unknown(pc)));
+            }
         }
         fallback
     }

@@ -27,6 +27,7 @@ use tracer_user::{
     },
     findings::Thresholds,
     probes::{LoadOptions, Tracer},
+    sites::{ResolveSites, SiteResolver, no_sites},
     target::{FunctionTable, Target},
 };
 
@@ -103,6 +104,11 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     };
     readers.stop().await;
     let aggregate = aggregator.await.context("the aggregator failed")?;
+    let resolver = SiteResolver::for_target(&target);
+    let sites: &dyn ResolveSites = match &resolver {
+        Some(resolver) => resolver,
+        None => &no_sites,
+    };
     let export = export(&Recording {
         target: &target,
         probes: &probes,
@@ -110,7 +116,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         thresholds: &options.thresholds,
         window,
         aggregate: &aggregate,
-        sites: &tracer_user::sites::no_sites,
+        sites,
     });
     let written = write_export(output, &export)?;
     eprintln!(

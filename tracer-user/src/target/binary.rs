@@ -100,6 +100,12 @@ impl Binary {
         self.functions.get(name).copied()
     }
 
+    /// The executable as parsed ELF, for tables read after attach (the
+    /// pclntab's line tables for call sites).
+    pub fn object(&self) -> Result<object::File<'_>, object::Error> {
+        object::File::parse(self.bytes.as_slice())
+    }
+
     /// The machine code of `function`.
     pub fn code(&self, function: Function) -> Option<&[u8]> {
         let start = usize::try_from(self.file_offset(function.address)?).ok()?;

@@ -29,7 +29,7 @@ use object::{Object as _, ObjectSection as _};
 use super::pclntab::{self, FuncRecord, Pclntab, PclntabError, Version};
 
 /// One source position; for inlined code the innermost call comes first.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Frame {
     pub function: String,
     pub file: String,
