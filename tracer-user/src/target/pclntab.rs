@@ -701,9 +701,9 @@ const MODULEDATA_TEXT: u64 = 22;
 
 /// Word indexes of `moduledata.gofunc`, which moves as fields are added
 /// before it: 38 in Go 1.18–1.19; 40 once Go 1.20 added the coverage
-/// counter bounds; 43 in Go 1.27, which also has type descriptor and itab
-/// bounds. Each candidate is checked against the inline trees it would
-/// locate before it is used.
+/// counter bounds (seen in 1.21, 1.24 and 1.26); 43 in Go 1.27, which also
+/// has type descriptor and itab bounds. Each candidate is checked against
+/// the inline trees it would locate before it is used.
 const MODULEDATA_GOFUNC: [u64; 3] = [38, 40, 43];
 
 /// The address of this table's module data (Go 1.18+), and its `text`.

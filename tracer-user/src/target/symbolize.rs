@@ -81,7 +81,7 @@ impl Symbolizer {
     /// and, for return addresses, pass `ret - 1`). Innermost first: for a pc
     /// inside code inlined into F, first the inlined function(s) with their
     /// file:line, then F with the line of the inlined call site. Empty when
-    /// pc is outside every function.
+    /// pc is outside every function (or its function's record is cut off).
     pub fn frames(&self, pc: u64) -> Vec<Frame> {
         let Some(index) = self.table.function_at(pc) else {
             return Vec::new();
