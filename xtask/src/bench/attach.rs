@@ -1,56 +1,20 @@
-//! `cargo xtask bench [--smoke]`: where contend stands on speed. Prints a
-//! markdown table and writes `target/bench/results.json`. Benchmarks are not
-//! tests: nothing here fails on a slow number; `--smoke` runs each
-//! measurement once, to check the suite still works.
+//! Attach time: from reading the target to all probes attached.
 
 use std::{fs, path::Path, time::Duration};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use contend_tests::go::{Fixture, GoToolchain};
-use serde::Serialize;
 
-use crate::{
-    cmd::{self, cargo, command},
-    setup::{self, GoToolchains},
-};
+use super::Row;
+use crate::cmd::{self, command};
 
-/// One measurement.
-#[derive(Serialize)]
-struct Row {
-    name: String,
-    value: f64,
-    unit: &'static str,
-    target: String,
-    /// Whether the value meets the target.
-    met: bool,
-}
-
-pub fn run(smoke: bool) -> anyhow::Result<()> {
-    if !cmd::is_root() {
-        bail!("the benchmarks load eBPF programs: run `cargo xtask bench` as root");
-    }
-    let go = setup::run()?;
-    let profile = if smoke { "debug" } else { "release" };
-    let mut build = cargo();
-    build.args(["build", "--package", "tracer-user", "--bin", "contend"]);
-    if !smoke {
-        build.arg("--release");
-    }
-    cmd::run(&mut build)?;
-    let contend = cmd::workspace_root()
-        .join("target")
-        .join(profile)
-        .join("contend");
-    measure(&go, &contend, smoke)
-}
-
-/// Runs the measurements with an already built `contend`.
-pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result<()> {
-    let root = cmd::workspace_root();
-    let out_dir = root.join("target/bench");
-    fs::create_dir_all(&out_dir).context("creating target/bench")?;
-
-    let toolchain = GoToolchain::at(&go.new).context("Go 1.27 from setup")?;
+/// One row per build variant of a large Go program.
+pub fn rows(
+    toolchain: &GoToolchain,
+    contend: &Path,
+    out_dir: &Path,
+    smoke: bool,
+) -> anyhow::Result<Vec<Row>> {
     let repeats = if smoke { 1 } else { 5 };
     let mut rows = Vec::new();
     for (variant, flags) in [
@@ -58,14 +22,10 @@ pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result
         ("stripped PIE", &["-buildmode=pie", "-ldflags=-s -w"][..]),
     ] {
         rows.push(attach_time(
-            &toolchain, contend, &out_dir, variant, flags, repeats,
+            toolchain, contend, out_dir, variant, flags, repeats,
         )?);
     }
-
-    print_table(&rows, smoke);
-    let json = serde_json::to_string_pretty(&rows).context("encoding the results")?;
-    fs::write(out_dir.join("results.json"), json).context("writing target/bench/results.json")?;
-    Ok(())
+    Ok(rows)
 }
 
 /// Median time from reading the target to all probes attached (symbol
@@ -123,18 +83,4 @@ fn attach_ns(export: &Path) -> anyhow::Result<u64> {
     json["tracer"]["attach_ns"]
         .as_u64()
         .ok_or_else(|| anyhow::anyhow!("{} has no tracer.attach_ns", export.display()))
-}
-
-fn print_table(rows: &[Row], smoke: bool) {
-    if smoke {
-        println!("\n(smoke run: one sample each, debug build; numbers are not representative)");
-    }
-    println!("\n| measurement | value | target | met |\n| --- | ---: | --- | --- |");
-    for row in rows {
-        let met = if row.met { "yes" } else { "no" };
-        println!(
-            "| {} | {:.1} {} | {} | {met} |",
-            row.name, row.value, row.unit, row.target
-        );
-    }
 }
