@@ -1,11 +1,16 @@
-//! `cargo xtask bench [--smoke]`: where contend stands on speed. Prints a
-//! markdown table and writes `target/bench/results.json`. Benchmarks are not
-//! tests: nothing here fails on a slow number; `--smoke` runs each
-//! measurement once, to check the suite still works.
+//! `cargo xtask bench [--smoke]`: where contend stands on speed and memory.
+//! Prints a markdown table and writes `target/bench/results.json`.
+//! Benchmarks are not tests: nothing here fails on a slow number, each row
+//! says whether it meets its target; `--smoke` runs each measurement once,
+//! briefly, to check the suite still works.
 
 mod attach;
+mod recording;
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context as _, bail};
 use contend_tests::go::GoToolchain;
@@ -16,15 +21,49 @@ use crate::{
     setup::{self, GoToolchains},
 };
 
+/// What every measurement needs.
+struct Bench<'a> {
+    /// Go 1.27, which builds every fixture.
+    toolchain: GoToolchain,
+    contend: &'a Path,
+    /// `target/bench`, where exports and results go.
+    out_dir: PathBuf,
+    smoke: bool,
+}
+
 /// One measurement.
 #[derive(Serialize)]
 struct Row {
     name: String,
     value: f64,
     unit: &'static str,
-    target: String,
+    /// `None` for rows that give context (the absolute numbers a ratio is
+    /// made of) rather than a goal.
+    target: Option<String>,
     /// Whether the value meets the target.
-    met: bool,
+    met: Option<bool>,
+    /// How the value came about, where the name alone does not say.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    note: String,
+}
+
+impl Row {
+    fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit,
+            target: None,
+            met: None,
+            note: String::new(),
+        }
+    }
+
+    fn target(mut self, target: impl Into<String>, met: bool) -> Self {
+        self.target = Some(target.into());
+        self.met = Some(met);
+        self
+    }
 }
 
 pub fn run(smoke: bool) -> anyhow::Result<()> {
@@ -48,29 +87,64 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
 
 /// Runs the measurements with an already built `contend`.
 pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result<()> {
-    let root = cmd::workspace_root();
-    let out_dir = root.join("target/bench");
-    fs::create_dir_all(&out_dir).context("creating target/bench")?;
+    let bench = Bench {
+        toolchain: GoToolchain::at(&go.new).context("Go 1.27 from setup")?,
+        contend,
+        out_dir: cmd::workspace_root().join("target/bench"),
+        smoke,
+    };
+    fs::create_dir_all(&bench.out_dir).context("creating target/bench")?;
 
-    let toolchain = GoToolchain::at(&go.new).context("Go 1.27 from setup")?;
-    let rows = attach::rows(&toolchain, contend, &out_dir, smoke)?;
+    let rows = attach::rows(&bench)?;
 
     print_table(&rows, smoke);
     let json = serde_json::to_string_pretty(&rows).context("encoding the results")?;
-    fs::write(out_dir.join("results.json"), json).context("writing target/bench/results.json")?;
+    fs::write(bench.out_dir.join("results.json"), json)
+        .context("writing target/bench/results.json")?;
     Ok(())
 }
 
 fn print_table(rows: &[Row], smoke: bool) {
     if smoke {
-        println!("\n(smoke run: one sample each, debug build; numbers are not representative)");
-    }
-    println!("\n| measurement | value | target | met |\n| --- | ---: | --- | --- |");
-    for row in rows {
-        let met = if row.met { "yes" } else { "no" };
         println!(
-            "| {} | {:.1} {} | {} | {met} |",
-            row.name, row.value, row.unit, row.target
+            "\n(smoke run: one short sample each, debug build; numbers are not representative)"
         );
+    }
+    println!("\n| measurement | value | target | met | note |\n| --- | ---: | --- | --- | --- |");
+    for row in rows {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {} | {met} | {} |",
+            row.name,
+            format_value(row.value, row.unit),
+            row.target.as_deref().unwrap_or(""),
+            row.note,
+        );
+    }
+}
+
+/// Counts as integers, ratios to two places, the rest to one.
+fn format_value(value: f64, unit: &str) -> String {
+    match unit {
+        "events" => format!("{value:.0} {unit}"),
+        "×" => format!("{value:.2}{unit}"),
+        _ => format!("{value:.1} {unit}"),
+    }
+}
+
+/// The median of some samples (the mean of the middle two for an even
+/// count); `None` without samples.
+fn median(samples: &[f64]) -> Option<f64> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        len if len % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
     }
 }

@@ -1,0 +1,125 @@
+//! Running `contend record` the way the measurements need it, and reading
+//! its export. Only the command line and documented export fields are used:
+//! contend's insides change independently of the bench.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+
+use super::Bench;
+
+/// A running `contend record`.
+pub struct Recording {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    /// What contend has said so far, for error messages.
+    said: Vec<String>,
+    export_path: PathBuf,
+    reaped: bool,
+}
+
+/// A finished recording.
+pub struct Finished {
+    pub export: Export,
+}
+
+impl Recording {
+    /// Starts recording `pid` for at most `duration` (it ends earlier if the
+    /// target exits) into `target/bench/<label>.json`.
+    pub fn start(bench: &Bench, pid: u32, duration: Duration, label: &str) -> anyhow::Result<Self> {
+        let export_path = bench.out_dir.join(format!("{label}.json"));
+        let mut child = Command::new(bench.contend)
+            .args(["record", "--pid", &pid.to_string(), "--duration"])
+            .arg(format!("{:.3}", duration.as_secs_f64()))
+            .arg("--output")
+            .arg(&export_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bench.contend.display()))?;
+        let stderr = child.stderr.take().context("contend's stderr")?;
+        let (sender, receiver) = mpsc::channel();
+        // A thread keeps draining stderr, so contend never blocks on it.
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            stderr: receiver,
+            said: Vec::new(),
+            export_path,
+            reaped: false,
+        })
+    }
+
+    /// Waits for contend to end by itself (duration over or target gone)
+    /// and reads its export.
+    pub fn finish(mut self) -> anyhow::Result<Finished> {
+        let status = self.child.wait().context("waiting for contend")?;
+        self.reaped = true;
+        self.said.extend(self.stderr.iter());
+        if !status.success() {
+            bail!("contend failed ({status}): {}", self.said());
+        }
+        Ok(Finished {
+            export: Export::read(&self.export_path)?,
+        })
+    }
+
+    fn said(&self) -> String {
+        self.said.join("\n")
+    }
+}
+
+impl Drop for Recording {
+    /// A measurement that failed half way leaves no tracer behind.
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A contend/v1 export. (xtask reads the JSON itself: it cannot depend on
+/// tracer-user, whose build needs what setup installs.)
+pub struct Export {
+    json: serde_json::Value,
+    path: PathBuf,
+}
+
+impl Export {
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let json =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        Ok(Self {
+            json,
+            path: path.to_owned(),
+        })
+    }
+
+    /// `tracer.attach_ns`.
+    pub fn attach_time(&self) -> anyhow::Result<Duration> {
+        let nanos = self.number(&self.json["tracer"]["attach_ns"], "tracer.attach_ns")?;
+        Ok(Duration::from_nanos(nanos))
+    }
+
+    fn number(&self, value: &serde_json::Value, what: &str) -> anyhow::Result<u64> {
+        value
+            .as_u64()
+            .ok_or_else(|| anyhow!("{} has no {what}", self.path.display()))
+    }
+}
