@@ -5,6 +5,7 @@
 //! briefly, to check the suite still works.
 
 mod attach;
+mod overhead;
 mod recording;
 
 use std::{
@@ -29,6 +30,16 @@ struct Bench<'a> {
     /// `target/bench`, where exports and results go.
     out_dir: PathBuf,
     smoke: bool,
+}
+
+impl Bench<'_> {
+    /// Builds a fixture from `tests/fixtures/go/<name>`.
+    fn fixture(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let source = cmd::workspace_root().join("tests/fixtures/go").join(name);
+        self.toolchain
+            .build(&source, &[])
+            .with_context(|| format!("building the {name} fixture"))
+    }
 }
 
 /// One measurement.
@@ -64,6 +75,11 @@ impl Row {
         self.met = Some(met);
         self
     }
+
+    fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
 }
 
 pub fn run(smoke: bool) -> anyhow::Result<()> {
@@ -95,7 +111,11 @@ pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result
     };
     fs::create_dir_all(&bench.out_dir).context("creating target/bench")?;
 
-    let rows = attach::rows(&bench)?;
+    // A full run takes minutes: say what is going on.
+    eprintln!("xtask: bench: attach time");
+    let mut rows = attach::rows(&bench)?;
+    eprintln!("xtask: bench: added cost per map read (untraced, floor, bpftrace, contend)");
+    rows.extend(overhead::rows(&bench)?);
 
     print_table(&rows, smoke);
     let json = serde_json::to_string_pretty(&rows).context("encoding the results")?;

@@ -8,7 +8,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::mpsc,
     thread,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context as _, anyhow, bail};
@@ -92,6 +92,16 @@ impl Drop for Recording {
     }
 }
 
+/// Sends `signal` to a process.
+pub fn signal(pid: u32, signal: libc::c_int) -> anyhow::Result<()> {
+    let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
+    // SAFETY: kill has no memory preconditions; the pid is a child of ours.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("signalling the fixture");
+    }
+    Ok(())
+}
+
 /// A contend/v1 export. (xtask reads the JSON itself: it cannot depend on
 /// tracer-user, whose build needs what setup installs.)
 pub struct Export {
@@ -115,6 +125,15 @@ impl Export {
     pub fn attach_time(&self) -> anyhow::Result<Duration> {
         let nanos = self.number(&self.json["tracer"]["attach_ns"], "tracer.attach_ns")?;
         Ok(Duration::from_nanos(nanos))
+    }
+
+    /// When the probes were armed and disarmed (`window`).
+    pub fn window(&self) -> anyhow::Result<(SystemTime, SystemTime)> {
+        let window = &self.json["window"];
+        let start = self.number(&window["start_unix_ns"], "window.start_unix_ns")?;
+        let duration = self.number(&window["duration_ns"], "window.duration_ns")?;
+        let start = SystemTime::UNIX_EPOCH + Duration::from_nanos(start);
+        Ok((start, start + Duration::from_nanos(duration)))
     }
 
     fn number(&self, value: &serde_json::Value, what: &str) -> anyhow::Result<u64> {
