@@ -5,6 +5,7 @@
 //! briefly, to check the suite still works.
 
 mod attach;
+mod loss;
 mod overhead;
 mod recording;
 
@@ -116,6 +117,8 @@ pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result
     let mut rows = attach::rows(&bench)?;
     eprintln!("xtask: bench: added cost per map read (untraced, floor, bpftrace, contend)");
     rows.extend(overhead::rows(&bench)?);
+    eprintln!("xtask: bench: loss versus event rate");
+    rows.extend(loss::rows(&bench)?);
 
     print_table(&rows, smoke);
     let json = serde_json::to_string_pretty(&rows).context("encoding the results")?;

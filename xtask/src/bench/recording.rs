@@ -6,14 +6,18 @@ use std::{
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::mpsc::{self, RecvTimeoutError},
     thread,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, anyhow, bail};
+use contend_tests::go::Fixture;
 
 use super::Bench;
+
+/// How long contend may take to attach before we give up on it.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running `contend record`.
 pub struct Recording {
@@ -63,6 +67,33 @@ impl Recording {
         })
     }
 
+    /// Waits until contend says it is tracing, which it does once every
+    /// probe is attached and armed: events from then on are recorded.
+    pub fn wait_until_tracing(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let tracing = line.starts_with("contend: tracing");
+                    self.said.push(line);
+                    if tracing {
+                        return Ok(());
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!(
+                        "contend did not start tracing in {ATTACH_TIMEOUT:?}: {}",
+                        self.said()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("contend ended before tracing: {}", self.said())
+                }
+            }
+        }
+    }
+
     /// Waits for contend to end by itself (duration over or target gone)
     /// and reads its export.
     pub fn finish(mut self) -> anyhow::Result<Finished> {
@@ -92,6 +123,26 @@ impl Drop for Recording {
     }
 }
 
+/// Records a fixture that waits for SIGUSR1 before it starts its work and
+/// exits when done: the recording covers exactly the fixture's work, and
+/// ends when the fixture does. Returns what the fixture printed after
+/// `ready`, and the recording.
+pub fn record_whole_run(
+    bench: &Bench,
+    fixture: Fixture,
+    limit: Duration,
+    label: &str,
+) -> anyhow::Result<(Vec<String>, Finished)> {
+    // Longer than the fixture can run: the fixture's exit ends the recording.
+    let duration = limit + ATTACH_TIMEOUT;
+    let mut recording = Recording::start(bench, fixture.pid(), duration, label)?;
+    recording.wait_until_tracing()?;
+    signal(fixture.pid(), libc::SIGUSR1)?;
+    let output = fixture.wait().context("running the fixture")?;
+    let finished = recording.finish()?;
+    Ok((output, finished))
+}
+
 /// Sends `signal` to a process.
 pub fn signal(pid: u32, signal: libc::c_int) -> anyhow::Result<()> {
     let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
@@ -100,6 +151,14 @@ pub fn signal(pid: u32, signal: libc::c_int) -> anyhow::Result<()> {
         return Err(std::io::Error::last_os_error()).context("signalling the fixture");
     }
     Ok(())
+}
+
+/// The value of a `NAME VALUE` line a fixture printed.
+pub fn printed<T: std::str::FromStr>(lines: &[String], name: &str) -> anyhow::Result<T> {
+    lines
+        .iter()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .ok_or_else(|| anyhow!("the fixture did not print `{name} <value>`: {lines:?}"))
 }
 
 /// A contend/v1 export. (xtask reads the JSON itself: it cannot depend on
@@ -121,6 +180,11 @@ impl Export {
         })
     }
 
+    /// `tracer.dropped`: events lost in the kernel.
+    pub fn dropped(&self) -> anyhow::Result<u64> {
+        self.number(&self.json["tracer"]["dropped"], "tracer.dropped")
+    }
+
     /// `tracer.attach_ns`.
     pub fn attach_time(&self) -> anyhow::Result<Duration> {
         let nanos = self.number(&self.json["tracer"]["attach_ns"], "tracer.attach_ns")?;
@@ -136,9 +200,29 @@ impl Export {
         Ok((start, start + Duration::from_nanos(duration)))
     }
 
+    /// `maps[].ops.<kind>` of the map at `address`; 0 if it is not listed
+    /// (no traced operation).
+    pub fn map_ops(&self, address: u64, kind: &str) -> anyhow::Result<u64> {
+        let maps = self.json["maps"]
+            .as_array()
+            .ok_or_else(|| anyhow!("{} has no maps list", self.path.display()))?;
+        let Some(map) = maps
+            .iter()
+            .find(|map| map["id"].as_str().and_then(parse_address) == Some(address))
+        else {
+            return Ok(0);
+        };
+        self.number(&map["ops"][kind], kind)
+    }
+
     fn number(&self, value: &serde_json::Value, what: &str) -> anyhow::Result<u64> {
         value
             .as_u64()
             .ok_or_else(|| anyhow!("{} has no {what}", self.path.display()))
     }
+}
+
+/// `0x…` as Go's `%p` and contend's map ids print addresses.
+pub fn parse_address(text: &str) -> Option<u64> {
+    u64::from_str_radix(text.strip_prefix("0x")?, 16).ok()
 }
