@@ -8,6 +8,7 @@ mod attach;
 mod loss;
 mod overhead;
 mod recording;
+mod rss;
 
 use std::{
     fs,
@@ -119,6 +120,8 @@ pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result
     rows.extend(overhead::rows(&bench)?);
     eprintln!("xtask: bench: loss versus event rate");
     rows.extend(loss::rows(&bench)?);
+    eprintln!("xtask: bench: contend's memory with many distinct keys");
+    rows.extend(rss::rows(&bench)?);
 
     print_table(&rows, smoke);
     let json = serde_json::to_string_pretty(&rows).context("encoding the results")?;

@@ -32,6 +32,8 @@ pub struct Recording {
 /// A finished recording.
 pub struct Finished {
     pub export: Export,
+    /// The most memory contend ever had resident.
+    pub peak_rss_bytes: u64,
 }
 
 impl Recording {
@@ -95,17 +97,36 @@ impl Recording {
     }
 
     /// Waits for contend to end by itself (duration over or target gone)
-    /// and reads its export.
+    /// and reads its export and peak memory.
     pub fn finish(mut self) -> anyhow::Result<Finished> {
-        let status = self.child.wait().context("waiting for contend")?;
-        self.reaped = true;
+        let (status, peak_rss_bytes) = self.wait_with_rusage()?;
         self.said.extend(self.stderr.iter());
         if !status.success() {
             bail!("contend failed ({status}): {}", self.said());
         }
         Ok(Finished {
             export: Export::read(&self.export_path)?,
+            peak_rss_bytes,
         })
+    }
+
+    /// Reaps contend with wait4, which reports its peak resident memory
+    /// (ru_maxrss) exactly, however briefly the peak lasted.
+    fn wait_with_rusage(&mut self) -> anyhow::Result<(std::process::ExitStatus, u64)> {
+        use std::os::unix::process::ExitStatusExt as _;
+        let pid = libc::pid_t::try_from(self.child.id()).context("contend's pid")?;
+        let mut status = 0;
+        // SAFETY: rusage is plain data that wait4 fills in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waiting for our own unreaped child, with valid out-pointers.
+        let waited = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+        if waited != pid {
+            return Err(std::io::Error::last_os_error()).context("waiting for contend");
+        }
+        self.reaped = true;
+        // Linux gives ru_maxrss in KiB.
+        let peak_kib = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+        Ok((std::process::ExitStatus::from_raw(status), peak_kib * 1024))
     }
 
     fn said(&self) -> String {
@@ -178,6 +199,11 @@ impl Export {
             json,
             path: path.to_owned(),
         })
+    }
+
+    /// `tracer.events`: events received from the kernel.
+    pub fn events(&self) -> anyhow::Result<u64> {
+        self.number(&self.json["tracer"]["events"], "tracer.events")
     }
 
     /// `tracer.dropped`: events lost in the kernel.
