@@ -4,6 +4,9 @@ use std::{
     io::{self, BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::SystemTime,
 };
 
 /// A Go toolchain and the version it reports.
@@ -83,7 +86,8 @@ fn go_command(go: &Path) -> Command {
 /// killed when dropped, so a failing test leaves nothing behind.
 pub struct Fixture {
     child: Child,
-    stdout: BufReader<ChildStdout>,
+    /// `None` once handed to a line streaming thread.
+    stdout: Option<BufReader<ChildStdout>>,
     /// What the fixture printed before `ready`.
     pub preamble: Vec<String>,
 }
@@ -117,7 +121,7 @@ impl Fixture {
         }
         Ok(Self {
             child,
-            stdout,
+            stdout: Some(stdout),
             preamble,
         })
     }
@@ -138,9 +142,45 @@ impl Fixture {
     pub fn finish(mut self) -> Vec<String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.rest_of_output().unwrap_or_default()
+    }
+
+    /// Waits for the fixture to end by itself and returns what it printed
+    /// after `ready`.
+    pub fn wait(mut self) -> io::Result<Vec<String>> {
+        // Reading to the end first: a fixture blocked on a full pipe never
+        // exits.
+        let rest = self.rest_of_output()?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            return Err(io::Error::other(format!("the fixture failed ({status})")));
+        }
+        Ok(rest)
+    }
+
+    fn rest_of_output(&mut self) -> io::Result<Vec<String>> {
         let mut rest = String::new();
-        let _ = io::Read::read_to_string(&mut self.stdout, &mut rest);
-        rest.lines().map(str::to_owned).collect()
+        if let Some(stdout) = self.stdout.as_mut() {
+            io::Read::read_to_string(stdout, &mut rest)?;
+        }
+        Ok(rest.lines().map(str::to_owned).collect())
+    }
+
+    /// Hands the fixture's further output to a thread that passes each line
+    /// on with the time it arrived, for fixtures that report as they run
+    /// (the caller decides which reports fall in which period). Call once.
+    pub fn stream_lines(&mut self) -> mpsc::Receiver<(SystemTime, String)> {
+        let (sender, receiver) = mpsc::channel();
+        if let Some(stdout) = self.stdout.take() {
+            thread::spawn(move || {
+                for line in stdout.lines().map_while(Result::ok) {
+                    if sender.send((SystemTime::now(), line)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        receiver
     }
 
     pub fn pid(&self) -> u32 {

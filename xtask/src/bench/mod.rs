@@ -1,0 +1,176 @@
+//! `cargo xtask bench [--smoke]`: where contend stands on speed and memory.
+//! Prints a markdown table and writes `target/bench/results.json`.
+//! Benchmarks are not tests: nothing here fails on a slow number, each row
+//! says whether it meets its target; `--smoke` runs each measurement once,
+//! briefly, to check the suite still works.
+
+mod attach;
+mod loss;
+mod overhead;
+mod recording;
+mod rss;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, bail};
+use contend_tests::go::GoToolchain;
+use serde::Serialize;
+
+use crate::{
+    cmd::{self, cargo},
+    setup::{self, GoToolchains},
+};
+
+/// What every measurement needs.
+struct Bench<'a> {
+    /// Go 1.27, which builds every fixture.
+    toolchain: GoToolchain,
+    contend: &'a Path,
+    /// `target/bench`, where exports and results go.
+    out_dir: PathBuf,
+    smoke: bool,
+}
+
+impl Bench<'_> {
+    /// Builds a fixture from `tests/fixtures/go/<name>`.
+    fn fixture(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let source = cmd::workspace_root().join("tests/fixtures/go").join(name);
+        self.toolchain
+            .build(&source, &[])
+            .with_context(|| format!("building the {name} fixture"))
+    }
+}
+
+/// One measurement.
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    /// `None` for rows that give context (the absolute numbers a ratio is
+    /// made of) rather than a goal.
+    target: Option<String>,
+    /// Whether the value meets the target.
+    met: Option<bool>,
+    /// How the value came about, where the name alone does not say.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    note: String,
+}
+
+impl Row {
+    fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit,
+            target: None,
+            met: None,
+            note: String::new(),
+        }
+    }
+
+    fn target(mut self, target: impl Into<String>, met: bool) -> Self {
+        self.target = Some(target.into());
+        self.met = Some(met);
+        self
+    }
+
+    fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
+}
+
+pub fn run(smoke: bool) -> anyhow::Result<()> {
+    if !cmd::is_root() {
+        bail!("the benchmarks load eBPF programs: run `cargo xtask bench` as root");
+    }
+    let go = setup::run()?;
+    let profile = if smoke { "debug" } else { "release" };
+    let mut build = cargo();
+    build.args(["build", "--package", "tracer-user", "--bin", "contend"]);
+    if !smoke {
+        build.arg("--release");
+    }
+    cmd::run(&mut build)?;
+    let contend = cmd::workspace_root()
+        .join("target")
+        .join(profile)
+        .join("contend");
+    measure(&go, &contend, smoke)
+}
+
+/// Runs the measurements with an already built `contend`.
+pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result<()> {
+    let bench = Bench {
+        toolchain: GoToolchain::at(&go.new).context("Go 1.27 from setup")?,
+        contend,
+        out_dir: cmd::workspace_root().join("target/bench"),
+        smoke,
+    };
+    fs::create_dir_all(&bench.out_dir).context("creating target/bench")?;
+
+    // A full run takes minutes: say what is going on.
+    eprintln!("xtask: bench: attach time");
+    let mut rows = attach::rows(&bench)?;
+    eprintln!("xtask: bench: added cost per map read (untraced, floor, bpftrace, contend)");
+    rows.extend(overhead::rows(&bench)?);
+    eprintln!("xtask: bench: loss versus event rate");
+    rows.extend(loss::rows(&bench)?);
+    eprintln!("xtask: bench: contend's memory with many distinct keys");
+    rows.extend(rss::rows(&bench)?);
+
+    print_table(&rows, smoke);
+    let json = serde_json::to_string_pretty(&rows).context("encoding the results")?;
+    fs::write(bench.out_dir.join("results.json"), json)
+        .context("writing target/bench/results.json")?;
+    Ok(())
+}
+
+fn print_table(rows: &[Row], smoke: bool) {
+    if smoke {
+        println!(
+            "\n(smoke run: one short sample each, debug build; numbers are not representative)"
+        );
+    }
+    println!("\n| measurement | value | target | met | note |\n| --- | ---: | --- | --- | --- |");
+    for row in rows {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {} | {met} | {} |",
+            row.name,
+            format_value(row.value, row.unit),
+            row.target.as_deref().unwrap_or(""),
+            row.note,
+        );
+    }
+}
+
+/// Counts as integers, ratios to two places, the rest to one.
+fn format_value(value: f64, unit: &str) -> String {
+    match unit {
+        "events" => format!("{value:.0} {unit}"),
+        "×" => format!("{value:.2}{unit}"),
+        _ => format!("{value:.1} {unit}"),
+    }
+}
+
+/// The median of some samples (the mean of the middle two for an even
+/// count); `None` without samples.
+fn median(samples: &[f64]) -> Option<f64> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        len if len % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+    }
+}

@@ -1,0 +1,238 @@
+//! Added cost per traced Go map read, side by side in one run. The mapread
+//! fixture reports its own time per read while, in turn, nothing, an empty
+//! uprobe (the floor: what any uprobe on the function costs), bpftrace
+//! counting keys, and contend trace it. The turns repeat over several
+//! rounds, so drift of the machine affects every tracer alike; each gets
+//! the median of all its samples.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc::Receiver,
+    thread,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::{Context as _, bail};
+use contend_tests::go::Fixture;
+
+use super::{
+    Bench, Row, median,
+    recording::{self, Recording},
+};
+
+/// How often the fixture reports ns per read.
+const REPORT_INTERVAL: Duration = Duration::from_millis(500);
+/// The function the fixture's reads call, and the one the floor probes.
+const PROBED: &str = "runtime.mapaccess2_faststr";
+/// What bpftrace does per read to match what contend records: count by map
+/// and key. Go's register ABI: RBX is the map, RCX and RDI the key's data
+/// and length.
+const COUNT_BY_MAP_AND_KEY: &str = r#"{ @[reg("bx"), str(reg("cx"), reg("di"))] = count(); }"#;
+/// bpftrace prints this (from BEGIN, which runs once every probe is
+/// attached), so we know when its probe is in place.
+const BPFTRACE_ATTACHED: &str = "attached";
+
+#[derive(Clone, Copy)]
+enum Tracer {
+    Untraced,
+    EmptyUprobe,
+    BpftraceCount,
+    Contend,
+}
+
+/// The order of the turns in every round.
+const TURNS: [Tracer; 4] = [
+    Tracer::Untraced,
+    Tracer::EmptyUprobe,
+    Tracer::BpftraceCount,
+    Tracer::Contend,
+];
+
+struct Timing {
+    /// Samples in this first stretch of a turn are discarded: the probes
+    /// may still be attaching, the tracer still warming up.
+    settle: Duration,
+    /// Then samples are kept for this long.
+    sampling: Duration,
+    rounds: usize,
+}
+
+/// When a tracer was attached and steady: the reports of this period count.
+struct Steady {
+    from: SystemTime,
+    to: SystemTime,
+}
+
+pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    let timing = if bench.smoke {
+        Timing {
+            settle: Duration::from_secs(1),
+            // Two or three half-second reports per turn.
+            sampling: Duration::from_secs(2),
+            rounds: 1,
+        }
+    } else {
+        Timing {
+            settle: Duration::from_secs(1),
+            sampling: Duration::from_secs(4),
+            rounds: 5,
+        }
+    };
+    let binary = bench.fixture("mapread")?;
+    let interval = format!("{}ms", REPORT_INTERVAL.as_millis());
+    let mut fixture = Fixture::start(&binary, &["-interval", &interval, "-seconds", "3600"])
+        .context("starting the mapread fixture")?;
+    let reports = fixture.stream_lines();
+
+    let mut samples: [Vec<f64>; TURNS.len()] = Default::default();
+    for _ in 0..timing.rounds {
+        for (tracer, samples) in TURNS.iter().zip(&mut samples) {
+            let steady = tracer.take_turn(bench, &binary, fixture.pid(), &timing)?;
+            samples.extend(reports_within(&reports, &steady));
+        }
+    }
+    rows_from(&samples)
+}
+
+impl Tracer {
+    /// Traces the fixture (or not) for one turn and says when it was steady.
+    fn take_turn(
+        self,
+        bench: &Bench,
+        binary: &Path,
+        pid: u32,
+        timing: &Timing,
+    ) -> anyhow::Result<Steady> {
+        match self {
+            // The previous turn's tracer has exited, and its probes with it.
+            Self::Untraced => Ok(settle_and_sample(timing)),
+            Self::EmptyUprobe => bpftrace_turn(&bpftrace_program(binary, "{}"), timing),
+            Self::BpftraceCount => {
+                bpftrace_turn(&bpftrace_program(binary, COUNT_BY_MAP_AND_KEY), timing)
+            }
+            Self::Contend => contend_turn(bench, pid, timing),
+        }
+    }
+}
+
+/// Lets the fixture run as it is now for one turn: a settling stretch, then
+/// the sampled one.
+fn settle_and_sample(timing: &Timing) -> Steady {
+    let from = SystemTime::now() + timing.settle;
+    thread::sleep(timing.settle + timing.sampling);
+    Steady {
+        from,
+        to: SystemTime::now(),
+    }
+}
+
+fn bpftrace_program(binary: &Path, body: &str) -> String {
+    format!(
+        "BEGIN {{ printf(\"{BPFTRACE_ATTACHED}\\n\"); }} uprobe:{}:{PROBED} {body}",
+        binary.display()
+    )
+}
+
+/// A bpftrace process, stopped and reaped however the turn ends.
+struct Bpftrace(Child);
+
+impl Drop for Bpftrace {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bpftrace_turn(program: &str, timing: &Timing) -> anyhow::Result<Steady> {
+    let mut bpftrace = Bpftrace(
+        Command::new("bpftrace")
+            .args(["-e", program])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting bpftrace (`cargo xtask setup` installs it)")?,
+    );
+    let stdout = bpftrace.0.stdout.take().context("bpftrace's stdout")?;
+    let mut stdout = BufReader::new(stdout);
+    wait_for_line(&mut stdout, BPFTRACE_ATTACHED).with_context(|| {
+        format!(
+            "bpftrace did not attach; it said: {}",
+            rest_of(bpftrace.0.stderr.take())
+        )
+    })?;
+    let steady = settle_and_sample(timing);
+    // SIGINT is how bpftrace is asked to stop: it prints its maps and
+    // detaches. Reading its output to the end lets it finish printing.
+    recording::signal(bpftrace.0.id(), libc::SIGINT)?;
+    rest_of(Some(stdout));
+    bpftrace.0.wait().context("waiting for bpftrace")?;
+    Ok(steady)
+}
+
+fn wait_for_line(stdout: &mut impl BufRead, wanted: &str) -> anyhow::Result<()> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line)? == 0 {
+            bail!("output ended before {wanted:?}");
+        }
+        if line.trim() == wanted {
+            return Ok(());
+        }
+    }
+}
+
+fn rest_of(stream: Option<impl Read>) -> String {
+    let mut text = String::new();
+    if let Some(mut stream) = stream {
+        let _ = stream.read_to_string(&mut text);
+    }
+    text
+}
+
+fn contend_turn(bench: &Bench, pid: u32, timing: &Timing) -> anyhow::Result<Steady> {
+    let recording = Recording::start(bench, pid, timing.settle + timing.sampling, "overhead")?;
+    let (armed, disarmed) = recording.finish()?.export.window()?;
+    Ok(Steady {
+        from: armed + timing.settle,
+        to: disarmed,
+    })
+}
+
+/// The ns per read of every report, received so far, that covers only the
+/// steady period. (Reports outside it are dropped with the rest.)
+fn reports_within(reports: &Receiver<(SystemTime, String)>, steady: &Steady) -> Vec<f64> {
+    reports
+        .try_iter()
+        .filter_map(|(received, line)| {
+            let ns_per_read = line.strip_prefix("ns/op ")?.parse().ok()?;
+            let began = received.checked_sub(REPORT_INTERVAL)?;
+            (began >= steady.from && received <= steady.to).then_some(ns_per_read)
+        })
+        .collect()
+}
+
+fn rows_from(samples: &[Vec<f64>; TURNS.len()]) -> anyhow::Result<Vec<Row>> {
+    let mut medians = [0.0; TURNS.len()];
+    for (median_ns, samples) in medians.iter_mut().zip(samples) {
+        *median_ns = median(samples).context("a turn gave no ns/op report")?;
+    }
+    let [untraced, floor, bpftrace, contend] = medians;
+    let (floor, bpftrace, contend) = (floor - untraced, bpftrace - untraced, contend - untraced);
+    let reports = |turn: usize| match samples[turn].len() {
+        1 => "one report".to_owned(),
+        count => format!("median of {count} reports"),
+    };
+    Ok(vec![
+        Row::new("ns per map read, untraced", untraced, "ns").note(reports(0)),
+        Row::new("added ns per map read: empty uprobe (floor)", floor, "ns").note(reports(1)),
+        Row::new("added ns per map read: bpftrace key count", bpftrace, "ns").note(reports(2)),
+        Row::new("added ns per map read: contend", contend, "ns").note(reports(3)),
+        Row::new("added cost, contend / bpftrace", contend / bpftrace, "×")
+            .target("≤ 1.00", contend <= bpftrace),
+        Row::new("added cost, contend / floor", contend / floor, "×")
+            .target("≤ 1.30", contend <= 1.3 * floor),
+    ])
+}
