@@ -196,15 +196,6 @@ impl Fixture {
             .expect("run kill");
         assert!(status.success(), "kill -USR1 {} failed", self.pid());
     }
-
-    /// Waits for the fixture to exit by itself; returns what it printed
-    /// after `ready`.
-    pub fn wait(mut self) -> Vec<String> {
-        let _ = self.child.wait();
-        let mut rest = String::new();
-        let _ = io::Read::read_to_string(&mut self.stdout, &mut rest);
-        rest.lines().map(str::to_owned).collect()
-    }
 }
 
 impl Drop for Fixture {
