@@ -113,6 +113,7 @@ pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result
     };
     fs::create_dir_all(&bench.out_dir).context("creating target/bench")?;
 
+    let load_before = load_average();
     // A full run takes minutes: say what is going on.
     eprintln!("xtask: bench: attach time");
     let mut rows = attach::rows(&bench)?;
@@ -124,6 +125,7 @@ pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result
     rows.extend(rss::rows(&bench)?);
 
     print_table(&rows, smoke);
+    print_load(load_before, load_average());
     let json = serde_json::to_string_pretty(&rows).context("encoding the results")?;
     fs::write(bench.out_dir.join("results.json"), json)
         .context("writing target/bench/results.json")?;
@@ -151,6 +153,23 @@ fn print_table(rows: &[Row], smoke: bool) {
             row.note,
         );
     }
+}
+
+/// The 1-minute load average: other work on the machine skews every
+/// number, so the table says how busy it was.
+fn load_average() -> Option<f64> {
+    let text = fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+fn print_load(before: Option<f64>, after: Option<f64>) {
+    let show = |load: Option<f64>| load.map_or_else(|| "?".to_owned(), |load| format!("{load:.1}"));
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "\nLoad average (1 min; the bench itself adds about 2): {} before, {} after, on {cpus} CPUs.",
+        show(before),
+        show(after)
+    );
 }
 
 /// Counts as integers, ratios to two places, the rest to one.
