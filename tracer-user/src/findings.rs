@@ -211,15 +211,11 @@ fn describe((op, site): &ResolvedSide) -> String {
         Some(site) => format!(
             "{what} in {} ({}:{})",
             site.function,
-            short_file(&site.file),
+            sites::file_name(&site.file),
             site.line
         ),
         None => format!("{what} from an unknown site"),
     }
-}
-
-fn short_file(file: &str) -> &str {
-    file.rsplit('/').next().unwrap_or(file)
 }
 
 /// What the Go runtime says when its own check catches this pair.
@@ -303,7 +299,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        events::{Access, Batch, Event, Key, LockWait, MapConflict, Stack, fixtures::map_access},
+        events::{
+            Batch, Event, LockWait, MapConflict, Stack,
+            fixtures::{access, map_access},
+        },
         sites::{no_sites, tests::site},
     };
 
@@ -380,19 +379,6 @@ mod tests {
             (findings[0].kind, findings[0].subject, findings[0].count),
             (Kind::LockConvoy, 0xc0de, 210)
         );
-    }
-
-    fn access(op: MapOp, pc: u64, goid: u64, key: &str) -> Access {
-        Access {
-            goid: Some(goid),
-            started_ns: 0,
-            op,
-            key: Key::Text {
-                bytes: key.as_bytes().into(),
-                truncated: false,
-            },
-            stack: Stack([pc, 0, 0, 0]),
-        }
     }
 
     #[test]

@@ -135,6 +135,12 @@ fn package_path(function: &str) -> &str {
     }
 }
 
+/// `cache.go` of `/src/shop/cache.go`: in a one-line site, the file's name
+/// is enough to find it.
+pub fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// Counts by stack, merged into counts by call site, busiest first. Stacks
 /// without a site are left out.
 pub fn merge(stacks: &StackCounts, resolver: &dyn ResolveSites) -> Vec<(CallSite, u64)> {

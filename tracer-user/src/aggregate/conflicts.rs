@@ -90,19 +90,7 @@ fn ordered(a: Access, b: Access) -> (Access, Access) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn access(op: MapOp, pc: u64, goid: u64, key: &str) -> Access {
-        Access {
-            goid: Some(goid),
-            started_ns: 0,
-            op,
-            key: Key::Text {
-                bytes: key.as_bytes().into(),
-                truncated: false,
-            },
-            stack: Stack([pc, 0, 0, 0]),
-        }
-    }
+    use crate::events::fixtures::access;
 
     fn conflict(running: Access, in_flight: Access) -> MapConflict {
         MapConflict {

@@ -14,7 +14,27 @@ pub use reader::{Batch, Readers};
 pub(crate) mod fixtures {
     use tracer_common::MapOp;
 
-    use super::{Event, Key, MapAccess, Stack};
+    use super::{Access, Event, Key, MapAccess, Stack};
+
+    /// A string key.
+    pub fn text_key(key: &str) -> Key {
+        Key::Text {
+            bytes: key.as_bytes().into(),
+            truncated: false,
+        }
+    }
+
+    /// One side of a race: goroutine `goid` doing `op` on `key`, called
+    /// from `pc`.
+    pub fn access(op: MapOp, pc: u64, goid: u64, key: &str) -> Access {
+        Access {
+            goid: Some(goid),
+            started_ns: 0,
+            op,
+            key: text_key(key),
+            stack: Stack([pc, 0, 0, 0]),
+        }
+    }
 
     /// An operation with a string key, by goroutine 1.
     pub fn map_access(map: u64, op: MapOp, key: &str) -> Event {
@@ -24,10 +44,7 @@ pub(crate) mod fixtures {
             goid: 1,
             timestamp_ns: 0,
             map,
-            key: Key::Text {
-                bytes: key.as_bytes().into(),
-                truncated: false,
-            },
+            key: text_key(key),
             stack: Stack::default(),
         })
     }

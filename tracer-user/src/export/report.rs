@@ -92,13 +92,25 @@ fn finding_evidence(out: &mut String, finding: &Finding) {
     }
 }
 
-/// `main.(*Cache).Get (cache.go:20)`: the file's name is enough to find it.
+/// `main.(*Cache).Get (cache.go:20)`.
 fn site_text(site: &Site) -> String {
     if site.file.is_empty() {
         return site.function.clone();
     }
-    let file = site.file.rsplit('/').next().unwrap_or(&site.file);
+    let file = crate::sites::file_name(&site.file);
     format!("{} ({file}:{})", site.function, site.line)
+}
+
+/// "    from main.worker (main.go:44)  1,200 waits", for the busiest sites.
+fn site_lines(out: &mut String, sites: &[Site], counted: &str) {
+    for site in sites.iter().take(SITES_SHOWN) {
+        let _ = writeln!(
+            out,
+            "    from {}  {} {counted}",
+            site_text(site),
+            thousands(site.ops)
+        );
+    }
 }
 
 fn maps(out: &mut String, export: &Export) {
@@ -161,14 +173,7 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
             100.0 * key.share,
         );
     }
-    for site in map.sites.iter().take(SITES_SHOWN) {
-        let _ = writeln!(
-            out,
-            "    from {}  {} ops",
-            site_text(site),
-            thousands(site.ops)
-        );
-    }
+    site_lines(out, &map.sites, "ops");
 }
 
 /// "touched by main.get, main.set · 8 goroutines (6 read, 2 write) · peak 1,200/s"
@@ -221,14 +226,7 @@ fn lock_line(out: &mut String, lock: &LockReport) {
         nanos(wait.max),
         nanos(wait.total),
     );
-    for site in lock.sites.iter().take(SITES_SHOWN) {
-        let _ = writeln!(
-            out,
-            "    from {}  {} waits",
-            site_text(site),
-            thousands(site.ops)
-        );
-    }
+    site_lines(out, &lock.sites, "waits");
 }
 
 /// A duration in the unit that reads best.
