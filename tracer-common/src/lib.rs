@@ -26,6 +26,15 @@ pub const FRAMES: usize = 4;
 /// Bytes of each key a concurrent-access record carries.
 pub const SIDE_KEY_CAPACITY: usize = 32;
 
+/// CPUs the per-CPU ring buffers can cover. An event on a CPU numbered
+/// higher finds no ring and is counted as dropped.
+pub const MAX_CPUS: usize = 1024;
+
+/// Size of the ring buffer the eBPF object declares as the template of its
+/// per-CPU rings. The daemon creates the real rings, sized for the machine;
+/// the kernel only requires them to be ring buffers like this one.
+pub const RING_TEMPLATE_BYTES: usize = 4096;
+
 /// Discriminates the records in the event buffers. Every record starts with
 /// this tag in its first byte.
 #[repr(u8)]
@@ -153,6 +162,25 @@ pub struct MapEvent {
     /// String bytes, an integer in little-endian order, or the first bytes
     /// of any other key.
     pub key: [u8; KEY_CAPACITY],
+}
+
+impl MapEvent {
+    /// All fields zero: what a probe starts filling in, so no bytes of an
+    /// earlier event (or of uninitialised ring memory) ever leave the kernel.
+    pub const ZERO: Self = Self {
+        kind: 0,
+        op: 0,
+        key_kind: 0,
+        _pad0: 0,
+        tid: 0,
+        timestamp_ns: 0,
+        goid: 0,
+        map: 0,
+        frames: [0; FRAMES],
+        key_len: 0,
+        key_copied: 0,
+        key: [0; KEY_CAPACITY],
+    };
 }
 
 /// One finished wait for a lock.

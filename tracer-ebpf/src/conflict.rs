@@ -10,7 +10,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
     macros::{map, uprobe},
-    maps::{LruHashMap, PerCpuArray},
+    maps::LruHashMap,
     programs::ProbeContext,
 };
 use tracer_common::{AccessSide, ConflictEvent, EventKind, MapEvent, SIDE_KEY_CAPACITY, Window};
@@ -32,10 +32,6 @@ static IN_FLIGHT: LruHashMap<u64, AccessSide> = LruHashMap::with_max_entries(163
 #[map]
 static OPEN_WINDOWS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16384, 0);
 
-/// Room for the record: too big for the BPF stack next to the map event.
-#[map]
-static CONFLICT_SCRATCH: PerCpuArray<ConflictEvent> = PerCpuArray::with_max_entries(1, 0);
-
 /// Attached to every return of the map writes.
 #[uprobe]
 pub fn go_map_exit(ctx: ProbeContext) -> u32 {
@@ -46,7 +42,7 @@ pub fn go_map_exit(ctx: ProbeContext) -> u32 {
 /// Checks `event` (just read at its entry probe) against the map's open
 /// window, and opens its own if it is a write.
 #[inline(always)]
-pub fn check(ctx: &ProbeContext, window: Window, event: &MapEvent, who: u64) {
+pub fn check(window: Window, event: &MapEvent, who: u64) {
     if event.map == 0 || !matches!(window, Window::Check | Window::Open) {
         return;
     }
@@ -54,7 +50,7 @@ pub fn check(ctx: &ProbeContext, window: Window, event: &MapEvent, who: u64) {
     if let Some(other) = unsafe { IN_FLIGHT.get(&event.map) }.copied() {
         let fresh = event.timestamp_ns.saturating_sub(other.start_ns) < STALE_NS;
         if other.goid != who && fresh {
-            report(ctx, event, who, &other);
+            report(event, who, &other);
         }
     }
     if window == Window::Open {
@@ -79,18 +75,19 @@ fn close(who: u64) {
 }
 
 #[inline(always)]
-fn report(ctx: &ProbeContext, event: &MapEvent, who: u64, other: &AccessSide) {
-    let Some(record) = CONFLICT_SCRATCH.get_ptr_mut(0) else {
+fn report(event: &MapEvent, who: u64, other: &AccessSide) {
+    let Some(mut reserved) = output::reserve::<ConflictEvent>() else {
         return;
     };
-    // SAFETY: the per-CPU slot is ours until this program returns.
-    let record = unsafe { &mut *record };
-    record.kind = EventKind::MapConflict as u8;
-    record.tid = bpf_get_current_pid_tgid() as u32;
-    record.map = event.map;
-    record.running = side(event, who);
-    record.in_flight = *other;
-    output::emit(ctx, record);
+    reserved.init(ConflictEvent {
+        kind: EventKind::MapConflict as u8,
+        _pad0: [0; 3],
+        tid: bpf_get_current_pid_tgid() as u32,
+        map: event.map,
+        running: side(event, who),
+        in_flight: *other,
+    });
+    reserved.submit();
 }
 
 /// The parts of `event` a conflict record needs.

@@ -41,7 +41,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if probe.exit {
-        return finish(ctx, waiter, goid, now);
+        return finish(waiter, goid, now);
     }
     let field = regs.get(probe.reg);
     let (op, field_offset) = if probe.shared_semaphore {
@@ -82,7 +82,7 @@ fn classify_shared_semaphore(regs: &Regs, sema: u64) -> Option<(LockOp, u8)> {
 }
 
 #[inline(always)]
-fn finish(ctx: &ProbeContext, waiter: u64, goid: u64, now: u64) -> Result<(), ()> {
+fn finish(waiter: u64, goid: u64, now: u64) -> Result<(), ()> {
     // SAFETY: the value is copied out before anything can remove it.
     let wait = *unsafe { PENDING.get(&waiter) }.ok_or(())?;
     let _ = PENDING.remove(&waiter);
@@ -97,6 +97,6 @@ fn finish(ctx: &ProbeContext, waiter: u64, goid: u64, now: u64) -> Result<(), ()
         wait_ns: now.saturating_sub(wait.start_ns),
         frames: wait.frames,
     };
-    output::emit(ctx, &event);
+    output::emit(&event);
     Ok(())
 }

@@ -21,7 +21,8 @@ use tracer_common::{
 
 use crate::{config, conflict, frames, goroutine, output, regs::Regs};
 
-/// Scratch space for the event: too big for the 512-byte BPF stack.
+/// Where an event is built when its CPU's ring is full: too big for the
+/// 512-byte BPF stack.
 #[map]
 static SCRATCH: PerCpuArray<MapEvent> = PerCpuArray::with_max_entries(1, 0);
 
@@ -55,9 +56,28 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     if goroutine::is_rerun(goid, cookie) {
         return Ok(());
     }
-    let event = SCRATCH.get_ptr_mut(0).ok_or(())?;
-    // SAFETY: the per-CPU slot is ours until this program returns.
-    let event = unsafe { &mut *event };
+    let who = goroutine::identity(goid);
+    if let Some(mut reserved) = output::reserve::<MapEvent>() {
+        let event = reserved.init(MapEvent::ZERO);
+        fill(ctx, &regs, probe, goid, event);
+        conflict::check(probe.window, event, who);
+        reserved.submit();
+    } else {
+        // The ring is full (the drop is counted): the event still goes
+        // through the concurrent-access detector, which must not go blind
+        // under load.
+        let event = SCRATCH.get_ptr_mut(0).ok_or(())?;
+        // SAFETY: the per-CPU slot is ours while this program runs.
+        let event = unsafe { &mut *event };
+        *event = MapEvent::ZERO;
+        fill(ctx, &regs, probe, goid, event);
+        conflict::check(probe.window, event, who);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn fill(ctx: &ProbeContext, regs: &Regs, probe: MapCookie, goid: u64, event: &mut MapEvent) {
     event.kind = EventKind::MapAccess as u8;
     event.op = probe.op as u8;
     event.tid = bpf_get_current_pid_tgid() as u32;
@@ -66,18 +86,12 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     event.goid = goid;
     event.map = regs.get(probe.map);
     event.frames = frames::capture(ctx);
-    read_key(&regs, probe, event);
-    output::emit(ctx, event);
-    conflict::check(ctx, probe.window, event, goroutine::identity(goid));
-    Ok(())
+    read_key(regs, probe, event);
 }
 
 /// Fills the key fields of `event` as the cookie's key ABI says.
 #[inline(always)]
 fn read_key(regs: &Regs, probe: MapCookie, event: &mut MapEvent) {
-    event.key_kind = 0;
-    event.key_len = 0;
-    event.key_copied = 0;
     match probe.key {
         KeyAbi::None => {}
         KeyAbi::GoString => {

@@ -3,6 +3,12 @@
 //! one event (losses in the event buffers are counted by the kernel).
 #![no_std]
 #![no_main]
+// For `atomic_xadd`: see `output::count_drop`.
+#![expect(
+    internal_features,
+    reason = "core_intrinsics is the only atomic add on BPF"
+)]
+#![feature(core_intrinsics)]
 
 mod config;
 mod conflict;

@@ -330,7 +330,6 @@ mod tests {
         let mut aggregate = Aggregate::default();
         aggregate.apply(Batch {
             events,
-            lost: 0,
             undecodable: 0,
         });
         aggregate

@@ -63,8 +63,9 @@ pub struct MapStats {
 pub struct Aggregate {
     /// Events received and decoded.
     pub events: u64,
-    /// Events the kernel dropped because a buffer was full.
-    pub dropped: u64,
+    /// Events the kernel dropped because a CPU's ring was full, by CPU
+    /// (set from the kernel's counters once the window closes).
+    pub dropped_by_cpu: Vec<u64>,
     /// Events received but not decodable.
     pub undecodable: u64,
     maps: HashMap<u64, MapStats>,
@@ -74,7 +75,6 @@ pub struct Aggregate {
 
 impl Aggregate {
     pub fn apply(&mut self, batch: Batch) {
-        self.dropped += batch.lost;
         self.undecodable += batch.undecodable;
         for event in batch.events {
             self.record(event);
@@ -99,6 +99,11 @@ impl Aggregate {
         if access.key != Key::None {
             stats.keys.observe(access.key);
         }
+    }
+
+    /// Events the kernel dropped, on all CPUs.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_by_cpu.iter().sum()
     }
 
     pub fn maps_seen(&self) -> usize {
@@ -132,11 +137,11 @@ mod tests {
                 access(2, MapOp::Read, "b"),
                 access(1, MapOp::Read, "c"),
             ],
-            lost: 5,
             undecodable: 0,
         });
+        aggregate.dropped_by_cpu = vec![2, 3];
         assert_eq!(aggregate.events, 4);
-        assert_eq!(aggregate.dropped, 5);
+        assert_eq!(aggregate.dropped(), 5);
         let maps = aggregate.maps_by_ops();
         assert_eq!(maps.len(), 2);
         assert_eq!(maps[0].0, 1, "busiest map first");

@@ -78,9 +78,9 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     let target = Target::from_pid(pid)?;
     let mut tracer = Tracer::attach(&target, options.probes)?;
     let attach = begun.elapsed();
-    let buffers = tracer.take_event_buffers()?;
+    let rings = tracer.take_event_rings()?;
     let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
-    let readers = Readers::spawn(buffers, to_aggregator)?;
+    let readers = Readers::spawn(rings, to_aggregator)?;
     let aggregator = tokio::spawn(aggregate(batches));
 
     tracer.arm()?;
@@ -93,6 +93,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     // detaching is what stops the events.
     let disarmed = tracer.disarm();
     let window = window(started_wall, started.elapsed());
+    let dropped_by_cpu = tracer.dropped_by_cpu();
     let probes = tracer.probes.clone();
     let tracer = match disarmed {
         Ok(()) => Some(tracer),
@@ -103,7 +104,11 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         }
     };
     readers.stop().await;
-    let aggregate = aggregator.await.context("the aggregator failed")?;
+    let mut aggregate = aggregator.await.context("the aggregator failed")?;
+    aggregate.dropped_by_cpu = dropped_by_cpu.unwrap_or_else(|error| {
+        tracing::warn!("{error}");
+        Vec::new()
+    });
     let resolver = SiteResolver::for_target(&target);
     let sites: &dyn ResolveSites = match &resolver {
         Some(resolver) => resolver,

@@ -1,13 +1,16 @@
-//! Events from the kernel: per-CPU buffer readers (`reader`) and the single
-//! place where kernel bytes become owned domain types (`decode`).
+//! Events from the kernel: the per-CPU rings (`rings`), their readers
+//! (`reader`) and the single place where kernel bytes become owned domain
+//! types (`decode`).
 
 pub mod decode;
 pub mod key;
 pub mod reader;
+pub mod rings;
 
 pub use decode::{Access, DecodeError, Event, LockWait, MapAccess, MapConflict, Stack, decode};
 pub use key::Key;
 pub use reader::{Batch, Readers};
+pub use rings::{CpuRing, RingPlan};
 
 /// Events for tests of what consumes them.
 #[cfg(test)]

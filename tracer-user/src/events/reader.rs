@@ -1,34 +1,50 @@
-//! One async reader per CPU buffer. Readers only drain and decode; they hand
+//! One async reader per CPU ring. Readers only drain and decode; they hand
 //! batches to the aggregator over a bounded channel, so a slow aggregator
-//! backs up into the kernel buffers, where overflow is counted, never into
+//! backs up into the kernel rings, where overflow is counted, never into
 //! unbounded memory here.
+//!
+//! The probes wake a reader only when its ring is a quarter full (see
+//! `tracer-ebpf/src/output.rs`); between wake-ups each reader drains its
+//! ring on a short timer, which bounds how stale a live view can be.
 
-use std::ops::ControlFlow;
+use std::time::Duration;
 
-use aya::maps::{
-    MapData, PerfEventArray,
-    perf::{PerfBufferError, PerfEvent, PerfEventArrayBuffer},
-};
+use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::{mpsc, watch},
     task::JoinHandle,
+    time::{self, MissedTickBehavior},
 };
 
-use super::decode::{Event, decode};
+use super::{
+    decode::{Event, decode},
+    rings::CpuRing,
+};
 
-/// Pages per CPU buffer (a power of two): 2 MiB holds about 20 000 map
-/// events, enough to ride out a scheduling hiccup of the reader.
-const PAGES_PER_CPU: usize = 512;
+/// How often a reader drains its ring without being woken.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+/// Records per batch: a reader that keeps up with a busy ring still hands
+/// over work regularly, and a batch's memory stays small.
+const MAX_BATCH: usize = 4096;
 
-/// What a reader hands to the aggregator after draining its buffer once.
+/// What a reader hands to the aggregator after draining its ring once.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub events: Vec<Event>,
-    /// Records the kernel dropped because this buffer was full.
-    pub lost: u64,
     /// Records we could not decode (a build mismatch; never expected).
     pub undecodable: u64,
+}
+
+impl Batch {
+    fn records(&self) -> usize {
+        self.events.len() + self.undecodable as usize
+    }
+
+    /// Whether the ring may hold more than this batch took.
+    fn is_full(&self) -> bool {
+        self.records() >= MAX_BATCH
+    }
 }
 
 /// The running readers.
@@ -38,47 +54,41 @@ pub struct Readers {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReaderError {
-    #[error("cannot list online CPUs ({0}): {1}")]
-    Cpus(&'static str, std::io::Error),
-    #[error("cannot open the event buffer of CPU {cpu}: {cause}")]
-    Open { cpu: u32, cause: PerfBufferError },
-    #[error("cannot poll the event buffer of CPU {cpu}: {cause}")]
-    Poll { cpu: u32, cause: std::io::Error },
+#[error("cannot poll the event ring of CPU {cpu}: {cause}")]
+pub struct ReaderError {
+    cpu: u32,
+    cause: std::io::Error,
 }
 
 impl Readers {
-    /// Opens every online CPU's buffer and starts its reader task.
+    /// Starts a reader task for every ring.
     pub fn spawn(
-        mut buffers: PerfEventArray<MapData>,
+        rings: Vec<CpuRing>,
         to_aggregator: mpsc::Sender<Batch>,
     ) -> Result<Self, ReaderError> {
         let (stop, stopped) = watch::channel(false);
-        let cpus =
-            aya::util::online_cpus().map_err(|(what, error)| ReaderError::Cpus(what, error))?;
-        let mut tasks = Vec::with_capacity(cpus.len());
-        for cpu in cpus {
-            let buffer = buffers
-                .open(cpu, Some(PAGES_PER_CPU))
-                .map_err(|cause| ReaderError::Open { cpu, cause })?;
-            // SAFETY: the buffer owns its perf event descriptor and keeps it
-            // open and unchanged until it is dropped with the AsyncFd.
-            let buffer = unsafe { AsyncFd::register_with_interest(buffer, Interest::READABLE) }
-                .map_err(|error| ReaderError::Poll {
-                    cpu,
-                    cause: error.into(),
-                })?;
-            tasks.push(tokio::spawn(read_cpu(
-                buffer,
-                to_aggregator.clone(),
-                stopped.clone(),
-            )));
-        }
+        let tasks = rings
+            .into_iter()
+            .map(|CpuRing { cpu, ring }| {
+                // SAFETY: the ring owns its map descriptor and keeps it open
+                // and unchanged until it is dropped with the AsyncFd.
+                let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+                    .map_err(|error| ReaderError {
+                        cpu,
+                        cause: error.into(),
+                    })?;
+                Ok(tokio::spawn(read_cpu(
+                    ring,
+                    to_aggregator.clone(),
+                    stopped.clone(),
+                )))
+            })
+            .collect::<Result<_, ReaderError>>()?;
         Ok(Self { stop, tasks })
     }
 
     /// Stops the readers after one last drain, so nothing already in the
-    /// buffers is lost. Call once the probes emit no more (disarmed or
+    /// rings is lost. Call once the probes emit no more (disarmed or
     /// detached).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
@@ -91,53 +101,57 @@ impl Readers {
 }
 
 async fn read_cpu(
-    mut buffer: AsyncFd<PerfEventArrayBuffer<MapData>>,
+    mut ring: AsyncFd<RingBuf<MapData>>,
     to_aggregator: mpsc::Sender<Batch>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let mut timer = time::interval(DRAIN_INTERVAL);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            ready = buffer.readable_mut() => {
+        let batch = tokio::select! {
+            ready = ring.readable_mut() => {
                 let Ok(mut guard) = ready else { break };
                 let batch = drain(guard.get_inner_mut());
-                guard.clear_ready();
-                if to_aggregator.send(batch).await.is_err() {
-                    return;
+                if !batch.is_full() {
+                    guard.clear_ready();
                 }
+                batch
+            }
+            _ = timer.tick() => {
+                let batch = drain(ring.get_mut());
+                if batch.is_full() {
+                    timer.reset_immediately();
+                }
+                batch
             }
             _ = stopped.changed() => break,
+        };
+        if batch.records() > 0 && to_aggregator.send(batch).await.is_err() {
+            return;
         }
     }
-    let _ = to_aggregator.send(drain(buffer.get_mut())).await;
+    loop {
+        let batch = drain(ring.get_mut());
+        let last = !batch.is_full();
+        if to_aggregator.send(batch).await.is_err() || last {
+            return;
+        }
+    }
 }
 
-/// Takes everything currently in one CPU's buffer.
-fn drain(buffer: &mut PerfEventArrayBuffer<MapData>) -> Batch {
+/// Takes everything currently in one CPU's ring.
+fn drain(ring: &mut RingBuf<MapData>) -> Batch {
     let mut batch = Batch::default();
-    let mut joined = Vec::new();
-    let _: ControlFlow<()> = buffer.try_fold((), |(), record| {
-        match record {
-            PerfEvent::Sample { head, tail } => {
-                let bytes = if tail.is_empty() {
-                    head
-                } else {
-                    // The record wraps around the end of the ring.
-                    joined.clear();
-                    joined.extend_from_slice(head);
-                    joined.extend_from_slice(tail);
-                    &joined
-                };
-                match decode(bytes) {
-                    Ok(event) => batch.events.push(event),
-                    Err(error) => {
-                        tracing::warn!("undecodable event: {error}");
-                        batch.undecodable += 1;
-                    }
-                }
+    while !batch.is_full()
+        && let Some(record) = ring.next()
+    {
+        match decode(&record) {
+            Ok(event) => batch.events.push(event),
+            Err(error) => {
+                tracing::warn!("undecodable event: {error}");
+                batch.undecodable += 1;
             }
-            PerfEvent::Lost { count } => batch.lost += count,
         }
-        ControlFlow::Continue(())
-    });
+    }
     batch
 }

@@ -61,7 +61,8 @@ pub fn export(recording: &Recording<'_>) -> Export {
         window: *window,
         tracer: schema::Tracer {
             events: aggregate.events,
-            dropped: aggregate.dropped,
+            dropped: aggregate.dropped(),
+            dropped_by_cpu: dropped_by_cpu(aggregate),
             maps_seen: aggregate.maps_seen() as u64,
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes.iter().map(probe).collect(),
@@ -153,6 +154,16 @@ fn probe(status: &ProbeStatus) -> Probe {
         attached: status.attached,
         reason: status.reason.clone(),
         unused: status.unused,
+    }
+}
+
+/// Per-CPU drops, listed only when there are any: the usual case is an
+/// export without the field.
+fn dropped_by_cpu(aggregate: &Aggregate) -> Vec<u64> {
+    if aggregate.dropped() == 0 {
+        Vec::new()
+    } else {
+        aggregate.dropped_by_cpu.clone()
     }
 }
 

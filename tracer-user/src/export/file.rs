@@ -92,6 +92,7 @@ mod tests {
             tracer: schema::Tracer {
                 events: 10,
                 dropped: 0,
+                dropped_by_cpu: Vec::new(),
                 maps_seen: 1,
                 attach_ns: 0,
                 probes: vec![],

@@ -313,6 +313,7 @@ mod tests {
             tracer: schema::Tracer {
                 events: 1_000_000,
                 dropped: 12,
+                dropped_by_cpu: vec![12, 0],
                 maps_seen: 3,
                 attach_ns: 250_000_000,
                 probes: vec![

@@ -41,8 +41,11 @@ pub struct Window {
 pub struct Tracer {
     /// Events received from the kernel.
     pub events: u64,
-    /// Events lost in the kernel because a buffer was full.
+    /// Events lost in the kernel because a CPU's ring was full.
     pub dropped: u64,
+    /// `dropped` by CPU number (index); empty when nothing was dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_by_cpu: Vec<u64>,
     /// Distinct maps with at least one traced operation; `maps` lists the
     /// busiest of them.
     #[serde(default)]

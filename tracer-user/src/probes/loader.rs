@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, MapData, PerfEventArray},
+    maps::{Array, ArrayOfMaps, MapData, PerCpuArray, RingBuf},
     programs::{
         ProgramError, UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
@@ -15,13 +15,20 @@ use aya::{
 use tracer_common::{DEFAULT_KEY_LIMIT, KEY_CAPACITY};
 
 use super::catalogue::{FIRST_REGISTER_ABI, GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe};
-use crate::target::{Function, FunctionTable, GoVersion, Target, disasm};
+use crate::{
+    events::{
+        CpuRing, RingPlan,
+        rings::{self, RingError},
+    },
+    target::{Function, FunctionTable, GoVersion, Target, disasm},
+};
 
 const GO_MAP_PROGRAM: &str = "go_map_op";
 const GO_MAP_RERUN_PROGRAM: &str = "go_map_rerun";
 const GO_MAP_EXIT_PROGRAM: &str = "go_map_exit";
 const GO_LOCK_PROGRAM: &str = "go_lock_wait";
-const EVENTS_MAP: &str = "EVENTS";
+const RINGS_MAP: &str = "RINGS";
+const DROPPED_MAP: &str = "DROPPED";
 const ARMED_MAP: &str = "ARMED";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
@@ -93,6 +100,10 @@ pub enum LoadError {
     Missing(&'static str),
     #[error("cannot open or close the recording window: {0}")]
     Arm(aya::maps::MapError),
+    #[error(transparent)]
+    Rings(#[from] RingError),
+    #[error("cannot read the count of dropped events: {0}")]
+    Dropped(aya::maps::MapError),
     #[error("{exe} uses none of the Go runtime map and lock functions contend traces{hint}")]
     NothingToTrace { exe: String, hint: &'static str },
     #[error("no probe could be attached to {exe}: {reasons}")]
@@ -102,6 +113,7 @@ pub enum LoadError {
 /// Loaded eBPF programs attached to one target process.
 pub struct Tracer {
     ebpf: Ebpf,
+    rings: RingPlan,
     /// Every attachment, owned here so that detaching can be done in
     /// parallel (see [`Tracer::detach`]).
     links: Vec<UProbeLink>,
@@ -120,9 +132,11 @@ impl Tracer {
         }
         raise_memlock_limit();
         let goid_offset = target.binary.goid_offset.map_or(0, |goid| goid.offset);
+        let rings = RingPlan::for_cpus(rings::online_cpus()?.len());
         let mut ebpf = EbpfLoader::new()
             .override_global("GOID_OFFSET", &goid_offset, true)
             .override_global("KEY_LIMIT", &options.key_limit, true)
+            .override_global("WAKEUP_BYTES", &rings.wakeup_bytes, true)
             .load(EBPF_OBJECT)
             .map_err(LoadError::Load)?;
 
@@ -174,18 +188,34 @@ impl Tracer {
         }
         Ok(Self {
             ebpf,
+            rings,
             links,
             probes,
         })
     }
 
-    /// The per-CPU event buffers; call once.
-    pub fn take_event_buffers(&mut self) -> Result<PerfEventArray<MapData>, LoadError> {
+    /// Creates the per-CPU event rings and hands them to the probes; call
+    /// once, before arming.
+    pub fn take_event_rings(&mut self) -> Result<Vec<CpuRing>, LoadError> {
         let map = self
             .ebpf
-            .take_map(EVENTS_MAP)
-            .ok_or(LoadError::Missing(EVENTS_MAP))?;
-        PerfEventArray::try_from(map).map_err(|_| LoadError::Missing(EVENTS_MAP))
+            .map_mut(RINGS_MAP)
+            .ok_or(LoadError::Missing(RINGS_MAP))?;
+        let mut outer: ArrayOfMaps<&mut MapData, RingBuf<MapData>> =
+            ArrayOfMaps::try_from(map).map_err(|_| LoadError::Missing(RINGS_MAP))?;
+        Ok(rings::create(&mut outer, self.rings)?)
+    }
+
+    /// Events each CPU dropped so far because its ring was full, by CPU
+    /// number.
+    pub fn dropped_by_cpu(&self) -> Result<Vec<u64>, LoadError> {
+        let map = self
+            .ebpf
+            .map(DROPPED_MAP)
+            .ok_or(LoadError::Missing(DROPPED_MAP))?;
+        let counts: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(LoadError::Dropped)?;
+        let values = counts.get(&0, 0).map_err(LoadError::Dropped)?;
+        Ok(values.iter().copied().collect())
     }
 
     /// Opens the recording window: from now on the attached probes emit
