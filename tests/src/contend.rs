@@ -113,6 +113,16 @@ impl Background {
         }
     }
 
+    /// Sends Ctrl-C (SIGINT), as a user at the terminal would.
+    pub fn interrupt(&self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT {pid} failed");
+    }
+
     /// Waits for contend to finish by itself.
     pub fn finish(mut self) -> Run {
         let mut rest = String::new();

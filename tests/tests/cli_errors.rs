@@ -2,7 +2,7 @@
 //! cut short still writes what it saw.
 
 use std::{
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
     thread,
     time::Duration,
 };
@@ -129,27 +129,18 @@ fn target_exit_ends_the_recording_and_keeps_its_data() {
 #[test]
 fn interrupt_writes_the_export() {
     let fixture = Fixture::start(&hotkeys(), &["-seconds", "60"]).expect("start fixture");
-    let export_path = workspace_root().join("target/e2e/interrupted.json");
-    let _ = std::fs::remove_file(&export_path);
-    let child = contend::command()
-        .args(["record", "--pid", &fixture.pid().to_string(), "--output"])
-        .arg(&export_path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start contend");
-    thread::sleep(Duration::from_secs(2));
-    let pid = i32::try_from(child.id()).expect("pid fits");
-    Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .expect("send SIGINT");
-    let output = child.wait_with_output().expect("contend exits");
+    let mut contend = contend::start_record("interrupted", &["--pid", &fixture.pid().to_string()]);
+    contend.wait_until_tracing();
+    thread::sleep(Duration::from_secs(1));
+    contend.interrupt();
+    let run = contend.finish();
+    assert!(run.output.status.success(), "{}", run.stderr());
     assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        run.stderr().contains("interrupted"),
+        "contend should say why it stopped: {}",
+        run.stderr()
     );
-    let export = tracer_user::export::read(&export_path).expect("export written on Ctrl-C");
-    assert!(export.tracer.events > 0);
+    let export = run.export();
+    assert!(export.tracer.events > 0, "events before Ctrl-C were kept");
     assert_eq!(export.maps[0].top_keys[0].key, "sku-42");
 }

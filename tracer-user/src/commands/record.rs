@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use tokio::{
     io::{Interest, unix::AsyncFd},
-    signal::unix::SignalKind,
+    signal::unix::{Signal, SignalKind, signal},
     sync::mpsc,
 };
 use tracer_user::{
@@ -75,6 +75,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 
 async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()> {
     let begun = Instant::now();
+    let mut signals = StopSignals::catch()?;
     let target = Target::from_pid(pid)?;
     let mut tracer = Tracer::attach(&target, options.probes)?;
     let attach = begun.elapsed();
@@ -87,7 +88,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     let started_wall = SystemTime::now();
     let started = Instant::now();
     announce(&target, &tracer, options.duration);
-    let stop = wait_for_stop(pid, options.duration).await;
+    let stop = wait_for_stop(pid, options.duration, &mut signals).await;
     // Once disarmed, nothing more is emitted: drain and write the export
     // first, and detach (which takes seconds) after. If disarming fails,
     // detaching is what stops the events.
@@ -227,23 +228,35 @@ impl std::fmt::Display for Stop {
     }
 }
 
-async fn wait_for_stop(pid: u32, duration: Option<Duration>) -> Stop {
+/// Ctrl-C and SIGTERM, caught from the start: one that arrives while the
+/// probes attach ends the recording as soon as it begins, instead of
+/// killing contend with the probes half attached.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn catch() -> anyhow::Result<Self> {
+        let catch = |kind| signal(kind).context("cannot handle Ctrl-C and SIGTERM");
+        Ok(Self {
+            interrupt: catch(SignalKind::interrupt())?,
+            terminate: catch(SignalKind::terminate())?,
+        })
+    }
+}
+
+async fn wait_for_stop(pid: u32, duration: Option<Duration>, signals: &mut StopSignals) -> Stop {
     let elapsed = async {
         match duration {
             Some(duration) => tokio::time::sleep(duration).await,
             None => std::future::pending().await,
         }
     };
-    let terminated = async {
-        match tokio::signal::unix::signal(SignalKind::terminate()) {
-            Ok(mut signal) => drop(signal.recv().await),
-            Err(_) => std::future::pending().await,
-        }
-    };
     tokio::select! {
         () = elapsed => Stop::DurationElapsed,
-        _ = tokio::signal::ctrl_c() => Stop::Interrupted,
-        () = terminated => Stop::Interrupted,
+        _ = signals.interrupt.recv() => Stop::Interrupted,
+        _ = signals.terminate.recv() => Stop::Interrupted,
         () = exited(pid) => Stop::TargetExited,
     }
 }
