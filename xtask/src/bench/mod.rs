@@ -7,6 +7,7 @@
 mod attach;
 mod loss;
 mod overhead;
+mod probe_time;
 mod recording;
 mod rss;
 

@@ -19,6 +19,7 @@ use contend_tests::go::Fixture;
 
 use super::{
     Bench, Row, median,
+    probe_time::{self, ProbeTime, StatsEnabled},
     recording::{self, Recording},
 };
 
@@ -63,7 +64,12 @@ struct Timing {
 struct Steady {
     from: SystemTime,
     to: SystemTime,
+    /// The tracer's probe program's runs and run time during the turn.
+    probe: ProbeTime,
 }
+
+/// The name contend's map probe program has in the kernel.
+const CONTEND_MAP_PROGRAM: &str = "go_map_op";
 
 pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let timing = if bench.smoke {
@@ -85,15 +91,20 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let mut fixture = Fixture::start(&binary, &["-interval", &interval, "-seconds", "3600"])
         .context("starting the mapread fixture")?;
     let reports = fixture.stream_lines();
+    let _stats = StatsEnabled::enable()?;
 
     let mut samples: [Vec<f64>; TURNS.len()] = Default::default();
+    let mut probes = [ProbeTime::default(); TURNS.len()];
     for _ in 0..timing.rounds {
-        for (tracer, samples) in TURNS.iter().zip(&mut samples) {
+        for ((tracer, samples), probe) in TURNS.iter().zip(&mut samples).zip(&mut probes) {
             let steady = tracer.take_turn(bench, &binary, fixture.pid(), &timing)?;
             samples.extend(reports_within(&reports, &steady));
+            probe.add(steady.probe);
         }
     }
-    rows_from(&samples)
+    let mut rows = rows_from(&samples)?;
+    rows.extend(probe_rows(&probes));
+    Ok(rows)
 }
 
 impl Tracer {
@@ -125,6 +136,7 @@ fn settle_and_sample(timing: &Timing) -> Steady {
     Steady {
         from,
         to: SystemTime::now(),
+        probe: ProbeTime::default(),
     }
 }
 
@@ -146,6 +158,7 @@ impl Drop for Bpftrace {
 }
 
 fn bpftrace_turn(program: &str, timing: &Timing) -> anyhow::Result<Steady> {
+    let before = probe_time::newest_id();
     let mut bpftrace = Bpftrace(
         Command::new("bpftrace")
             .args(["-e", program])
@@ -162,7 +175,8 @@ fn bpftrace_turn(program: &str, timing: &Timing) -> anyhow::Result<Steady> {
             rest_of(bpftrace.0.stderr.take())
         )
     })?;
-    let steady = settle_and_sample(timing);
+    let mut steady = settle_and_sample(timing);
+    steady.probe = probe_time::busiest_since(before);
     // SIGINT is how bpftrace is asked to stop: it prints its maps and
     // detaches. Reading its output to the end lets it finish printing.
     recording::signal(bpftrace.0.id(), libc::SIGINT)?;
@@ -193,11 +207,17 @@ fn rest_of(stream: Option<impl Read>) -> String {
 }
 
 fn contend_turn(bench: &Bench, pid: u32, timing: &Timing) -> anyhow::Result<Steady> {
-    let recording = Recording::start(bench, pid, timing.settle + timing.sampling, "overhead")?;
+    let duration = timing.settle + timing.sampling;
+    let mut recording = Recording::start(bench, pid, duration, "overhead")?;
+    recording.wait_until_tracing()?;
+    // Read while the probes are still loaded: most of the window has run.
+    thread::sleep(duration.mul_f64(0.9));
+    let probe = probe_time::named(CONTEND_MAP_PROGRAM);
     let (armed, disarmed) = recording.finish()?.export.window()?;
     Ok(Steady {
         from: armed + timing.settle,
         to: disarmed,
+        probe,
     })
 }
 
@@ -212,6 +232,30 @@ fn reports_within(reports: &Receiver<(SystemTime, String)>, steady: &Steady) -> 
             (began >= steady.from && received <= steady.to).then_some(ns_per_read)
         })
         .collect()
+}
+
+/// What the map probes themselves cost per hit, trap excluded: the
+/// comparison the trap's noise hides.
+fn probe_rows(probes: &[ProbeTime; TURNS.len()]) -> Vec<Row> {
+    let [_, _, bpftrace, contend] = probes.map(ProbeTime::ns_per_run);
+    let (Some(bpftrace), Some(contend)) = (bpftrace, contend) else {
+        return Vec::new();
+    };
+    let stats = "kernel BPF run-time statistics";
+    vec![
+        Row::new(
+            "probe program ns per hit: bpftrace key count",
+            bpftrace,
+            "ns",
+        )
+        .note(stats),
+        Row::new("probe program ns per hit: contend", contend, "ns").note(stats),
+        Row::new(
+            "probe program time, contend / bpftrace",
+            contend / bpftrace,
+            "×",
+        ),
+    ]
 }
 
 fn rows_from(samples: &[Vec<f64>; TURNS.len()]) -> anyhow::Result<Vec<Row>> {
