@@ -26,11 +26,22 @@ pub fn capture(ctx: &ProbeContext) -> [u64; FRAMES] {
         if fp == 0 {
             break;
         }
-        let Ok(pc) = (unsafe { bpf_probe_read_user((fp + 8) as *const u64) }) else {
+        // One read per frame, not two: each helper call costs more than
+        // the bytes it copies.
+        let Ok(record) = (unsafe { bpf_probe_read_user(fp as *const FrameRecord) }) else {
             break;
         };
-        *frame = pc;
-        fp = unsafe { bpf_probe_read_user(fp as *const u64) }.unwrap_or(0);
+        *frame = record.return_address;
+        fp = record.caller_fp;
     }
     frames
+}
+
+/// What a frame pointer points at: the caller's frame pointer, saved by
+/// the prologue, and above it the return address the call pushed.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FrameRecord {
+    caller_fp: u64,
+    return_address: u64,
 }
