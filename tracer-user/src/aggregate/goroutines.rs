@@ -46,7 +46,7 @@ impl Goroutines {
 }
 
 /// Inserts unless the set is full; false when `goid` was not remembered.
-fn insert_bounded(set: &mut HashSet<u64>, goid: u64) -> bool {
+pub(super) fn insert_bounded(set: &mut HashSet<u64>, goid: u64) -> bool {
     if set.len() < GOROUTINE_CAPACITY || set.contains(&goid) {
         set.insert(goid);
         true

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use hdrhistogram::Histogram;
 use tracer_common::LockOp;
 
-use super::StackCounts;
+use super::{StackCounts, goroutines};
 use crate::events::LockWait;
 
 /// Significant figures kept by the wait histograms: 0.1% relative error.
@@ -17,7 +17,8 @@ pub struct WaitStats {
     histogram: Histogram<u64>,
     /// Exact sum of the waits (the histogram's would be approximate).
     pub total_ns: u64,
-    /// Distinct goroutines that waited.
+    /// Distinct goroutines that waited, up to `GOROUTINE_CAPACITY`: a lock
+    /// every request takes sees millions.
     goroutines: HashSet<u64>,
     /// Waits by the stack they began at.
     pub stacks: StackCounts,
@@ -45,7 +46,7 @@ impl WaitStats {
         }
         self.total_ns = self.total_ns.saturating_add(wait.wait_ns);
         if wait.goid != 0 {
-            self.goroutines.insert(wait.goid);
+            goroutines::insert_bounded(&mut self.goroutines, wait.goid);
         }
         self.stacks.observe(wait.stack);
     }
@@ -149,6 +150,20 @@ mod tests {
         assert!(
             buckets.windows(2).all(|pair| pair[0].0 < pair[1].0),
             "{buckets:?}"
+        );
+    }
+
+    #[test]
+    fn waiting_goroutines_are_bounded() {
+        let mut locks = LockWaits::default();
+        for goid in 1..=goroutines::GOROUTINE_CAPACITY as u64 + 10 {
+            locks.record(&wait(0x10, LockOp::MutexLock, goid, 1_000));
+        }
+        let all = locks.by_total_wait();
+        assert_eq!(all[0].2.goroutines(), goroutines::GOROUTINE_CAPACITY);
+        assert_eq!(
+            all[0].2.contended(),
+            goroutines::GOROUTINE_CAPACITY as u64 + 10
         );
     }
 }
