@@ -131,6 +131,27 @@ fn check_every_operation(go: Go, variant: Variant) {
     );
     let sync_ints = map_with_key(&export, "42");
     assert_about(&build.label, "42", "writes", sync_ints.ops.write, 1, rounds);
+
+    // Every operation is called from `round`: directly for plain maps, and
+    // through sync.Map's (and the runtime's) own frames for the others,
+    // which the call site must look past.
+    for map in export.maps.iter().filter(|map| map.ops.total() >= rounds) {
+        let site = map
+            .sites
+            .first()
+            .unwrap_or_else(|| panic!("{}: a map without call sites: {map:#?}", build.label));
+        assert_eq!(
+            (site.function.as_str(), file_name(&site.file)),
+            ("main.round", "main.go"),
+            "{}: top site of a map with keys {:?}",
+            build.label,
+            map.top_keys.first().map(|top| &top.key)
+        );
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The map the fixture writes with `key` as its top key. (Before Go 1.24,
