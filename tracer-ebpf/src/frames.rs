@@ -6,35 +6,110 @@
 //! skip the caller, the frame a call site is about; so the first frame is
 //! read from RSP and the rest from the chain Go keeps on amd64.
 
-use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
-use tracer_common::FRAMES;
+use aya_ebpf::{helpers::bpf_probe_read_user, macros::map, maps::Array, programs::ProbeContext};
+use tracer_common::{CodeRange, FRAMES, PLUMBING_RANGES};
 
+/// Go's plumbing code (`runtime`, `sync`, `internal/…`) as sorted, disjoint
+/// address ranges, filled in by the daemon before it arms the probes.
+#[map]
+static PLUMBING: Array<CodeRange> = Array::with_max_entries(PLUMBING_RANGES as u32, 0);
+
+/// How many of `PLUMBING`'s entries are in use; `u32::MAX` when the daemon
+/// could not tell, and then every stack is walked.
+#[unsafe(no_mangle)]
+static PLUMBING_RANGES_USED: u32 = u32::MAX;
+
+/// Binary search steps that cover `PLUMBING_RANGES` entries.
+const SEARCH_STEPS: usize = PLUMBING_RANGES.ilog2() as usize + 1;
+
+/// A map operation's call site. Called from the user's code (the common
+/// case), the caller's return address is the site, and walking further up
+/// would cost three more reads of user memory per event; called from Go's
+/// own plumbing (sync.Map, say), the site is further up, so the stack is
+/// walked.
+#[inline(always)]
+pub fn capture_call_site(ctx: &ProbeContext) -> [u64; FRAMES] {
+    let (sp, fp) = stack_registers(ctx);
+    let mut frames = [0u64; FRAMES];
+    // SAFETY: the helper faults safely on bad pointers.
+    frames[0] = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
+    // The call instruction is just before its return address, which may be
+    // the first byte of the next function.
+    if in_plumbing(frames[0].wrapping_sub(1)) {
+        walk(fp, &mut frames);
+    }
+    frames
+}
+
+/// The caller's return address and the frame-pointer chain above it.
 #[inline(always)]
 pub fn capture(ctx: &ProbeContext) -> [u64; FRAMES] {
+    let (sp, fp) = stack_registers(ctx);
     let mut frames = [0u64; FRAMES];
+    // SAFETY: the helper faults safely on bad pointers.
+    frames[0] = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
+    walk(fp, &mut frames);
+    frames
+}
+
+/// RSP and RBP at the probe.
+#[inline(always)]
+fn stack_registers(ctx: &ProbeContext) -> (u64, u64) {
     let regs = ctx.regs;
     // SAFETY: `regs` is the pt_regs the kernel passed to this uprobe.
-    let (sp, mut fp) = unsafe {
+    unsafe {
         (
             core::ptr::read_volatile(&raw const (*regs).rsp),
             core::ptr::read_volatile(&raw const (*regs).rbp),
         )
-    };
-    // SAFETY (every read below): the helper faults safely on bad pointers.
-    frames[0] = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
+    }
+}
+
+/// Fills `frames[1..]` from the frame-pointer chain starting at `fp`.
+#[inline(always)]
+fn walk(mut fp: u64, frames: &mut [u64; FRAMES]) {
     for frame in frames.iter_mut().skip(1) {
         if fp == 0 {
             break;
         }
         // One read per frame, not two: each helper call costs more than
         // the bytes it copies.
+        // SAFETY: the helper faults safely on bad pointers.
         let Ok(record) = (unsafe { bpf_probe_read_user(fp as *const FrameRecord) }) else {
             break;
         };
         *frame = record.return_address;
         fp = record.caller_fp;
     }
-    frames
+}
+
+/// Whether `pc` lies in Go's plumbing code; true when unknown.
+#[inline(always)]
+fn in_plumbing(pc: u64) -> bool {
+    // SAFETY: a plain read of a global; volatile so the compiler does not
+    // fold in the default value that the loader overwrites.
+    let used = unsafe { core::ptr::read_volatile(&raw const PLUMBING_RANGES_USED) };
+    if used == u32::MAX {
+        return true;
+    }
+    let (mut low, mut high) = (0, used.min(PLUMBING_RANGES as u32));
+    for _ in 0..SEARCH_STEPS {
+        if low >= high {
+            return false;
+        }
+        let middle = low + (high - low) / 2;
+        let Some(range) = PLUMBING.get(middle) else {
+            return true;
+        };
+        if pc < range.start {
+            high = middle;
+        } else if pc >= range.end {
+            low = middle + 1;
+        } else {
+            return true;
+        }
+    }
+    false
 }
 
 /// What a frame pointer points at: the caller's frame pointer, saved by

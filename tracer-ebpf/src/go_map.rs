@@ -85,7 +85,7 @@ fn fill(ctx: &ProbeContext, regs: &Regs, probe: MapCookie, goid: u64, event: &mu
     event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
     event.goid = goid;
     event.map = regs.get(probe.map);
-    event.frames = frames::capture(ctx);
+    event.frames = frames::capture_call_site(ctx);
     read_key(regs, probe, event);
 }
 

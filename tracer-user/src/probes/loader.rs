@@ -12,9 +12,12 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
     },
 };
-use tracer_common::{DEFAULT_KEY_LIMIT, KEY_CAPACITY};
+use tracer_common::{CodeRange, DEFAULT_KEY_LIMIT, KEY_CAPACITY};
 
-use super::catalogue::{FIRST_REGISTER_ABI, GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe};
+use super::{
+    catalogue::{FIRST_REGISTER_ABI, GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe},
+    plumbing,
+};
 use crate::{
     events::{
         CpuRing, RingPlan,
@@ -30,6 +33,7 @@ const GO_LOCK_PROGRAM: &str = "go_lock_wait";
 const RINGS_MAP: &str = "RINGS";
 const DROPPED_MAP: &str = "DROPPED";
 const ARMED_MAP: &str = "ARMED";
+const PLUMBING_MAP: &str = "PLUMBING";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
@@ -102,6 +106,8 @@ pub enum LoadError {
     Arm(aya::maps::MapError),
     #[error(transparent)]
     Rings(#[from] RingError),
+    #[error("cannot hand the plumbing code ranges to the probes: {0}")]
+    Plumbing(aya::maps::MapError),
     #[error("cannot read the count of dropped events: {0}")]
     Dropped(aya::maps::MapError),
     #[error("{exe} uses none of the Go runtime map and lock functions contend traces{hint}")]
@@ -133,12 +139,20 @@ impl Tracer {
         raise_memlock_limit();
         let goid_offset = target.binary.goid_offset.map_or(0, |goid| goid.offset);
         let rings = RingPlan::for_cpus(rings::online_cpus()?.len());
+        let plumbing = plumbing::ranges(&target.binary, target.load_bias);
+        let plumbing_used = plumbing
+            .as_ref()
+            .map_or(u32::MAX, |ranges| ranges.len() as u32);
         let mut ebpf = EbpfLoader::new()
+            .override_global("PLUMBING_RANGES_USED", &plumbing_used, true)
             .override_global("GOID_OFFSET", &goid_offset, true)
             .override_global("KEY_LIMIT", &options.key_limit, true)
             .override_global("WAKEUP_BYTES", &rings.wakeup_bytes, true)
             .load(EBPF_OBJECT)
             .map_err(LoadError::Load)?;
+        if let Some(ranges) = &plumbing {
+            install_plumbing(&mut ebpf, ranges)?;
+        }
 
         let map_probes: Vec<&MapProbe> = GO_MAP_PROBES
             .iter()
@@ -252,6 +266,19 @@ impl Tracer {
         let mut flag: Array<_, u32> = Array::try_from(map).map_err(LoadError::Arm)?;
         flag.set(0, u32::from(armed), 0).map_err(LoadError::Arm)
     }
+}
+
+/// Hands the plumbing ranges to the map probes (see `plumbing.rs`).
+fn install_plumbing(ebpf: &mut Ebpf, ranges: &[CodeRange]) -> Result<(), LoadError> {
+    tracing::debug!("{} ranges of Go plumbing code", ranges.len());
+    let map = ebpf
+        .map_mut(PLUMBING_MAP)
+        .ok_or(LoadError::Missing(PLUMBING_MAP))?;
+    let mut table: Array<_, CodeRange> = Array::try_from(map).map_err(LoadError::Plumbing)?;
+    for (index, range) in (0..).zip(ranges) {
+        table.set(index, range, 0).map_err(LoadError::Plumbing)?;
+    }
+    Ok(())
 }
 
 fn nothing_attached(target: &Target, exe: String, probes: &[ProbeStatus]) -> LoadError {

@@ -96,6 +96,13 @@ impl Binary {
         })
     }
 
+    /// Every function, by name, in no particular order.
+    pub fn functions(&self) -> impl Iterator<Item = (&str, Function)> + '_ {
+        self.functions
+            .iter()
+            .map(|(name, function)| (name.as_str(), *function))
+    }
+
     pub fn function(&self, name: &str) -> Option<Function> {
         self.functions.get(name).copied()
     }
