@@ -1,11 +1,14 @@
-//! Events from the kernel: per-CPU buffer readers (`reader`) and the single
-//! place where kernel bytes become owned domain types (`decode`).
+//! Events from the kernel: per-CPU buffer readers (`reader`), the single
+//! place where kernel bytes become owned domain types (`decode`), and raw
+//! records saved for replay (`dump`).
 
 pub mod decode;
+pub mod dump;
 pub mod key;
 pub mod reader;
 
 pub use decode::{Access, DecodeError, Event, LockWait, MapAccess, MapConflict, Stack, decode};
+pub use dump::{Dump, DumpError, DumpWriter};
 pub use key::Key;
 pub use reader::{Batch, Readers};
 
