@@ -1,11 +1,10 @@
 //! Lock waits: an HDR histogram per lock and kind of wait.
 
-use std::collections::{HashMap, HashSet};
-
+use hashbrown::HashSet;
 use hdrhistogram::Histogram;
 use tracer_common::LockOp;
 
-use super::StackCounts;
+use super::{HashMap, StackCounts};
 use crate::events::LockWait;
 
 /// Significant figures kept by the wait histograms: 0.1% relative error.
