@@ -42,7 +42,7 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             // The readers do not save records yet: replay a generated
             // stream of the same layouts rather than nothing.
             command.args(["--synthetic", &operations.to_string()]);
-            "SYNTHETIC stream: contend wrote no dump (CONTEND_DUMP_EVENTS not supported yet)"
+            "generated, NOT recorded: contend wrote no dump (CONTEND_DUMP_EVENTS unsupported)"
                 .to_owned()
         }
     };
@@ -54,7 +54,7 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     )
     .target("≥ 5 M/s", replayed.events_per_sec >= TARGET_PER_SEC)
     .note(format!(
-        "{} events {origin}; best of {passes} passes, one thread",
+        "{} events, {origin}; best of {passes} passes, CPU time of one thread",
         replayed.events
     ));
     Ok(vec![row])
