@@ -35,6 +35,9 @@ enum Task {
         /// One quick sample per measurement, to check the suite works.
         #[arg(long)]
         smoke: bool,
+        /// Run only this measurement.
+        #[arg(long, value_enum)]
+        only: Option<bench::Measurement>,
     },
 }
 
@@ -43,7 +46,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run().map(drop),
         Task::Demo { seconds } => demo::run(seconds),
         Task::Test => test::run(),
-        Task::Bench { smoke } => bench::run(smoke),
+        Task::Bench { smoke, only } => bench::run(smoke, only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,5 +35,5 @@ pub fn run() -> anyhow::Result<()> {
             .args(["--", "--test-threads=1"]),
     )?;
     // Benchmarks are not tests; this only checks that the suite still runs.
-    crate::bench::measure(&go, &contend, true)
+    crate::bench::measure(&go, &contend, true, None)
 }

@@ -1,9 +1,8 @@
 //! Concurrent map accesses, grouped by the two places that raced.
 
-use std::collections::HashMap;
-
 use tracer_common::MapOp;
 
+use super::HashMap;
 use crate::events::{Access, Key, MapConflict, Stack};
 
 /// Distinct racing pairs kept; more are only counted in

@@ -1,20 +1,28 @@
 //! Which goroutines touch a map: all of them, and those that read and
 //! those that write, counted exactly up to a bound.
 
-use std::collections::HashSet;
-
 use tracer_common::MapOp;
+
+use super::HashMap;
 
 /// Distinct goroutines remembered per set; beyond it a count is a floor
 /// (`saturated`). A server with a goroutine per request has millions, and
 /// "more than 65536" says all there is to say.
 pub const GOROUTINE_CAPACITY: usize = 65536;
 
+/// Which of the three sets (all, readers, writers) a goroutine is in.
+const ALL: u8 = 1;
+const READER: u8 = 2;
+const WRITER: u8 = 4;
+
+/// Three bounded sets (all goroutines, readers, writers) kept in one table
+/// of membership bits, so an operation costs one lookup, not four.
 #[derive(Debug, Default)]
 pub struct Goroutines {
-    all: HashSet<u64>,
-    readers: HashSet<u64>,
-    writers: HashSet<u64>,
+    /// The sets each goroutine is in; no entry is in none.
+    members: HashMap<u64, u8>,
+    /// Members of each set: all, readers, writers.
+    counts: [usize; 3],
     /// Some goroutine was not remembered because a set was full.
     pub saturated: bool,
 }
@@ -26,33 +34,52 @@ impl Goroutines {
             return;
         }
         let role = match op {
-            MapOp::Read | MapOp::Iterate => &mut self.readers,
-            MapOp::Write | MapOp::Delete | MapOp::Clear => &mut self.writers,
+            MapOp::Read | MapOp::Iterate => READER,
+            MapOp::Write | MapOp::Delete | MapOp::Clear => WRITER,
         };
-        self.saturated |= !insert_bounded(role, goid) | !insert_bounded(&mut self.all, goid);
+        let wanted = ALL | role;
+        match self.members.get_mut(&goid) {
+            // The common case: a goroutine seen doing this before.
+            Some(sets) if *sets & wanted == wanted => {}
+            Some(sets) => *sets |= admit(&mut self.counts, &mut self.saturated, wanted & !*sets),
+            None => {
+                let sets = admit(&mut self.counts, &mut self.saturated, wanted);
+                if sets != 0 {
+                    self.members.insert(goid, sets);
+                }
+            }
+        }
     }
 
     pub fn count(&self) -> usize {
-        self.all.len()
+        self.counts[0]
     }
 
     pub fn readers(&self) -> usize {
-        self.readers.len()
+        self.counts[1]
     }
 
     pub fn writers(&self) -> usize {
-        self.writers.len()
+        self.counts[2]
     }
 }
 
-/// Inserts unless the set is full; false when `goid` was not remembered.
-pub(super) fn insert_bounded(set: &mut HashSet<u64>, goid: u64) -> bool {
-    if set.len() < GOROUTINE_CAPACITY || set.contains(&goid) {
-        set.insert(goid);
-        true
-    } else {
-        false
+/// Adds a goroutine to the sets in `wanted` that have room and returns
+/// those; notes in `saturated` if one had none.
+fn admit(counts: &mut [usize; 3], saturated: &mut bool, wanted: u8) -> u8 {
+    let mut admitted = 0;
+    for (index, set) in [ALL, READER, WRITER].into_iter().enumerate() {
+        if wanted & set == 0 {
+            continue;
+        }
+        if counts[index] < GOROUTINE_CAPACITY {
+            counts[index] += 1;
+            admitted |= set;
+        } else {
+            *saturated = true;
+        }
     }
+    admitted
 }
 
 #[cfg(test)]

@@ -10,8 +10,11 @@
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::{BinaryHeap, binary_heap::PeekMut},
+    hash::BuildHasher as _,
 };
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::events::Key;
 
@@ -24,15 +27,30 @@ pub struct KeyCounts {
     capacity: usize,
     /// Keys observed, including those no longer kept.
     total: u64,
-    counters: HashMap<Key, Counter>,
-    /// One entry per kept key, holding a count it had (a lower bound of its
-    /// count now): increments do not touch the heap, and an eviction
-    /// refreshes stale entries until the least one is current.
-    by_count: BinaryHeap<Reverse<(u64, Key)>>,
+    /// The kept keys. A key that evicts another takes over its slot, so
+    /// there are never more than `capacity` and each key is stored once.
+    slots: Vec<Slot>,
+    /// The slot of each kept key, found by the key's hash. (A table of
+    /// slot numbers rather than a map from keys: a map would hold a second
+    /// copy of every key, allocated on every eviction.)
+    index: HashTable<u32>,
+    /// See `super::HashMap` for why this hasher.
+    hasher: DefaultHashBuilder,
+    /// One entry per kept key, holding a count its slot had (a lower bound
+    /// of its count now): increments do not touch the heap, and an
+    /// eviction refreshes stale entries until the least one is current.
+    /// Entries name slots, not keys: comparing two numbers is far cheaper
+    /// than comparing two keys, which ties at the least count would need.
+    /// Among keys tied for the least count, the one in the lowest slot is
+    /// evicted; any of them is a correct choice.
+    by_count: BinaryHeap<Reverse<(u64, u32)>>,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Counter {
+#[derive(Debug)]
+struct Slot {
+    key: Key,
+    /// The key's hash, kept to take it out of the index when evicted.
+    hash: u64,
     count: u64,
     error: u64,
 }
@@ -53,63 +71,90 @@ impl Default for KeyCounts {
 
 impl KeyCounts {
     pub fn with_capacity(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
+        // Slot numbers are u32 in the index and the heap.
+        let capacity = capacity.clamp(1, u32::MAX as usize);
         Self {
             capacity,
             total: 0,
-            counters: HashMap::with_capacity(capacity),
-            by_count: BinaryHeap::with_capacity(capacity),
+            // Grown as keys come: most maps have far fewer than `capacity`.
+            slots: Vec::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            by_count: BinaryHeap::new(),
         }
     }
 
     pub fn observe(&mut self, key: Key) {
         self.total += 1;
-        if let Some(counter) = self.counters.get_mut(&key) {
-            counter.count += 1;
+        let hash = self.hasher.hash_one(&key);
+        let slots = &mut self.slots;
+        if let Some(&slot) = self
+            .index
+            .find(hash, |&slot| slots[slot as usize].key == key)
+        {
+            slots[slot as usize].count += 1;
             return;
         }
-        let inherited = if self.counters.len() < self.capacity {
-            0
+        let slot = if self.slots.len() < self.capacity {
+            self.slots.push(Slot {
+                key,
+                hash,
+                count: 1,
+                error: 0,
+            });
+            self.slots.len() - 1
         } else {
-            match self.evict_least() {
-                Some(count) => count,
-                None => return,
-            }
-        };
-        let count = inherited + 1;
-        self.by_count.push(Reverse((count, key.clone())));
-        self.counters.insert(
-            key,
-            Counter {
-                count,
+            let Some(slot) = self.evict_least() else {
+                return;
+            };
+            let inherited = self.slots[slot].count;
+            self.slots[slot] = Slot {
+                key,
+                hash,
+                count: inherited + 1,
                 error: inherited,
-            },
-        );
+            };
+            slot
+        };
+        let count = self.slots[slot].count;
+        // Lossless: slots are fewer than `capacity`, at most u32::MAX.
+        let slot = slot as u32;
+        self.by_count.push(Reverse((count, slot)));
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash, slot, |&slot| slots[slot as usize].hash);
     }
 
-    /// Removes the least counted key and returns its count.
-    fn evict_least(&mut self) -> Option<u64> {
-        while let Some(Reverse((count, key))) = self.by_count.pop() {
-            let current = self.counters.get(&key)?.count;
-            if current == count {
-                self.counters.remove(&key);
-                return Some(count);
+    /// Takes the least counted key out of the index and returns its slot.
+    fn evict_least(&mut self) -> Option<usize> {
+        loop {
+            let mut least = self.by_count.peek_mut()?;
+            let Reverse((count, slot)) = *least;
+            let current = self.slots[slot as usize].count;
+            if current != count {
+                // Stale: refresh it in place, which sifts it down once.
+                *least = Reverse((current, slot));
+                continue;
             }
-            self.by_count.push(Reverse((current, key)));
+            PeekMut::pop(least);
+            let hash = self.slots[slot as usize].hash;
+            if let Ok(entry) = self.index.find_entry(hash, |&other| other == slot) {
+                entry.remove();
+            }
+            return Some(slot as usize);
         }
-        None
     }
 
     /// The `n` most counted keys, most counted first; ties in key order so
     /// that output is deterministic.
     pub fn top(&self, n: usize) -> Vec<KeyCount<'_>> {
         let mut keys: Vec<KeyCount<'_>> = self
-            .counters
+            .slots
             .iter()
-            .map(|(key, counter)| KeyCount {
-                key,
-                count: counter.count,
-                error: counter.error,
+            .map(|slot| KeyCount {
+                key: &slot.key,
+                count: slot.count,
+                error: slot.error,
             })
             .collect();
         keys.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(b.key)));
@@ -124,7 +169,7 @@ impl KeyCounts {
 
     /// Keys kept.
     pub fn kept(&self) -> usize {
-        self.counters.len()
+        self.slots.len()
     }
 }
 

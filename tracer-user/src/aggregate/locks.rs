@@ -1,11 +1,10 @@
 //! Lock waits: an HDR histogram per lock and kind of wait.
 
-use std::collections::{HashMap, HashSet};
-
+use hashbrown::HashSet;
 use hdrhistogram::Histogram;
 use tracer_common::LockOp;
 
-use super::{StackCounts, goroutines};
+use super::{HashMap, StackCounts, goroutines::GOROUTINE_CAPACITY};
 use crate::events::LockWait;
 
 /// Significant figures kept by the wait histograms: 0.1% relative error.
@@ -45,8 +44,8 @@ impl WaitStats {
             self.histogram.saturating_record(value);
         }
         self.total_ns = self.total_ns.saturating_add(wait.wait_ns);
-        if wait.goid != 0 {
-            goroutines::insert_bounded(&mut self.goroutines, wait.goid);
+        if wait.goid != 0 && self.goroutines.len() < GOROUTINE_CAPACITY {
+            self.goroutines.insert(wait.goid);
         }
         self.stacks.observe(wait.stack);
     }
@@ -156,14 +155,11 @@ mod tests {
     #[test]
     fn waiting_goroutines_are_bounded() {
         let mut locks = LockWaits::default();
-        for goid in 1..=goroutines::GOROUTINE_CAPACITY as u64 + 10 {
+        for goid in 1..=GOROUTINE_CAPACITY as u64 + 10 {
             locks.record(&wait(0x10, LockOp::MutexLock, goid, 1_000));
         }
         let all = locks.by_total_wait();
-        assert_eq!(all[0].2.goroutines(), goroutines::GOROUTINE_CAPACITY);
-        assert_eq!(
-            all[0].2.contended(),
-            goroutines::GOROUTINE_CAPACITY as u64 + 10
-        );
+        assert_eq!(all[0].2.goroutines(), GOROUTINE_CAPACITY);
+        assert_eq!(all[0].2.contended(), GOROUTINE_CAPACITY as u64 + 10);
     }
 }

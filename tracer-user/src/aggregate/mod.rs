@@ -8,8 +8,6 @@ pub mod locks;
 pub mod rate;
 pub mod stacks;
 
-use std::collections::HashMap;
-
 use tracer_common::MapOp;
 
 use crate::events::{Batch, Event, Key, MapAccess};
@@ -19,6 +17,14 @@ pub use keys::KeyCounts;
 pub use locks::{LockWaits, WaitStats};
 pub use rate::Rate;
 pub use stacks::StackCounts;
+
+/// The hash tables of the aggregate. Every event costs several lookups
+/// (map, stack, goroutine, second, key), so the hasher is most of the
+/// aggregator's time: hashbrown's default, foldhash, hashes a u64 or a
+/// short key several times faster than std's SipHash. Its seed is random
+/// per process, so a traced program still cannot pick keys that collide in
+/// our tables; SipHash's stronger guarantee is not worth the cost here.
+type HashMap<K, V> = hashbrown::HashMap<K, V>;
 
 /// Operations on one map, by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -2,8 +2,7 @@
 //! memory: call sites are few in real programs, but a target with
 //! generated code could have many, and the daemon must not grow with them.
 
-use std::collections::HashMap;
-
+use super::HashMap;
 use crate::events::Stack;
 
 /// Distinct stacks kept per map or lock; later new stacks are only counted

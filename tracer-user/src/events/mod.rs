@@ -1,13 +1,15 @@
 //! Events from the kernel: the per-CPU rings (`rings`), their readers
-//! (`reader`) and the single place where kernel bytes become owned domain
-//! types (`decode`).
+//! (`reader`), the single place where kernel bytes become owned domain
+//! types (`decode`), and raw records saved for replay (`dump`).
 
 pub mod decode;
+pub mod dump;
 pub mod key;
 pub mod reader;
 pub mod rings;
 
 pub use decode::{Access, DecodeError, Event, LockWait, MapAccess, MapConflict, Stack, decode};
+pub use dump::{Dump, DumpError, DumpWriter};
 pub use key::Key;
 pub use reader::{Batch, Readers};
 pub use rings::{CpuRing, RingPlan};

@@ -1,5 +1,5 @@
-//! `cargo xtask bench [--smoke]`: where contend stands on speed and memory.
-//! Prints a markdown table and writes `target/bench/results.json`.
+//! `cargo xtask bench [--smoke] [--only ROW]`: where contend stands on speed
+//! and memory. Prints a markdown table and writes `target/bench/results.json`.
 //! Benchmarks are not tests: nothing here fails on a slow number, each row
 //! says whether it meets its target; `--smoke` runs each measurement once,
 //! briefly, to check the suite still works.
@@ -9,6 +9,7 @@ mod loss;
 mod overhead;
 mod probe_time;
 mod recording;
+mod replay;
 mod rss;
 
 use std::{
@@ -17,6 +18,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use clap::ValueEnum;
 use contend_tests::go::GoToolchain;
 use serde::Serialize;
 
@@ -85,7 +87,42 @@ impl Row {
     }
 }
 
-pub fn run(smoke: bool) -> anyhow::Result<()> {
+/// The measurements, in the order the table lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Measurement {
+    Attach,
+    Overhead,
+    Loss,
+    Rss,
+    Replay,
+}
+
+impl Measurement {
+    /// What a run of it is about, said while it runs (a full run takes
+    /// minutes).
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Attach => "attach time",
+            Self::Overhead => "added cost per map read (untraced, floor, bpftrace, contend)",
+            Self::Loss => "loss versus event rate",
+            Self::Rss => "contend's memory with many distinct keys",
+            Self::Replay => "aggregation throughput of a recorded stream, replayed",
+        }
+    }
+
+    fn rows(self, bench: &Bench) -> anyhow::Result<Vec<Row>> {
+        match self {
+            Self::Attach => attach::rows(bench),
+            Self::Overhead => overhead::rows(bench),
+            Self::Loss => loss::rows(bench),
+            Self::Rss => rss::rows(bench),
+            Self::Replay => replay::rows(bench),
+        }
+    }
+}
+
+/// Runs every measurement, or only `only`.
+pub fn run(smoke: bool, only: Option<Measurement>) -> anyhow::Result<()> {
     if !cmd::is_root() {
         bail!("the benchmarks load eBPF programs: run `cargo xtask bench` as root");
     }
@@ -101,11 +138,16 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
         .join("target")
         .join(profile)
         .join("contend");
-    measure(&go, &contend, smoke)
+    measure(&go, &contend, smoke, only)
 }
 
 /// Runs the measurements with an already built `contend`.
-pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result<()> {
+pub fn measure(
+    go: &GoToolchains,
+    contend: &Path,
+    smoke: bool,
+    only: Option<Measurement>,
+) -> anyhow::Result<()> {
     let bench = Bench {
         toolchain: GoToolchain::at(&go.new).context("Go 1.27 from setup")?,
         contend,
@@ -115,15 +157,13 @@ pub fn measure(go: &GoToolchains, contend: &Path, smoke: bool) -> anyhow::Result
     fs::create_dir_all(&bench.out_dir).context("creating target/bench")?;
 
     let load_before = load_average();
-    // A full run takes minutes: say what is going on.
-    eprintln!("xtask: bench: attach time");
-    let mut rows = attach::rows(&bench)?;
-    eprintln!("xtask: bench: added cost per map read (untraced, floor, bpftrace, contend)");
-    rows.extend(overhead::rows(&bench)?);
-    eprintln!("xtask: bench: loss versus event rate");
-    rows.extend(loss::rows(&bench)?);
-    eprintln!("xtask: bench: contend's memory with many distinct keys");
-    rows.extend(rss::rows(&bench)?);
+    let mut rows = Vec::new();
+    for measurement in Measurement::value_variants() {
+        if only.is_none_or(|only| only == *measurement) {
+            eprintln!("xtask: bench: {}", measurement.describe());
+            rows.extend(measurement.rows(&bench)?);
+        }
+    }
 
     print_table(&rows, smoke);
     print_load(load_before, load_average());
@@ -177,6 +217,7 @@ fn print_load(before: Option<f64>, after: Option<f64>) {
 fn format_value(value: f64, unit: &str) -> String {
     match unit {
         "events" => format!("{value:.0} {unit}"),
+        "events/s" => format!("{:.2} M {unit}", value / 1e6),
         "×" => format!("{value:.2}{unit}"),
         _ => format!("{value:.1} {unit}"),
     }

@@ -3,6 +3,7 @@
 //! contend's insides change independently of the bench.
 
 use std::{
+    ffi::OsStr,
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -40,8 +41,20 @@ impl Recording {
     /// Starts recording `pid` for at most `duration` (it ends earlier if the
     /// target exits) into `target/bench/<label>.json`.
     pub fn start(bench: &Bench, pid: u32, duration: Duration, label: &str) -> anyhow::Result<Self> {
+        Self::start_with_env(bench, pid, duration, label, &[])
+    }
+
+    /// [`Recording::start`] with extra variables in contend's environment.
+    pub fn start_with_env(
+        bench: &Bench,
+        pid: u32,
+        duration: Duration,
+        label: &str,
+        env: &[(&str, &OsStr)],
+    ) -> anyhow::Result<Self> {
         let export_path = bench.out_dir.join(format!("{label}.json"));
         let mut child = Command::new(bench.contend)
+            .envs(env.iter().copied())
             .args(["record", "--pid", &pid.to_string(), "--duration"])
             .arg(format!("{:.3}", duration.as_secs_f64()))
             .arg("--output")
@@ -154,9 +167,20 @@ pub fn record_whole_run(
     limit: Duration,
     label: &str,
 ) -> anyhow::Result<(Vec<String>, Finished)> {
+    record_whole_run_with_env(bench, fixture, limit, label, &[])
+}
+
+/// [`record_whole_run`] with extra variables in contend's environment.
+pub fn record_whole_run_with_env(
+    bench: &Bench,
+    fixture: Fixture,
+    limit: Duration,
+    label: &str,
+    env: &[(&str, &OsStr)],
+) -> anyhow::Result<(Vec<String>, Finished)> {
     // Longer than the fixture can run: the fixture's exit ends the recording.
     let duration = limit + ATTACH_TIMEOUT;
-    let mut recording = Recording::start(bench, fixture.pid(), duration, label)?;
+    let mut recording = Recording::start_with_env(bench, fixture.pid(), duration, label, env)?;
     recording.wait_until_tracing()?;
     signal(fixture.pid(), libc::SIGUSR1)?;
     let output = fixture.wait().context("running the fixture")?;
