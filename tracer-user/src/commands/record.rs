@@ -8,6 +8,7 @@ use std::{
     os::fd::{FromRawFd as _, OwnedFd},
     path::{Path, PathBuf},
     process::{Child, Command},
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -19,7 +20,7 @@ use tokio::{
 };
 use tracer_user::{
     aggregate::Aggregate,
-    events::{Batch, Readers},
+    events::{Batch, DumpWriter, Readers, reader::SharedDump},
     export::{
         self,
         build::{Recording, export},
@@ -80,8 +81,9 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     let mut tracer = Tracer::attach(&target, options.probes)?;
     let attach = begun.elapsed();
     let rings = tracer.take_event_rings()?;
+    let dump = dump_from_environment()?;
     let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
-    let readers = Readers::spawn(rings, to_aggregator)?;
+    let readers = Readers::spawn(rings, to_aggregator, dump.clone())?;
     let aggregator = tokio::spawn(aggregate(batches));
 
     tracer.arm()?;
@@ -105,6 +107,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         }
     };
     readers.stop().await;
+    finish_dump(dump);
     let mut aggregate = aggregator.await.context("the aggregator failed")?;
     aggregate.dropped_by_cpu = dropped_by_cpu.unwrap_or_else(|error| {
         tracing::warn!("{error}");
@@ -136,6 +139,32 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         tracer.detach();
     }
     Ok(())
+}
+
+/// `CONTEND_DUMP_EVENTS=<path>` saves every raw record read, for the
+/// replay benchmark (`cargo xtask bench --only replay`); not for users.
+const DUMP_VARIABLE: &str = "CONTEND_DUMP_EVENTS";
+
+fn dump_from_environment() -> anyhow::Result<Option<SharedDump>> {
+    let Some(path) = std::env::var_os(DUMP_VARIABLE) else {
+        return Ok(None);
+    };
+    let writer = DumpWriter::create(&path)
+        .with_context(|| format!("cannot create the event dump {}", path.display()))?;
+    Ok(Some(Arc::new(Mutex::new(writer))))
+}
+
+/// Flushes the dump once every reader has stopped.
+fn finish_dump(dump: Option<SharedDump>) {
+    let Some(writer) = dump.and_then(Arc::into_inner) else {
+        return;
+    };
+    let writer = writer
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Err(error) = writer.finish() {
+        tracing::warn!("cannot finish the event dump: {error}");
+    }
 }
 
 /// Fails before tracing starts if the export could not be written, so a

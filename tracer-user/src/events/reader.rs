@@ -7,7 +7,10 @@
 //! `tracer-ebpf/src/output.rs`); between wake-ups each reader drains its
 //! ring on a short timer, which bounds how stale a live view can be.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use aya::maps::{MapData, RingBuf};
 use tokio::{
@@ -19,8 +22,12 @@ use tokio::{
 
 use super::{
     decode::{Event, decode},
+    dump::DumpWriter,
     rings::CpuRing,
 };
+
+/// A dump every reader appends its raw records to (for replay benchmarks).
+pub type SharedDump = Arc<Mutex<DumpWriter>>;
 
 /// How often a reader drains its ring without being woken.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
@@ -61,10 +68,12 @@ pub struct ReaderError {
 }
 
 impl Readers {
-    /// Starts a reader task for every ring.
+    /// Starts a reader task for every ring; each also appends the raw
+    /// records it reads to `dump`, if given.
     pub fn spawn(
         rings: Vec<CpuRing>,
         to_aggregator: mpsc::Sender<Batch>,
+        dump: Option<SharedDump>,
     ) -> Result<Self, ReaderError> {
         let (stop, stopped) = watch::channel(false);
         let tasks = rings
@@ -77,11 +86,13 @@ impl Readers {
                         cpu,
                         cause: error.into(),
                     })?;
-                Ok(tokio::spawn(read_cpu(
+                let reader = Reader {
                     ring,
-                    to_aggregator.clone(),
-                    stopped.clone(),
-                )))
+                    dump: dump.clone(),
+                };
+                Ok(tokio::spawn(
+                    reader.run(to_aggregator.clone(), stopped.clone()),
+                ))
             })
             .collect::<Result<_, ReaderError>>()?;
         Ok(Self { stop, tasks })
@@ -100,51 +111,64 @@ impl Readers {
     }
 }
 
-async fn read_cpu(
-    mut ring: AsyncFd<RingBuf<MapData>>,
-    to_aggregator: mpsc::Sender<Batch>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut timer = time::interval(DRAIN_INTERVAL);
-    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        let batch = tokio::select! {
-            ready = ring.readable_mut() => {
-                let Ok(mut guard) = ready else { break };
-                let batch = drain(guard.get_inner_mut());
-                if !batch.is_full() {
-                    guard.clear_ready();
+/// One CPU's ring and where its raw records also go.
+struct Reader {
+    ring: AsyncFd<RingBuf<MapData>>,
+    dump: Option<SharedDump>,
+}
+
+impl Reader {
+    async fn run(mut self, to_aggregator: mpsc::Sender<Batch>, mut stopped: watch::Receiver<bool>) {
+        let mut timer = time::interval(DRAIN_INTERVAL);
+        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let batch = tokio::select! {
+                ready = self.ring.readable_mut() => {
+                    let Ok(mut guard) = ready else { break };
+                    let batch = drain(guard.get_inner_mut(), self.dump.as_ref());
+                    if !batch.is_full() {
+                        guard.clear_ready();
+                    }
+                    batch
                 }
-                batch
-            }
-            _ = timer.tick() => {
-                let batch = drain(ring.get_mut());
-                if batch.is_full() {
-                    timer.reset_immediately();
+                _ = timer.tick() => {
+                    let batch = drain(self.ring.get_mut(), self.dump.as_ref());
+                    if batch.is_full() {
+                        timer.reset_immediately();
+                    }
+                    batch
                 }
-                batch
+                _ = stopped.changed() => break,
+            };
+            if batch.records() > 0 && to_aggregator.send(batch).await.is_err() {
+                return;
             }
-            _ = stopped.changed() => break,
-        };
-        if batch.records() > 0 && to_aggregator.send(batch).await.is_err() {
-            return;
         }
-    }
-    loop {
-        let batch = drain(ring.get_mut());
-        let last = !batch.is_full();
-        if to_aggregator.send(batch).await.is_err() || last {
-            return;
+        loop {
+            let batch = drain(self.ring.get_mut(), self.dump.as_ref());
+            let last = !batch.is_full();
+            if to_aggregator.send(batch).await.is_err() || last {
+                return;
+            }
         }
     }
 }
 
-/// Takes everything currently in one CPU's ring.
-fn drain(ring: &mut RingBuf<MapData>) -> Batch {
+/// Takes what is in one CPU's ring, up to a batch.
+fn drain(ring: &mut RingBuf<MapData>, dump: Option<&SharedDump>) -> Batch {
+    let mut dump = dump.map(|dump| {
+        dump.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    });
     let mut batch = Batch::default();
     while !batch.is_full()
         && let Some(record) = ring.next()
     {
+        if let Some(dump) = dump.as_mut()
+            && let Err(error) = dump.write_record(&record)
+        {
+            tracing::warn!("cannot write to the event dump: {error}");
+        }
         match decode(&record) {
             Ok(event) => batch.events.push(event),
             Err(error) => {

@@ -33,19 +33,7 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let passes = if bench.smoke { "1" } else { "7" };
     let mut command = Command::new(&replay);
     command.args(["--passes", passes]);
-    let origin = match &dump {
-        Some(dump) => {
-            command.arg(dump);
-            "recorded from the mixed fixture".to_owned()
-        }
-        None => {
-            // The readers do not save records yet: replay a generated
-            // stream of the same layouts rather than nothing.
-            command.args(["--synthetic", &operations.to_string()]);
-            "generated, NOT recorded: contend wrote no dump (CONTEND_DUMP_EVENTS unsupported)"
-                .to_owned()
-        }
-    };
+    command.arg(&dump);
     let replayed = run_replay(&mut command)?;
     let row = Row::new(
         "aggregation throughput (replayed stream)",
@@ -54,15 +42,15 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     )
     .target("≥ 5 M/s", replayed.events_per_sec >= TARGET_PER_SEC)
     .note(format!(
-        "{} events, {origin}; best of {passes} passes, CPU time of one thread",
+        "{} events recorded from the mixed fixture; best of {passes} passes, CPU time of one thread",
         replayed.events
     ));
     Ok(vec![row])
 }
 
 /// Records the fixture's whole run with contend saving its raw records;
-/// the dump's path, or `None` if contend saved none.
-fn record_dump(bench: &Bench, operations: u64) -> anyhow::Result<Option<PathBuf>> {
+/// the dump's path.
+fn record_dump(bench: &Bench, operations: u64) -> anyhow::Result<PathBuf> {
     let dump = bench.out_dir.join("events.dump");
     // A dump from an earlier run must not pass for this one's.
     match std::fs::remove_file(&dump) {
@@ -84,7 +72,10 @@ fn record_dump(bench: &Bench, operations: u64) -> anyhow::Result<Option<PathBuf>
     .context("starting the mixed fixture")?;
     let env = [("CONTEND_DUMP_EVENTS", dump.as_os_str())];
     recording::record_whole_run_with_env(bench, fixture, LIMIT, "replay", &env)?;
-    Ok(dump.is_file().then_some(dump))
+    if !dump.is_file() {
+        bail!("contend wrote no dump to {}", dump.display());
+    }
+    Ok(dump)
 }
 
 /// Builds the replay example as `contend` is built (release unless smoke)
