@@ -9,7 +9,7 @@ pub mod reader;
 
 pub use decode::{Access, DecodeError, Event, LockWait, MapAccess, MapConflict, Stack, decode};
 pub use dump::{Dump, DumpError, DumpWriter};
-pub use key::Key;
+pub use key::{Key, KeyBytes};
 pub use reader::{Batch, Readers};
 
 /// Events for tests of what consumes them.
