@@ -8,11 +8,7 @@
 //! count exceeds `total / capacity` is kept. A program with ten million
 //! distinct keys costs us `capacity` keys of memory, not ten million.
 
-use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, binary_heap::PeekMut},
-    hash::BuildHasher as _,
-};
+use std::{cmp::Reverse, collections::BinaryHeap, hash::BuildHasher as _};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
@@ -95,18 +91,18 @@ impl KeyCounts {
             slots[slot as usize].count += 1;
             return;
         }
-        let slot = if self.slots.len() < self.capacity {
+        if self.slots.len() < self.capacity {
+            let slot = self.slots.len();
             self.slots.push(Slot {
                 key,
                 hash,
                 count: 1,
                 error: 0,
             });
-            self.slots.len() - 1
-        } else {
-            let Some(slot) = self.evict_least() else {
-                return;
-            };
+            // Lossless: slots are fewer than `capacity`, at most u32::MAX.
+            self.by_count.push(Reverse((1, slot as u32)));
+            self.index_slot(slot);
+        } else if let Some(slot) = self.evict_least() {
             let inherited = self.slots[slot].count;
             self.slots[slot] = Slot {
                 key,
@@ -114,29 +110,34 @@ impl KeyCounts {
                 count: inherited + 1,
                 error: inherited,
             };
-            slot
-        };
-        let count = self.slots[slot].count;
-        // Lossless: slots are fewer than `capacity`, at most u32::MAX.
-        let slot = slot as u32;
-        self.by_count.push(Reverse((count, slot)));
-        let slots = &self.slots;
-        self.index
-            .insert_unique(hash, slot, |&slot| slots[slot as usize].hash);
+            self.index_slot(slot);
+        }
     }
 
-    /// Takes the least counted key out of the index and returns its slot.
+    fn index_slot(&mut self, slot: usize) {
+        let slots = &self.slots;
+        self.index
+            .insert_unique(slots[slot].hash, slot as u32, |&slot| {
+                slots[slot as usize].hash
+            });
+    }
+
+    /// Takes the least counted key out of the index and returns its slot,
+    /// whose heap entry already has the count the key that takes it over
+    /// starts with.
     fn evict_least(&mut self) -> Option<usize> {
         loop {
             let mut least = self.by_count.peek_mut()?;
             let Reverse((count, slot)) = *least;
             let current = self.slots[slot as usize].count;
+            // Stale or not, the entry is changed in place, which sifts it
+            // down once: cheaper than a pop and a push.
             if current != count {
-                // Stale: refresh it in place, which sifts it down once.
                 *least = Reverse((current, slot));
                 continue;
             }
-            PeekMut::pop(least);
+            *least = Reverse((count + 1, slot));
+            drop(least);
             let hash = self.slots[slot as usize].hash;
             if let Ok(entry) = self.index.find_entry(hash, |&other| other == slot) {
                 entry.remove();
