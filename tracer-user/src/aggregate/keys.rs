@@ -237,6 +237,15 @@ mod tests {
     }
 
     #[test]
+    fn heap_entries_order_by_count_then_slot() {
+        let bits = 10;
+        assert!(Entry::new(1, 1023, bits) < Entry::new(2, 0, bits));
+        assert!(Entry::new(5, 3, bits) < Entry::new(5, 4, bits));
+        let huge = Entry::new(u64::MAX, 7, bits);
+        assert_eq!((huge.count(bits), huge.slot(bits)), (u64::MAX >> bits, 7));
+    }
+
+    #[test]
     fn memory_stays_bounded() {
         let mut counts = KeyCounts::with_capacity(16);
         for id in 1_000..101_000 {
