@@ -383,12 +383,12 @@ mod tests {
     #[test]
     fn a_race_names_both_sides() {
         let conflict = |running, in_flight| {
-            Event::MapConflict(MapConflict {
+            Event::MapConflict(Box::new(MapConflict {
                 tid: 1,
                 map: 0xc0ffee,
                 running,
                 in_flight,
-            })
+            }))
         };
         let get = || access(MapOp::Read, 0x10, 7, "user-1");
         let set = |pc| access(MapOp::Write, pc, 8, "user-2");

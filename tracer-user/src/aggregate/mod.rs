@@ -92,7 +92,7 @@ impl Aggregate {
         match event {
             Event::MapAccess(access) => self.record_map_access(access),
             Event::LockWait(wait) => self.locks.record(&wait),
-            Event::MapConflict(conflict) => self.conflicts.record(conflict),
+            Event::MapConflict(conflict) => self.conflicts.record(*conflict),
         }
     }
 

@@ -17,7 +17,9 @@ pub use super::key::Key;
 pub enum Event {
     MapAccess(MapAccess),
     LockWait(LockWait),
-    MapConflict(MapConflict),
+    /// Boxed: conflicts are rare and twice the size of the others, and
+    /// every event in a batch would otherwise be as big as one.
+    MapConflict(Box<MapConflict>),
 }
 
 /// Return addresses in the target's address space, the probed function's
@@ -107,7 +109,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             decode_lock_wait(bytes).map(Event::LockWait)
         }
         Some(kind) if kind == EventKind::MapConflict as u8 => {
-            decode_conflict(bytes).map(Event::MapConflict)
+            decode_conflict(bytes).map(|conflict| Event::MapConflict(Box::new(conflict)))
         }
         Some(kind) => Err(DecodeError::UnknownKind(kind)),
         None => Err(DecodeError::Short(0)),

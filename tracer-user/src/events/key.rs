@@ -14,7 +14,7 @@ pub enum Key {
     None,
     /// String key bytes; `truncated` when longer than we capture.
     Text {
-        bytes: Box<[u8]>,
+        bytes: KeyBytes,
         truncated: bool,
     },
     Signed(i64),
@@ -28,11 +28,88 @@ pub enum Key {
     Pointer(u64),
     /// Any other key type: its first bytes, and whether there were more.
     Bytes {
-        bytes: Box<[u8]>,
+        bytes: KeyBytes,
         truncated: bool,
     },
     /// The key's memory could not be read at the probe.
     Unreadable,
+}
+
+/// The bytes of a key. Most keys are short, and one is decoded for every
+/// map operation: those that fit are kept inline, so decoding one costs no
+/// allocation and comparing one no pointer chase. Compares, orders and
+/// hashes exactly as the byte slice does.
+#[derive(Clone)]
+pub enum KeyBytes {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+/// Bytes kept inline: 30 makes a `KeyBytes` 32 bytes, as big as a boxed
+/// slice needs with its tag.
+const INLINE: usize = 30;
+
+impl KeyBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl From<&[u8]> for KeyBytes {
+    fn from(slice: &[u8]) -> Self {
+        if slice.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..slice.len()].copy_from_slice(slice);
+            // Lossless: at most INLINE.
+            let len = slice.len() as u8;
+            Self::Inline { len, bytes }
+        } else {
+            Self::Heap(slice.into())
+        }
+    }
+}
+
+impl std::ops::Deref for KeyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl PartialEq for KeyBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for KeyBytes {}
+
+impl PartialOrd for KeyBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyBytes {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl std::hash::Hash for KeyBytes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
 }
 
 impl Key {
@@ -168,6 +245,21 @@ mod tests {
         );
         let long = [0xab; 40];
         assert!(show(Kind::Array, &long, 40).starts_with(&format!("hex:{}…#", "ab".repeat(16))));
+    }
+
+    #[test]
+    fn short_and_long_bytes_are_the_same_slices() {
+        let short = KeyBytes::from(&b"sku-42"[..]);
+        let long = KeyBytes::from(&[7u8; 100][..]);
+        assert!(matches!(short, KeyBytes::Inline { .. }));
+        assert!(matches!(long, KeyBytes::Heap(_)));
+        assert_eq!(&*short, b"sku-42");
+        assert_eq!(&*long, &[7u8; 100][..]);
+        let edge = [1u8; INLINE + 1];
+        for len in [0, INLINE - 1, INLINE, INLINE + 1] {
+            assert_eq!(&*KeyBytes::from(&edge[..len]), &edge[..len]);
+        }
+        assert!(short < KeyBytes::from(&b"sku-5"[..]), "slice order");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod rings;
 
 pub use decode::{Access, DecodeError, Event, LockWait, MapAccess, MapConflict, Stack, decode};
 pub use dump::{Dump, DumpError, DumpWriter};
-pub use key::Key;
+pub use key::{Key, KeyBytes};
 pub use reader::{Batch, Readers};
 pub use rings::{CpuRing, RingPlan};
 
