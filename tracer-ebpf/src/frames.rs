@@ -4,7 +4,9 @@
 //! address is at RSP and RBP is still the caller's frame pointer. Walking
 //! the frame-pointer chain from RBP alone (as `bpf_get_stack` does) would
 //! skip the caller, the frame a call site is about; so the first frame is
-//! read from RSP and the rest from the chain Go keeps on amd64.
+//! read from RSP and the rest from the chain Go keeps on amd64 (for map
+//! operations, only when the caller is Go's own code: see
+//! [`capture_call_site`]).
 
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::map, maps::Array, programs::ProbeContext};
 use tracer_common::{CodeRange, FRAMES, PLUMBING_RANGES};

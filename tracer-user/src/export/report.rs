@@ -33,10 +33,27 @@ fn header(out: &mut String, export: &Export) {
     );
     let _ = writeln!(
         out,
-        "traced {seconds:.2} s · {} events · {} dropped",
+        "traced {seconds:.2} s · {} events · {} dropped{}",
         thousands(export.tracer.events),
         thousands(export.tracer.dropped),
+        drops_by_cpu(&export.tracer.dropped_by_cpu),
     );
+}
+
+/// ` (CPU 0: 12, CPU 3: 4)` for the CPUs that dropped events; empty when
+/// none did. A single busy CPU points at one hot thread outrunning its ring.
+fn drops_by_cpu(dropped_by_cpu: &[u64]) -> String {
+    let cpus: Vec<String> = dropped_by_cpu
+        .iter()
+        .enumerate()
+        .filter(|&(_, &dropped)| dropped > 0)
+        .map(|(cpu, &dropped)| format!("CPU {cpu}: {}", thousands(dropped)))
+        .collect();
+    if cpus.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", cpus.join(", "))
+    }
 }
 
 fn probes(out: &mut String, export: &Export) {
