@@ -19,6 +19,7 @@ fn check_every_operation(go: Go, variant: Variant) {
     );
     let export = run.export();
     drop(fixture);
+    assert_entries_are_cheap(&build.label, &export);
 
     // One round of the fixture writes each keyed map once.
     let strings = map_with_key(&export, "k-str");
@@ -146,6 +147,22 @@ fn check_every_operation(go: Go, variant: Variant) {
             "{}: top site of a map with keys {:?}",
             build.label,
             map.top_keys.first().map(|top| &top.key)
+        );
+    }
+}
+
+/// Every map and lock function Go compiles with a stack check is probed on
+/// its branch, where the trap is cheap, not on its first instruction (which
+/// costs the target a second trap per call). The counts above show the
+/// arguments read there are the right ones.
+fn assert_entries_are_cheap(label: &str, export: &Export) {
+    let attached = export.tracer.probes.iter().filter(|probe| probe.attached);
+    for probe in attached {
+        assert!(
+            probe.entry_offset.is_some_and(|offset| offset > 0),
+            "{label}: {} probed at offset {:?}, not on its stack check",
+            probe.symbol,
+            probe.entry_offset
         );
     }
 }

@@ -154,6 +154,7 @@ fn probe(status: &ProbeStatus) -> Probe {
         attached: status.attached,
         reason: status.reason.clone(),
         unused: status.unused,
+        entry_offset: status.entry_offset,
     }
 }
 

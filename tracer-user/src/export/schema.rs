@@ -68,6 +68,13 @@ pub struct Probe {
     /// function, or the function forwards to another traced one).
     #[serde(default, skip_serializing_if = "is_false")]
     pub unused: bool,
+    /// Where the entry probe sits, in bytes past the function's start: on
+    /// the function's stack-check branch, which the kernel emulates at the
+    /// cost of one trap, or 0 (its first instruction, single-stepped at
+    /// the cost of two). Absent when not attached, and in exports written
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_offset: Option<u64>,
 }
 
 fn is_false(value: &bool) -> bool {

@@ -63,6 +63,10 @@ pub struct ProbeStatus {
     /// Not attached because this program does not need it: it never calls
     /// the function, or the function only forwards to another traced one.
     pub unused: bool,
+    /// Where the entry probe sits, in bytes past the function's start: on
+    /// the stack check's branch, where the trap is cheapest (see
+    /// [`disasm::cheap_entry`]), or 0. `None` when not attached.
+    pub entry_offset: Option<u64>,
 }
 
 /// Why a probe is not attached.
@@ -341,8 +345,10 @@ fn attach_map_probe(
 ) -> ProbeStatus {
     let result = match forwarding_target(target, probe) {
         Some(callee) => Err(Skip::Forwards(callee)),
-        None => entry(target, probe.symbol)
-            .and_then(|offset| attacher.attach(target, offset, cookie).map_err(Skip::from)),
+        None => entry(target, probe.symbol).and_then(|entry| {
+            attacher.attach(target, entry.file_offset, cookie)?;
+            Ok(entry)
+        }),
     };
     status(probe.symbol, result)
 }
@@ -386,16 +392,28 @@ fn attach_lock_probe(
         for exit in exits(target, probe.symbol)? {
             attacher.attach(target, exit, probe.cookie(true).encode())?;
         }
-        attacher.attach(target, entry, probe.cookie(false).encode())?;
-        Ok(())
+        attacher.attach(target, entry.file_offset, probe.cookie(false).encode())?;
+        Ok(entry)
     });
     status(probe.symbol, result)
 }
 
-/// A function's entry as a file offset.
-fn entry(target: &Target, symbol: &str) -> Result<u64, Skip> {
-    let (function, _) = function_code(target, symbol)?;
-    file_offset(target, function.address)
+/// Where a function's entry probe goes.
+struct Entry {
+    file_offset: u64,
+    /// Bytes past the function's start.
+    past_start: u64,
+}
+
+/// The cheapest place to see a function's calls with its arguments: its
+/// stack check's branch, or its first instruction.
+fn entry(target: &Target, symbol: &str) -> Result<Entry, Skip> {
+    let (function, code) = function_code(target, symbol)?;
+    let address = disasm::cheap_entry(code, function.address);
+    Ok(Entry {
+        file_offset: file_offset(target, address)?,
+        past_start: address - function.address,
+    })
 }
 
 /// Marks the calls to `morestack` in an attached map function, after which
@@ -477,9 +495,10 @@ impl Attacher<'_> {
     }
 }
 
-fn status(symbol: &str, result: Result<(), Skip>) -> ProbeStatus {
+fn status(symbol: &str, result: Result<Entry, Skip>) -> ProbeStatus {
+    let entry_offset = result.as_ref().ok().map(|entry| entry.past_start);
     let (reason, unused) = match result {
-        Ok(()) => (None, false),
+        Ok(_) => (None, false),
         Err(Skip::Absent) => (
             Some("not in this binary: the program never uses it".to_owned()),
             true,
@@ -497,6 +516,7 @@ fn status(symbol: &str, result: Result<(), Skip>) -> ProbeStatus {
         attached: reason.is_none(),
         reason,
         unused,
+        entry_offset,
     }
 }
 

@@ -1,6 +1,11 @@
 //! Machine-code facts about target functions, from disassembly (x86-64).
 
-use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+
+/// How far into a function its stack check's branch can be: Go's longest
+/// prologue (frames too big to compare RSP directly) is `mov r12, rsp;
+/// sub r12, N; jb …`.
+const PROLOGUE_LENGTH: usize = 4;
 
 /// The direct calls in a function's code, in order: (address of the call
 /// instruction, address called).
@@ -29,6 +34,41 @@ pub fn exits(code: &[u8], address: u64) -> Vec<u64> {
         })
         .map(|instruction| instruction.ip())
         .collect()
+}
+
+/// Where to probe a function's entry so that the trap is cheap: the
+/// conditional branch of a Go stack check, or else the entry itself.
+///
+/// The kernel runs a probed instruction either by emulating it, which
+/// branches are, or by single-stepping a copy of it, which costs a second
+/// trap: on our VMs a probe on a Go function's first instruction (`cmp rsp,
+/// [r14+16]`) adds ~8 µs per call, one on the `jbe` after it ~1 µs. At the
+/// branch, every register a probe reads (arguments, RSP, RBP, R14) still
+/// holds its value from the entry: the instructions before it only compare,
+/// or write Go's scratch registers R12 and R13.
+pub fn cheap_entry(code: &[u8], address: u64) -> u64 {
+    for instruction in instructions(code, address).take(PROLOGUE_LENGTH) {
+        if instruction.is_jcc_short_or_near() {
+            return instruction.ip();
+        }
+        if !keeps_entry_state(&instruction) {
+            break;
+        }
+    }
+    address
+}
+
+/// Whether an instruction changes nothing a probe at the function's entry
+/// reads: no memory, no register but the flags and R12/R13.
+fn keeps_entry_state(instruction: &Instruction) -> bool {
+    match instruction.mnemonic() {
+        Mnemonic::Cmp | Mnemonic::Test => true,
+        Mnemonic::Mov | Mnemonic::Lea | Mnemonic::Sub | Mnemonic::Add => {
+            instruction.op0_kind() == OpKind::Register
+                && matches!(instruction.op0_register(), Register::R12 | Register::R13)
+        }
+        _ => false,
+    }
 }
 
 fn instructions(code: &[u8], address: u64) -> impl Iterator<Item = Instruction> + '_ {
@@ -60,5 +100,54 @@ mod tests {
             0xc3, // 0x100a: ret
         ];
         assert_eq!(exits(&code, 0x1000), [0x1002, 0x1005, 0x100a]);
+    }
+
+    /// `jbe` to a morestack block 0x100 bytes on, as Go emits it.
+    const JBE_NEAR: [u8; 6] = [0x0f, 0x86, 0x00, 0x01, 0, 0];
+
+    #[test]
+    fn cheap_entry_is_the_branch_of_a_small_frames_stack_check() {
+        // cmp rsp, [r14+0x10]; jbe; push rbp
+        let code = [&[0x49, 0x3b, 0x66, 0x10][..], &JBE_NEAR, &[0x55]].concat();
+        assert_eq!(cheap_entry(&code, 0x1000), 0x1004);
+    }
+
+    #[test]
+    fn cheap_entry_is_the_branch_of_a_big_frames_stack_check() {
+        // lea r12, [rsp-0x1000]; cmp r12, [r14+0x10]; jbe
+        let code = [
+            &[0x4c, 0x8d, 0xa4, 0x24, 0x00, 0xf0, 0xff, 0xff][..],
+            &[0x4d, 0x3b, 0x66, 0x10],
+            &JBE_NEAR,
+        ]
+        .concat();
+        assert_eq!(cheap_entry(&code, 0x1000), 0x100c);
+    }
+
+    #[test]
+    fn cheap_entry_is_the_first_branch_of_a_huge_frames_stack_check() {
+        // mov r12, rsp; sub r12, 0x10000; jb …; cmp r12, [r14+0x10]; jbe
+        let code = [
+            &[0x49, 0x89, 0xe4][..],
+            &[0x49, 0x81, 0xec, 0x00, 0x00, 0x01, 0x00],
+            &[0x0f, 0x82, 0x00, 0x01, 0, 0],
+            &[0x4d, 0x3b, 0x66, 0x10],
+            &JBE_NEAR,
+        ]
+        .concat();
+        assert_eq!(cheap_entry(&code, 0x1000), 0x100a);
+    }
+
+    #[test]
+    fn cheap_entry_is_the_entry_when_something_changes_before_the_branch() {
+        // No stack check: push rbp; mov rbp, rsp; …
+        assert_eq!(cheap_entry(&[0x55, 0x48, 0x89, 0xe5], 0x1000), 0x1000);
+        // An argument register written before the branch: mov rbx, rsp; jbe
+        let code = [&[0x48, 0x89, 0xe3][..], &JBE_NEAR].concat();
+        assert_eq!(cheap_entry(&code, 0x1000), 0x1000);
+        // A branch too far in to be the stack check.
+        let code = [&[0x4d, 0x3b, 0x66, 0x10][..]; 4].concat();
+        let code = [&code[..], &JBE_NEAR].concat();
+        assert_eq!(cheap_entry(&code, 0x1000), 0x1000);
     }
 }
