@@ -5,6 +5,7 @@
 //! briefly, to check the suite still works.
 
 mod attach;
+mod empty_uprobe;
 mod loss;
 mod overhead;
 mod probe_time;

@@ -1,9 +1,14 @@
 //! Added cost per traced Go map read, side by side in one run. The mapread
-//! fixture reports its own time per read while, in turn, nothing, an empty
-//! uprobe (the floor: what any uprobe on the function costs), bpftrace
-//! counting keys, and contend trace it. The turns repeat over several
-//! rounds, so drift of the machine affects every tracer alike; each gets
-//! the median of all its samples.
+//! fixture reports its own time per read while, in turn, nothing, contend,
+//! bpftrace counting keys, and empty uprobes trace it. The turns repeat over
+//! several rounds, so drift of the machine affects every tracer alike; each
+//! gets the median of all its samples.
+//!
+//! Where a uprobe sits decides what its trap costs: the kernel emulates a
+//! branch (one trap) but single-steps most other instructions (two). So
+//! there are two empty uprobes: on the function's first instruction, where
+//! bpftrace probes, and on the instruction contend probes, which is the
+//! floor for contend's own cost.
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -18,7 +23,9 @@ use anyhow::{Context as _, bail};
 use contend_tests::go::Fixture;
 
 use super::{
-    Bench, Row, median,
+    Bench, Row,
+    empty_uprobe::{self, EmptyUprobe},
+    median,
     probe_time::{self, ProbeTime, StatsEnabled},
     recording::{self, Recording},
 };
@@ -38,18 +45,29 @@ const BPFTRACE_ATTACHED: &str = "attached";
 #[derive(Clone, Copy)]
 enum Tracer {
     Untraced,
-    EmptyUprobe,
-    BpftraceCount,
     Contend,
+    BpftraceCount,
+    EmptyAtEntry,
+    EmptyWhereContendProbes,
 }
 
-/// The order of the turns in every round.
-const TURNS: [Tracer; 4] = [
+/// The order of the turns in every round. Contend comes before the empty
+/// uprobe where it probes: its export says where that is.
+const TURNS: [Tracer; 5] = [
     Tracer::Untraced,
-    Tracer::EmptyUprobe,
-    Tracer::BpftraceCount,
     Tracer::Contend,
+    Tracer::BpftraceCount,
+    Tracer::EmptyAtEntry,
+    Tracer::EmptyWhereContendProbes,
 ];
+
+/// Where in the fixture's binary the empty uprobes go, as file offsets.
+struct Places {
+    /// The probed function's first instruction.
+    entry: u64,
+    /// Where contend probes the function, once a contend turn has said.
+    contend: Option<u64>,
+}
 
 struct Timing {
     /// Samples in this first stretch of a turn are discarded: the probes
@@ -91,19 +109,31 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let mut fixture = Fixture::start(&binary, &["-interval", &interval, "-seconds", "3600"])
         .context("starting the mapread fixture")?;
     let reports = fixture.stream_lines();
-    let _stats = StatsEnabled::enable()?;
 
+    let mut places = Places {
+        entry: empty_uprobe::function_file_offset(&binary, PROBED)?,
+        contend: None,
+    };
     let mut samples: [Vec<f64>; TURNS.len()] = Default::default();
-    let mut probes = [ProbeTime::default(); TURNS.len()];
     for _ in 0..timing.rounds {
-        for ((tracer, samples), probe) in TURNS.iter().zip(&mut samples).zip(&mut probes) {
-            let steady = tracer.take_turn(bench, &binary, fixture.pid(), &timing)?;
+        for (tracer, samples) in TURNS.iter().zip(&mut samples) {
+            let steady = tracer.take_turn(bench, &binary, fixture.pid(), &timing, &mut places)?;
             samples.extend(reports_within(&reports, &steady));
-            probe.add(steady.probe);
         }
     }
     let mut rows = rows_from(&samples)?;
-    rows.extend(probe_rows(&probes));
+    // Run-time statistics cost every program run two more clock reads, a
+    // cost the empty uprobes (no program) would not share: they are on
+    // only for a last round of the two tracers, whose reads are not timed.
+    let _stats = StatsEnabled::enable()?;
+    let mut time_probes = |tracer: Tracer| {
+        tracer
+            .take_turn(bench, &binary, fixture.pid(), &timing, &mut places)
+            .map(|steady| steady.probe)
+    };
+    let bpftrace = time_probes(Tracer::BpftraceCount)?;
+    let contend = time_probes(Tracer::Contend)?;
+    rows.extend(probe_rows(bpftrace, contend));
     Ok(rows)
 }
 
@@ -115,15 +145,26 @@ impl Tracer {
         binary: &Path,
         pid: u32,
         timing: &Timing,
+        places: &mut Places,
     ) -> anyhow::Result<Steady> {
         match self {
             // The previous turn's tracer has exited, and its probes with it.
             Self::Untraced => Ok(settle_and_sample(timing)),
-            Self::EmptyUprobe => bpftrace_turn(&bpftrace_program(binary, "{}"), timing),
+            Self::Contend => {
+                let (steady, entry_offset) = contend_turn(bench, pid, timing)?;
+                places.contend = Some(places.entry + entry_offset);
+                Ok(steady)
+            }
             Self::BpftraceCount => {
                 bpftrace_turn(&bpftrace_program(binary, COUNT_BY_MAP_AND_KEY), timing)
             }
-            Self::Contend => contend_turn(bench, pid, timing),
+            Self::EmptyAtEntry => empty_uprobe_turn(binary, places.entry, pid, timing),
+            Self::EmptyWhereContendProbes => {
+                let place = places
+                    .contend
+                    .context("no contend turn said where it probes")?;
+                empty_uprobe_turn(binary, place, pid, timing)
+            }
         }
     }
 }
@@ -138,6 +179,16 @@ fn settle_and_sample(timing: &Timing) -> Steady {
         to: SystemTime::now(),
         probe: ProbeTime::default(),
     }
+}
+
+fn empty_uprobe_turn(
+    binary: &Path,
+    file_offset: u64,
+    pid: u32,
+    timing: &Timing,
+) -> anyhow::Result<Steady> {
+    let _probe = EmptyUprobe::attach(binary, file_offset, pid)?;
+    Ok(settle_and_sample(timing))
 }
 
 fn bpftrace_program(binary: &Path, body: &str) -> String {
@@ -206,19 +257,23 @@ fn rest_of(stream: Option<impl Read>) -> String {
     text
 }
 
-fn contend_turn(bench: &Bench, pid: u32, timing: &Timing) -> anyhow::Result<Steady> {
+/// A contend turn, and where contend probes [`PROBED`]: bytes past its
+/// start.
+fn contend_turn(bench: &Bench, pid: u32, timing: &Timing) -> anyhow::Result<(Steady, u64)> {
     let duration = timing.settle + timing.sampling;
     let mut recording = Recording::start(bench, pid, duration, "overhead")?;
     recording.wait_until_tracing()?;
     // Read while the probes are still loaded: most of the window has run.
     thread::sleep(duration.mul_f64(0.9));
     let probe = probe_time::named(CONTEND_MAP_PROGRAM);
-    let (armed, disarmed) = recording.finish()?.export.window()?;
-    Ok(Steady {
+    let export = recording.finish()?.export;
+    let (armed, disarmed) = export.window()?;
+    let steady = Steady {
         from: armed + timing.settle,
         to: disarmed,
         probe,
-    })
+    };
+    Ok((steady, export.entry_offset(PROBED)?))
 }
 
 /// The ns per read of every report, received so far, that covers only the
@@ -236,9 +291,8 @@ fn reports_within(reports: &Receiver<(SystemTime, String)>, steady: &Steady) -> 
 
 /// What the map probes themselves cost per hit, trap excluded: the
 /// comparison the trap's noise hides.
-fn probe_rows(probes: &[ProbeTime; TURNS.len()]) -> Vec<Row> {
-    let [_, _, bpftrace, contend] = probes.map(ProbeTime::ns_per_run);
-    let (Some(bpftrace), Some(contend)) = (bpftrace, contend) else {
+fn probe_rows(bpftrace: ProbeTime, contend: ProbeTime) -> Vec<Row> {
+    let (Some(bpftrace), Some(contend)) = (bpftrace.ns_per_run(), contend.ns_per_run()) else {
         return Vec::new();
     };
     let stats = "kernel BPF run-time statistics";
@@ -263,17 +317,31 @@ fn rows_from(samples: &[Vec<f64>; TURNS.len()]) -> anyhow::Result<Vec<Row>> {
     for (median_ns, samples) in medians.iter_mut().zip(samples) {
         *median_ns = median(samples).context("a turn gave no ns/op report")?;
     }
-    let [untraced, floor, bpftrace, contend] = medians;
-    let (floor, bpftrace, contend) = (floor - untraced, bpftrace - untraced, contend - untraced);
+    let untraced = medians[0];
+    let [_, contend, bpftrace, at_entry, floor] = medians.map(|median| median - untraced);
     let reports = |turn: usize| match samples[turn].len() {
         1 => "one report".to_owned(),
         count => format!("median of {count} reports"),
     };
+    let with = |turn: usize, how: &str| format!("{how}; {}", reports(turn));
     Ok(vec![
         Row::new("ns per map read, untraced", untraced, "ns").note(reports(0)),
-        Row::new("added ns per map read: empty uprobe (floor)", floor, "ns").note(reports(1)),
-        Row::new("added ns per map read: bpftrace key count", bpftrace, "ns").note(reports(2)),
-        Row::new("added ns per map read: contend", contend, "ns").note(reports(3)),
+        Row::new(
+            "added ns per map read: empty uprobe at entry",
+            at_entry,
+            "ns",
+        )
+        .note(with(
+            3,
+            "first instruction, single-stepped: where bpftrace probes",
+        )),
+        Row::new("added ns per map read: empty uprobe (floor)", floor, "ns").note(with(
+            4,
+            "on the stack check's branch, emulated: where contend probes",
+        )),
+        Row::new("added ns per map read: bpftrace key count", bpftrace, "ns")
+            .note(with(2, "at entry: bpftrace 0.17 cannot probe past it")),
+        Row::new("added ns per map read: contend", contend, "ns").note(reports(1)),
         Row::new("added cost, contend / bpftrace", contend / bpftrace, "×")
             .target("≤ 1.00", contend <= bpftrace),
         Row::new("added cost, contend / floor", contend / floor, "×")

@@ -241,6 +241,20 @@ impl Export {
         Ok(Duration::from_nanos(nanos))
     }
 
+    /// `tracer.probes[].entry_offset` of the attached probe on `symbol`:
+    /// how far past the function's start contend probes its calls.
+    pub fn entry_offset(&self, symbol: &str) -> anyhow::Result<u64> {
+        let probe = self.json["tracer"]["probes"]
+            .as_array()
+            .and_then(|probes| {
+                probes
+                    .iter()
+                    .find(|probe| probe["symbol"] == symbol && probe["attached"] == true)
+            })
+            .ok_or_else(|| anyhow!("{} attached no probe on {symbol}", self.path.display()))?;
+        self.number(&probe["entry_offset"], "tracer.probes[].entry_offset")
+    }
+
     /// When the probes were armed and disarmed (`window`).
     pub fn window(&self) -> anyhow::Result<(SystemTime, SystemTime)> {
         let window = &self.json["window"];
