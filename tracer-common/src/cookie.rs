@@ -72,7 +72,8 @@ impl Window {
 /// How a map probe reads its arguments.
 ///
 /// Layout, least significant byte first: op, key ABI, map register, map
-/// type register, key register a, key register b, window; the top byte is 0.
+/// type register, key register a, key register b, window, and a top byte
+/// that is 1 when the probe sits on the stack check's branch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapCookie {
     pub op: MapOp,
@@ -82,6 +83,11 @@ pub struct MapCookie {
     pub key_a: Reg,
     pub key_b: Reg,
     pub window: Window,
+    /// The probe sits on the `jbe` of the function's stack check, not on
+    /// its first instruction. A hit where that branch is taken goes to
+    /// `morestack`, after which the function runs again from its entry:
+    /// only the hit that falls through counts the call.
+    pub on_stack_check: bool,
 }
 
 impl MapCookie {
@@ -93,11 +99,12 @@ impl MapCookie {
             | (self.key_a as u64) << 32
             | (self.key_b as u64) << 40
             | (self.window as u64) << 48
+            | (self.on_stack_check as u64) << 56
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if cookie >> 56 != 0 {
+        if byte(7) > 1 {
             return None;
         }
         Some(Self {
@@ -108,6 +115,7 @@ impl MapCookie {
             key_a: Reg::from_u8(byte(4))?,
             key_b: Reg::from_u8(byte(5))?,
             window: Window::from_u8(byte(6))?,
+            on_stack_check: byte(7) == 1,
         })
     }
 }
@@ -169,6 +177,12 @@ mod tests {
             key_a: Reg::Rcx,
             key_b: Reg::Rdi,
             window: Window::Open,
+            on_stack_check: false,
+        };
+        assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
+        let cookie = MapCookie {
+            on_stack_check: true,
+            ..cookie
         };
         assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
     }

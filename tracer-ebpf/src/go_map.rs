@@ -19,7 +19,10 @@ use tracer_common::{
     },
 };
 
-use crate::{config, conflict, frames, goroutine, output, regs::Regs};
+use crate::{
+    config, conflict, frames, goroutine, output,
+    regs::{self, Regs},
+};
 
 /// Where an event is built when its CPU's ring is full: too big for the
 /// 512-byte BPF stack.
@@ -32,18 +35,6 @@ pub fn go_map_op(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// Attached to the `morestack` call in a traced function's prologue, with
-/// the cookie of the function's entry probe.
-#[uprobe]
-pub fn go_map_rerun(ctx: ProbeContext) -> u32 {
-    if config::armed() {
-        // SAFETY: the helper only reads the cookie stored with this attachment.
-        let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
-        goroutine::mark_rerun(goroutine::id(&Regs::capture(&ctx)), cookie);
-    }
-    0
-}
-
 fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     if !config::armed() {
         return Ok(());
@@ -51,11 +42,13 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     // SAFETY: the helper only reads the cookie stored with this attachment.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = MapCookie::decode(cookie).ok_or(())?;
-    let regs = Regs::capture(ctx);
-    let goid = goroutine::id(&regs);
-    if goroutine::is_rerun(goid, cookie) {
+    if probe.on_stack_check && regs::stack_must_grow(ctx) {
+        // The prologue goes to `morestack` and then starts over: the hit
+        // that falls through counts this call.
         return Ok(());
     }
+    let regs = Regs::capture(ctx);
+    let goid = goroutine::id(&regs);
     let who = goroutine::identity(goid);
     if let Some(mut reserved) = output::reserve::<MapEvent>() {
         let event = reserved.init(MapEvent::ZERO);

@@ -1,6 +1,6 @@
 //! The current goroutine: Go keeps its `g` in R14 (ABIInternal, amd64).
 
-use aya_ebpf::{helpers::bpf_probe_read_user, macros::map, maps::LruHashMap};
+use aya_ebpf::helpers::bpf_probe_read_user;
 
 use crate::{config, regs::Regs};
 use tracer_common::Reg;
@@ -27,38 +27,4 @@ pub fn identity(goid: u64) -> u64 {
         0 => aya_ebpf::helpers::bpf_get_current_pid_tgid() | 1 << 63,
         goid => goid,
     }
-}
-
-/// Goroutines about to run a traced function's entry a second time, with the
-/// cookie of that entry's probe. A Go function whose stack must grow (or
-/// whose goroutine the scheduler wants to preempt) calls `morestack` from its
-/// prologue and later starts over from its entry, so the entry probe fires
-/// twice for one call. A probe on that `morestack` call leaves a mark here,
-/// and the entry probe drops the hit that the mark announces.
-#[map]
-static RERUNS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
-
-/// Marks that goroutine `goid` will re-enter the function probed with
-/// `cookie`.
-#[inline(always)]
-pub fn mark_rerun(goid: u64, cookie: u64) {
-    if goid != 0 {
-        let _ = RERUNS.insert(&goid, &cookie, 0);
-    }
-}
-
-/// Whether this entry hit is a re-run announced by [`mark_rerun`]; consumes
-/// the mark.
-#[inline(always)]
-pub fn is_rerun(goid: u64, cookie: u64) -> bool {
-    if goid == 0 {
-        return false;
-    }
-    // SAFETY: the value is copied before anything can remove it.
-    let marked = unsafe { RERUNS.get(&goid) }.copied();
-    if marked == Some(cookie) {
-        let _ = RERUNS.remove(&goid);
-        return true;
-    }
-    false
 }

@@ -10,6 +10,20 @@ use tracer_common::Reg;
 const SLOTS: usize = 16;
 const _: () = assert!(Reg::COUNT <= SLOTS);
 
+/// RFLAGS bits a `jbe` tests: it branches when either is set.
+const CARRY_FLAG: u64 = 1 << 0;
+const ZERO_FLAG: u64 = 1 << 6;
+
+/// At a probe on the `jbe` of a Go stack check: whether the branch is taken,
+/// that is, whether this run of the prologue goes to `morestack` (the flags
+/// are those of the `cmp` with the stack guard just before).
+#[inline(always)]
+pub fn stack_must_grow(ctx: &ProbeContext) -> bool {
+    // SAFETY: `regs` is the pt_regs the kernel passed to this uprobe.
+    let flags = unsafe { core::ptr::read_volatile(&raw const (*ctx.regs).eflags) };
+    flags & (CARRY_FLAG | ZERO_FLAG) != 0
+}
+
 /// The registers Go passes arguments in, captured at the probe.
 pub struct Regs([u64; SLOTS]);
 

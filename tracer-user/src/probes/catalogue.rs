@@ -189,7 +189,9 @@ impl MapProbe {
     }
 
     /// The attach cookie that tells the eBPF program how to read this
-    /// probe; `closable` as for [`Self::window`].
+    /// probe; `closable` as for [`Self::window`]. Where in the function the
+    /// probe sits (`on_stack_check`) is the loader's to say: it depends on
+    /// the binary's code.
     pub fn cookie(&self, closable: bool) -> MapCookie {
         let (key, key_a, key_b) = match self.key {
             KeyArgs::None => (KeyAbi::None, Reg::Rcx, Reg::Rcx),
@@ -209,6 +211,7 @@ impl MapProbe {
             key_a,
             key_b,
             window: self.window(closable),
+            on_stack_check: false,
         }
     }
 }

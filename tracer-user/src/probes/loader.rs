@@ -12,7 +12,7 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
     },
 };
-use tracer_common::{CodeRange, DEFAULT_KEY_LIMIT, KEY_CAPACITY};
+use tracer_common::{CodeRange, DEFAULT_KEY_LIMIT, KEY_CAPACITY, MapCookie};
 
 use super::{
     catalogue::{FIRST_REGISTER_ABI, GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe},
@@ -27,7 +27,6 @@ use crate::{
 };
 
 const GO_MAP_PROGRAM: &str = "go_map_op";
-const GO_MAP_RERUN_PROGRAM: &str = "go_map_rerun";
 const GO_MAP_EXIT_PROGRAM: &str = "go_map_exit";
 const GO_LOCK_PROGRAM: &str = "go_lock_wait";
 const RINGS_MAP: &str = "RINGS";
@@ -65,7 +64,7 @@ pub struct ProbeStatus {
     pub unused: bool,
     /// Where the entry probe sits, in bytes past the function's start: on
     /// the stack check's branch, where the trap is cheapest (see
-    /// [`disasm::cheap_entry`]), or 0. `None` when not attached.
+    /// [`disasm::stack_check_branch`]), or 0. `None` when not attached.
     pub entry_offset: Option<u64>,
 }
 
@@ -175,25 +174,11 @@ impl Tracer {
             program: load_uprobe(&mut ebpf, GO_MAP_PROGRAM)?,
             links: &mut links,
         };
-        let cookies: Vec<u64> = map_probes
-            .iter()
-            .zip(&closable)
-            .map(|(probe, &closable)| probe.cookie(closable).encode())
-            .collect();
         let mut probes: Vec<ProbeStatus> = map_probes
             .iter()
-            .zip(&cookies)
-            .map(|(probe, &cookie)| attach_map_probe(&mut attacher, target, probe, cookie))
+            .zip(&closable)
+            .map(|(probe, &closable)| attach_map_probe(&mut attacher, target, probe, closable))
             .collect();
-        let mut attacher = Attacher {
-            program: load_uprobe(&mut ebpf, GO_MAP_RERUN_PROGRAM)?,
-            links: &mut links,
-        };
-        for ((probe, &cookie), status) in map_probes.iter().zip(&cookies).zip(&probes) {
-            if status.attached {
-                attach_rerun_marks(&mut attacher, target, probe, cookie);
-            }
-        }
         let mut attacher = Attacher {
             program: load_uprobe(&mut ebpf, GO_LOCK_PROGRAM)?,
             links: &mut links,
@@ -337,16 +322,22 @@ fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UPr
     Ok(program)
 }
 
+/// Attaches a map function's entry probe; `closable` says whether its
+/// write windows can close (see [`attach_window_closers`]).
 fn attach_map_probe(
     attacher: &mut Attacher<'_>,
     target: &Target,
     probe: &MapProbe,
-    cookie: u64,
+    closable: bool,
 ) -> ProbeStatus {
     let result = match forwarding_target(target, probe) {
         Some(callee) => Err(Skip::Forwards(callee)),
         None => entry(target, probe.symbol).and_then(|entry| {
-            attacher.attach(target, entry.file_offset, cookie)?;
+            let cookie = MapCookie {
+                on_stack_check: entry.on_stack_check,
+                ..probe.cookie(closable)
+            };
+            attacher.attach(target, entry.file_offset, cookie.encode())?;
             Ok(entry)
         }),
     };
@@ -403,38 +394,26 @@ struct Entry {
     file_offset: u64,
     /// Bytes past the function's start.
     past_start: u64,
+    /// On the stack check's branch (see [`disasm::stack_check_branch`]).
+    on_stack_check: bool,
 }
 
-/// The cheapest place to see a function's calls with its arguments: its
-/// stack check's branch, or its first instruction.
+/// The cheapest place to see a function's calls with its arguments, once
+/// each: its stack check's branch, or else its first instruction.
 fn entry(target: &Target, symbol: &str) -> Result<Entry, Skip> {
     let (function, code) = function_code(target, symbol)?;
-    let address = disasm::cheap_entry(code, function.address);
+    let branch = disasm::stack_check_branch(code, function.address);
+    if branch.is_none() && !target.binary.stack_growth_calls(function).is_empty() {
+        // Not a prologue we know, yet it grows the stack: a call that
+        // does will be seen twice.
+        tracing::warn!("{symbol}: no stack check found; calls that grow the stack count twice");
+    }
+    let address = branch.unwrap_or(function.address);
     Ok(Entry {
         file_offset: file_offset(target, address)?,
         past_start: address - function.address,
+        on_stack_check: branch.is_some(),
     })
-}
-
-/// Marks the calls to `morestack` in an attached map function, after which
-/// the function runs again from its entry, so that its entry probe does not
-/// count the call twice. Best effort: without the marks, a few calls in a
-/// million are counted twice.
-fn attach_rerun_marks(attacher: &mut Attacher<'_>, target: &Target, probe: &MapProbe, cookie: u64) {
-    let Some(function) = target.binary.function(probe.symbol) else {
-        return;
-    };
-    for call in target.binary.stack_growth_calls(function) {
-        let attached = file_offset(target, call)
-            .map_err(|_| "outside the loaded segments".to_owned())
-            .and_then(|offset| attacher.attach(target, offset, cookie));
-        if let Err(error) = attached {
-            tracing::warn!(
-                "{}: cannot mark re-runs after stack growth: {error}",
-                probe.symbol
-            );
-        }
-    }
 }
 
 /// The file offsets of a function's exits: its RETs and tail jumps.

@@ -3,9 +3,12 @@
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 /// How far into a function its stack check's branch can be: Go's longest
-/// prologue (frames too big to compare RSP directly) is `mov r12, rsp;
-/// sub r12, N; jb …`.
-const PROLOGUE_LENGTH: usize = 4;
+/// stack check (frames too big to compare RSP directly) is `mov r12, rsp;
+/// sub r12, N; jb …; cmp r12, [r14+16]; jbe …`.
+const PROLOGUE_LENGTH: usize = 5;
+/// Where `runtime.g` keeps `stackguard0`, which a Go prologue compares the
+/// stack pointer with (after `stack.lo` and `stack.hi`).
+const STACKGUARD0_OFFSET: u64 = 16;
 
 /// The direct calls in a function's code, in order: (address of the call
 /// instruction, address called).
@@ -36,26 +39,40 @@ pub fn exits(code: &[u8], address: u64) -> Vec<u64> {
         .collect()
 }
 
-/// Where to probe a function's entry so that the trap is cheap: the
-/// conditional branch of a Go stack check, or else the entry itself.
+/// The branch of a Go function's stack check, where its entry probe goes:
+/// the `jbe` after `cmp rsp (or r12), [r14+16]`, taken when the stack must
+/// grow. `None` when the function does not start with one.
 ///
 /// The kernel runs a probed instruction either by emulating it, which
 /// branches are, or by single-stepping a copy of it, which costs a second
-/// trap: on our VMs a probe on a Go function's first instruction (`cmp rsp,
-/// [r14+16]`) adds ~8 µs per call, one on the `jbe` after it ~1 µs. At the
+/// trap: on our VMs a probe on a Go function's first instruction (the
+/// `cmp`) adds ~8 µs per call, one on the `jbe` after it ~1 µs. At the
 /// branch, every register a probe reads (arguments, RSP, RBP, R14) still
 /// holds its value from the entry: the instructions before it only compare,
-/// or write Go's scratch registers R12 and R13.
-pub fn cheap_entry(code: &[u8], address: u64) -> u64 {
+/// branch to `morestack`, or write Go's scratch registers R12 and R13. And
+/// the flags say whether this run of the prologue goes to `morestack` and
+/// will start over, so that a probe here can count each call once.
+pub fn stack_check_branch(code: &[u8], address: u64) -> Option<u64> {
+    let mut compared_with_stackguard = false;
     for instruction in instructions(code, address).take(PROLOGUE_LENGTH) {
-        if instruction.is_jcc_short_or_near() {
-            return instruction.ip();
+        if instruction.mnemonic() == Mnemonic::Jbe && compared_with_stackguard {
+            return Some(instruction.ip());
         }
         if !keeps_entry_state(&instruction) {
-            break;
+            return None;
         }
+        compared_with_stackguard = is_stackguard_compare(&instruction);
     }
-    address
+    None
+}
+
+/// `cmp reg, [r14+16]`: a register against the goroutine's stack guard.
+fn is_stackguard_compare(instruction: &Instruction) -> bool {
+    instruction.mnemonic() == Mnemonic::Cmp
+        && instruction.op1_kind() == OpKind::Memory
+        && instruction.memory_base() == Register::R14
+        && instruction.memory_index() == Register::None
+        && instruction.memory_displacement64() == STACKGUARD0_OFFSET
 }
 
 /// Whether an instruction changes nothing a probe at the function's entry
@@ -63,6 +80,7 @@ pub fn cheap_entry(code: &[u8], address: u64) -> u64 {
 fn keeps_entry_state(instruction: &Instruction) -> bool {
     match instruction.mnemonic() {
         Mnemonic::Cmp | Mnemonic::Test => true,
+        _ if instruction.is_jcc_short_or_near() => true,
         Mnemonic::Mov | Mnemonic::Lea | Mnemonic::Sub | Mnemonic::Add => {
             instruction.op0_kind() == OpKind::Register
                 && matches!(instruction.op0_register(), Register::R12 | Register::R13)
@@ -106,14 +124,14 @@ mod tests {
     const JBE_NEAR: [u8; 6] = [0x0f, 0x86, 0x00, 0x01, 0, 0];
 
     #[test]
-    fn cheap_entry_is_the_branch_of_a_small_frames_stack_check() {
+    fn the_branch_of_a_small_frames_stack_check() {
         // cmp rsp, [r14+0x10]; jbe; push rbp
         let code = [&[0x49, 0x3b, 0x66, 0x10][..], &JBE_NEAR, &[0x55]].concat();
-        assert_eq!(cheap_entry(&code, 0x1000), 0x1004);
+        assert_eq!(stack_check_branch(&code, 0x1000), Some(0x1004));
     }
 
     #[test]
-    fn cheap_entry_is_the_branch_of_a_big_frames_stack_check() {
+    fn the_branch_of_a_big_frames_stack_check() {
         // lea r12, [rsp-0x1000]; cmp r12, [r14+0x10]; jbe
         let code = [
             &[0x4c, 0x8d, 0xa4, 0x24, 0x00, 0xf0, 0xff, 0xff][..],
@@ -121,11 +139,11 @@ mod tests {
             &JBE_NEAR,
         ]
         .concat();
-        assert_eq!(cheap_entry(&code, 0x1000), 0x100c);
+        assert_eq!(stack_check_branch(&code, 0x1000), Some(0x100c));
     }
 
     #[test]
-    fn cheap_entry_is_the_first_branch_of_a_huge_frames_stack_check() {
+    fn the_last_branch_of_a_huge_frames_stack_check() {
         // mov r12, rsp; sub r12, 0x10000; jb …; cmp r12, [r14+0x10]; jbe
         let code = [
             &[0x49, 0x89, 0xe4][..],
@@ -135,19 +153,31 @@ mod tests {
             &JBE_NEAR,
         ]
         .concat();
-        assert_eq!(cheap_entry(&code, 0x1000), 0x100a);
+        // The jb (wrap-around check) is not the stack check's branch: the
+        // jbe after the compare with the stack guard is.
+        assert_eq!(stack_check_branch(&code, 0x1000), Some(0x1014));
     }
 
     #[test]
-    fn cheap_entry_is_the_entry_when_something_changes_before_the_branch() {
+    fn no_branch_without_a_stack_check_that_leaves_the_arguments_alone() {
         // No stack check: push rbp; mov rbp, rsp; …
-        assert_eq!(cheap_entry(&[0x55, 0x48, 0x89, 0xe5], 0x1000), 0x1000);
-        // An argument register written before the branch: mov rbx, rsp; jbe
-        let code = [&[0x48, 0x89, 0xe3][..], &JBE_NEAR].concat();
-        assert_eq!(cheap_entry(&code, 0x1000), 0x1000);
+        assert_eq!(stack_check_branch(&[0x55, 0x48, 0x89, 0xe5], 0x1000), None);
+        // An argument register written before the branch: mov rbx, rsp;
+        // cmp rsp, [r14+0x10]; jbe
+        let code = [
+            &[0x48, 0x89, 0xe3][..],
+            &[0x49, 0x3b, 0x66, 0x10],
+            &JBE_NEAR,
+        ]
+        .concat();
+        assert_eq!(stack_check_branch(&code, 0x1000), None);
+        // A compare with something else than the stack guard:
+        // cmp rsp, [r14+0x18]; jbe
+        let code = [&[0x49, 0x3b, 0x66, 0x18][..], &JBE_NEAR].concat();
+        assert_eq!(stack_check_branch(&code, 0x1000), None);
         // A branch too far in to be the stack check.
-        let code = [&[0x4d, 0x3b, 0x66, 0x10][..]; 4].concat();
+        let code = [&[0x4d, 0x3b, 0x66, 0x10][..]; 5].concat();
         let code = [&code[..], &JBE_NEAR].concat();
-        assert_eq!(cheap_entry(&code, 0x1000), 0x1000);
+        assert_eq!(stack_check_branch(&code, 0x1000), None);
     }
 }
