@@ -105,10 +105,15 @@ fn hotkeys() -> std::path::PathBuf {
 
 #[test]
 fn target_exit_ends_the_recording_and_keeps_its_data() {
-    let fixture = Fixture::start(&hotkeys(), &["-seconds", "1.5"]).expect("start fixture");
+    let fixture = Fixture::start(&hotkeys(), &["-seconds", "60"]).expect("start fixture");
     let pid = fixture.pid().to_string();
-    // Far longer than the fixture lives: the exit must end the recording.
-    let run = contend::record("target-exit", &["--pid", &pid, "--duration", "60"]);
+    // Far longer than the fixture lives: its exit must end the recording.
+    let mut contend = contend::start_record("target-exit", &["--pid", &pid, "--duration", "60"]);
+    contend.wait_until_tracing();
+    thread::sleep(Duration::from_secs(1));
+    // Killed once traced, however long attaching took.
+    fixture.finish();
+    let run = contend.finish();
     let export = run.export();
     assert!(
         run.stderr().contains("the target exited"),
@@ -123,7 +128,6 @@ fn target_exit_ends_the_recording_and_keeps_its_data() {
         export.window.duration_ns < 30_000_000_000,
         "stopped at the exit, not at --duration"
     );
-    drop(fixture);
 }
 
 #[test]
