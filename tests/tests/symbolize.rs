@@ -25,7 +25,7 @@ use contend_tests::{
     path_from_env, workspace_root,
 };
 use object::{Object as _, ObjectSection as _};
-use tracer_user::target::{
+use tracer_user::inspect::{
     Frame, Symbolizer,
     pclntab::{self, GoFunction},
 };

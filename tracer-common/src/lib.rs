@@ -69,6 +69,17 @@ impl MapOp {
             _ => return None,
         })
     }
+
+    /// The operation's name in exports and reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Delete => "delete",
+            Self::Iterate => "iterate",
+            Self::Clear => "clear",
+        }
+    }
 }
 
 /// Which wait a lock event measures.
@@ -91,6 +102,17 @@ impl LockOp {
             3 => Self::RwWrite,
             _ => return None,
         })
+    }
+
+    /// The kind of wait's name in exports and reports: `mutex`,
+    /// `rwmutex.read` (readers waiting for a writer) or `rwmutex.write` (a
+    /// writer waiting for readers to leave).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::MutexLock => "mutex",
+            Self::RwRead => "rwmutex.read",
+            Self::RwWrite => "rwmutex.write",
+        }
     }
 }
 

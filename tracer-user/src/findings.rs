@@ -8,7 +8,6 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{Aggregate, MapStats, RacePair, RaceStats, StackCounts, WaitStats},
-    export::build::lock_kind,
     sites::{self, CallSite, ResolveSites},
 };
 
@@ -107,17 +106,19 @@ pub fn find(
     resolver: &dyn ResolveSites,
 ) -> Vec<Finding> {
     let hot_keys = aggregate
-        .maps_by_ops()
-        .into_iter()
+        .maps()
         .filter_map(|(address, stats)| hot_key(address, stats, thresholds, resolver));
     let convoys = aggregate
         .locks
-        .by_total_wait()
-        .into_iter()
+        .all()
         .filter_map(|(address, op, stats)| lock_convoy(address, op, stats, thresholds, resolver));
     let races = concurrent_map_accesses(aggregate, resolver);
     let mut findings: Vec<Finding> = races.into_iter().chain(hot_keys).chain(convoys).collect();
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
+    findings.sort_by(|a, b| {
+        (b.severity.cmp(&a.severity))
+            .then(b.count.cmp(&a.count))
+            .then(a.subject.cmp(&b.subject))
+    });
     findings
 }
 
@@ -179,7 +180,9 @@ fn race_finding(map: u64, sides: [ResolvedSide; 2], count: u64, example: &RaceSt
         })
         .collect();
     let message = format!(
-        "map {map:#x} was used by two goroutines at once {count} times, {} and {}:          an unsynchronised map is corrupted by this, and Go kills the program with \"fatal error: {}\"          when it notices; guard the map with a sync.Mutex or use sync.Map",
+        "map {map:#x} was used by two goroutines at once {count} times, {} and {}: \
+         an unsynchronised map is corrupted by this, and Go kills the program with \"fatal error: {}\" \
+         when it notices; guard the map with a sync.Mutex or use sync.Map",
         describe(first),
         describe(second),
         runtime_error(first.0, second.0),
@@ -280,7 +283,7 @@ fn lock_convoy(
         message: format!(
             "{} {address:#x}: {} goroutines queue for it and the slowest waits (p99 {:.1} ms) are {}× the \
              typical one (p50 {:.3} ms): a few long holds stall a queue of waiters",
-            lock_kind(op),
+            op.name(),
             stats.goroutines(),
             p99 as f64 / 1e6,
             p99 / p50,

@@ -1,7 +1,7 @@
 //! contend's user side: find the target, choose and attach probes, read and
 //! decode events, aggregate them, and export the result.
 //!
-//! - `target`: which process and binary we trace, and where its functions are.
+//! - `inspect`: which process and binary we trace, and where its functions are.
 //! - `probes`: the probe catalogue (what to attach where) and the eBPF loader.
 //! - `events`: per-CPU buffer readers and the one decoding boundary.
 //! - `aggregate`: per-map, per-key, per-lock and per-site counters.
@@ -14,6 +14,6 @@ pub mod duration;
 pub mod events;
 pub mod export;
 pub mod findings;
+pub mod inspect;
 pub mod probes;
 pub mod sites;
-pub mod target;

@@ -8,7 +8,7 @@ use std::{cell::RefCell, collections::HashMap};
 use crate::{
     aggregate::StackCounts,
     events::Stack,
-    target::{Frame, Symbolizer, Target},
+    inspect::{Frame, Symbolizer, Target},
 };
 
 /// A place in the target's source: the frame a stack is shown as.

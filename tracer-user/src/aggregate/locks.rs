@@ -96,15 +96,19 @@ impl LockWaits {
             .record(wait);
     }
 
-    /// (lock address, kind of wait, stats), most total waiting first.
-    pub fn by_total_wait(&self) -> Vec<(u64, LockOp, &WaitStats)> {
-        let mut all: Vec<_> = self
-            .waits
+    /// Every (lock address, kind of wait, stats), in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = (u64, LockOp, &WaitStats)> + '_ {
+        self.waits
             .iter()
             .map(|((lock, op), stats)| (*lock, *op, stats))
-            .collect();
-        all.sort_by(|a, b| b.2.total_ns.cmp(&a.2.total_ns).then(a.0.cmp(&b.0)));
-        all
+    }
+
+    /// The `n` (lock address, kind of wait, stats) with the most total
+    /// waiting, most first.
+    pub fn most_waited(&self, n: usize) -> Vec<(u64, LockOp, &WaitStats)> {
+        super::top_n(self.all().collect(), n, |a, b| {
+            b.2.total_ns.cmp(&a.2.total_ns).then(a.0.cmp(&b.0))
+        })
     }
 }
 
@@ -131,7 +135,7 @@ mod tests {
             locks.record(&wait(0x10, LockOp::RwRead, ns / 1000, ns));
         }
         locks.record(&wait(0x10, LockOp::RwWrite, 9, 50_000));
-        let all = locks.by_total_wait();
+        let all = locks.most_waited(10);
         assert_eq!(all.len(), 2);
         let (lock, op, writes) = all[0];
         assert_eq!(
@@ -158,7 +162,7 @@ mod tests {
         for goid in 1..=GOROUTINE_CAPACITY as u64 + 10 {
             locks.record(&wait(0x10, LockOp::MutexLock, goid, 1_000));
         }
-        let all = locks.by_total_wait();
+        let all = locks.most_waited(10);
         assert_eq!(all[0].2.goroutines(), GOROUTINE_CAPACITY);
         assert_eq!(all[0].2.contended(), GOROUTINE_CAPACITY as u64 + 10);
     }

@@ -116,16 +116,37 @@ impl Aggregate {
         self.maps.len()
     }
 
-    /// Maps with their addresses, busiest first.
-    pub fn maps_by_ops(&self) -> Vec<(u64, &MapStats)> {
-        let mut maps: Vec<_> = self
-            .maps
-            .iter()
-            .map(|(address, stats)| (*address, stats))
-            .collect();
-        maps.sort_by(|a, b| b.1.ops.total().cmp(&a.1.ops.total()).then(a.0.cmp(&b.0)));
-        maps
+    /// Every map with its address, in no particular order.
+    pub fn maps(&self) -> impl Iterator<Item = (u64, &MapStats)> + '_ {
+        self.maps.iter().map(|(address, stats)| (*address, stats))
     }
+
+    /// The `n` busiest maps with their addresses, busiest first. A live view
+    /// asks for this every tick of a program that may have a million maps:
+    /// the busiest are selected, not the whole table sorted.
+    pub fn busiest_maps(&self, n: usize) -> Vec<(u64, &MapStats)> {
+        top_n(self.maps().collect(), n, |a, b| {
+            b.1.ops.total().cmp(&a.1.ops.total()).then(a.0.cmp(&b.0))
+        })
+    }
+}
+
+/// The first `n` of `items` in `order`, in order: a partial selection
+/// (linear) followed by a sort of only those `n`.
+pub(crate) fn top_n<T>(
+    mut items: Vec<T>,
+    n: usize,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    if n == 0 {
+        return Vec::new();
+    }
+    if items.len() > n {
+        items.select_nth_unstable_by(n - 1, &order);
+        items.truncate(n);
+    }
+    items.sort_by(order);
+    items
 }
 
 #[cfg(test)]
@@ -148,7 +169,7 @@ mod tests {
         aggregate.dropped_by_cpu = vec![2, 3];
         assert_eq!(aggregate.events, 4);
         assert_eq!(aggregate.dropped(), 5);
-        let maps = aggregate.maps_by_ops();
+        let maps = aggregate.busiest_maps(10);
         assert_eq!(maps.len(), 2);
         assert_eq!(maps[0].0, 1, "busiest map first");
         assert_eq!(
@@ -160,5 +181,14 @@ mod tests {
             }
         );
         assert_eq!(maps[1].1.ops.total(), 1);
+        assert_eq!(aggregate.busiest_maps(1).len(), 1);
+    }
+
+    #[test]
+    fn top_n_selects_and_orders() {
+        let order = |a: &u32, b: &u32| b.cmp(a);
+        assert_eq!(top_n(vec![3, 9, 1, 7, 5], 3, order), [9, 7, 5]);
+        assert_eq!(top_n(vec![3, 9], 5, order), [9, 3]);
+        assert!(top_n(vec![3, 9], 0, order).is_empty());
     }
 }

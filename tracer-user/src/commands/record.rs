@@ -23,13 +23,13 @@ use tracer_user::{
     events::{Batch, DumpWriter, Readers, reader::SharedDump},
     export::{
         self,
-        build::{Recording, export},
+        build::{Recording, export, target_info},
         schema::Window,
     },
     findings::Thresholds,
+    inspect::{FunctionTable, Target},
     probes::{LoadOptions, Tracer},
     sites::{ResolveSites, SiteResolver, no_sites},
-    target::{FunctionTable, Target},
 };
 
 pub struct Options {
@@ -119,7 +119,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         None => &no_sites,
     };
     let export = export(&Recording {
-        target: &target,
+        target: &target_info(&target),
         probes: &probes,
         attach,
         thresholds: &options.thresholds,

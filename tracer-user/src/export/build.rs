@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use tracer_common::{LockOp, MapOp};
-
 use super::schema::{
     self, Bucket, Export, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, Site, WaitNs,
     Window,
@@ -11,9 +9,9 @@ use super::schema::{
 use crate::{
     aggregate::{Aggregate, MapStats, StackCounts, WaitStats},
     findings::{self, Thresholds},
+    inspect::Target,
     probes::ProbeStatus,
     sites::{self, CallSite, ResolveSites},
-    target::Target,
 };
 
 /// Keys listed per map.
@@ -28,7 +26,7 @@ pub const TOP_SITES: usize = 10;
 
 /// What a recording knows besides its aggregate.
 pub struct Recording<'a> {
-    pub target: &'a Target,
+    pub target: &'a schema::Target,
     pub probes: &'a [ProbeStatus],
     /// How long resolving and attaching took.
     pub attach: Duration,
@@ -52,12 +50,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
     let seconds = window.duration_ns as f64 / 1e9;
     Export {
         schema: SCHEMA_V1.to_owned(),
-        target: schema::Target {
-            pid: target.pid,
-            exe: target.exe.display().to_string(),
-            language: "go".to_owned(),
-            go_version: target.binary.go_version.clone(),
-        },
+        target: (*target).clone(),
         window: *window,
         tracer: schema::Tracer {
             events: aggregate.events,
@@ -73,6 +66,16 @@ pub fn export(recording: &Recording<'_>) -> Export {
             .into_iter()
             .map(finding)
             .collect(),
+    }
+}
+
+/// What the export says about the traced process.
+pub fn target_info(target: &Target) -> schema::Target {
+    schema::Target {
+        pid: target.pid,
+        exe: target.exe.display().to_string(),
+        language: "go".to_owned(),
+        go_version: target.binary.go_version.clone(),
     }
 }
 
@@ -92,7 +95,7 @@ fn finding(finding: findings::Finding) -> schema::Finding {
             .accesses
             .into_iter()
             .map(|access| schema::Access {
-                op: op_name(access.op).to_owned(),
+                op: access.op.name().to_owned(),
                 key: access.key,
                 goroutine: access.goid,
                 site: access.site.map(|site| site_report(site, finding.count)),
@@ -107,16 +110,6 @@ fn site_report(site: CallSite, ops: u64) -> Site {
         file: site.file,
         line: site.line,
         ops,
-    }
-}
-
-pub fn op_name(op: MapOp) -> &'static str {
-    match op {
-        MapOp::Read => "read",
-        MapOp::Write => "write",
-        MapOp::Delete => "delete",
-        MapOp::Iterate => "iterate",
-        MapOp::Clear => "clear",
     }
 }
 
@@ -170,9 +163,8 @@ fn dropped_by_cpu(aggregate: &Aggregate) -> Vec<u64> {
 
 fn map_reports(aggregate: &Aggregate, resolver: &dyn ResolveSites, seconds: f64) -> Vec<MapReport> {
     aggregate
-        .maps_by_ops()
+        .busiest_maps(TOP_MAPS)
         .into_iter()
-        .take(TOP_MAPS)
         .map(|(address, stats)| map_report(address, stats, resolver, seconds))
         .collect()
 }
@@ -222,12 +214,11 @@ fn lock_reports(
 ) -> Vec<LockReport> {
     aggregate
         .locks
-        .by_total_wait()
+        .most_waited(TOP_LOCKS)
         .into_iter()
-        .take(TOP_LOCKS)
         .map(|(lock, op, stats)| LockReport {
             id: format!("{lock:#x}"),
-            kind: lock_kind(op).to_owned(),
+            kind: op.name().to_owned(),
             contended: stats.contended(),
             goroutines: stats.goroutines() as u64,
             wait_ns: wait_ns(stats),
@@ -240,14 +231,6 @@ fn lock_reports(
             contended_per_sec: per_second(stats.contended(), seconds),
         })
         .collect()
-}
-
-pub fn lock_kind(op: LockOp) -> &'static str {
-    match op {
-        LockOp::MutexLock => "mutex",
-        LockOp::RwRead => "rwmutex.read",
-        LockOp::RwWrite => "rwmutex.write",
-    }
 }
 
 fn wait_ns(stats: &WaitStats) -> WaitNs {

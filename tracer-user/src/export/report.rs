@@ -182,13 +182,13 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     who_touches(out, map);
     for key in map.top_keys.iter().take(KEYS_SHOWN) {
         let bar = "█".repeat((key.share * BAR_WIDTH as f64).round() as usize);
-        let _ = writeln!(
-            out,
+        let line = format!(
             "    {:<key_width$}  {:>12}  {:>5.1}%  {bar}",
             shorten(&key.key, 40),
             thousands(key.count),
             100.0 * key.share,
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     site_lines(out, &map.sites, "ops");
 }
@@ -286,7 +286,7 @@ fn thousands(value: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::schema::{self, KeyReport, Ops, Probe, SCHEMA_V1, Window};
+    use crate::export::schema::{self, Window};
 
     #[test]
     fn durations_read_well() {
@@ -304,148 +304,142 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
     }
 
-    fn site(function: &str, line: u32, ops: u64) -> Site {
-        Site {
-            function: function.to_owned(),
-            file: "/src/shop/cache.go".to_owned(),
-            line,
-            ops,
-        }
-    }
+    /// A recording of a small shop, built the way `record` builds one:
+    /// events through the aggregate, findings and the export.
+    fn shop_export() -> Export {
+        use tracer_common::{LockOp, MapOp};
 
-    #[test]
-    fn renders_a_recording() {
-        let export = Export {
-            schema: SCHEMA_V1.to_owned(),
-            target: schema::Target {
+        use crate::{
+            aggregate::Aggregate,
+            events::{
+                Event, LockWait, MapAccess, MapConflict, Stack,
+                fixtures::{access, text_key},
+            },
+            export::build::{Recording, export},
+            findings::Thresholds,
+            probes::ProbeStatus,
+            sites::CallSite,
+        };
+
+        const CACHE: u64 = 0xc000123000;
+        const GET: u64 = 0x4010;
+        const SET: u64 = 0x4020;
+        const WORKER: u64 = 0x4030;
+        let op = |op, key: &str, pc, goid| {
+            Event::MapAccess(MapAccess {
+                op,
+                tid: 1,
+                goid,
+                timestamp_ns: 1_000_000_000,
+                map: CACHE,
+                key: text_key(key),
+                stack: Stack([pc, 0, 0, 0]),
+            })
+        };
+        let mut events = Vec::new();
+        for n in 0..1000u64 {
+            let key = match n % 10 {
+                0..4 => "sku-42".to_owned(),
+                4 => "sku-7".to_owned(),
+                _ => format!("sku-{}", 100 + n % 50),
+            };
+            let (kind, pc) = if n % 5 < 3 {
+                (MapOp::Read, GET)
+            } else {
+                (MapOp::Write, SET)
+            };
+            events.push(op(kind, &key, pc, 1 + n % 8));
+        }
+        events.push(op(MapOp::Read, "sku-1", GET, 9));
+        for n in 0..120u64 {
+            events.push(Event::LockWait(LockWait {
+                op: LockOp::RwWrite,
+                tid: 1,
+                goid: 1 + n % 4,
+                timestamp_ns: 1_000_000_000,
+                lock: 0xc000456000,
+                // A queue behind a few long holds: a convoy.
+                wait_ns: if n % 12 == 0 {
+                    5_000_000
+                } else {
+                    40_000 + 100 * n
+                },
+                stack: Stack([WORKER, 0, 0, 0]),
+            }));
+        }
+        for _ in 0..3 {
+            events.push(Event::MapConflict(Box::new(MapConflict {
+                tid: 1,
+                map: CACHE,
+                running: access(MapOp::Read, GET, 7, "sku-42"),
+                in_flight: access(MapOp::Write, SET, 8, "sku-7"),
+            })));
+        }
+        let mut aggregate = Aggregate::default();
+        events.into_iter().for_each(|event| aggregate.record(event));
+        aggregate.dropped_by_cpu = vec![12, 0];
+
+        let resolve = |stack: &Stack| {
+            let (function, line) = match stack.0[0] {
+                GET => ("main.(*Cache).Get", 20),
+                SET => ("main.(*Cache).Set", 14),
+                WORKER => ("main.worker", 44),
+                _ => return None,
+            };
+            Some(CallSite {
+                function: function.to_owned(),
+                file: "/src/shop/cache.go".to_owned(),
+                line,
+            })
+        };
+        let probe = |symbol: &str, reason: Option<&str>, unused| ProbeStatus {
+            symbol: symbol.to_owned(),
+            attached: reason.is_none(),
+            reason: reason.map(str::to_owned),
+            unused,
+            entry_offset: reason.is_none().then_some(4),
+        };
+        let probes = [
+            probe("runtime.mapassign_faststr", None, false),
+            probe(
+                "runtime.mapaccess2_faststr",
+                Some("attach failed: no such file"),
+                false,
+            ),
+            probe(
+                "runtime.mapdelete_faststr",
+                Some("not in this binary: the program never uses it"),
+                true,
+            ),
+        ];
+        export(&Recording {
+            target: &schema::Target {
                 pid: 4242,
                 exe: "/srv/shop".to_owned(),
                 language: "go".to_owned(),
                 go_version: Some("go1.27.3".to_owned()),
             },
+            probes: &probes,
+            attach: std::time::Duration::from_millis(250),
+            thresholds: &Thresholds::default(),
             window: Window {
                 start_unix_ns: 0,
                 duration_ns: 2_000_000_000,
             },
-            tracer: schema::Tracer {
-                events: 1_000_000,
-                dropped: 12,
-                dropped_by_cpu: vec![12, 0],
-                maps_seen: 3,
-                attach_ns: 250_000_000,
-                probes: vec![
-                    Probe {
-                        symbol: "runtime.mapassign_faststr".to_owned(),
-                        attached: true,
-                        reason: None,
-                        unused: false,
-                        entry_offset: Some(4),
-                    },
-                    Probe {
-                        symbol: "runtime.mapaccess2_faststr".to_owned(),
-                        attached: false,
-                        reason: Some("attach failed: no such file".to_owned()),
-                        unused: false,
-                        entry_offset: None,
-                    },
-                    Probe {
-                        symbol: "runtime.mapdelete_faststr".to_owned(),
-                        attached: false,
-                        reason: Some("not in this binary: the program never uses it".to_owned()),
-                        unused: true,
-                        entry_offset: None,
-                    },
-                ],
-            },
-            maps: vec![schema::MapReport {
-                id: "0xc000123000".to_owned(),
-                ops: Ops {
-                    read: 600_000,
-                    write: 400_000,
-                    ..Ops::default()
-                },
-                top_keys: vec![
-                    KeyReport {
-                        key: "sku-42".to_owned(),
-                        count: 400_000,
-                        share: 0.4,
-                        error: 0,
-                    },
-                    KeyReport {
-                        key: "sku-7".to_owned(),
-                        count: 100_000,
-                        share: 0.1,
-                        error: 0,
-                    },
-                ],
-                sites: vec![
-                    site("main.(*Cache).Get", 20, 600_000),
-                    site("main.(*Cache).Set", 14, 400_000),
-                ],
-                touched_by: vec![
-                    "main.(*Cache).Get".to_owned(),
-                    "main.(*Cache).Set".to_owned(),
-                ],
-                goroutines: 8,
-                readers: 6,
-                writers: 2,
-                ops_per_sec: 500_000.0,
-                peak_ops_per_sec: 510_000,
-            }],
-            locks: vec![schema::LockReport {
-                id: "0xc000456000".to_owned(),
-                kind: "rwmutex.write".to_owned(),
-                contended: 1200,
-                goroutines: 4,
-                wait_ns: schema::WaitNs {
-                    p50: 4_000_000,
-                    p90: 4_100_000,
-                    p99: 4_400_000,
-                    p999: 5_000_000,
-                    max: 5_100_000,
-                    total: 4_800_000_000,
-                },
-                histogram: vec![],
-                sites: vec![site("main.worker", 44, 1200)],
-                contended_per_sec: 600.0,
-            }],
-            findings: vec![
-                schema::Finding {
-                    kind: "concurrent_map_access".to_owned(),
-                    severity: "critical".to_owned(),
-                    message: "map 0xc000123000 was used by two goroutines at once 3 times"
-                        .to_owned(),
-                    subject: "0xc000123000".to_owned(),
-                    sites: vec![],
-                    count: 3,
-                    accesses: vec![
-                        schema::Access {
-                            op: "read".to_owned(),
-                            key: Some("sku-42".to_owned()),
-                            goroutine: Some(7),
-                            site: Some(site("main.(*Cache).Get", 20, 3)),
-                        },
-                        schema::Access {
-                            op: "write".to_owned(),
-                            key: Some("sku-7".to_owned()),
-                            goroutine: Some(8),
-                            site: Some(site("main.(*Cache).Set", 14, 3)),
-                        },
-                    ],
-                },
-                schema::Finding {
-                    kind: "hot_key".to_owned(),
-                    severity: "warning".to_owned(),
-                    message:
-                        "key \"sku-42\" takes 40% of the 1000000 operations on map 0xc000123000"
-                            .to_owned(),
-                    subject: "0xc000123000".to_owned(),
-                    sites: vec![site("main.(*Cache).Get", 20, 240_000)],
-                    count: 400_000,
-                    accesses: vec![],
-                },
-            ],
-        };
+            aggregate: &aggregate,
+            sites: &resolve,
+        })
+    }
+
+    #[test]
+    fn renders_a_recording() {
+        let export = shop_export();
+        assert_eq!(
+            export.findings.len(),
+            3,
+            "a race, a hot key and a convoy: {:#?}",
+            export.findings
+        );
         insta::assert_snapshot!(render(&export));
     }
 }

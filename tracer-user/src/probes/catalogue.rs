@@ -8,7 +8,7 @@
 
 use tracer_common::{KeyAbi, LockCookie, LockOp, MapCookie, MapOp, Reg, Window};
 
-use crate::target::GoVersion;
+use crate::inspect::GoVersion;
 
 /// The register ABI arrived in Go 1.17 on amd64; before it, arguments were
 /// on the stack and none of these layouts hold.

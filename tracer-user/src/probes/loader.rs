@@ -23,7 +23,7 @@ use crate::{
         CpuRing, RingPlan,
         rings::{self, RingError},
     },
-    target::{Function, FunctionTable, GoVersion, Target, disasm},
+    inspect::{Function, FunctionTable, GoVersion, Target, disasm},
 };
 
 const GO_MAP_PROGRAM: &str = "go_map_op";

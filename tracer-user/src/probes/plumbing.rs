@@ -6,7 +6,7 @@
 
 use tracer_common::{CodeRange, PLUMBING_RANGES};
 
-use crate::{sites::is_plumbing, target::Binary};
+use crate::{inspect::Binary, sites::is_plumbing};
 
 /// The plumbing functions of `binary` as sorted, disjoint ranges of runtime
 /// addresses (`load_bias` added), neighbouring functions merged; `None`
