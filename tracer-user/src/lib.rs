@@ -8,6 +8,7 @@
 //! - `sites`: captured stacks become call sites in the user's code.
 //! - `findings`: what the aggregate means (hot keys, lock convoys, races).
 //! - `export`: the versioned JSON schema, and the text report rendered from it.
+//! - `session`: all of the above as one pipeline that `record` and `top` share.
 
 pub mod aggregate;
 pub mod duration;
@@ -16,4 +17,5 @@ pub mod export;
 pub mod findings;
 pub mod inspect;
 pub mod probes;
+pub mod session;
 pub mod sites;

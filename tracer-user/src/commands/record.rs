@@ -4,32 +4,21 @@
 
 use std::{
     ffi::OsString,
-    io,
-    os::fd::{FromRawFd as _, OwnedFd},
     path::{Path, PathBuf},
     process::{Child, Command},
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
-use tokio::{
-    io::{Interest, unix::AsyncFd},
-    signal::unix::{Signal, SignalKind, signal},
-    sync::mpsc,
-};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracer_user::{
-    aggregate::Aggregate,
-    events::{Batch, DumpWriter, Readers, reader::SharedDump},
-    export::{
-        self,
-        build::{Recording, export, target_info},
-        schema::Window,
-    },
+    events::DumpWriter,
+    export,
     findings::Thresholds,
-    inspect::{FunctionTable, Target},
-    probes::{LoadOptions, Tracer},
-    sites::{ResolveSites, SiteResolver, no_sites},
+    inspect::{FunctionTable, Target, process},
+    probes::LoadOptions,
+    session::{Session, SessionOptions, SharedDump},
 };
 
 pub struct Options {
@@ -40,9 +29,6 @@ pub struct Options {
     pub probes: LoadOptions,
     pub thresholds: Thresholds,
 }
-
-/// Batches in flight between the readers and the aggregator.
-const CHANNEL_BATCHES: usize = 256;
 
 pub fn run(options: Options) -> anyhow::Result<()> {
     require_root()?;
@@ -75,69 +61,31 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 }
 
 async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()> {
-    let begun = Instant::now();
     let mut signals = StopSignals::catch()?;
     let target = Target::from_pid(pid)?;
-    let mut tracer = Tracer::attach(&target, options.probes)?;
-    let attach = begun.elapsed();
-    let rings = tracer.take_event_rings()?;
-    let dump = dump_from_environment()?;
-    let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
-    let readers = Readers::spawn(rings, to_aggregator, dump.clone())?;
-    let aggregator = tokio::spawn(aggregate(batches));
-
-    tracer.arm()?;
-    let started_wall = SystemTime::now();
-    let started = Instant::now();
-    announce(&target, &tracer, options.duration);
+    let session = Session::start(
+        target,
+        SessionOptions {
+            probes: options.probes,
+            thresholds: options.thresholds,
+            snapshot_every: None,
+            dump: dump_from_environment()?,
+        },
+    )?;
+    announce(&session, options.duration);
     let stop = wait_for_stop(pid, options.duration, &mut signals).await;
-    // Once disarmed, nothing more is emitted: drain and write the export
-    // first, and detach (which takes seconds) after. If disarming fails,
-    // detaching is what stops the events.
-    let disarmed = tracer.disarm();
-    let window = window(started_wall, started.elapsed());
-    let dropped_by_cpu = tracer.dropped_by_cpu();
-    let probes = tracer.probes.clone();
-    let tracer = match disarmed {
-        Ok(()) => Some(tracer),
-        Err(error) => {
-            tracing::warn!("{error}; the window ends at detach instead");
-            tracer.detach();
-            None
-        }
-    };
-    readers.stop().await;
-    finish_dump(dump);
-    let mut aggregate = aggregator.await.context("the aggregator failed")?;
-    aggregate.dropped_by_cpu = dropped_by_cpu.unwrap_or_else(|error| {
-        tracing::warn!("{error}");
-        Vec::new()
-    });
-    let resolver = SiteResolver::for_target(&target);
-    let sites: &dyn ResolveSites = match &resolver {
-        Some(resolver) => resolver,
-        None => &no_sites,
-    };
-    let export = export(&Recording {
-        target: &target_info(&target),
-        probes: &probes,
-        attach,
-        thresholds: &options.thresholds,
-        window,
-        aggregate: &aggregate,
-        sites,
-    });
-    let written = write_export(output, &export)?;
+    // Once the window is closed, the export is written first and the probes
+    // detached after: detaching takes seconds.
+    let finished = session.finish().await?;
+    let written = write_export(output, &finished.export)?;
     eprintln!(
         "contend: {stop}; wrote {} ({} events, {} dropped). Read it with `contend report {}`",
         written.display(),
-        export.tracer.events,
-        export.tracer.dropped,
+        finished.export.tracer.events,
+        finished.export.tracer.dropped,
         written.display(),
     );
-    if let Some(tracer) = tracer {
-        tracer.detach();
-    }
+    finished.detach();
     Ok(())
 }
 
@@ -152,19 +100,6 @@ fn dump_from_environment() -> anyhow::Result<Option<SharedDump>> {
     let writer = DumpWriter::create(&path)
         .with_context(|| format!("cannot create the event dump {}", path.display()))?;
     Ok(Some(Arc::new(Mutex::new(writer))))
-}
-
-/// Flushes the dump once every reader has stopped.
-fn finish_dump(dump: Option<SharedDump>) {
-    let Some(writer) = dump.and_then(Arc::into_inner) else {
-        return;
-    };
-    let writer = writer
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Err(error) = writer.finish() {
-        tracing::warn!("cannot finish the event dump: {error}");
-    }
 }
 
 /// Fails before tracing starts if the export could not be written, so a
@@ -206,17 +141,11 @@ fn write_export(output: &Path, export: &export::Export) -> anyhow::Result<PathBu
     Ok(fallback)
 }
 
-async fn aggregate(mut batches: mpsc::Receiver<Batch>) -> Aggregate {
-    let mut aggregate = Aggregate::default();
-    while let Some(batch) = batches.recv().await {
-        aggregate.apply(batch);
-    }
-    aggregate
-}
-
-fn announce(target: &Target, tracer: &Tracer, duration: Option<Duration>) {
+fn announce(session: &Session, duration: Option<Duration>) {
+    let target = session.target();
     let binary = &target.binary;
-    let attached = tracer.probes.iter().filter(|probe| probe.attached).count();
+    let probes = session.probes();
+    let attached = probes.iter().filter(|probe| probe.attached).count();
     let until = match duration {
         Some(duration) => format!("for {:.1} s", duration.as_secs_f64()),
         None => "until Ctrl-C".to_owned(),
@@ -230,7 +159,7 @@ fn announce(target: &Target, tracer: &Tracer, duration: Option<Duration>) {
         target.pid,
         target.exe.display(),
         binary.go_version.as_deref().unwrap_or("unknown Go version"),
-        tracer.probes.len(),
+        probes.len(),
     );
     if binary.goid_offset.is_none() {
         eprintln!(
@@ -286,43 +215,7 @@ async fn wait_for_stop(pid: u32, duration: Option<Duration>, signals: &mut StopS
         () = elapsed => Stop::DurationElapsed,
         _ = signals.interrupt.recv() => Stop::Interrupted,
         _ = signals.terminate.recv() => Stop::Interrupted,
-        () = exited(pid) => Stop::TargetExited,
-    }
-}
-
-/// Resolves when the process exits (a pidfd becomes readable then).
-async fn exited(pid: u32) {
-    // SAFETY: the OwnedFd keeps the pidfd open and unchanged until dropped.
-    let watched = pidfd_open(pid).and_then(|fd| {
-        unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(Into::into)
-    });
-    match watched {
-        Ok(fd) => drop(fd.readable().await),
-        Err(error) => {
-            tracing::warn!("cannot watch PID {pid} for exit: {error}");
-            std::future::pending().await
-        }
-    }
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid =
-        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-    // SAFETY: the kernel just gave us this descriptor and nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn window(started: SystemTime, elapsed: Duration) -> Window {
-    let since_epoch = started.duration_since(UNIX_EPOCH).unwrap_or_default();
-    Window {
-        start_unix_ns: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
-        duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+        () = process::exited(pid) => Stop::TargetExited,
     }
 }
 

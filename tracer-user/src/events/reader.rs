@@ -98,11 +98,16 @@ impl Readers {
         Ok(Self { stop, tasks })
     }
 
-    /// Stops the readers after one last drain, so nothing already in the
-    /// rings is lost. Call once the probes emit no more (disarmed or
-    /// detached).
-    pub async fn stop(self) {
+    /// Asks the readers to stop after one last drain, so nothing already in
+    /// the rings is lost. Call once the probes emit no more (disarmed or
+    /// detached). Each reader drops its sender when done: the receiving
+    /// end sees the channel close once the last batch is in.
+    pub fn stop(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// Waits for the stopped readers to finish.
+    pub async fn join(self) {
         for task in self.tasks {
             if let Err(error) = task.await {
                 tracing::error!("event reader failed: {error}");

@@ -2,8 +2,11 @@
 
 use std::{
     fs, io,
+    os::fd::{FromRawFd as _, OwnedFd},
     path::{Path, PathBuf},
 };
+
+use tokio::io::{Interest, unix::AsyncFd};
 
 use super::binary::{Binary, BinaryError};
 
@@ -107,6 +110,35 @@ fn host_path(proc_dir: &Path, exe: &Path) -> PathBuf {
     } else {
         proc_dir.join("exe")
     }
+}
+
+/// Resolves when process `pid` exits (its pidfd becomes readable then);
+/// never, with a warning, if it cannot be watched.
+pub async fn exited(pid: u32) {
+    // SAFETY: the OwnedFd keeps the pidfd open and unchanged until dropped.
+    let watched = pidfd_open(pid).and_then(|fd| unsafe {
+        AsyncFd::register_with_interest(fd, Interest::READABLE).map_err(Into::into)
+    });
+    match watched {
+        Ok(fd) => drop(fd.readable().await),
+        Err(error) => {
+            tracing::warn!("cannot watch PID {pid} for exit: {error}");
+            std::future::pending().await
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just gave us this descriptor and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]

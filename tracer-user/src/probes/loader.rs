@@ -238,13 +238,20 @@ impl Tracer {
     /// two seconds here); detaching them in parallel makes those waits
     /// overlap. Disarm first: that ends the window at a precise moment, and
     /// the events can be drained and exported while this runs.
-    pub fn detach(self) {
+    pub fn detach(mut self) {
+        self.detach_now();
+        drop(self.ebpf);
+    }
+
+    /// Detaches every probe now, keeping the programs and maps (the rings
+    /// can still be drained).
+    pub fn detach_now(&mut self) {
+        let links = std::mem::take(&mut self.links);
         std::thread::scope(|scope| {
-            for link in self.links {
+            for link in links {
                 scope.spawn(move || drop(link));
             }
         });
-        drop(self.ebpf);
     }
 
     fn set_armed(&mut self, armed: bool) -> Result<(), LoadError> {
