@@ -59,6 +59,9 @@ pub fn export(recording: &Recording<'_>) -> Export {
             maps_seen: aggregate.maps_seen() as u64,
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes.iter().map(probe).collect(),
+            max_overhead: None,
+            estimated_overhead: None,
+            exact: false,
         },
         maps: map_reports(aggregate, *sites, seconds),
         locks: lock_reports(aggregate, *sites, seconds),
@@ -148,6 +151,7 @@ fn probe(status: &ProbeStatus) -> Probe {
         reason: status.reason.clone(),
         unused: status.unused,
         entry_offset: status.entry_offset,
+        coverage: None,
     }
 }
 
@@ -204,6 +208,7 @@ fn map_report(
         writers: stats.goroutines.writers() as u64,
         ops_per_sec: per_second(total, seconds),
         peak_ops_per_sec: stats.rate.peak_per_second(),
+        coverage: None,
     }
 }
 
@@ -229,6 +234,7 @@ fn lock_reports(
                 .collect(),
             sites: top_sites(&stats.stacks, resolver),
             contended_per_sec: per_second(stats.contended(), seconds),
+            coverage: None,
         })
         .collect()
 }

@@ -96,6 +96,9 @@ mod tests {
                 maps_seen: 1,
                 attach_ns: 0,
                 probes: vec![],
+                max_overhead: None,
+                estimated_overhead: None,
+                exact: false,
             },
             maps: vec![MapReport {
                 id: "0xc000123000".to_owned(),

@@ -37,7 +37,7 @@ pub struct Window {
     pub duration_ns: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tracer {
     /// Events received from the kernel.
     pub events: u64,
@@ -55,9 +55,22 @@ pub struct Tracer {
     #[serde(default)]
     pub attach_ns: u64,
     pub probes: Vec<Probe>,
+    /// The slowdown of the target the recording was allowed to cause, as a
+    /// fraction (0.05 is 5%); absent with `--exact` and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_overhead: Option<f64>,
+    /// The slowdown of the target the probes are estimated to have caused
+    /// over the window, as a fraction: probe hits per second times the
+    /// per-hit cost measured on this machine, over the target's CPU time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_overhead: Option<f64>,
+    /// Recorded with `--exact`: every probe attached all the time, so the
+    /// figures include the tracer's own effect on the target.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exact: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
     pub symbol: String,
     pub attached: bool,
@@ -75,6 +88,10 @@ pub struct Probe {
     /// before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_offset: Option<u64>,
+    /// The fraction of the window this probe was attached and counting;
+    /// absent when it always was (and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -108,6 +125,12 @@ pub struct MapReport {
     pub ops_per_sec: f64,
     #[serde(default)]
     pub peak_ops_per_sec: u64,
+    /// The fraction of the window the map probes were attached, when it
+    /// was not all of it: counts and rates are then estimates, the traced
+    /// ones divided by this, while shares, goroutines and sites come from
+    /// the traced part alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +195,13 @@ pub struct LockReport {
     /// Contended acquisitions per second over the window.
     #[serde(default)]
     pub contended_per_sec: f64,
+    /// The fraction of the window whose waits these figures come from,
+    /// when it was not all of it: waits are measured only while no map
+    /// probe sits inside critical sections. `contended`, the total and the
+    /// rate are then estimates scaled by it; percentiles and the histogram
+    /// come from the measured waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
