@@ -2,7 +2,7 @@
 //! catalogue (user side) decides which registers hold what; it packs that
 //! into the 64-bit cookie of each attachment, and the kernel side follows it.
 
-use crate::{LockOp, MapOp, Reg};
+use crate::{ExitBranch, LockOp, MapOp, Reg};
 
 /// Where the key of a map operation is.
 #[repr(u8)]
@@ -52,8 +52,8 @@ pub enum Window {
     /// A write's entry: reports an in-flight write by another goroutine,
     /// then opens this goroutine's window.
     Open = 2,
-    /// A write's return: closes the goroutine's window. The other fields
-    /// of the cookie are unused.
+    /// A write's return: closes the goroutine's window. Not used in a
+    /// [`MapCookie`]: the closing probes' cookie is their [`ExitBranch`].
     Close = 3,
 }
 
@@ -121,12 +121,12 @@ impl MapCookie {
 }
 
 /// How a lock probe reads the lock, and whether it marks the start of a
-/// wait (the slow path's entry) or its end (one of its returns).
+/// wait (the slow path's entry) or its end (one of its exits).
 ///
 /// Layout, least significant byte first: op, register, offset (the lock's
 /// address is the register minus this many bytes: the semaphore functions
 /// get the address of a field inside the RWMutex), exit flag, shared
-/// semaphore flag; the top three bytes are 0.
+/// semaphore flag, the exit's branch, the function; the top byte is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockCookie {
     pub op: LockOp,
@@ -137,6 +137,11 @@ pub struct LockCookie {
     /// 1.21): the kernel side works out whether a reader or a writer waits,
     /// and where its RWMutex is; `op` and `field_offset` are unused.
     pub shared_semaphore: bool,
+    /// For an exit: when a hit there ends the wait (see [`ExitBranch`]).
+    pub branch: ExitBranch,
+    /// Which catalogued function this probe belongs to: an exit ends only
+    /// a wait its own function's entry started.
+    pub function: u8,
 }
 
 impl LockCookie {
@@ -146,11 +151,13 @@ impl LockCookie {
             | (self.field_offset as u64) << 16
             | (self.exit as u64) << 24
             | (self.shared_semaphore as u64) << 32
+            | (self.branch.encode() as u64) << 40
+            | (self.function as u64) << 48
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if cookie >> 40 != 0 || byte(3) > 1 || byte(4) > 1 {
+        if cookie >> 56 != 0 || byte(3) > 1 || byte(4) > 1 {
             return None;
         }
         Some(Self {
@@ -159,6 +166,8 @@ impl LockCookie {
             field_offset: byte(2),
             exit: byte(3) == 1,
             shared_semaphore: byte(4) == 1,
+            branch: ExitBranch::decode(byte(5))?,
+            function: byte(6),
         })
     }
 }
@@ -195,6 +204,11 @@ mod tests {
             field_offset: 12,
             exit: true,
             shared_semaphore: false,
+            branch: ExitBranch {
+                when: crate::ExitWhen::NotTaken,
+                condition: 5,
+            },
+            function: 3,
         };
         assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
         let cookie = LockCookie {

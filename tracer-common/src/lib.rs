@@ -6,9 +6,11 @@
 //! owned domain types at a single boundary (`tracer-user/src/events/decode.rs`).
 #![no_std]
 
+pub mod branch;
 pub mod cookie;
 pub mod go;
 
+pub use branch::{ExitBranch, ExitWhen};
 pub use cookie::{KeyAbi, LockCookie, MapCookie, Window};
 
 /// Most bytes of a map key an event can carry. How many are captured is
@@ -34,6 +36,25 @@ pub const MAX_CPUS: usize = 1024;
 /// per-CPU rings. The daemon creates the real rings, sized for the machine;
 /// the kernel only requires them to be ring buffers like this one.
 pub const RING_TEMPLATE_BYTES: usize = 4096;
+
+/// Probes that go into and out of the target together, each group with
+/// its own armed flag: the index of its slot in the eBPF object's `ARMED`
+/// array, which holds the `bpf_ktime_get_ns` time the group was armed, or 0
+/// while it is not.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeGroup {
+    /// Map operations and the concurrent-access windows: hit on every map
+    /// operation, the expensive ones.
+    Maps = 0,
+    /// Lock slow paths: hit only when a lock is contended.
+    Locks = 1,
+}
+
+impl ProbeGroup {
+    pub const COUNT: u32 = 2;
+    pub const ALL: [Self; 2] = [Self::Maps, Self::Locks];
+}
 
 /// Discriminates the records in the event buffers. Every record starts with
 /// this tag in its first byte.
@@ -235,7 +256,12 @@ pub struct PendingWait {
     pub lock: u64,
     /// A [`LockOp`].
     pub op: u8,
-    pub _pad0: [u8; 7],
+    /// The [`LockCookie::function`] that started the wait: only its own
+    /// exits end it. (Go 1.19's Mutex slow path calls the semaphore
+    /// function RWMutex waits use; that call's return must not end the
+    /// Mutex wait, which may park again.)
+    pub function: u8,
+    pub _pad0: [u8; 6],
     pub frames: [u64; FRAMES],
 }
 

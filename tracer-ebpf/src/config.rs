@@ -2,7 +2,7 @@
 //! (`EbpfLoader::set_global`), and the armed flag it flips at run time.
 
 use aya_ebpf::{macros::map, maps::Array};
-use tracer_common::DEFAULT_KEY_LIMIT;
+use tracer_common::{DEFAULT_KEY_LIMIT, ProbeGroup};
 
 /// Offset of `goid` in `runtime.g`; 0 when unknown (events then carry 0).
 #[unsafe(no_mangle)]
@@ -12,16 +12,18 @@ static GOID_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
 static KEY_LIMIT: u32 = DEFAULT_KEY_LIMIT;
 
-/// Index 0 is 1 while the recording window is open. Probes are attached
-/// one by one; the daemon opens the window once all are in place and closes
-/// it before detaching, so every probe sees the same window and operation
-/// mixes are not skewed by attach order.
+/// By [`ProbeGroup`]: when the group's recording window opened
+/// (`bpf_ktime_get_ns`), or 0 while it is closed. Probes are attached one by
+/// one; the daemon opens a group's window once all of its probes are in
+/// place and closes it before detaching them, so every probe of a group
+/// sees the same window and operation mixes are not skewed by attach order.
 #[map]
-static ARMED: Array<u32> = Array::with_max_entries(1, 0);
+static ARMED: Array<u64> = Array::with_max_entries(ProbeGroup::COUNT, 0);
 
+/// When `group`'s window opened, or 0 while it is closed.
 #[inline(always)]
-pub fn armed() -> bool {
-    ARMED.get(0).copied() == Some(1)
+pub fn armed_since(group: ProbeGroup) -> u64 {
+    ARMED.get(group as u32).copied().unwrap_or(0)
 }
 
 #[inline(always)]

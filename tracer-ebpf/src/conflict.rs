@@ -8,14 +8,20 @@
 //! runs before it unlocks, so the next goroutine finds the window closed.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
+    EbpfContext as _,
+    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid},
     macros::{map, uprobe},
     maps::LruHashMap,
     programs::ProbeContext,
 };
-use tracer_common::{AccessSide, ConflictEvent, EventKind, MapEvent, SIDE_KEY_CAPACITY, Window};
+use tracer_common::{
+    AccessSide, ConflictEvent, EventKind, ExitBranch, MapEvent, SIDE_KEY_CAPACITY, Window,
+};
 
-use crate::{goroutine, output, regs::Regs};
+use crate::{
+    goroutine, output,
+    regs::{self, Regs},
+};
 
 /// A window older than this is ignored: its write never returned (a
 /// recovered panic inside the runtime, say), and must not blame whoever
@@ -32,23 +38,35 @@ static IN_FLIGHT: LruHashMap<u64, AccessSide> = LruHashMap::with_max_entries(163
 #[map]
 static OPEN_WINDOWS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16384, 0);
 
-/// Attached to every return of the map writes.
+/// Attached to every exit of the map writes: the last branch before each
+/// return where the code allows (the cookie's [`ExitBranch`] says which way
+/// of it ends the write), else the return itself.
 #[uprobe]
 pub fn go_map_exit(ctx: ProbeContext) -> u32 {
-    close(goroutine::identity(goroutine::id(&Regs::capture(&ctx))));
+    // SAFETY: the helper only reads the cookie stored with this attachment.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let Some(branch) = ExitBranch::decode(cookie as u8) else {
+        return 0;
+    };
+    if regs::ends_here(&ctx, branch) {
+        close(goroutine::identity(goroutine::id(&Regs::capture(&ctx))));
+    }
     0
 }
 
 /// Checks `event` (just read at its entry probe) against the map's open
-/// window, and opens its own if it is a write.
+/// window, and opens its own if it is a write. A window opened before the
+/// map probes were last armed (`armed_since`) is ignored: its write may
+/// have ended while the closing probes were out of the target.
 #[inline(always)]
-pub fn check(window: Window, event: &MapEvent, who: u64) {
+pub fn check(window: Window, event: &MapEvent, who: u64, armed_since: u64) {
     if event.map == 0 || !matches!(window, Window::Check | Window::Open) {
         return;
     }
     // SAFETY: the value is copied before anything can change it.
     if let Some(other) = unsafe { IN_FLIGHT.get(&event.map) }.copied() {
-        let fresh = event.timestamp_ns.saturating_sub(other.start_ns) < STALE_NS;
+        let fresh = other.start_ns >= armed_since
+            && event.timestamp_ns.saturating_sub(other.start_ns) < STALE_NS;
         if other.goid != who && fresh {
             report(event, who, &other);
         }

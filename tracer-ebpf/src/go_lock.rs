@@ -12,9 +12,12 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::ProbeContext,
 };
-use tracer_common::{EventKind, LockCookie, LockEvent, LockOp, PendingWait, Reg};
+use tracer_common::{EventKind, LockCookie, LockEvent, LockOp, PendingWait, ProbeGroup, Reg};
 
-use crate::{config, frames, goroutine, output, regs::Regs};
+use crate::{
+    config, frames, goroutine, output,
+    regs::{self, Regs},
+};
 
 /// Waits in progress by goroutine (by thread when the goid is unknown). An
 /// entry whose return never comes (a panic, Goexit) is overwritten by the
@@ -29,19 +32,23 @@ pub fn go_lock_wait(ctx: ProbeContext) -> u32 {
 }
 
 fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
-    if !config::armed() {
+    if config::armed_since(ProbeGroup::Locks) == 0 {
         return Ok(());
     }
     // SAFETY: the helper only reads the cookie stored with this attachment.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = LockCookie::decode(cookie).ok_or(())?;
+    if probe.exit && !regs::ends_here(ctx, probe.branch) {
+        // An exit branch going the other way: the wait goes on.
+        return Ok(());
+    }
     let regs = Regs::capture(ctx);
     let goid = goroutine::id(&regs);
     let waiter = goroutine::identity(goid);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if probe.exit {
-        return finish(waiter, goid, now);
+        return finish(waiter, probe.function, goid, now);
     }
     let field = regs.get(probe.reg);
     let (op, field_offset) = if probe.shared_semaphore {
@@ -53,7 +60,8 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
         start_ns: now,
         lock: field.wrapping_sub(u64::from(field_offset)),
         op: op as u8,
-        _pad0: [0; 7],
+        function: probe.function,
+        _pad0: [0; 6],
         frames: frames::capture(ctx),
     };
     PENDING.insert(&waiter, &wait, 0).map_err(drop)
@@ -82,9 +90,13 @@ fn classify_shared_semaphore(regs: &Regs, sema: u64) -> Option<(LockOp, u8)> {
 }
 
 #[inline(always)]
-fn finish(waiter: u64, goid: u64, now: u64) -> Result<(), ()> {
+fn finish(waiter: u64, function: u8, goid: u64, now: u64) -> Result<(), ()> {
     // SAFETY: the value is copied out before anything can remove it.
     let wait = *unsafe { PENDING.get(&waiter) }.ok_or(())?;
+    if wait.function != function {
+        // Another function's wait, which this one was called inside.
+        return Ok(());
+    }
     let _ = PENDING.remove(&waiter);
     let event = LockEvent {
         kind: EventKind::LockWait as u8,

@@ -13,7 +13,7 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent,
+    EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent, ProbeGroup,
     go::{
         KIND_DIRECT_IFACE, KIND_MASK, Kind, MAP_TYPE_KEY_OFFSET, TYPE_KIND_OFFSET, TYPE_SIZE_OFFSET,
     },
@@ -36,7 +36,8 @@ pub fn go_map_op(ctx: ProbeContext) -> u32 {
 }
 
 fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
-    if !config::armed() {
+    let armed_since = config::armed_since(ProbeGroup::Maps);
+    if armed_since == 0 {
         return Ok(());
     }
     // SAFETY: the helper only reads the cookie stored with this attachment.
@@ -53,7 +54,7 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     if let Some(mut reserved) = output::reserve::<MapEvent>() {
         let event = reserved.init(MapEvent::ZERO);
         fill(ctx, &regs, probe, goid, event);
-        conflict::check(probe.window, event, who);
+        conflict::check(probe.window, event, who, armed_since);
         reserved.submit();
     } else {
         // The ring is full (the drop is counted): the event still goes
@@ -64,7 +65,7 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
         let event = unsafe { &mut *event };
         *event = MapEvent::ZERO;
         fill(ctx, &regs, probe, goid, event);
-        conflict::check(probe.window, event, who);
+        conflict::check(probe.window, event, who, armed_since);
     }
     Ok(())
 }

@@ -10,18 +10,29 @@ use tracer_common::Reg;
 const SLOTS: usize = 16;
 const _: () = assert!(Reg::COUNT <= SLOTS);
 
-/// RFLAGS bits a `jbe` tests: it branches when either is set.
-const CARRY_FLAG: u64 = 1 << 0;
-const ZERO_FLAG: u64 = 1 << 6;
+/// The condition code of `jbe`, the branch of a Go stack check.
+const JBE: u8 = 6;
+
+/// RFLAGS at the probe: those a branch there is about to test.
+#[inline(always)]
+pub fn flags(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` is the pt_regs the kernel passed to this uprobe.
+    unsafe { core::ptr::read_volatile(&raw const (*ctx.regs).eflags) }
+}
 
 /// At a probe on the `jbe` of a Go stack check: whether the branch is taken,
 /// that is, whether this run of the prologue goes to `morestack` (the flags
 /// are those of the `cmp` with the stack guard just before).
 #[inline(always)]
 pub fn stack_must_grow(ctx: &ProbeContext) -> bool {
-    // SAFETY: `regs` is the pt_regs the kernel passed to this uprobe.
-    let flags = unsafe { core::ptr::read_volatile(&raw const (*ctx.regs).eflags) };
-    flags & (CARRY_FLAG | ZERO_FLAG) != 0
+    tracer_common::branch::condition_holds(JBE, flags(ctx))
+}
+
+/// At an exit probe: whether this hit is the function's end (see
+/// `tracer_common::branch`).
+#[inline(always)]
+pub fn ends_here(ctx: &ProbeContext, branch: tracer_common::ExitBranch) -> bool {
+    branch.ends(flags(ctx))
 }
 
 /// The registers Go passes arguments in, captured at the probe.

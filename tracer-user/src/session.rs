@@ -19,6 +19,7 @@ use tokio::{
     task::JoinHandle,
     time::{self, Interval, MissedTickBehavior},
 };
+use tracer_common::ProbeGroup;
 
 use crate::{
     aggregate::Aggregate,
@@ -101,7 +102,9 @@ impl Session {
         let readers = Readers::spawn(rings, to_aggregator, options.dump.clone())?;
         let sites = SiteResolver::for_target(&target);
 
-        tracer.arm()?;
+        for group in ProbeGroup::ALL {
+            tracer.arm(group)?;
+        }
         let context = Context {
             target: target_info(&target),
             probes: tracer.probes.clone(),
@@ -245,7 +248,10 @@ impl Pipeline {
     /// readers drain what is left. If disarming fails, detaching is what
     /// stops them.
     fn close_window(&mut self, readers: &Readers) {
-        if let Err(error) = self.tracer.disarm() {
+        let disarmed = ProbeGroup::ALL
+            .into_iter()
+            .try_for_each(|group| self.tracer.disarm(group));
+        if let Err(error) = disarmed {
             tracing::warn!("{error}; the window ends at detach instead");
             self.tracer.detach_now();
         }

@@ -151,6 +151,7 @@ fn probe(status: &ProbeStatus) -> Probe {
         reason: status.reason.clone(),
         unused: status.unused,
         entry_offset: status.entry_offset,
+        exits: status.exits.map(|exits| exits.name().to_owned()),
         coverage: None,
     }
 }

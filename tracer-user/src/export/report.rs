@@ -398,6 +398,8 @@ mod tests {
             reason: reason.map(str::to_owned),
             unused,
             entry_offset: reason.is_none().then_some(4),
+            exits: None,
+            group: None,
         };
         let probes = [
             probe("runtime.mapassign_faststr", None, false),

@@ -88,6 +88,12 @@ pub struct Probe {
     /// before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_offset: Option<u64>,
+    /// Where the function's end is probed, for those whose end matters
+    /// (map writes, lock slow paths): `branch`, the last conditional branch
+    /// before each return (emulated by the kernel, one trap), or `return`,
+    /// each RET (single-stepped, two traps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exits: Option<String>,
     /// The fraction of the window this probe was attached and counting;
     /// absent when it always was (and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,6 +50,9 @@ pub struct Binary {
     /// Addresses of `runtime.morestack*`, found once rather than per call
     /// instruction examined.
     stack_growth: Vec<u64>,
+    /// Addresses of functions that never return (`throw`, `fatal`,
+    /// panics), sorted.
+    never_return: Vec<u64>,
     segments: Vec<Segment>,
     /// The whole file: code is read from it for disassembly.
     bytes: Vec<u8>,
@@ -81,14 +84,20 @@ impl Binary {
             .as_deref()
             .and_then(GoVersion::parse)
             .and_then(|version| goroutine::goid_offset(&file, version.minor));
+        let addresses_of = |wanted: fn(&str) -> bool| {
+            let mut addresses: Vec<u64> = functions
+                .iter()
+                .filter(|(name, _)| wanted(name))
+                .map(|(_, function)| function.address)
+                .collect();
+            addresses.sort_unstable();
+            addresses
+        };
         Ok(Self {
             go_version,
             goid_offset,
-            stack_growth: functions
-                .iter()
-                .filter(|(name, _)| name.starts_with("runtime.morestack"))
-                .map(|(_, function)| function.address)
-                .collect(),
+            stack_growth: addresses_of(|name| name.starts_with("runtime.morestack")),
+            never_return: addresses_of(never_returns),
             functions,
             function_table,
             segments,
@@ -155,6 +164,31 @@ impl Binary {
         self.stack_growth.contains(&address)
     }
 
+    /// Whether a call to `address` can return to its caller.
+    pub fn returns(&self, address: u64) -> bool {
+        self.never_return.binary_search(&address).is_err()
+    }
+
+    /// Where `function`'s ends are seen (see [`disasm::function_exits`]);
+    /// runs through a call of `ends_in` are seen in that callee. `None`
+    /// when its code cannot be followed.
+    pub fn function_exits(
+        &self,
+        function: Function,
+        ends_in: Option<Function>,
+    ) -> Option<Vec<disasm::FunctionExit>> {
+        let code = self.code(function)?;
+        disasm::function_exits(code, function.address, |target| {
+            if ends_in.is_some_and(|callee| callee.address == target) {
+                disasm::Callee::EndsThere
+            } else if self.returns(target) {
+                disasm::Callee::Returns
+            } else {
+                disasm::Callee::NeverReturns
+            }
+        })
+    }
+
     /// Whether a function starts at this link-time address.
     #[cfg(test)]
     pub(crate) fn has_function_at(&self, address: u64) -> bool {
@@ -179,6 +213,37 @@ impl Binary {
             (delta < segment.file_size).then_some(segment.file_offset + delta)
         })
     }
+}
+
+/// Whether a Go function never returns to its caller. Only names known
+/// for certain: taking a function that returns for one that does not would
+/// hide a way out of a traced function, so anything unsure counts as
+/// returning.
+fn never_returns(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "runtime.throw",
+        "runtime.fatal",
+        "runtime.fatalthrow",
+        "runtime.fatalpanic",
+        "runtime.gopanic",
+        "runtime.panicwrap",
+        "runtime.panicmem",
+        "runtime.panicdivide",
+        "runtime.panicshift",
+        "runtime.panicIndex",
+        "runtime.panicIndexU",
+        "runtime.panicnildottype",
+        "runtime.panicdottypeE",
+        "runtime.panicdottypeI",
+        "internal/runtime/maps.fatal",
+        "sync.throw",
+        "sync.fatal",
+        "internal/sync.throw",
+        "internal/sync.fatal",
+    ];
+    NAMES.contains(&name)
+        || name.starts_with("runtime.goPanic")
+        || name.starts_with("runtime.panicSlice")
 }
 
 /// Functions from the symbol table; for a Go binary without one (built with

@@ -6,7 +6,7 @@
 //! Registers follow Go's ABIInternal on amd64 (Go 1.17+): integer arguments
 //! in RAX, RBX, RCX, RDI, RSI, R8–R11; the receiver or first argument in RAX.
 
-use tracer_common::{KeyAbi, LockCookie, LockOp, MapCookie, MapOp, Reg, Window};
+use tracer_common::{ExitBranch, KeyAbi, LockCookie, LockOp, MapCookie, MapOp, Reg, Window};
 
 use crate::inspect::GoVersion;
 
@@ -82,6 +82,11 @@ pub struct MapProbe {
     /// Safe for concurrent use (`sync.Map`): never a concurrent-access
     /// finding.
     pub synchronized: bool,
+    /// The function that does this write, where the binary has it: its
+    /// window then closes at that function's own check of the runtime's
+    /// writing flag (the Swiss-table delete and clear wrappers only call
+    /// `(*Map).Delete` or `(*Map).Clear`, and return).
+    pub window_ends_in: Option<&'static str>,
 }
 
 /// The map type and the map are the first two arguments of every entry
@@ -105,6 +110,7 @@ const fn map_probe(symbol: &'static str, op: MapOp, key: KeyArgs) -> MapProbe {
         key,
         may_forward_to: None,
         synchronized: false,
+        window_ends_in: None,
     }
 }
 
@@ -167,6 +173,11 @@ impl MapProbe {
         self
     }
 
+    const fn window_ends_in(mut self, callee: &'static str) -> Self {
+        self.window_ends_in = Some(callee);
+        self
+    }
+
     /// Whether the operation opens a write window for the concurrent-access
     /// detector: a write to a map not safe for concurrent use. The window
     /// needs probes on the function's returns to close it.
@@ -216,6 +227,11 @@ impl MapProbe {
     }
 }
 
+/// The Swiss-table methods (Go 1.24+) that the runtime's delete and clear
+/// entry points wrap; older binaries have no such functions.
+const SWISS_DELETE: &str = "internal/runtime/maps.(*Map).Delete";
+const SWISS_CLEAR: &str = "internal/runtime/maps.(*Map).Clear";
+
 #[rustfmt::skip]
 pub const GO_MAP_PROBES: &[MapProbe] = &[
     map_probe("runtime.mapaccess1", MapOp::Read, POINTER_KEY).forwarding_to("runtime.mapaccess2"),
@@ -231,11 +247,11 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
     map_probe("runtime.mapassign_fast64", MapOp::Write, VALUE_KEY),
     map_probe("runtime.mapassign_fast64ptr", MapOp::Write, VALUE_KEY),
     map_probe("runtime.mapassign_faststr", MapOp::Write, STRING_KEY),
-    map_probe("runtime.mapdelete", MapOp::Delete, POINTER_KEY),
-    map_probe("runtime.mapdelete_fast32", MapOp::Delete, VALUE_KEY),
-    map_probe("runtime.mapdelete_fast64", MapOp::Delete, VALUE_KEY),
-    map_probe("runtime.mapdelete_faststr", MapOp::Delete, STRING_KEY),
-    map_probe("runtime.mapclear", MapOp::Clear, KeyArgs::None),
+    map_probe("runtime.mapdelete", MapOp::Delete, POINTER_KEY).window_ends_in(SWISS_DELETE),
+    map_probe("runtime.mapdelete_fast32", MapOp::Delete, VALUE_KEY).window_ends_in(SWISS_DELETE),
+    map_probe("runtime.mapdelete_fast64", MapOp::Delete, VALUE_KEY).window_ends_in(SWISS_DELETE),
+    map_probe("runtime.mapdelete_faststr", MapOp::Delete, STRING_KEY).window_ends_in(SWISS_DELETE),
+    map_probe("runtime.mapclear", MapOp::Clear, KeyArgs::None).window_ends_in(SWISS_CLEAR),
     // Classic maps start iteration in mapiterinit(t, h, it); Swiss tables
     // in mapIterStart(t, m, it) (mapiterinit survives there only as a
     // linkname shim, which would count twice).
@@ -288,7 +304,9 @@ pub enum LockWait {
 }
 
 impl LockProbe {
-    pub fn cookie(&self, exit: bool) -> LockCookie {
+    /// The cookie of the entry probe (`exit` `None`) or of an exit probe of
+    /// this function, which is `GO_LOCK_PROBES[function]`.
+    pub fn cookie(&self, function: u8, exit: Option<ExitBranch>) -> LockCookie {
         let (op, field_offset, shared_semaphore) = match self.wait {
             LockWait::Fixed { op, field_offset } => (op, field_offset, false),
             LockWait::SharedSemaphore => (LockOp::RwRead, 0, true),
@@ -297,8 +315,10 @@ impl LockProbe {
             op,
             reg: self.reg,
             field_offset,
-            exit,
+            exit: exit.is_some(),
             shared_semaphore,
+            branch: exit.unwrap_or(ExitBranch::ALWAYS),
+            function,
         }
     }
 
@@ -376,9 +396,9 @@ mod tests {
                 );
             }
         }
-        for probe in GO_LOCK_PROBES {
-            for exit in [false, true] {
-                let cookie = probe.cookie(exit);
+        for (function, probe) in (0..).zip(GO_LOCK_PROBES) {
+            for exit in [None, Some(ExitBranch::ALWAYS)] {
+                let cookie = probe.cookie(function, exit);
                 assert_eq!(
                     LockCookie::decode(cookie.encode()),
                     Some(cookie),

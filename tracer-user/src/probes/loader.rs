@@ -1,8 +1,13 @@
-//! Loads the embedded eBPF object and attaches it to the target's map and
-//! lock entry points as the catalogue says. Dropping the [`Tracer`] detaches
-//! everything.
+//! Loads the embedded eBPF object and attaches it where `placement` says.
+//! Probes go in and out of the target by group (the budget takes the
+//! expensive map probes out for part of the time); dropping the [`Tracer`]
+//! detaches everything.
 
-use std::num::NonZeroU32;
+use std::{
+    num::NonZeroU32,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -12,10 +17,12 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
     },
 };
-use tracer_common::{CodeRange, DEFAULT_KEY_LIMIT, KEY_CAPACITY, MapCookie};
+use tracer_common::{CodeRange, DEFAULT_KEY_LIMIT, KEY_CAPACITY, ProbeGroup};
 
 use super::{
-    catalogue::{FIRST_REGISTER_ABI, GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe},
+    calibrate::{self, TrapCosts},
+    catalogue::FIRST_REGISTER_ABI,
+    placement::{self, ExitPlacement, Placement, Program, Skip, Trap, Unit},
     plumbing,
 };
 use crate::{
@@ -23,12 +30,9 @@ use crate::{
         CpuRing, RingPlan,
         rings::{self, RingError},
     },
-    inspect::{Function, FunctionTable, GoVersion, Target, disasm},
+    inspect::{FunctionTable, GoVersion, Target},
 };
 
-const GO_MAP_PROGRAM: &str = "go_map_op";
-const GO_MAP_EXIT_PROGRAM: &str = "go_map_exit";
-const GO_LOCK_PROGRAM: &str = "go_lock_wait";
 const RINGS_MAP: &str = "RINGS";
 const DROPPED_MAP: &str = "DROPPED";
 const ARMED_MAP: &str = "ARMED";
@@ -64,23 +68,14 @@ pub struct ProbeStatus {
     pub unused: bool,
     /// Where the entry probe sits, in bytes past the function's start: on
     /// the stack check's branch, where the trap is cheapest (see
-    /// [`disasm::stack_check_branch`]), or 0. `None` when not attached.
+    /// [`crate::inspect::disasm::stack_check_branch`]), or 0. `None` when
+    /// not attached.
     pub entry_offset: Option<u64>,
-}
-
-/// Why a probe is not attached.
-enum Skip {
-    /// The binary does not contain the function.
-    Absent,
-    /// The function only calls another traced entry point.
-    Forwards(&'static str),
-    Failed(String),
-}
-
-impl From<String> for Skip {
-    fn from(reason: String) -> Self {
-        Self::Failed(reason)
-    }
+    /// Where the function's end is probed, for those whose end matters
+    /// (map writes, lock slow paths).
+    pub exits: Option<ExitPlacement>,
+    /// The group it goes in and out of the target with.
+    pub group: Option<ProbeGroup>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,22 +112,44 @@ pub enum LoadError {
     NothingToTrace { exe: String, hint: &'static str },
     #[error("no probe could be attached to {exe}: {reasons}")]
     NothingAttached { exe: String, reasons: String },
+    #[error("cannot put the {group:?} probes back into the target: {reason}")]
+    Reattach { group: ProbeGroup, reason: String },
 }
 
 /// Loaded eBPF programs attached to one target process.
 pub struct Tracer {
     ebpf: Ebpf,
     rings: RingPlan,
-    /// Every attachment, owned here so that detaching can be done in
-    /// parallel (see [`Tracer::detach`]).
-    links: Vec<UProbeLink>,
+    /// The executable as we open it, and the process the probes are for.
+    host_path: PathBuf,
+    pid: u32,
+    /// Every unit that could be attached, with its links while it is in.
+    units: Vec<(Unit, Vec<UProbeLink>)>,
     pub probes: Vec<ProbeStatus>,
+}
+
+/// Probes taken out of the target: their breakpoints are gone within
+/// milliseconds, but each link's release waits for the kernel's RCU grace
+/// periods, about two seconds here. [`Detached::release`] does that, on a
+/// thread that can afford to wait.
+pub struct Detached {
+    links: Vec<UProbeLink>,
+    /// Where the breakpoints were, and the instruction byte each replaced.
+    pub breakpoints: Vec<(u64, u8)>,
+}
+
+impl Detached {
+    /// Releases the links, in parallel so that their grace periods overlap.
+    pub fn release(self) {
+        release_in_parallel(self.links);
+    }
 }
 
 impl Tracer {
     /// Loads the programs and attaches every catalogue entry that applies to
     /// the target's Go version. Entry points missing from the binary are
     /// listed as not attached; failing to attach any at all is an error.
+    /// Nothing is armed yet.
     pub fn attach(target: &Target, options: LoadOptions) -> Result<Self, LoadError> {
         let exe = target.exe.display().to_string();
         let go = go_version(target, &exe)?;
@@ -156,45 +173,157 @@ impl Tracer {
         if let Some(ranges) = &plumbing {
             install_plumbing(&mut ebpf, ranges)?;
         }
-
-        let map_probes: Vec<&MapProbe> = GO_MAP_PROBES
-            .iter()
-            .filter(|probe| probe.go.contains(go))
-            .collect();
-        let mut links = Vec::new();
-        let mut attacher = Attacher {
-            program: load_uprobe(&mut ebpf, GO_MAP_EXIT_PROGRAM)?,
-            links: &mut links,
-        };
-        let closable: Vec<bool> = map_probes
-            .iter()
-            .map(|probe| attach_window_closers(&mut attacher, target, probe))
-            .collect();
-        let mut attacher = Attacher {
-            program: load_uprobe(&mut ebpf, GO_MAP_PROGRAM)?,
-            links: &mut links,
-        };
-        let mut probes: Vec<ProbeStatus> = map_probes
-            .iter()
-            .zip(&closable)
-            .map(|(probe, &closable)| attach_map_probe(&mut attacher, target, probe, closable))
-            .collect();
-        let mut attacher = Attacher {
-            program: load_uprobe(&mut ebpf, GO_LOCK_PROGRAM)?,
-            links: &mut links,
-        };
-        for probe in GO_LOCK_PROBES.iter().filter(|probe| probe.go.contains(go)) {
-            probes.push(attach_lock_probe(&mut attacher, target, probe));
+        for program in Program::ALL {
+            load_uprobe(&mut ebpf, program.name())?;
         }
-        if !probes.iter().any(|probe| probe.attached) {
-            return Err(nothing_attached(target, exe, &probes));
-        }
-        Ok(Self {
+        let mut tracer = Self {
             ebpf,
             rings,
-            links,
-            probes,
-        })
+            host_path: target.host_path.clone(),
+            pid: target.pid,
+            units: Vec::new(),
+            probes: Vec::new(),
+        };
+        for (symbol, planned) in placement::plan(target, go) {
+            let status = match planned {
+                Ok(unit) => tracer.attach_first_time(unit),
+                Err(skip) => status(symbol, Err(skip)),
+            };
+            tracer.probes.push(status);
+        }
+        if !tracer.probes.iter().any(|probe| probe.attached) {
+            return Err(nothing_attached(target, exe, &tracer.probes));
+        }
+        Ok(tracer)
+    }
+
+    /// Attaches a unit's exits, then its entry. A map write whose exits
+    /// cannot all be attached goes in without them (it then only checks
+    /// for races, like a read); a lock slow path without its exits is not
+    /// attached at all.
+    fn attach_first_time(&mut self, mut unit: Unit) -> ProbeStatus {
+        let mut links = Vec::new();
+        let mut exits = Ok(());
+        for exit in &unit.exits {
+            match self.attach_one(exit) {
+                Ok(link) => links.push(link),
+                Err(error) => {
+                    exits = Err(error);
+                    break;
+                }
+            }
+        }
+        if let Err(error) = exits {
+            release_in_parallel(std::mem::take(&mut links));
+            let Some(cookie) = unit.entry_without_exits.take() else {
+                return status(unit.symbol, Err(Skip::Failed(error)));
+            };
+            tracing::warn!("{}: no concurrent-access windows: {error}", unit.symbol);
+            unit.exits.clear();
+            unit.exit_placement = None;
+            unit.entry.cookie = cookie;
+        }
+        match self.attach_one(&unit.entry) {
+            Ok(link) => links.push(link),
+            Err(error) => {
+                release_in_parallel(links);
+                return status(unit.symbol, Err(Skip::Failed(error)));
+            }
+        }
+        let status = status(unit.symbol, Ok(&unit));
+        self.units.push((unit, links));
+        status
+    }
+
+    fn attach_one(&mut self, placement: &Placement) -> Result<UProbeLink, String> {
+        let (path, pid) = (self.host_path.clone(), self.pid);
+        self.attach_one_to(placement, &path, pid)
+    }
+
+    fn attach_one_to(
+        &mut self,
+        placement: &Placement,
+        path: &Path,
+        pid: u32,
+    ) -> Result<UProbeLink, String> {
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(placement.program.name())
+            .and_then(|program| program.try_into().ok())
+            .ok_or_else(|| format!("no {} program", placement.program.name()))?;
+        let point = UProbeAttachPoint {
+            location: UProbeAttachLocation::AbsoluteOffset(placement.file_offset),
+            cookie: Some(placement.cookie),
+        };
+        let scope = NonZeroU32::new(pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
+        program
+            .attach(point, path, scope)
+            .and_then(|id| program.take_link(id))
+            .map_err(|error| format!("attach failed: {error}"))
+    }
+
+    /// The placements of the attached units of `group`.
+    pub fn placements(&self, group: ProbeGroup) -> impl Iterator<Item = &Placement> + '_ {
+        self.units
+            .iter()
+            .filter(move |(unit, _)| unit.group == group)
+            .flat_map(|(unit, _)| unit.exits.iter().chain([&unit.entry]))
+    }
+
+    /// Whether `group`'s probes are in the target now.
+    pub fn is_in(&self, group: ProbeGroup) -> bool {
+        self.units
+            .iter()
+            .any(|(unit, links)| unit.group == group && !links.is_empty())
+    }
+
+    /// Takes `group`'s probes out of the target (disarm it first). What is
+    /// returned must be released, which takes seconds.
+    pub fn take_out(&mut self, group: ProbeGroup) -> Detached {
+        let mut detached = Detached {
+            links: Vec::new(),
+            breakpoints: Vec::new(),
+        };
+        for (unit, links) in &mut self.units {
+            if unit.group == group && !links.is_empty() {
+                detached.links.append(links);
+                detached.breakpoints.extend(
+                    (unit.exits.iter().chain([&unit.entry]))
+                        .map(|placement| (placement.address, placement.original_byte)),
+                );
+            }
+        }
+        detached
+    }
+
+    /// Puts `group`'s probes back into the target, each unit's exits
+    /// before its entry. If one fails, the group stays out.
+    pub fn put_back(&mut self, group: ProbeGroup) -> Result<(), LoadError> {
+        let mut attached: Vec<(usize, Vec<UProbeLink>)> = Vec::new();
+        for index in 0..self.units.len() {
+            let (unit, links) = &self.units[index];
+            if unit.group != group || !links.is_empty() {
+                continue;
+            }
+            let placements: Vec<Placement> =
+                unit.exits.iter().chain([&unit.entry]).cloned().collect();
+            let mut links = Vec::new();
+            for placement in &placements {
+                match self.attach_one(placement) {
+                    Ok(link) => links.push(link),
+                    Err(reason) => {
+                        let everything = attached.into_iter().flat_map(|(_, links)| links);
+                        release_in_parallel(everything.chain(links).collect());
+                        return Err(LoadError::Reattach { group, reason });
+                    }
+                }
+            }
+            attached.push((index, links));
+        }
+        for (index, links) in attached {
+            self.units[index].1 = links;
+        }
+        Ok(())
     }
 
     /// Creates the per-CPU event rings and hands them to the probes; call
@@ -221,15 +350,63 @@ impl Tracer {
         Ok(values.iter().copied().collect())
     }
 
-    /// Opens the recording window: from now on the attached probes emit
-    /// events, all of them at once.
-    pub fn arm(&mut self) -> Result<(), LoadError> {
-        self.set_armed(true)
+    /// Opens `group`'s recording window: from now on its attached probes
+    /// emit events, all of them at once. Returns when it opened, on the
+    /// clock of the events' timestamps.
+    pub fn arm(&mut self, group: ProbeGroup) -> Result<u64, LoadError> {
+        let now = monotonic_ns();
+        self.set_armed(group, now)?;
+        Ok(now)
     }
 
-    /// Closes the recording window: probes stay attached but emit nothing.
-    pub fn disarm(&mut self) -> Result<(), LoadError> {
-        self.set_armed(false)
+    /// Closes `group`'s recording window: its probes stay attached but emit
+    /// nothing.
+    pub fn disarm(&mut self, group: ProbeGroup) -> Result<(), LoadError> {
+        self.set_armed(group, 0)
+    }
+
+    /// Measures what a trap costs on this machine, on a function of
+    /// contend's own (see `calibrate.rs`). Call before arming the lock
+    /// probes: the lock program is what is attached, and it must return at
+    /// once. `None` if contend cannot probe itself.
+    pub fn calibrate_traps(&mut self) -> Option<TrapCosts> {
+        let (branch, plain) = calibrate::target_offsets()
+            .map_err(|error| tracing::warn!("cannot calibrate the trap cost: {error}"))
+            .ok()?;
+        let exe = std::env::current_exe().ok()?;
+        let baseline = calibrate::time_per_call();
+        let mut cost = |file_offset| {
+            let placement = Placement {
+                program: Program::Lock,
+                file_offset,
+                address: 0,
+                original_byte: 0,
+                cookie: 0,
+                trap: Trap::Emulated,
+            };
+            let link = self
+                .attach_one_to(&placement, &exe, std::process::id())
+                .map_err(|error| tracing::warn!("cannot calibrate the trap cost: {error}"))
+                .ok()?;
+            let cost = calibrate::time_per_call().saturating_sub(baseline);
+            // Its release waits for the kernel's grace periods: not here.
+            std::thread::spawn(move || drop(link));
+            Some(cost)
+        };
+        let costs = TrapCosts {
+            emulated: cost(branch)?,
+            single_stepped: cost(plain)?,
+        };
+        tracing::debug!("trap costs on this machine: {costs:?}");
+        Some(costs)
+    }
+
+    /// Runs and run time of each program so far, while the kernel's BPF
+    /// run-time statistics are on (see [`aya::sys::enable_stats`]).
+    pub fn program_time(&self, program: Program) -> Option<(u64, Duration)> {
+        let uprobe: &UProbe = self.ebpf.program(program.name())?.try_into().ok()?;
+        let info = uprobe.info().ok()?;
+        Some((info.run_count(), info.run_time()))
     }
 
     /// Detaches every probe.
@@ -246,22 +423,45 @@ impl Tracer {
     /// Detaches every probe now, keeping the programs and maps (the rings
     /// can still be drained).
     pub fn detach_now(&mut self) {
-        let links = std::mem::take(&mut self.links);
-        std::thread::scope(|scope| {
-            for link in links {
-                scope.spawn(move || drop(link));
-            }
-        });
+        let links = self
+            .units
+            .iter_mut()
+            .flat_map(|(_, links)| std::mem::take(links))
+            .collect();
+        release_in_parallel(links);
     }
 
-    fn set_armed(&mut self, armed: bool) -> Result<(), LoadError> {
+    fn set_armed(&mut self, group: ProbeGroup, since: u64) -> Result<(), LoadError> {
         let map = self
             .ebpf
             .map_mut(ARMED_MAP)
             .ok_or(LoadError::Missing(ARMED_MAP))?;
-        let mut flag: Array<_, u32> = Array::try_from(map).map_err(LoadError::Arm)?;
-        flag.set(0, u32::from(armed), 0).map_err(LoadError::Arm)
+        let mut armed: Array<_, u64> = Array::try_from(map).map_err(LoadError::Arm)?;
+        armed.set(group as u32, since, 0).map_err(LoadError::Arm)
     }
+}
+
+/// Drops links on threads of their own, so that the grace period each
+/// waits for overlaps the others'.
+fn release_in_parallel(links: Vec<UProbeLink>) {
+    std::thread::scope(|scope| {
+        for link in links {
+            scope.spawn(move || drop(link));
+        }
+    });
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
 }
 
 /// Hands the plumbing ranges to the map probes (see `plumbing.rs`).
@@ -329,161 +529,9 @@ fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UPr
     Ok(program)
 }
 
-/// Attaches a map function's entry probe; `closable` says whether its
-/// write windows can close (see [`attach_window_closers`]).
-fn attach_map_probe(
-    attacher: &mut Attacher<'_>,
-    target: &Target,
-    probe: &MapProbe,
-    closable: bool,
-) -> ProbeStatus {
-    let result = match forwarding_target(target, probe) {
-        Some(callee) => Err(Skip::Forwards(callee)),
-        None => entry(target, probe.symbol).and_then(|entry| {
-            let cookie = MapCookie {
-                on_stack_check: entry.on_stack_check,
-                ..probe.cookie(closable)
-            };
-            attacher.attach(target, entry.file_offset, cookie.encode())?;
-            Ok(entry)
-        }),
-    };
-    status(probe.symbol, result)
-}
-
-/// Attaches the probes that close a write's window to each of its returns;
-/// says whether all of them are in place, so the entry may open windows.
-/// (Attached before the entry, so a window never opens without them.)
-fn attach_window_closers(attacher: &mut Attacher<'_>, target: &Target, probe: &MapProbe) -> bool {
-    if !probe.opens_window() || forwarding_target(target, probe).is_some() {
-        return false;
-    }
-    let Ok(exits) = exits(target, probe.symbol) else {
-        return false;
-    };
-    let attached = exits
-        .into_iter()
-        .try_for_each(|exit| attacher.attach(target, exit, 0));
-    if let Err(error) = &attached {
-        tracing::warn!("{}: no concurrent-access windows: {error}", probe.symbol);
-    }
-    attached.is_ok()
-}
-
-/// The traced function this one only forwards to in this binary, if any.
-fn forwarding_target(target: &Target, probe: &MapProbe) -> Option<&'static str> {
-    let callee = probe.may_forward_to?;
-    target
-        .binary
-        .only_calls(probe.symbol, callee)
-        .then_some(callee)
-}
-
-/// A wait starts at the slow path's entry and ends at any of its exits.
-/// Exits are attached first, so an entry is never recorded without them.
-fn attach_lock_probe(
-    attacher: &mut Attacher<'_>,
-    target: &Target,
-    probe: &LockProbe,
-) -> ProbeStatus {
-    let result = entry(target, probe.symbol).and_then(|entry| {
-        for exit in exits(target, probe.symbol)? {
-            attacher.attach(target, exit, probe.cookie(true).encode())?;
-        }
-        attacher.attach(target, entry.file_offset, probe.cookie(false).encode())?;
-        Ok(entry)
-    });
-    status(probe.symbol, result)
-}
-
-/// Where a function's entry probe goes.
-struct Entry {
-    file_offset: u64,
-    /// Bytes past the function's start.
-    past_start: u64,
-    /// On the stack check's branch (see [`disasm::stack_check_branch`]).
-    on_stack_check: bool,
-}
-
-/// The cheapest place to see a function's calls with its arguments, once
-/// each: its stack check's branch, or else its first instruction.
-fn entry(target: &Target, symbol: &str) -> Result<Entry, Skip> {
-    let (function, code) = function_code(target, symbol)?;
-    let branch = disasm::stack_check_branch(code, function.address);
-    if branch.is_none() && !target.binary.stack_growth_calls(function).is_empty() {
-        // Not a prologue we know, yet it grows the stack: a call that
-        // does will be seen twice.
-        tracing::warn!("{symbol}: no stack check found; calls that grow the stack count twice");
-    }
-    let address = branch.unwrap_or(function.address);
-    Ok(Entry {
-        file_offset: file_offset(target, address)?,
-        past_start: address - function.address,
-        on_stack_check: branch.is_some(),
-    })
-}
-
-/// The file offsets of a function's exits: its RETs and tail jumps.
-fn exits(target: &Target, symbol: &str) -> Result<Vec<u64>, Skip> {
-    let (function, code) = function_code(target, symbol)?;
-    let exits = disasm::exits(code, function.address);
-    if exits.is_empty() {
-        return Err(Skip::Failed(
-            "no return instruction found to see the function end".to_owned(),
-        ));
-    }
-    exits
-        .into_iter()
-        .map(|address| file_offset(target, address))
-        .collect()
-}
-
-fn function_code<'a>(target: &'a Target, symbol: &str) -> Result<(Function, &'a [u8]), Skip> {
-    let function = target.binary.function(symbol).ok_or(Skip::Absent)?;
-    let code = target.binary.code(function).ok_or_else(|| {
-        Skip::Failed(format!(
-            "its code at {:#x} is not in the file",
-            function.address
-        ))
-    })?;
-    Ok((function, code))
-}
-
-fn file_offset(target: &Target, address: u64) -> Result<u64, Skip> {
-    target.binary.file_offset(address).ok_or_else(|| {
-        Skip::Failed(format!(
-            "address {address:#x} is outside the loaded segments"
-        ))
-    })
-}
-
-/// The attachments made so far, and the program they attach.
-struct Attacher<'a> {
-    program: &'a mut UProbe,
-    links: &'a mut Vec<UProbeLink>,
-}
-
-impl Attacher<'_> {
-    fn attach(&mut self, target: &Target, offset: u64, cookie: u64) -> Result<(), String> {
-        let point = UProbeAttachPoint {
-            location: UProbeAttachLocation::AbsoluteOffset(offset),
-            cookie: Some(cookie),
-        };
-        let scope =
-            NonZeroU32::new(target.pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
-        let link = self
-            .program
-            .attach(point, &target.host_path, scope)
-            .and_then(|id| self.program.take_link(id))
-            .map_err(|error| format!("attach failed: {error}"))?;
-        self.links.push(link);
-        Ok(())
-    }
-}
-
-fn status(symbol: &str, result: Result<Entry, Skip>) -> ProbeStatus {
-    let entry_offset = result.as_ref().ok().map(|entry| entry.past_start);
-    let (reason, unused) = match result {
+fn status(symbol: &str, result: Result<&Unit, Skip>) -> ProbeStatus {
+    let attached = result.as_ref().ok();
+    let (reason, unused) = match &result {
         Ok(_) => (None, false),
         Err(Skip::Absent) => (
             Some("not in this binary: the program never uses it".to_owned()),
@@ -495,14 +543,16 @@ fn status(symbol: &str, result: Result<Entry, Skip>) -> ProbeStatus {
             )),
             true,
         ),
-        Err(Skip::Failed(reason)) => (Some(reason), false),
+        Err(Skip::Failed(reason)) => (Some(reason.clone()), false),
     };
     ProbeStatus {
         symbol: symbol.to_owned(),
         attached: reason.is_none(),
         reason,
         unused,
-        entry_offset,
+        entry_offset: attached.map(|unit| unit.entry_offset),
+        exits: attached.and_then(|unit| unit.exit_placement),
+        group: attached.map(|unit| unit.group),
     }
 }
 

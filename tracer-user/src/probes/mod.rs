@@ -1,9 +1,13 @@
-//! Which probes go where (`catalogue`), where Go's own code lies for the
-//! stack walk (`plumbing`), and loading and attaching the eBPF programs
-//! (`loader`).
+//! Which probes the catalogue knows (`catalogue`), where they go in this
+//! binary (`placement`), where Go's own code lies for the stack walk
+//! (`plumbing`), and loading and attaching the eBPF programs (`loader`).
 
+pub mod calibrate;
 pub mod catalogue;
 pub mod loader;
+pub mod placement;
 pub mod plumbing;
 
-pub use loader::{LoadError, LoadOptions, ProbeStatus, Tracer};
+pub use calibrate::TrapCosts;
+pub use loader::{Detached, LoadError, LoadOptions, ProbeStatus, Tracer};
+pub use placement::{ExitPlacement, Placement, Program, Trap};
