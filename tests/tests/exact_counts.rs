@@ -15,7 +15,10 @@ fn check_exact_count(go: Go, variant: Variant) {
     let build = Build::new("stackcount", go, variant);
     let fixture = build.start(&["-rounds", "100"]);
     let pid = fixture.pid().to_string();
-    let mut recording = contend::start_record(&build.label, &["--pid", &pid, "--duration", "60"]);
+    let mut recording = contend::start_record(
+        &build.label,
+        &["--exact", "--pid", &pid, "--duration", "60"],
+    );
     recording.wait_until_tracing();
     fixture.signal_start();
     let said = fixture

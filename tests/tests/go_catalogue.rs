@@ -15,7 +15,13 @@ fn check_every_operation(go: Go, variant: Variant) {
     let fixture = build.start(&["-seconds", "60"]);
     let run = contend::record(
         &build.label,
-        &["--pid", &fixture.pid().to_string(), "--duration", "1.5"],
+        &[
+            "--exact",
+            "--pid",
+            &fixture.pid().to_string(),
+            "--duration",
+            "1.5",
+        ],
     );
     let export = run.export();
     drop(fixture);

@@ -25,7 +25,7 @@ fn check_lock_waits(go: Go, variant: Variant) {
         .to_owned();
     let run = contend::record(
         &build.label,
-        &["--pid", &fixture.pid().to_string(), "--duration", "3"],
+        &["--pid", &fixture.pid().to_string(), "--duration", "5"],
     );
     let export = run.export();
     let runtime_metric = fixture.finish();

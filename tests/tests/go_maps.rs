@@ -102,7 +102,7 @@ fn trace_hotkeys(toolchain: &GoToolchain) -> Export {
     let pid = fixture.pid().to_string();
     let run = contend::record(
         &format!("hotkeys-{}", toolchain.version),
-        &["--pid", &pid, "--duration", "2"],
+        &["--exact", "--pid", &pid, "--duration", "2"],
     );
     let export = run.export();
     assert_eq!(export.target.pid, fixture.pid());

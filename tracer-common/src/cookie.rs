@@ -125,8 +125,9 @@ impl MapCookie {
 ///
 /// Layout, least significant byte first: op, register, offset (the lock's
 /// address is the register minus this many bytes: the semaphore functions
-/// get the address of a field inside the RWMutex), exit flag, shared
-/// semaphore flag, the exit's branch, the function; the top byte is 0.
+/// get the address of a field inside the RWMutex), exit flag, flags (1:
+/// shared semaphore, 2: in a function's body), the exit's branch, the
+/// function; the top byte is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockCookie {
     pub op: LockOp,
@@ -137,6 +138,9 @@ pub struct LockCookie {
     /// 1.21): the kernel side works out whether a reader or a writer waits,
     /// and where its RWMutex is; `op` and `field_offset` are unused.
     pub shared_semaphore: bool,
+    /// The probe sits in a function's body, past its prologue: the
+    /// caller's return address is in the frame record, not at RSP.
+    pub in_body: bool,
     /// For an exit: when a hit there ends the wait (see [`ExitBranch`]).
     pub branch: ExitBranch,
     /// Which catalogued function this probe belongs to: an exit ends only
@@ -150,14 +154,14 @@ impl LockCookie {
             | (self.reg as u64) << 8
             | (self.field_offset as u64) << 16
             | (self.exit as u64) << 24
-            | (self.shared_semaphore as u64) << 32
+            | (self.shared_semaphore as u64 | (self.in_body as u64) << 1) << 32
             | (self.branch.encode() as u64) << 40
             | (self.function as u64) << 48
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if cookie >> 56 != 0 || byte(3) > 1 || byte(4) > 1 {
+        if cookie >> 56 != 0 || byte(3) > 1 || byte(4) > 3 {
             return None;
         }
         Some(Self {
@@ -165,7 +169,8 @@ impl LockCookie {
             reg: Reg::from_u8(byte(1))?,
             field_offset: byte(2),
             exit: byte(3) == 1,
-            shared_semaphore: byte(4) == 1,
+            shared_semaphore: byte(4) & 1 != 0,
+            in_body: byte(4) & 2 != 0,
             branch: ExitBranch::decode(byte(5))?,
             function: byte(6),
         })
@@ -204,6 +209,7 @@ mod tests {
             field_offset: 12,
             exit: true,
             shared_semaphore: false,
+            in_body: true,
             branch: ExitBranch {
                 when: crate::ExitWhen::NotTaken,
                 condition: 5,

@@ -37,6 +37,13 @@ pub const MAX_CPUS: usize = 1024;
 /// the kernel only requires them to be ring buffers like this one.
 pub const RING_TEMPLATE_BYTES: usize = 4096;
 
+/// A semaphore call inside a slow path that returned within this long did
+/// not park: Go's `semacquire` takes the semaphore at once when it is
+/// free, and a park and wake-up take longer (the probes' own traps
+/// included). Such calls are not waits, as in the runtime's own accounting
+/// (`/sync/mutex/wait/total`, the mutex profile).
+pub const PARK_FLOOR_NS: u64 = 5_000;
+
 /// Probes that go into and out of the target together, each group with
 /// its own armed flag: the index of its slot in the eBPF object's `ARMED`
 /// array, which holds the `bpf_ktime_get_ns` time the group was armed, or 0

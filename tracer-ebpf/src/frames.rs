@@ -54,6 +54,21 @@ pub fn capture(ctx: &ProbeContext) -> [u64; FRAMES] {
     frames
 }
 
+/// The frame-pointer chain from a probe in a function's body, past its
+/// prologue: there RBP is the function's own frame, whose record holds the
+/// return address into its caller (RSP points at locals).
+#[inline(always)]
+pub fn capture_in_body(ctx: &ProbeContext) -> [u64; FRAMES] {
+    let (_, fp) = stack_registers(ctx);
+    let mut frames = [0u64; FRAMES];
+    // SAFETY: the helper faults safely on bad pointers.
+    if let Ok(record) = unsafe { bpf_probe_read_user(fp as *const FrameRecord) } {
+        frames[0] = record.return_address;
+        walk(record.caller_fp, &mut frames);
+    }
+    frames
+}
+
 /// RSP and RBP at the probe.
 #[inline(always)]
 fn stack_registers(ctx: &ProbeContext) -> (u64, u64) {

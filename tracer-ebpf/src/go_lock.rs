@@ -12,7 +12,9 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::ProbeContext,
 };
-use tracer_common::{EventKind, LockCookie, LockEvent, LockOp, PendingWait, ProbeGroup, Reg};
+use tracer_common::{
+    EventKind, LockCookie, LockEvent, LockOp, PARK_FLOOR_NS, PendingWait, ProbeGroup, Reg,
+};
 
 use crate::{
     config, frames, goroutine, output,
@@ -32,7 +34,8 @@ pub fn go_lock_wait(ctx: ProbeContext) -> u32 {
 }
 
 fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
-    if config::armed_since(ProbeGroup::Locks) == 0 {
+    let armed_since = config::armed_since(ProbeGroup::Locks);
+    if armed_since == 0 {
         return Ok(());
     }
     // SAFETY: the helper only reads the cookie stored with this attachment.
@@ -48,7 +51,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if probe.exit {
-        return finish(waiter, probe.function, goid, now);
+        return finish(waiter, probe, goid, now, armed_since);
     }
     let field = regs.get(probe.reg);
     let (op, field_offset) = if probe.shared_semaphore {
@@ -62,7 +65,11 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
         op: op as u8,
         function: probe.function,
         _pad0: [0; 6],
-        frames: frames::capture(ctx),
+        frames: if probe.in_body {
+            frames::capture_in_body(ctx)
+        } else {
+            frames::capture(ctx)
+        },
     };
     PENDING.insert(&waiter, &wait, 0).map_err(drop)
 }
@@ -90,14 +97,24 @@ fn classify_shared_semaphore(regs: &Regs, sema: u64) -> Option<(LockOp, u8)> {
 }
 
 #[inline(always)]
-fn finish(waiter: u64, function: u8, goid: u64, now: u64) -> Result<(), ()> {
+fn finish(waiter: u64, probe: LockCookie, goid: u64, now: u64, armed_since: u64) -> Result<(), ()> {
     // SAFETY: the value is copied out before anything can remove it.
     let wait = *unsafe { PENDING.get(&waiter) }.ok_or(())?;
-    if wait.function != function {
+    if wait.function != probe.function {
         // Another function's wait, which this one was called inside.
         return Ok(());
     }
     let _ = PENDING.remove(&waiter);
+    if wait.start_ns < armed_since {
+        // Begun before the lock probes were last armed: its true start
+        // may have passed unseen while they were out.
+        return Ok(());
+    }
+    let wait_ns = now.saturating_sub(wait.start_ns);
+    if probe.in_body && wait_ns < PARK_FLOOR_NS {
+        // The semaphore was free: no park, no wait.
+        return Ok(());
+    }
     let event = LockEvent {
         kind: EventKind::LockWait as u8,
         op: wait.op,
@@ -106,7 +123,7 @@ fn finish(waiter: u64, function: u8, goid: u64, now: u64) -> Result<(), ()> {
         timestamp_ns: now,
         goid,
         lock: wait.lock,
-        wait_ns: now.saturating_sub(wait.start_ns),
+        wait_ns,
         frames: wait.frames,
     };
     output::emit(&event);

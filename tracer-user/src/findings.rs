@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use tracer_common::{LockOp, MapOp};
 
 use crate::{
-    aggregate::{Aggregate, MapStats, RacePair, RaceStats, StackCounts, WaitStats},
+    aggregate::{Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats},
+    export::build::wait_figures,
     sites::{self, CallSite, ResolveSites},
 };
 
@@ -99,20 +100,22 @@ pub struct RaceAccess {
     pub goid: Option<u64>,
 }
 
-/// Every finding in the aggregate, most severe first.
+/// Every finding in the aggregate, most severe first. `scale` says how
+/// much of the recording the figures come from: findings rest on estimates
+/// for the whole of it, and a race seen in part of it says so.
 pub fn find(
     aggregate: &Aggregate,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
+    scale: &Scale,
 ) -> Vec<Finding> {
     let hot_keys = aggregate
         .maps()
-        .filter_map(|(address, stats)| hot_key(address, stats, thresholds, resolver));
-    let convoys = aggregate
-        .locks
-        .all()
-        .filter_map(|(address, op, stats)| lock_convoy(address, op, stats, thresholds, resolver));
-    let races = concurrent_map_accesses(aggregate, resolver);
+        .filter_map(|(address, stats)| hot_key(address, stats, thresholds, resolver, scale));
+    let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
+        lock_convoy(address, op, stats, thresholds, resolver, scale)
+    });
+    let races = concurrent_map_accesses(aggregate, resolver, scale);
     let mut findings: Vec<Finding> = races.into_iter().chain(hot_keys).chain(convoys).collect();
     findings.sort_by(|a, b| {
         (b.severity.cmp(&a.severity))
@@ -134,7 +137,11 @@ type ResolvedSide = (MapOp, Option<CallSite>);
 
 /// One finding per map and pair of racing call sites (several stacks may
 /// share a site).
-fn concurrent_map_accesses(aggregate: &Aggregate, resolver: &dyn ResolveSites) -> Vec<Finding> {
+fn concurrent_map_accesses(
+    aggregate: &Aggregate,
+    resolver: &dyn ResolveSites,
+    scale: &Scale,
+) -> Vec<Finding> {
     let mut by_sites: BTreeMap<(u64, ResolvedSide, ResolvedSide), (u64, &RaceStats)> =
         BTreeMap::new();
     for (pair, stats) in aggregate.conflicts.by_count() {
@@ -145,7 +152,7 @@ fn concurrent_map_accesses(aggregate: &Aggregate, resolver: &dyn ResolveSites) -
     by_sites
         .into_iter()
         .map(|((map, first, second), (count, example))| {
-            race_finding(map, [first, second], count, example)
+            race_finding(map, [first, second], count, example, scale)
         })
         .collect()
 }
@@ -164,7 +171,13 @@ fn resolved_sides(
     }
 }
 
-fn race_finding(map: u64, sides: [ResolvedSide; 2], count: u64, example: &RaceStats) -> Finding {
+fn race_finding(
+    map: u64,
+    sides: [ResolvedSide; 2],
+    count: u64,
+    example: &RaceStats,
+    scale: &Scale,
+) -> Finding {
     let [first, second] = &sides;
     let keys = [&example.keys.0, &example.keys.1];
     let goroutines = [example.goroutines.0, example.goroutines.1];
@@ -179,7 +192,7 @@ fn race_finding(map: u64, sides: [ResolvedSide; 2], count: u64, example: &RaceSt
             goid,
         })
         .collect();
-    let message = format!(
+    let mut message = format!(
         "map {map:#x} was used by two goroutines at once {count} times, {} and {}: \
          an unsynchronised map is corrupted by this, and Go kills the program with \"fatal error: {}\" \
          when it notices; guard the map with a sync.Mutex or use sync.Map",
@@ -187,6 +200,12 @@ fn race_finding(map: u64, sides: [ResolvedSide; 2], count: u64, example: &RaceSt
         describe(second),
         runtime_error(first.0, second.0),
     );
+    if scale.maps_sampled() {
+        message.push_str(&format!(
+            " (seen while the map probes covered {:.0}% of the recording: more collisions went unseen)",
+            100.0 * scale.maps
+        ));
+    }
     Finding {
         kind: Kind::ConcurrentMapAccess,
         severity: Severity::Critical,
@@ -235,6 +254,7 @@ fn hot_key(
     stats: &MapStats,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
+    scale: &Scale,
 ) -> Option<Finding> {
     let total = stats.ops.total();
     if total < thresholds.hot_map_ops {
@@ -245,6 +265,7 @@ fn hot_key(
     if share < thresholds.hot_key_share {
         return None;
     }
+    let about = if scale.maps_sampled() { "~" } else { "" };
     let severity = if share >= 0.5 {
         Severity::Critical
     } else {
@@ -254,13 +275,14 @@ fn hot_key(
         kind: Kind::HotKey,
         severity,
         message: format!(
-            "key {:?} takes {:.0}% of the {total} operations on map {address:#x}: its load cannot spread, \
+            "key {:?} takes {:.0}% of the {about}{} operations on map {address:#x}: its load cannot spread, \
              so anything guarding or sharding this map serialises on it",
             top.key.display(),
-            100.0 * share
+            100.0 * share,
+            scale.map_count(total),
         ),
         subject: address,
-        count: top.count,
+        count: scale.map_count(top.count),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
     })
@@ -272,8 +294,12 @@ fn lock_convoy(
     stats: &WaitStats,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
+    scale: &Scale,
 ) -> Option<Finding> {
-    let (p50, p99) = (stats.quantile_ns(0.5).max(1), stats.quantile_ns(0.99));
+    let figures = wait_figures(stats, scale);
+    let [p50, _, p99, _] = figures.quantiles_ns;
+    let p50 = p50.max(1);
+    // Enough waits measured, not only estimated.
     let convoy = stats.contended() >= thresholds.convoy_waits
         && stats.goroutines() >= thresholds.convoy_goroutines
         && p99 >= p50 * thresholds.convoy_p99_over_p50;
@@ -290,7 +316,7 @@ fn lock_convoy(
             p50 as f64 / 1e6,
         ),
         subject: address,
-        count: stats.contended(),
+        count: figures.contended,
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
     })
@@ -310,7 +336,7 @@ mod tests {
     };
 
     fn find(aggregate: &Aggregate, thresholds: &Thresholds) -> Vec<Finding> {
-        super::find(aggregate, thresholds, &no_sites)
+        super::find(aggregate, thresholds, &no_sites, &Scale::WHOLE)
     }
 
     fn map_op(map: u64, key: &str) -> Event {
@@ -405,7 +431,12 @@ mod tests {
             0x10 => Some(site("main.(*Cache).Get", 20)),
             _ => Some(site("main.(*Cache).Set", 14)),
         };
-        let findings = super::find(&aggregate(events), &Thresholds::default(), &resolver);
+        let findings = super::find(
+            &aggregate(events),
+            &Thresholds::default(),
+            &resolver,
+            &Scale::WHOLE,
+        );
         assert_eq!(findings.len(), 1, "{findings:?}");
         let finding = &findings[0];
         assert_eq!(

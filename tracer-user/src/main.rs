@@ -6,7 +6,10 @@ mod commands;
 use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use tracer_user::duration;
+use tracer_user::{
+    duration,
+    session::{Budget, DEFAULT_MAX_OVERHEAD},
+};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +51,15 @@ struct RecordArgs {
     /// as hot.
     #[arg(long, value_name = "SHARE", default_value_t = 0.25, value_parser = share)]
     hot_key_share: f64,
+    /// How much contend may slow the target, in percent: the map probes go
+    /// in and out of it to stay within this, and figures become estimates
+    /// (the export says how much of the recording each comes from).
+    #[arg(long, value_name = "PCT", default_value_t = Percent(DEFAULT_MAX_OVERHEAD), value_parser = percent)]
+    max_overhead: Percent,
+    /// Trace everything all the time: complete figures, which then include
+    /// contend's own effect on the target.
+    #[arg(long, conflicts_with = "max_overhead")]
+    exact: bool,
     /// Where to write the export; `-` for standard output.
     /// [default: contend-PID.json]
     #[arg(short, long)]
@@ -61,6 +73,29 @@ struct RecordArgs {
 struct ReportArgs {
     /// An export written by `contend record`.
     file: PathBuf,
+}
+
+/// A fraction, written and shown in percent.
+#[derive(Clone, Copy, Debug)]
+struct Percent(f64);
+
+impl std::fmt::Display for Percent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0 * 100.0)
+    }
+}
+
+/// A slowdown budget in percent (`5`, `0.5`, `2%`).
+fn percent(text: &str) -> Result<Percent, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(0.0) => Err(
+            "0% would trace nothing: give a budget above 0 (e.g. 1 for 1%), or --exact to trace everything"
+                .to_owned(),
+        ),
+        Ok(percent) if percent > 0.0 && percent <= 100.0 => Ok(Percent(percent / 100.0)),
+        _ => Err(format!("{text:?} is not a percentage between 0 and 100 (e.g. 5)")),
+    }
 }
 
 /// A fraction between 0 and 1.
@@ -88,6 +123,11 @@ fn main() -> ExitCode {
             thresholds: tracer_user::findings::Thresholds {
                 hot_key_share: args.hot_key_share,
                 ..Default::default()
+            },
+            budget: if args.exact {
+                Budget::Exact
+            } else {
+                Budget::Max(args.max_overhead.0)
             },
         }),
         Command::Report(args) => commands::report::run(&args.file),

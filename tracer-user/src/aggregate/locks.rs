@@ -82,6 +82,81 @@ impl WaitStats {
     }
 }
 
+/// A lock's waits as figures for the whole recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitFigures {
+    pub contended: u64,
+    pub total_ns: u64,
+    /// Wait lengths at the 50th, 90th, 99th and 99.9th percentiles.
+    pub quantiles_ns: [u64; 4],
+    pub max_ns: u64,
+    /// As [`WaitStats::log2_buckets`].
+    pub buckets: Vec<(u64, u64)>,
+}
+
+/// The percentiles of [`WaitFigures::quantiles_ns`].
+pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
+
+impl WaitStats {
+    /// The figures when every wait was measured.
+    pub fn figures(&self) -> WaitFigures {
+        WaitFigures {
+            contended: self.contended(),
+            total_ns: self.total_ns,
+            quantiles_ns: QUANTILES.map(|quantile| self.quantile_ns(quantile)),
+            max_ns: self.max_ns(),
+            buckets: self.log2_buckets(),
+        }
+    }
+
+    /// The figures when each measured wait of length `L` stands for
+    /// `weight(L)` waits (see `coverage.rs`): counts, totals, percentiles
+    /// and buckets all weighted.
+    pub fn weighted_figures(&self, weight: impl Fn(u64) -> f64) -> WaitFigures {
+        let points: Vec<(u64, f64)> = self
+            .histogram
+            .iter_recorded()
+            .map(|value| {
+                let ns = self.histogram.highest_equivalent(value.value_iterated_to());
+                (ns, value.count_at_value() as f64 * weight(ns))
+            })
+            .collect();
+        let count: f64 = points.iter().map(|(_, weighted)| weighted).sum();
+        let quantile = |quantile: f64| {
+            let mut seen = 0.0;
+            for &(ns, weighted) in &points {
+                seen += weighted;
+                if seen >= quantile * count {
+                    return ns;
+                }
+            }
+            points.last().map_or(0, |&(ns, _)| ns)
+        };
+        let mut buckets: Vec<(u64, f64)> = Vec::new();
+        for &(ns, weighted) in &points {
+            let upper = ns.max(1).next_power_of_two();
+            match buckets.last_mut() {
+                Some((bound, sum)) if *bound == upper => *sum += weighted,
+                _ => buckets.push((upper, weighted)),
+            }
+        }
+        WaitFigures {
+            contended: count.round() as u64,
+            total_ns: points
+                .iter()
+                .map(|&(ns, weighted)| ns as f64 * weighted)
+                .sum::<f64>() as u64,
+            quantiles_ns: QUANTILES.map(quantile),
+            max_ns: self.max_ns(),
+            buckets: buckets
+                .into_iter()
+                .map(|(bound, weighted)| (bound, weighted.round() as u64))
+                .filter(|&(_, count)| count > 0)
+                .collect(),
+        }
+    }
+}
+
 /// All lock waits of a recording.
 #[derive(Debug, Default)]
 pub struct LockWaits {
@@ -153,6 +228,36 @@ mod tests {
         assert!(
             buckets.windows(2).all(|pair| pair[0].0 < pair[1].0),
             "{buckets:?}"
+        );
+    }
+
+    #[test]
+    fn weighted_figures_count_each_wait_as_many() {
+        let mut locks = LockWaits::default();
+        for _ in 0..30 {
+            locks.record(&wait(0x10, LockOp::MutexLock, 1, 1_000));
+        }
+        for _ in 0..10 {
+            locks.record(&wait(0x10, LockOp::MutexLock, 1, 1_000_000));
+        }
+        let stats = locks.most_waited(1)[0].2;
+        let unweighted = stats.weighted_figures(|_| 1.0);
+        let exact = stats.figures();
+        assert_eq!(unweighted.contended, exact.contended);
+        assert_eq!(unweighted.quantiles_ns[0], exact.quantiles_ns[0]);
+        // Long waits are measured less often: each stands for four.
+        let weighted = stats.weighted_figures(|ns| if ns > 10_000 { 4.0 } else { 1.0 });
+        assert_eq!(weighted.contended, 70);
+        let p50 = weighted.quantiles_ns[0];
+        assert!(
+            (999_000..=1_001_000).contains(&p50),
+            "most waits are long: {p50}"
+        );
+        let total = weighted.total_ns as f64;
+        assert!((total - 40_030_000.0).abs() < 0.002 * total, "{total}");
+        assert_eq!(
+            weighted.buckets.iter().map(|(_, count)| count).sum::<u64>(),
+            70
         );
     }
 

@@ -2,6 +2,7 @@
 //! histograms, call-site counts and concurrent-access pairs.
 
 pub mod conflicts;
+pub mod coverage;
 pub mod goroutines;
 pub mod keys;
 pub mod locks;
@@ -10,8 +11,9 @@ pub mod stacks;
 
 use tracer_common::MapOp;
 
-use crate::events::{Batch, Event, Key, MapAccess};
+use crate::events::{Batch, Event, Key, LockWait, MapAccess};
 pub use conflicts::{Conflicts, RacePair, RaceStats};
+pub use coverage::{Coverage, Scale};
 pub use goroutines::Goroutines;
 pub use keys::KeyCounts;
 pub use locks::{LockWaits, WaitStats};
@@ -64,6 +66,16 @@ pub struct MapStats {
     pub rate: Rate,
 }
 
+/// Probe hits seen as events so far, by what they cost the target: every
+/// map operation hit an entry probe, every write an exit probe too, every
+/// lock wait an entry and its exits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hits {
+    pub map_ops: u64,
+    pub map_writes: u64,
+    pub lock_waits: u64,
+}
+
 /// The aggregate of a whole recording.
 #[derive(Debug, Default)]
 pub struct Aggregate {
@@ -76,7 +88,12 @@ pub struct Aggregate {
     pub undecodable: u64,
     maps: HashMap<u64, MapStats>,
     pub locks: LockWaits,
+    /// Lock waits left out of `locks` because a map probe was in the
+    /// target meanwhile (see `coverage.rs`).
+    pub unmeasured_waits: u64,
     pub conflicts: Conflicts,
+    pub coverage: Coverage,
+    pub hits: Hits,
 }
 
 impl Aggregate {
@@ -91,12 +108,26 @@ impl Aggregate {
         self.events += 1;
         match event {
             Event::MapAccess(access) => self.record_map_access(access),
-            Event::LockWait(wait) => self.locks.record(&wait),
+            Event::LockWait(wait) => self.record_lock_wait(&wait),
             Event::MapConflict(conflict) => self.conflicts.record(*conflict),
         }
     }
 
+    fn record_lock_wait(&mut self, wait: &LockWait) {
+        self.hits.lock_waits += 1;
+        let began = wait.timestamp_ns.saturating_sub(wait.wait_ns);
+        if self.coverage.is_clean_wait(began, wait.timestamp_ns) {
+            self.locks.record(wait);
+        } else {
+            self.unmeasured_waits += 1;
+        }
+    }
+
     fn record_map_access(&mut self, access: MapAccess) {
+        self.hits.map_ops += 1;
+        if matches!(access.op, MapOp::Write | MapOp::Delete | MapOp::Clear) {
+            self.hits.map_writes += 1;
+        }
         let stats = self.maps.entry(access.map).or_default();
         stats.ops.add(access.op);
         stats.stacks.observe(access.stack);

@@ -18,7 +18,7 @@ use tracer_user::{
     findings::Thresholds,
     inspect::{FunctionTable, Target, process},
     probes::LoadOptions,
-    session::{Session, SessionOptions, SharedDump},
+    session::{Budget, Session, SessionOptions, SharedDump},
 };
 
 pub struct Options {
@@ -28,6 +28,7 @@ pub struct Options {
     pub output: Option<PathBuf>,
     pub probes: LoadOptions,
     pub thresholds: Thresholds,
+    pub budget: Budget,
 }
 
 pub fn run(options: Options) -> anyhow::Result<()> {
@@ -68,6 +69,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         SessionOptions {
             probes: options.probes,
             thresholds: options.thresholds,
+            budget: options.budget,
             snapshot_every: None,
             dump: dump_from_environment()?,
         },
@@ -85,7 +87,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         finished.export.tracer.dropped,
         written.display(),
     );
-    finished.detach();
+    finished.detach().await;
     Ok(())
 }
 

@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use tracer_common::ProbeGroup;
+
 use super::schema::{
     self, Bucket, Export, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, Site, WaitNs,
     Window,
 };
 use crate::{
-    aggregate::{Aggregate, MapStats, StackCounts, WaitStats},
+    aggregate::{Aggregate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures},
     findings::{self, Thresholds},
     inspect::Target,
     probes::ProbeStatus,
@@ -35,6 +37,38 @@ pub struct Recording<'a> {
     pub aggregate: &'a Aggregate,
     /// Resolves the aggregate's stacks to call sites.
     pub sites: &'a dyn ResolveSites,
+    pub sampling: &'a Sampling,
+}
+
+/// How much of the recording the figures come from, and what it cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sampling {
+    pub scale: Scale,
+    /// The slowdown budget, as a fraction; `None` with `--exact`.
+    pub max_overhead: Option<f64>,
+    pub estimated_overhead: Option<f64>,
+    /// Everything traced all the time, on purpose (`--exact`).
+    pub exact: bool,
+}
+
+impl Sampling {
+    /// Everything traced all the time, cost unknown: recordings built in
+    /// tests and replays.
+    pub const WHOLE: Self = Self {
+        scale: Scale::WHOLE,
+        max_overhead: None,
+        estimated_overhead: None,
+        exact: false,
+    };
+
+    /// The fraction of the recording a probe group's figures come from,
+    /// when it was not all of it.
+    fn coverage(&self, group: Option<ProbeGroup>) -> Option<f64> {
+        match group? {
+            ProbeGroup::Maps => self.scale.maps_sampled().then_some(self.scale.maps),
+            ProbeGroup::Locks => self.scale.lock_coverage(),
+        }
+    }
 }
 
 pub fn export(recording: &Recording<'_>) -> Export {
@@ -46,8 +80,10 @@ pub fn export(recording: &Recording<'_>) -> Export {
         window,
         aggregate,
         sites,
+        sampling,
     } = recording;
     let seconds = window.duration_ns as f64 / 1e9;
+    let scale = &sampling.scale;
     Export {
         schema: SCHEMA_V1.to_owned(),
         target: (*target).clone(),
@@ -58,14 +94,17 @@ pub fn export(recording: &Recording<'_>) -> Export {
             dropped_by_cpu: dropped_by_cpu(aggregate),
             maps_seen: aggregate.maps_seen() as u64,
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
-            probes: probes.iter().map(probe).collect(),
-            max_overhead: None,
-            estimated_overhead: None,
-            exact: false,
+            probes: probes
+                .iter()
+                .map(|status| probe(status, sampling))
+                .collect(),
+            max_overhead: sampling.max_overhead,
+            estimated_overhead: sampling.estimated_overhead,
+            exact: sampling.exact,
         },
-        maps: map_reports(aggregate, *sites, seconds),
-        locks: lock_reports(aggregate, *sites, seconds),
-        findings: findings::find(aggregate, thresholds, *sites)
+        maps: map_reports(aggregate, *sites, seconds, scale),
+        locks: lock_reports(aggregate, *sites, seconds, scale),
+        findings: findings::find(aggregate, thresholds, *sites, scale)
             .into_iter()
             .map(finding)
             .collect(),
@@ -116,12 +155,17 @@ fn site_report(site: CallSite, ops: u64) -> Site {
     }
 }
 
-/// The busiest call sites of `stacks`.
-fn top_sites(stacks: &StackCounts, resolver: &dyn ResolveSites) -> Vec<Site> {
+/// The busiest call sites of `stacks`, their counts passed through
+/// `scale` (estimates for the whole recording).
+fn top_sites(
+    stacks: &StackCounts,
+    resolver: &dyn ResolveSites,
+    scale: impl Fn(u64) -> u64,
+) -> Vec<Site> {
     sites::merge(stacks, resolver)
         .into_iter()
         .take(TOP_SITES)
-        .map(|(site, count)| site_report(site, count))
+        .map(|(site, count)| site_report(site, scale(count)))
         .collect()
 }
 
@@ -144,7 +188,7 @@ fn per_second(count: u64, seconds: f64) -> f64 {
     }
 }
 
-fn probe(status: &ProbeStatus) -> Probe {
+fn probe(status: &ProbeStatus, sampling: &Sampling) -> Probe {
     Probe {
         symbol: status.symbol.clone(),
         attached: status.attached,
@@ -152,7 +196,7 @@ fn probe(status: &ProbeStatus) -> Probe {
         unused: status.unused,
         entry_offset: status.entry_offset,
         exits: status.exits.map(|exits| exits.name().to_owned()),
-        coverage: None,
+        coverage: sampling.coverage(status.group),
     }
 }
 
@@ -166,30 +210,40 @@ fn dropped_by_cpu(aggregate: &Aggregate) -> Vec<u64> {
     }
 }
 
-fn map_reports(aggregate: &Aggregate, resolver: &dyn ResolveSites, seconds: f64) -> Vec<MapReport> {
+fn map_reports(
+    aggregate: &Aggregate,
+    resolver: &dyn ResolveSites,
+    seconds: f64,
+    scale: &Scale,
+) -> Vec<MapReport> {
     aggregate
         .busiest_maps(TOP_MAPS)
         .into_iter()
-        .map(|(address, stats)| map_report(address, stats, resolver, seconds))
+        .map(|(address, stats)| map_report(address, stats, resolver, seconds, scale))
         .collect()
 }
 
+/// One map's figures. Sampled, counts are estimates for the whole
+/// recording (traced counts over coverage); shares, goroutines and sites'
+/// order come from what was traced.
 fn map_report(
     address: u64,
     stats: &MapStats,
     resolver: &dyn ResolveSites,
     seconds: f64,
+    scale: &Scale,
 ) -> MapReport {
     let total = stats.ops.total();
-    let sites = top_sites(&stats.stacks, resolver);
+    let count = |traced| scale.map_count(traced);
+    let sites = top_sites(&stats.stacks, resolver, count);
     MapReport {
         id: format!("{address:#x}"),
         ops: Ops {
-            read: stats.ops.read,
-            write: stats.ops.write,
-            delete: stats.ops.delete,
-            iterate: stats.ops.iterate,
-            clear: stats.ops.clear,
+            read: count(stats.ops.read),
+            write: count(stats.ops.write),
+            delete: count(stats.ops.delete),
+            iterate: count(stats.ops.iterate),
+            clear: count(stats.ops.clear),
         },
         top_keys: stats
             .keys
@@ -197,9 +251,9 @@ fn map_report(
             .into_iter()
             .map(|kept| KeyReport {
                 key: kept.key.display(),
-                count: kept.count,
+                count: count(kept.count),
                 share: kept.count as f64 / total as f64,
-                error: kept.error,
+                error: count(kept.error),
             })
             .collect(),
         touched_by: functions(&sites),
@@ -207,9 +261,9 @@ fn map_report(
         goroutines: stats.goroutines.count() as u64,
         readers: stats.goroutines.readers() as u64,
         writers: stats.goroutines.writers() as u64,
-        ops_per_sec: per_second(total, seconds),
-        peak_ops_per_sec: stats.rate.peak_per_second(),
-        coverage: None,
+        ops_per_sec: per_second(count(total), seconds),
+        peak_ops_per_sec: count(stats.rate.peak_per_second()),
+        coverage: scale.maps_sampled().then_some(scale.maps),
     }
 }
 
@@ -217,36 +271,52 @@ fn lock_reports(
     aggregate: &Aggregate,
     resolver: &dyn ResolveSites,
     seconds: f64,
+    scale: &Scale,
 ) -> Vec<LockReport> {
     aggregate
         .locks
         .most_waited(TOP_LOCKS)
         .into_iter()
-        .map(|(lock, op, stats)| LockReport {
-            id: format!("{lock:#x}"),
-            kind: op.name().to_owned(),
-            contended: stats.contended(),
-            goroutines: stats.goroutines() as u64,
-            wait_ns: wait_ns(stats),
-            histogram: stats
-                .log2_buckets()
-                .into_iter()
-                .map(|(le_ns, count)| Bucket { le_ns, count })
-                .collect(),
-            sites: top_sites(&stats.stacks, resolver),
-            contended_per_sec: per_second(stats.contended(), seconds),
-            coverage: None,
+        .map(|(lock, op, stats)| {
+            let figures = wait_figures(stats, scale);
+            let per_measured = figures.contended as f64 / stats.contended().max(1) as f64;
+            let count = |measured: u64| (measured as f64 * per_measured).round() as u64;
+            LockReport {
+                id: format!("{lock:#x}"),
+                kind: op.name().to_owned(),
+                contended: figures.contended,
+                goroutines: stats.goroutines() as u64,
+                wait_ns: wait_ns(&figures),
+                histogram: figures
+                    .buckets
+                    .iter()
+                    .map(|&(le_ns, count)| Bucket { le_ns, count })
+                    .collect(),
+                sites: top_sites(&stats.stacks, resolver, count),
+                contended_per_sec: per_second(figures.contended, seconds),
+                coverage: scale.lock_coverage(),
+            }
         })
         .collect()
 }
 
-fn wait_ns(stats: &WaitStats) -> WaitNs {
+/// A lock's figures: as measured, or, when waits were measured only in the
+/// gaps between map probes, weighted to stand for the whole recording.
+pub fn wait_figures(stats: &WaitStats, scale: &Scale) -> WaitFigures {
+    match scale.lock_coverage() {
+        None => stats.figures(),
+        Some(_) => stats.weighted_figures(|ns| scale.lock_weight(ns)),
+    }
+}
+
+fn wait_ns(figures: &WaitFigures) -> WaitNs {
+    let [p50, p90, p99, p999] = figures.quantiles_ns;
     WaitNs {
-        p50: stats.quantile_ns(0.5),
-        p90: stats.quantile_ns(0.9),
-        p99: stats.quantile_ns(0.99),
-        p999: stats.quantile_ns(0.999),
-        max: stats.max_ns(),
-        total: stats.total_ns,
+        p50,
+        p90,
+        p99,
+        p999,
+        max: figures.max_ns,
+        total: figures.total_ns,
     }
 }

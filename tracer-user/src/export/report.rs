@@ -315,7 +315,7 @@ mod tests {
                 Event, LockWait, MapAccess, MapConflict, Stack,
                 fixtures::{access, text_key},
             },
-            export::build::{Recording, export},
+            export::build::{Recording, Sampling, export},
             findings::Thresholds,
             probes::ProbeStatus,
             sites::CallSite,
@@ -430,6 +430,7 @@ mod tests {
             },
             aggregate: &aggregate,
             sites: &resolve,
+            sampling: &Sampling::WHOLE,
         })
     }
 

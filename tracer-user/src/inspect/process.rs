@@ -112,6 +112,42 @@ fn host_path(proc_dir: &Path, exe: &Path) -> PathBuf {
     }
 }
 
+/// The CPU time process `pid` has used so far, user and system (the
+/// kernel's work for it, uprobe traps included), from `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (utime, stime) = cpu_ticks(&stat).ok_or_else(|| io::Error::other("unreadable stat"))?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(std::time::Duration::from_nanos(
+        (utime + stime).saturating_mul(1_000_000_000) / per_second,
+    ))
+}
+
+/// utime and stime, in clock ticks, from the text of `/proc/PID/stat`:
+/// fields 14 and 15, counted after the command name, which is in
+/// parentheses and may itself hold spaces and parentheses.
+fn cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+/// Whether every `(address, byte)` of process `pid`'s memory holds that
+/// byte: the uprobe breakpoints once there are gone.
+pub fn holds_bytes(pid: u32, expected: &[(u64, u8)]) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt as _;
+    let memory = fs::File::open(format!("/proc/{pid}/mem"))?;
+    for &(address, byte) in expected {
+        let mut found = [0u8];
+        memory.read_exact_at(&mut found, address)?;
+        if found[0] != byte {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Resolves when process `pid` exits (its pidfd becomes readable then);
 /// never, with a warning, if it cannot be watched.
 pub async fn exited(pid: u32) {
@@ -167,6 +203,24 @@ mod tests {
             binary.has_function_at(runtime.wrapping_sub(bias)),
             "no function at {runtime:#x} - bias {bias:#x}"
         );
+    }
+
+    #[test]
+    fn cpu_time_is_read_past_odd_command_names() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0";
+        assert_eq!(cpu_ticks(stat), Some((250, 31)));
+        let ours = cpu_time(std::process::id()).expect("our own stat");
+        assert!(ours > std::time::Duration::ZERO || ours.is_zero());
+    }
+
+    #[test]
+    fn our_own_memory_holds_our_code() {
+        let bytes = [0x5a_u8, 0xa5];
+        let address = bytes.as_ptr() as u64;
+        assert!(
+            holds_bytes(std::process::id(), &[(address, 0x5a), (address + 1, 0xa5)]).expect("read")
+        );
+        assert!(!holds_bytes(std::process::id(), &[(address, 0xcc)]).expect("read"));
     }
 
     #[test]

@@ -279,14 +279,32 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
     hash_trie_probe(hash_trie!("Clear"), MapOp::Clear, KeyArgs::None),
 ];
 
-/// A lock slow path: its entry starts a wait, its returns end it.
+/// A function where goroutines wait for locks.
 #[derive(Clone, Copy, Debug)]
 pub struct LockProbe {
     pub symbol: &'static str,
     pub go: GoRange,
-    /// Register holding the lock (or a field inside it).
+    /// Register holding the lock (or a field inside it), where the wait
+    /// starts.
     pub reg: Reg,
     pub wait: LockWait,
+    pub span: Span,
+}
+
+/// Which stretch of a function is the wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Span {
+    /// All of it: from its entry to its end.
+    Function,
+    /// Each call of this function from it: from the call to the first
+    /// branch after it returns. A Mutex's slow path spins, then parks on
+    /// its semaphore, maybe more than once; only the parking is timed, as
+    /// the runtime's own mutex profile and `/sync/mutex/wait/total` do.
+    /// Both probes are on instructions the kernel emulates, and neither is
+    /// hit while the lock is held (bar a starvation hand-off): probing the
+    /// slow path's own entry and end would cost every contended
+    /// acquisition two traps, one of them inside the critical section.
+    CallsTo(&'static str),
 }
 
 /// What a lock probe's wait is.
@@ -317,6 +335,7 @@ impl LockProbe {
             field_offset,
             exit: exit.is_some(),
             shared_semaphore,
+            in_body: matches!(self.span, Span::CallsTo(_)),
             branch: exit.unwrap_or(ExitBranch::ALWAYS),
             function,
         }
@@ -338,11 +357,14 @@ pub const GO_LOCK_PROBES: &[LockProbe] = &[
     LockProbe {
         symbol: "sync.(*Mutex).lockSlow",
         go: GoRange::between(FIRST_REGISTER_ABI, Some(INTERNAL_SYNC)),
+        // `runtime_SemacquireMutex(&m.sema, …)`: the semaphore follows the
+        // 4-byte state.
         reg: Reg::Rax,
         wait: LockWait::Fixed {
             op: LockOp::MutexLock,
-            field_offset: 0,
+            field_offset: 4,
         },
+        span: Span::CallsTo("sync.runtime_SemacquireMutex"),
     },
     LockProbe {
         symbol: "internal/sync.(*Mutex).lockSlow",
@@ -350,14 +372,16 @@ pub const GO_LOCK_PROBES: &[LockProbe] = &[
         reg: Reg::Rax,
         wait: LockWait::Fixed {
             op: LockOp::MutexLock,
-            field_offset: 0,
+            field_offset: 4,
         },
+        span: Span::CallsTo("internal/sync.runtime_SemacquireMutex"),
     },
     LockProbe {
         symbol: "sync.runtime_SemacquireMutex",
         go: GoRange::between(FIRST_REGISTER_ABI, Some(RWMUTEX_SEMAPHORES)),
         reg: Reg::Rax,
         wait: LockWait::SharedSemaphore,
+        span: Span::Function,
     },
     LockProbe {
         symbol: "sync.runtime_SemacquireRWMutexR",
@@ -367,6 +391,7 @@ pub const GO_LOCK_PROBES: &[LockProbe] = &[
             op: LockOp::RwRead,
             field_offset: 12,
         },
+        span: Span::Function,
     },
     LockProbe {
         symbol: "sync.runtime_SemacquireRWMutex",
@@ -376,6 +401,7 @@ pub const GO_LOCK_PROBES: &[LockProbe] = &[
             op: LockOp::RwWrite,
             field_offset: 8,
         },
+        span: Span::Function,
     },
 ];
 

@@ -221,13 +221,17 @@ impl Tracer {
             tracing::warn!("{}: no concurrent-access windows: {error}", unit.symbol);
             unit.exits.clear();
             unit.exit_placement = None;
-            unit.entry.cookie = cookie;
+            for start in &mut unit.starts {
+                start.cookie = cookie;
+            }
         }
-        match self.attach_one(&unit.entry) {
-            Ok(link) => links.push(link),
-            Err(error) => {
-                release_in_parallel(links);
-                return status(unit.symbol, Err(Skip::Failed(error)));
+        for start in &unit.starts {
+            match self.attach_one(start) {
+                Ok(link) => links.push(link),
+                Err(error) => {
+                    release_in_parallel(links);
+                    return status(unit.symbol, Err(Skip::Failed(error)));
+                }
             }
         }
         let status = status(unit.symbol, Ok(&unit));
@@ -267,7 +271,7 @@ impl Tracer {
         self.units
             .iter()
             .filter(move |(unit, _)| unit.group == group)
-            .flat_map(|(unit, _)| unit.exits.iter().chain([&unit.entry]))
+            .flat_map(|(unit, _)| unit.exits.iter().chain(&unit.starts))
     }
 
     /// Whether `group`'s probes are in the target now.
@@ -288,7 +292,7 @@ impl Tracer {
             if unit.group == group && !links.is_empty() {
                 detached.links.append(links);
                 detached.breakpoints.extend(
-                    (unit.exits.iter().chain([&unit.entry]))
+                    (unit.exits.iter().chain(&unit.starts))
                         .map(|placement| (placement.address, placement.original_byte)),
                 );
             }
@@ -296,8 +300,8 @@ impl Tracer {
         detached
     }
 
-    /// Puts `group`'s probes back into the target, each unit's exits
-    /// before its entry. If one fails, the group stays out.
+    /// Puts `group`'s probes back into the target, each unit's ends before
+    /// its starts. If one fails, the group stays out.
     pub fn put_back(&mut self, group: ProbeGroup) -> Result<(), LoadError> {
         let mut attached: Vec<(usize, Vec<UProbeLink>)> = Vec::new();
         for index in 0..self.units.len() {
@@ -306,7 +310,7 @@ impl Tracer {
                 continue;
             }
             let placements: Vec<Placement> =
-                unit.exits.iter().chain([&unit.entry]).cloned().collect();
+                unit.exits.iter().chain(&unit.starts).cloned().collect();
             let mut links = Vec::new();
             for placement in &placements {
                 match self.attach_one(placement) {

@@ -10,7 +10,7 @@
 
 use tracer_common::{ExitBranch, MapCookie, ProbeGroup};
 
-use super::catalogue::{GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe};
+use super::catalogue::{GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe, Span};
 use crate::inspect::{Function, GoVersion, Target, disasm};
 
 /// The eBPF program a placement runs.
@@ -82,19 +82,21 @@ impl ExitPlacement {
     }
 }
 
-/// The probes of one catalogue entry, attached together: its exits first,
-/// so that an entry never starts a wait or a window nothing would end.
+/// The probes of one catalogue entry, attached together: its ends first,
+/// so that a start never opens a wait or a window nothing would end.
 #[derive(Clone, Debug)]
 pub struct Unit {
     pub symbol: &'static str,
     pub group: ProbeGroup,
     pub exits: Vec<Placement>,
     pub exit_placement: Option<ExitPlacement>,
-    pub entry: Placement,
+    /// Where what is timed or counted starts: the function's entry, or,
+    /// for a wait that is only part of a function, each call it waits in.
+    pub starts: Vec<Placement>,
     /// For a map write: the entry's cookie without its window, if its
     /// exits cannot be attached (the write then only checks, like a read).
     pub entry_without_exits: Option<u64>,
-    /// Bytes past the function's start where the entry probe sits.
+    /// Bytes past the function's start where the (first) start probe sits.
     pub entry_offset: u64,
 }
 
@@ -157,33 +159,100 @@ fn map_unit(target: &Target, probe: &MapProbe) -> Result<Unit, Skip> {
         exits,
         exit_placement,
         entry_offset: entry.past_start,
-        entry: entry.site.with(Program::MapEntry, cookie(closable)),
+        starts: vec![entry.site.with(Program::MapEntry, cookie(closable))],
         entry_without_exits: closable.then(|| cookie(false)),
     })
 }
 
 fn lock_unit(target: &Target, function_index: u8, probe: &LockProbe) -> Result<Unit, Skip> {
     let (function, code) = function_code(target, probe.symbol)?;
-    let entry = entry(target, probe.symbol, function, code)?;
-    let (exits, exit_placement) = exits(target, function, None).map_err(Skip::Failed)?;
-    let exits = exits
-        .into_iter()
-        .map(|(exit, branch)| {
-            let cookie = probe.cookie(function_index, Some(branch)).encode();
-            exit.with(Program::Lock, cookie)
-        })
-        .collect();
+    let start_cookie = probe.cookie(function_index, None).encode();
+    let end = |site: Site, branch| {
+        let cookie = probe.cookie(function_index, Some(branch)).encode();
+        site.with(Program::Lock, cookie)
+    };
+    let (starts, entry_offset, exits, exit_placement) = match probe.span {
+        Span::Function => {
+            let entry = entry(target, probe.symbol, function, code)?;
+            let (exits, placement) = exits(target, function, None).map_err(Skip::Failed)?;
+            let exits = exits
+                .into_iter()
+                .map(|(site, branch)| end(site, branch))
+                .collect();
+            let start = entry.site.with(Program::Lock, start_cookie);
+            (vec![start], entry.past_start, exits, placement)
+        }
+        Span::CallsTo(callee) => {
+            let (starts, exits, placement) = calls(target, function, code, callee)?;
+            let entry_offset = starts
+                .first()
+                .map_or(0, |start| start.address - function.address);
+            let starts = starts
+                .into_iter()
+                .map(|site| site.with(Program::Lock, start_cookie))
+                .collect();
+            let exits = exits
+                .into_iter()
+                .map(|site| end(site, ExitBranch::ALWAYS))
+                .collect();
+            (starts, entry_offset, exits, placement)
+        }
+    };
     Ok(Unit {
         symbol: probe.symbol,
         group: ProbeGroup::Locks,
         exits,
         exit_placement: Some(exit_placement),
-        entry_offset: entry.past_start,
-        entry: entry
-            .site
-            .with(Program::Lock, probe.cookie(function_index, None).encode()),
+        entry_offset,
+        starts,
         entry_without_exits: None,
     })
+}
+
+/// Each call of `callee` in `function`: the call itself (the kernel
+/// emulates a call), and where it is seen to have returned, the first
+/// branch after it (emulated too) or, if a call or a return comes first,
+/// the instruction it returns to. Start sites' addresses are link-time
+/// ones, for offsets; the sites carry runtime addresses.
+fn calls(
+    target: &Target,
+    function: Function,
+    code: &[u8],
+    callee: &str,
+) -> Result<(Vec<Site>, Vec<Site>, ExitPlacement), Skip> {
+    let callee = target
+        .binary
+        .function(callee)
+        .ok_or_else(|| Skip::Failed(format!("cannot find {callee}, which it waits in")))?;
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    let mut on_branches = true;
+    for (call, target_address) in disasm::calls(code, function.address) {
+        if target_address != callee.address {
+            continue;
+        }
+        let (end, on_branch) = disasm::after_call(code, function.address, call)
+            .ok_or_else(|| Skip::Failed(format!("no instruction after the call at {call:#x}")))?;
+        on_branches &= on_branch;
+        let trap = if on_branch {
+            Trap::Emulated
+        } else {
+            Trap::SingleStepped
+        };
+        starts.push(Site::at(target, function, code, call, Trap::Emulated)?);
+        ends.push(Site::at(target, function, code, end, trap)?);
+    }
+    if starts.is_empty() {
+        return Err(Skip::Failed(
+            "it never calls the function it waits in".to_owned(),
+        ));
+    }
+    let placement = if on_branches {
+        ExitPlacement::Branch
+    } else {
+        ExitPlacement::Return
+    };
+    Ok((starts, ends, placement))
 }
 
 /// An instruction a probe can sit on, before a program and cookie are

@@ -1,0 +1,316 @@
+//! Which parts of the recording each figure comes from.
+//!
+//! Under a slowdown budget the map probes are in the target only part of
+//! the time (see `session/budget.rs`). Map figures come from the windows
+//! they were armed in, and are scaled up by that coverage. Lock waits are
+//! measured only while no map probe is in the target at all, because a
+//! map probe inside a critical section lengthens it and so makes the very
+//! waits being measured: a wait that touches such a stretch is left out.
+//! That favours short waits, which fit into the gaps more easily, so each
+//! measured wait of length `L` stands for `(span - L) / Σ max(0, gap - L)`
+//! waits: the inverse of the chance that a wait of that length, anywhere
+//! in the recording, falls entirely in a gap.
+//!
+//! All times are on the kernel's monotonic clock, the events' clock.
+
+/// Disjoint intervals in time order, the last one possibly still open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Intervals(Vec<(u64, Option<u64>)>);
+
+impl Intervals {
+    /// Starts an interval at `at`, unless one is open.
+    pub fn open(&mut self, at: u64) {
+        if !self.is_open() {
+            self.0.push((at, None));
+        }
+    }
+
+    /// Ends the open interval at `at`, if there is one.
+    pub fn close(&mut self, at: u64) {
+        if let Some((from, to @ None)) = self.0.last_mut() {
+            *to = Some(at.max(*from));
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self.0.last(), Some((_, None)))
+    }
+
+    /// Whether `[from, to]` touches any interval.
+    pub fn touches(&self, from: u64, to: u64) -> bool {
+        // Most queries are about the present: look from the newest back.
+        for &(start, end) in self.0.iter().rev() {
+            if end.is_some_and(|end| end < from) {
+                return false;
+            }
+            if start <= to {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// How much of `[from, to)` the intervals cover.
+    pub fn covered(&self, from: u64, to: u64) -> u64 {
+        self.0
+            .iter()
+            .map(|&(start, end)| {
+                let (start, end) = (start.max(from), end.unwrap_or(to).min(to));
+                end.saturating_sub(start)
+            })
+            .sum()
+    }
+
+    /// The lengths of the stretches of `[from, to)` outside every interval.
+    pub fn gaps(&self, from: u64, to: u64) -> Vec<u64> {
+        let mut gaps = Vec::new();
+        if to <= from {
+            return gaps;
+        }
+        let mut cursor = from;
+        for &(start, end) in &self.0 {
+            let end = end.unwrap_or(to);
+            if start > cursor {
+                gaps.push(start.min(to) - cursor);
+            }
+            cursor = cursor.max(end);
+            if cursor >= to {
+                return gaps;
+            }
+        }
+        if to > cursor {
+            gaps.push(to - cursor);
+        }
+        gaps.retain(|&gap| gap > 0);
+        gaps
+    }
+}
+
+/// The recording's timeline of map probes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// When the recording window opened.
+    pub start_ns: u64,
+    /// Everything traced all the time (`--exact`): every figure is whole,
+    /// and includes the tracer's own effect.
+    pub exact: bool,
+    /// When the map probes were armed: map figures come from these.
+    pub maps_armed: Intervals,
+    /// When any map probe was in the target, from the first attach to the
+    /// last breakpoint gone: lock waits touching these are not measured.
+    pub maps_present: Intervals,
+    /// When the lock probes were armed: a wait is seen whole only inside
+    /// one of these.
+    pub locks_armed: Intervals,
+}
+
+impl Default for Coverage {
+    /// Everything traced all the time, from time 0.
+    fn default() -> Self {
+        Self::new(0, true)
+    }
+}
+
+impl Coverage {
+    /// A recording that opened at `start_ns` with every probe in place.
+    pub fn new(start_ns: u64, exact: bool) -> Self {
+        let mut coverage = Self {
+            start_ns,
+            exact,
+            maps_armed: Intervals::default(),
+            maps_present: Intervals::default(),
+            locks_armed: Intervals::default(),
+        };
+        coverage.maps_armed.open(start_ns);
+        coverage.maps_present.open(start_ns);
+        coverage.locks_armed.open(start_ns);
+        coverage
+    }
+
+    /// Whether a lock wait from `from` to `to` describes the program and
+    /// not the tracer: no map probe was in the target meanwhile.
+    pub fn is_clean_wait(&self, from: u64, to: u64) -> bool {
+        self.exact || !self.maps_present.touches(from, to)
+    }
+
+    /// The stretches, up to `now`, lock waits were measured in: the lock
+    /// probes armed, and no map probe in the target.
+    fn lock_stretches(&self, now: u64) -> Vec<u64> {
+        self.locks_armed
+            .0
+            .iter()
+            .flat_map(|&(from, to)| {
+                let to = to.unwrap_or(now).min(now);
+                self.maps_present.gaps(from.max(self.start_ns), to)
+            })
+            .collect()
+    }
+
+    /// The figures' scale at `now`.
+    pub fn scale(&self, now: u64) -> Scale {
+        let span = now.saturating_sub(self.start_ns);
+        if self.exact || span == 0 {
+            return Scale::WHOLE;
+        }
+        Scale {
+            span_ns: span,
+            maps: self.maps_armed.covered(self.start_ns, now) as f64 / span as f64,
+            lock_gaps: Some(self.lock_stretches(now)),
+        }
+    }
+}
+
+/// How much of the recording the map and lock figures come from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scale {
+    span_ns: u64,
+    /// The fraction of the recording the map probes were armed.
+    pub maps: f64,
+    /// The stretches lock waits were measured in; `None` when they were
+    /// measured all the time.
+    lock_gaps: Option<Vec<u64>>,
+}
+
+impl Scale {
+    /// Everything traced all the time.
+    pub const WHOLE: Self = Self {
+        span_ns: 0,
+        maps: 1.0,
+        lock_gaps: None,
+    };
+
+    /// Whether map figures are estimates from part of the recording.
+    pub fn maps_sampled(&self) -> bool {
+        self.maps < 1.0
+    }
+
+    /// A count of map operations traced, as an estimate for the whole
+    /// recording.
+    pub fn map_count(&self, traced: u64) -> u64 {
+        if self.maps_sampled() && self.maps > 0.0 {
+            (traced as f64 / self.maps).round() as u64
+        } else {
+            traced
+        }
+    }
+
+    /// The fraction of the recording lock waits were measured in, when it
+    /// was not all of it.
+    pub fn lock_coverage(&self) -> Option<f64> {
+        let gaps = self.lock_gaps.as_ref()?;
+        Some(gaps.iter().sum::<u64>() as f64 / self.span_ns.max(1) as f64)
+    }
+
+    /// How many waits of `length_ns` one measured wait of that length
+    /// stands for; 0 when no gap could hold one.
+    pub fn lock_weight(&self, length_ns: u64) -> f64 {
+        let Some(gaps) = &self.lock_gaps else {
+            return 1.0;
+        };
+        let room: u64 = gaps.iter().map(|gap| gap.saturating_sub(length_ns)).sum();
+        if room == 0 {
+            0.0
+        } else {
+            self.span_ns.saturating_sub(length_ns) as f64 / room as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intervals(spans: &[(u64, Option<u64>)]) -> Intervals {
+        let mut intervals = Intervals::default();
+        for &(from, to) in spans {
+            intervals.open(from);
+            if let Some(to) = to {
+                intervals.close(to);
+            }
+        }
+        intervals
+    }
+
+    #[test]
+    fn intervals_cover_touch_and_leave_gaps() {
+        let spans = intervals(&[(10, Some(20)), (40, Some(50)), (70, None)]);
+        assert_eq!(spans.covered(0, 100), 10 + 10 + 30);
+        assert_eq!(spans.covered(15, 45), 5 + 5);
+        assert_eq!(spans.gaps(0, 100), [10, 20, 20]);
+        assert_eq!(spans.gaps(15, 60), [20, 10]);
+        assert!(spans.touches(18, 25) && spans.touches(25, 40) && spans.touches(90, 95));
+        assert!(!spans.touches(21, 39) && !spans.touches(0, 9));
+    }
+
+    #[test]
+    fn lock_waits_touching_map_probes_are_not_clean() {
+        let mut coverage = Coverage::new(0, false);
+        coverage.maps_armed.close(100);
+        coverage.maps_present.close(120);
+        assert!(!coverage.is_clean_wait(110, 130));
+        assert!(coverage.is_clean_wait(121, 500));
+        coverage.maps_present.open(600);
+        assert!(
+            !coverage.is_clean_wait(550, 700),
+            "the open interval counts"
+        );
+        assert!(
+            Coverage::new(0, true).is_clean_wait(0, 10),
+            "exact measures all"
+        );
+    }
+
+    /// Waits of one length placed uniformly at random over a recording
+    /// whose map probes come and go: the weighted count of the clean ones
+    /// estimates how many there were.
+    #[test]
+    fn weighted_clean_waits_estimate_all_waits() {
+        let mut coverage = Coverage::new(0, false);
+        let mut at = 0;
+        for (present, absent) in [(100, 900), (300, 1200), (150, 600), (200, 1500)] {
+            coverage.maps_present.close(at + present);
+            coverage.maps_armed.close(at + present);
+            at += present + absent;
+            coverage.maps_present.open(at);
+            coverage.maps_armed.open(at);
+        }
+        let end = at;
+        let scale = coverage.scale(end);
+        for length in [1, 50, 400] {
+            let starts = (0..end - length).step_by(1);
+            let total = starts.clone().count() as f64;
+            let clean = starts
+                .filter(|&from| coverage.is_clean_wait(from, from + length))
+                .count() as f64;
+            let estimate = clean * scale.lock_weight(length);
+            assert!(
+                (estimate - total).abs() <= 0.02 * total,
+                "waits of {length}: {estimate:.0} estimated, {total} placed"
+            );
+        }
+        let expected_maps = (100 + 300 + 150 + 200) as f64 / end as f64;
+        assert!((scale.maps - expected_maps).abs() < 1e-9);
+        assert_eq!(scale.map_count(75), (75.0 / expected_maps).round() as u64);
+    }
+
+    #[test]
+    fn waits_are_measured_only_while_the_lock_probes_are_armed() {
+        let mut coverage = Coverage::new(0, false);
+        coverage.maps_present.close(100);
+        coverage.maps_armed.close(100);
+        coverage.locks_armed.close(600);
+        coverage.locks_armed.open(900);
+        let scale = coverage.scale(1000);
+        assert_eq!(scale.lock_coverage(), Some(0.6), "100..600 and 900..1000");
+        assert_eq!(scale.lock_weight(50), 950.0 / (450.0 + 50.0));
+    }
+
+    #[test]
+    fn exact_recordings_are_whole() {
+        let scale = Coverage::new(0, true).scale(1000);
+        assert_eq!(scale, Scale::WHOLE);
+        assert_eq!(scale.map_count(7), 7);
+        assert_eq!(scale.lock_weight(500), 1.0);
+        assert_eq!(scale.lock_coverage(), None);
+    }
+}

@@ -1,0 +1,613 @@
+//! The slowdown budget: how long the map probes stay in the target.
+//!
+//! Every probe hit costs the target a trap and a program run, on the
+//! thread that hit it. Map probes are hit on every map operation, and
+//! inside a critical section they lengthen it for every waiter; lock
+//! probes only on contended locks. So the map probes go in and out of the
+//! target: in for a stretch, out for a longer one, the proportion (the
+//! duty) chosen so that the estimated slowdown stays within the budget,
+//! and the lengths random so that periodic work cannot alias with them.
+//!
+//! The estimate is the probes' cost over the target's own CPU time: hits
+//! (seen as events) times what each costs on this machine, the trap
+//! calibrated at start-up (`probes/calibrate.rs`) and the program's run
+//! time from the kernel's statistics over the first second. A program
+//! using less than a tenth of a core counts as using a tenth: its pace is
+//! set by what it waits for, and time the probes add to its threads adds
+//! to latency, not to lost throughput, in the same proportion as for a
+//! program busy a tenth of the time.
+//!
+//! A recording starts with every probe in (the first moments of a program
+//! just started, a crash at start-up, are always traced) and trims once it
+//! has measured.
+
+use std::time::{Duration, Instant};
+
+use crate::{
+    aggregate::Hits,
+    probes::{Placement, Program, TrapCosts},
+};
+
+/// How much the tracer may slow the target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// Every probe in all the time: complete figures that include the
+    /// tracer's own effect.
+    Exact,
+    /// At most this fraction (0.05 is 5%).
+    Max(f64),
+}
+
+/// The budget when the user does not say.
+pub const DEFAULT_MAX_OVERHEAD: f64 = 0.05;
+
+/// How long everything stays in at the start, to measure.
+const MEASURING: Duration = Duration::from_secs(1);
+/// A cycle of the map probes (in, then out) lasts this long, at random.
+const CYCLE: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(6));
+/// The shortest stretch in: attaching costs milliseconds.
+const SHORTEST_IN: Duration = Duration::from_millis(100);
+/// The least duty: below it, too few operations are seen to say anything.
+const LEAST_DUTY: f64 = 0.002;
+/// The most duty once locks are seen contended: lock waits are measured
+/// only while the map probes are out (see `aggregate/coverage.rs`), so
+/// they must be out some of the time however cheap they are.
+const MOST_DUTY_WITH_LOCKS: f64 = 0.75;
+/// The least share of the time the lock probes are in, when they alone
+/// cost more than the budget allows.
+const LEAST_LOCK_DUTY: f64 = 0.05;
+/// Cost spent beyond the budget (the first second, measuring with
+/// everything in) is paid back over this long.
+const CATCH_UP: Duration = Duration::from_secs(10);
+/// Lock waits measured per stretch without map probes, at least, once
+/// their breakpoints are gone: the kernel takes them out one by one, tens
+/// of milliseconds each (see [`Controller::maps_gone`]).
+const LEAST_CLEAN: Duration = Duration::from_secs(1);
+/// How often to look again whether the map probes are gone, when a stretch
+/// without them should end before they are.
+const WAIT_FOR_REMOVAL: Duration = Duration::from_millis(100);
+/// The least CPU time per second a target counts as using (see above).
+const CPU_FLOOR: f64 = 0.1;
+/// How much each new measurement moves a rate.
+const SMOOTHING: f64 = 0.3;
+
+/// A program's time per run on our VMs (the bench's probe-time rows), for
+/// until this machine's own is measured.
+pub(crate) fn typical_run(program: Program) -> Duration {
+    Duration::from_nanos(match program {
+        Program::MapEntry => 650,
+        Program::MapExit => 150,
+        Program::Lock => 300,
+    })
+}
+
+/// What one event's probe hits cost the target, in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EventCosts {
+    /// A map operation: its entry probe.
+    pub map_op: f64,
+    /// A map write, on top: its exit probe.
+    pub map_write: f64,
+    /// A lock wait: the probe where it starts and the one where it ends.
+    pub lock_wait: f64,
+}
+
+impl EventCosts {
+    /// From where the probes sit, what a trap costs and what each program
+    /// takes per run.
+    pub fn new<'a>(
+        placements: impl Iterator<Item = &'a Placement>,
+        traps: TrapCosts,
+        run: impl Fn(Program) -> Duration,
+    ) -> Self {
+        let mut traps_by_program = [(0.0, 0u32); 3];
+        for placement in placements {
+            let slot = &mut traps_by_program[placement.program as usize];
+            slot.0 += traps.of(placement.trap).as_nanos() as f64;
+            slot.1 += 1;
+        }
+        let mean_trap = |program: Program| match traps_by_program[program as usize] {
+            (_, 0) => 0.0,
+            (sum, count) => sum / f64::from(count),
+        };
+        let hit = |program| mean_trap(program) + run(program).as_nanos() as f64;
+        Self {
+            map_op: hit(Program::MapEntry),
+            map_write: hit(Program::MapExit),
+            lock_wait: 2.0 * hit(Program::Lock),
+        }
+    }
+
+    /// Before anything is measured.
+    pub fn typical<'a>(placements: impl Iterator<Item = &'a Placement>) -> Self {
+        Self::new(placements, TrapCosts::TYPICAL, typical_run)
+    }
+
+    fn of_maps(&self, hits: Hits) -> f64 {
+        hits.map_ops as f64 * self.map_op + hits.map_writes as f64 * self.map_write
+    }
+
+    fn of_locks(&self, hits: Hits) -> f64 {
+        hits.lock_waits as f64 * self.lock_wait
+    }
+}
+
+/// What the controller wants done with a group of probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    TakeOutMaps,
+    PutBackMaps,
+    TakeOutLocks,
+    PutBackLocks,
+}
+
+/// Where in its cycle the controller is. A cycle: the map probes in (with
+/// the lock probes), then the lock probes alone (lock waits are measured
+/// here), then, if even the lock probes alone cost more than the budget
+/// allows, none at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Everything in, to measure rates before choosing duties.
+    Measuring,
+    In,
+    LocksOnly,
+    Quiet,
+    /// The probes cannot be put back: stop cycling.
+    Stuck,
+}
+
+/// How to split a cycle: the fraction with the map probes in, and the
+/// fraction with nothing in; the lock probes alone have the rest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Duties {
+    pub maps: f64,
+    pub quiet: f64,
+}
+
+/// One look at the target: when, the hits so far, and its CPU time so far.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub at: Instant,
+    pub hits: Hits,
+    pub cpu: Duration,
+    /// Whether each group was armed since the last sample throughout.
+    pub maps_armed: bool,
+    pub locks_armed: bool,
+}
+
+/// Decides when the probes go in and out, and keeps the estimate.
+#[derive(Debug)]
+pub struct Controller {
+    budget: Budget,
+    costs: EventCosts,
+    phase: Phase,
+    next_change: Instant,
+    /// The stretches of the current cycle still to come.
+    locks_only: Duration,
+    quiet: Duration,
+    rng: Rng,
+    last: Option<Sample>,
+    /// The map probes' cost per unit of time they are armed, the lock
+    /// probes' per unit of time they are, and the target's CPU time per
+    /// unit of time (all fractions: ns per ns).
+    map_rate: Option<f64>,
+    lock_rate: f64,
+    cpu_rate: Option<f64>,
+    /// Since the start: the probes' estimated cost and the target's CPU.
+    probe_ns: f64,
+    cpu_ns: f64,
+    /// Whether any lock wait has been seen.
+    locks_seen: bool,
+    /// How long the map probes' breakpoints took to go, last time.
+    removal: Duration,
+    /// When the map probes were last taken out.
+    taken_out: Option<Instant>,
+}
+
+impl Controller {
+    pub fn new(budget: Budget, costs: EventCosts, start: Instant) -> Self {
+        let seed = start.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()) << 32;
+        Self {
+            budget,
+            costs,
+            phase: Phase::Measuring,
+            next_change: start + MEASURING,
+            locks_only: Duration::ZERO,
+            quiet: Duration::ZERO,
+            rng: Rng(seed | 1),
+            last: None,
+            map_rate: None,
+            lock_rate: 0.0,
+            cpu_rate: None,
+            probe_ns: 0.0,
+            cpu_ns: 0.0,
+            locks_seen: false,
+            removal: Duration::ZERO,
+            taken_out: None,
+        }
+    }
+
+    /// The map probes taken out at the last [`Action::TakeOutMaps`] are
+    /// all gone from the target's code. Until then they still trapped,
+    /// unarmed and unseen: their cost is estimated from the last rate, as
+    /// falling evenly while they went. Lock waits are measured only from
+    /// now, so the stretch without them lasts at least [`LEAST_CLEAN`]
+    /// more.
+    pub fn maps_gone(&mut self, at: Instant) {
+        let Some(taken_out) = self.taken_out.take() else {
+            return;
+        };
+        self.removal = at.saturating_duration_since(taken_out);
+        let unseen = self.map_rate.unwrap_or(0.0) * self.removal.as_nanos() as f64 / 2.0;
+        self.probe_ns += unseen;
+        if self.phase == Phase::LocksOnly {
+            self.next_change = self.next_change.max(at + LEAST_CLEAN);
+        }
+    }
+
+    /// Better per-hit costs, measured on this machine.
+    pub fn set_costs(&mut self, costs: EventCosts) {
+        self.costs = costs;
+    }
+
+    /// The probes cannot go back in: stop cycling them.
+    pub fn stuck(&mut self) {
+        self.phase = Phase::Stuck;
+    }
+
+    /// The estimated slowdown of the target so far: the probes' cost over
+    /// its CPU time.
+    pub fn estimated_overhead(&self) -> Option<f64> {
+        (self.cpu_ns > 0.0).then(|| (self.probe_ns / self.cpu_ns).min(1.0))
+    }
+
+    /// How to split the next cycle to stay within the budget, paying back
+    /// what was spent beyond it. The lock probes stay in unless they alone
+    /// cost more than the budget allows; the map probes are out at least a
+    /// quarter of the time once locks are seen contended, for lock waits to
+    /// be measured without them.
+    pub fn duties(&self) -> Duties {
+        let whole = Duties {
+            maps: 1.0,
+            quiet: 0.0,
+        };
+        let (Budget::Max(budget), Some(map_rate), Some(cpu_rate)) =
+            (self.budget, self.map_rate, self.cpu_rate)
+        else {
+            return whole;
+        };
+        let most = if self.locks_seen {
+            MOST_DUTY_WITH_LOCKS
+        } else {
+            1.0
+        };
+        let overspent = (self.probe_ns - budget * self.cpu_ns).max(0.0);
+        let allowed = budget * cpu_rate - overspent / CATCH_UP.as_nanos() as f64;
+        if self.lock_rate <= allowed {
+            let maps = match map_rate {
+                0.0 => most,
+                _ => ((allowed - self.lock_rate) / map_rate).clamp(LEAST_DUTY, most),
+            };
+            return Duties { maps, quiet: 0.0 };
+        }
+        let locks =
+            ((allowed - LEAST_DUTY * map_rate) / self.lock_rate).clamp(LEAST_LOCK_DUTY, 1.0);
+        Duties {
+            maps: LEAST_DUTY,
+            quiet: (1.0 - LEAST_DUTY - locks).max(0.0),
+        }
+    }
+
+    /// Takes in a new sample and says what to do now.
+    pub fn on_sample(&mut self, sample: Sample) -> Vec<Action> {
+        self.measure(sample);
+        if self.budget == Budget::Exact || sample.at < self.next_change {
+            return Vec::new();
+        }
+        match self.phase {
+            Phase::Stuck => Vec::new(),
+            Phase::Measuring | Phase::In => {
+                let duties = self.duties();
+                if duties.maps >= 1.0 {
+                    self.phase = Phase::In;
+                    self.next_change = sample.at + MEASURING;
+                    return Vec::new();
+                }
+                self.phase = Phase::LocksOnly;
+                let cycle = self.cycle(duties);
+                (self.locks_only, self.quiet) = (cycle.locks_only, cycle.quiet);
+                // Lock waits are measured once the breakpoints are gone,
+                // which took this long last time.
+                self.next_change = sample.at + self.locks_only.max(self.removal + LEAST_CLEAN);
+                self.taken_out = Some(sample.at);
+                vec![Action::TakeOutMaps]
+            }
+            // Lock waits are measured only once the breakpoints are gone:
+            // wait for them, however long the kernel takes.
+            Phase::LocksOnly if self.taken_out.is_some() => {
+                self.next_change = sample.at + WAIT_FOR_REMOVAL;
+                Vec::new()
+            }
+            Phase::LocksOnly if !self.quiet.is_zero() => {
+                self.phase = Phase::Quiet;
+                self.next_change = sample.at + self.quiet;
+                vec![Action::TakeOutLocks]
+            }
+            Phase::LocksOnly => self.put_back(sample.at, vec![Action::PutBackMaps]),
+            Phase::Quiet => {
+                self.put_back(sample.at, vec![Action::PutBackLocks, Action::PutBackMaps])
+            }
+        }
+    }
+
+    fn put_back(&mut self, now: Instant, actions: Vec<Action>) -> Vec<Action> {
+        self.phase = Phase::In;
+        self.next_change = now + self.cycle(self.duties()).maps_in;
+        actions
+    }
+
+    /// The stretches of a cycle of random length split by `duties`, the
+    /// map probes in for no less than [`SHORTEST_IN`].
+    fn cycle(&mut self, duties: Duties) -> Cycle {
+        let random = CYCLE.0.as_secs_f64() + self.rng.unit() * (CYCLE.1 - CYCLE.0).as_secs_f64();
+        let maps = duties.maps.max(LEAST_DUTY);
+        let maps_in = (maps * random).max(SHORTEST_IN.as_secs_f64());
+        let length = maps_in / maps;
+        let quiet = duties.quiet * length;
+        Cycle {
+            maps_in: Duration::from_secs_f64(maps_in),
+            locks_only: Duration::from_secs_f64((length - maps_in - quiet).max(0.0)),
+            quiet: Duration::from_secs_f64(quiet),
+        }
+    }
+
+    fn measure(&mut self, sample: Sample) {
+        let Some(last) = self.last.replace(sample) else {
+            return;
+        };
+        let elapsed = sample.at.saturating_duration_since(last.at).as_nanos() as f64;
+        if elapsed <= 0.0 {
+            return;
+        }
+        let hits = Hits {
+            map_ops: sample.hits.map_ops.saturating_sub(last.hits.map_ops),
+            map_writes: sample.hits.map_writes.saturating_sub(last.hits.map_writes),
+            lock_waits: sample.hits.lock_waits.saturating_sub(last.hits.lock_waits),
+        };
+        self.locks_seen |= hits.lock_waits > 0;
+        let (maps, locks) = (self.costs.of_maps(hits), self.costs.of_locks(hits));
+        let cpu = (sample.cpu.saturating_sub(last.cpu).as_nanos() as f64).max(CPU_FLOOR * elapsed);
+        self.probe_ns += maps + locks;
+        self.cpu_ns += cpu;
+        smooth(&mut self.cpu_rate, cpu / elapsed);
+        if sample.locks_armed {
+            self.lock_rate += SMOOTHING * (locks / elapsed - self.lock_rate);
+        }
+        if sample.maps_armed {
+            smooth(&mut self.map_rate, maps / elapsed);
+        }
+    }
+}
+
+/// One cycle's stretches.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Cycle {
+    maps_in: Duration,
+    locks_only: Duration,
+    quiet: Duration,
+}
+
+/// Moves `rate` toward `new`, or starts it there.
+fn smooth(rate: &mut Option<f64>, new: f64) {
+    *rate = Some(match *rate {
+        Some(old) => old + SMOOTHING * (new - old),
+        None => new,
+    });
+}
+
+/// A small xorshift generator: stretch lengths need to be unpredictable to
+/// the target's rhythms, not to an adversary.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::Trap;
+
+    const COSTS: EventCosts = EventCosts {
+        map_op: 1_000.0,
+        map_write: 1_000.0,
+        lock_wait: 3_000.0,
+    };
+
+    /// What a simulated run saw: the controller after it, and the fraction
+    /// of the time each group was in.
+    struct Run {
+        controller: Controller,
+        maps_in: f64,
+        locks_in: f64,
+    }
+
+    /// A target on one core doing `ops_per_sec` map reads and
+    /// `waits_per_sec` contended lock waits, traced by a controller with
+    /// `budget`, simulated for `seconds` in steps of 100 ms.
+    fn simulate(budget: Budget, ops_per_sec: f64, waits_per_sec: f64, seconds: u32) -> Run {
+        let start = Instant::now();
+        let mut controller = Controller::new(budget, COSTS, start);
+        let step = Duration::from_millis(100);
+        let (mut hits, mut cpu) = (Hits::default(), Duration::ZERO);
+        let (mut maps_in, mut locks_in) = (true, true);
+        let (mut maps_steps, mut locks_steps) = (0, 0);
+        // The kernel takes the map probes out over 200 ms.
+        let mut gone_at = None;
+        let steps = seconds * 10;
+        for n in 1..=steps {
+            if gone_at == Some(n) {
+                controller.maps_gone(start + step * n);
+            }
+            if maps_in {
+                hits.map_ops += (ops_per_sec * step.as_secs_f64()) as u64;
+                maps_steps += 1;
+            }
+            if locks_in {
+                hits.lock_waits += (waits_per_sec * step.as_secs_f64()) as u64;
+                locks_steps += 1;
+            }
+            cpu += step;
+            let sample = Sample {
+                at: start + step * n,
+                hits,
+                cpu,
+                maps_armed: maps_in,
+                locks_armed: locks_in,
+            };
+            for action in controller.on_sample(sample) {
+                match action {
+                    Action::TakeOutMaps => {
+                        maps_in = false;
+                        gone_at = Some(n + 2);
+                    }
+                    Action::PutBackMaps => maps_in = true,
+                    Action::TakeOutLocks => locks_in = false,
+                    Action::PutBackLocks => locks_in = true,
+                }
+            }
+        }
+        Run {
+            controller,
+            maps_in: f64::from(maps_steps) / f64::from(steps),
+            locks_in: f64::from(locks_steps) / f64::from(steps),
+        }
+    }
+
+    fn overhead(run: &Run) -> f64 {
+        run.controller.estimated_overhead().expect("measured")
+    }
+
+    #[test]
+    fn the_duty_keeps_the_estimate_within_the_budget() {
+        // 200k reads/s at 1 µs each: 20% of the CPU when always in.
+        let run = simulate(Budget::Max(0.05), 200_000.0, 0.0, 600);
+        // A quarter of the time in costs 5%; a little less pays back the
+        // first second, measuring with everything in.
+        let duties = run.controller.duties();
+        assert!((0.15..=0.25).contains(&duties.maps), "{duties:?}");
+        assert!(
+            (run.maps_in - 0.25).abs() < 0.05,
+            "in {:.3} of the time",
+            run.maps_in
+        );
+        assert!(
+            (overhead(&run) - 0.05).abs() < 0.005,
+            "estimated {:.4}, the first second's excess paid back",
+            overhead(&run)
+        );
+    }
+
+    #[test]
+    fn lock_probes_too_costly_alone_go_out_too() {
+        // 30k waits/s at 3 µs: 9% of the CPU for the lock probes alone.
+        let run = simulate(Budget::Max(0.05), 200_000.0, 30_000.0, 600);
+        assert!(run.maps_in < 0.02, "maps in {:.3} of the time", run.maps_in);
+        assert!(
+            (0.4..0.6).contains(&run.locks_in),
+            "locks in {:.3}",
+            run.locks_in
+        );
+        assert!(
+            (overhead(&run) - 0.05).abs() < 0.01,
+            "estimated {:.4}",
+            overhead(&run)
+        );
+    }
+
+    #[test]
+    fn seen_lock_waits_keep_the_map_probes_out_some_of_the_time() {
+        let run = simulate(Budget::Max(0.05), 100.0, 10.0, 60);
+        assert_eq!(run.controller.duties().maps, MOST_DUTY_WITH_LOCKS);
+        assert!(
+            (run.maps_in - 0.75).abs() < 0.1,
+            "maps in {:.3}",
+            run.maps_in
+        );
+        assert_eq!(run.locks_in, 1.0);
+    }
+
+    #[test]
+    fn cheap_probes_stay_in_and_exact_never_moves() {
+        let run = simulate(Budget::Max(0.05), 10_000.0, 0.0, 30);
+        assert_eq!((run.controller.duties().maps, run.maps_in), (1.0, 1.0));
+        let run = simulate(Budget::Exact, 1_000_000.0, 0.0, 30);
+        assert_eq!((run.maps_in, run.locks_in), (1.0, 1.0));
+        assert!(
+            (overhead(&run) - 1.0).abs() < 1e-9,
+            "the probes take the whole core"
+        );
+    }
+
+    #[test]
+    fn cycles_are_random_but_in_proportion() {
+        let mut controller = Controller::new(Budget::Max(0.05), COSTS, Instant::now());
+        let duties = Duties {
+            maps: 0.2,
+            quiet: 0.3,
+        };
+        let cycles: Vec<Cycle> = (0..200).map(|_| controller.cycle(duties)).collect();
+        for cycle in &cycles {
+            let length = (cycle.maps_in + cycle.locks_only + cycle.quiet).as_secs_f64();
+            assert!(
+                (cycle.maps_in.as_secs_f64() / length - 0.2).abs() < 1e-6,
+                "{cycle:?}"
+            );
+            assert!(
+                (cycle.quiet.as_secs_f64() / length - 0.3).abs() < 1e-6,
+                "{cycle:?}"
+            );
+        }
+        assert!(
+            cycles.windows(2).any(|pair| pair[0] != pair[1]),
+            "not all alike"
+        );
+        let least = controller.cycle(Duties {
+            maps: LEAST_DUTY,
+            quiet: 0.0,
+        });
+        assert_eq!(least.maps_in, SHORTEST_IN);
+    }
+
+    #[test]
+    fn costs_follow_where_the_probes_sit() {
+        let placement = |program, trap| Placement {
+            program,
+            file_offset: 0,
+            address: 0,
+            original_byte: 0,
+            cookie: 0,
+            trap,
+        };
+        let placements = [
+            placement(Program::MapEntry, Trap::Emulated),
+            placement(Program::MapExit, Trap::SingleStepped),
+            placement(Program::Lock, Trap::Emulated),
+        ];
+        let traps = TrapCosts {
+            emulated: Duration::from_nanos(600),
+            single_stepped: Duration::from_nanos(8_000),
+        };
+        let costs = EventCosts::new(placements.iter(), traps, |_| Duration::from_nanos(100));
+        assert_eq!(costs.map_op, 700.0);
+        assert_eq!(costs.map_write, 8_100.0);
+        assert_eq!(costs.lock_wait, 1_400.0);
+    }
+}

@@ -1,0 +1,594 @@
+//! One tracing session: attach the probes, read every CPU's ring, aggregate,
+//! keep within the slowdown budget, publish snapshots, and finish.
+//! `contend record` and `contend top` are two faces of it: the first waits
+//! and writes the final export, the second draws each snapshot. Both see
+//! the same `contend/v1` [`Export`], so the dashboard, the report and the
+//! file always agree.
+//!
+//! One task owns the aggregate, the call-site resolver and the probes
+//! (nobody else touches them, so nothing is locked): it applies the
+//! readers' batches as they come, takes the map probes out of the target
+//! and puts them back as the budget says (`budget.rs`), and every tick
+//! publishes an immutable snapshot on a [`watch`] channel.
+
+pub mod budget;
+
+use std::{
+    sync::{Arc, PoisonError},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    task::JoinHandle,
+    time::{self, Interval, MissedTickBehavior},
+};
+use tracer_common::ProbeGroup;
+
+use self::budget::{Action, Controller, EventCosts, Sample};
+pub use self::budget::{Budget, DEFAULT_MAX_OVERHEAD};
+pub use crate::events::reader::SharedDump;
+use crate::{
+    aggregate::{Aggregate, Coverage},
+    events::{Batch, Readers, reader::ReaderError},
+    export::{
+        Export,
+        build::{Recording, Sampling, export, target_info},
+        schema::{self, Window},
+    },
+    findings::Thresholds,
+    inspect::{Symbolizer, Target, process},
+    probes::{
+        LoadError, LoadOptions, ProbeStatus, Program, Tracer, TrapCosts, loader::monotonic_ns,
+    },
+    sites::{ResolveSites, SiteResolver, no_sites},
+};
+
+/// Batches in flight between the readers and the aggregating task: a slow
+/// aggregator backs up into the kernel rings, where overflow is counted,
+/// never into unbounded memory here.
+const CHANNEL_BATCHES: usize = 256;
+/// How often the budget looks at the target.
+const CONTROL_EVERY: Duration = Duration::from_millis(100);
+/// How long the kernel's BPF run-time statistics stay on at the start, to
+/// measure what the probe programs cost per run here. They cost every BPF
+/// program on the machine two clock reads per run while on.
+const PROGRAM_TIMING: Duration = Duration::from_secs(1);
+/// Runs of a program needed for its measured time to count.
+const MIN_TIMED_RUNS: u64 = 500;
+/// How often, and for how long at most, to look for the breakpoints of
+/// probes taken out to be gone from the target's code.
+const BREAKPOINT_POLL: Duration = Duration::from_millis(5);
+const BREAKPOINT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How a session traces.
+pub struct SessionOptions {
+    pub probes: LoadOptions,
+    pub thresholds: Thresholds,
+    pub budget: Budget,
+    /// How often to publish a snapshot; `None` publishes only the final
+    /// export (`record`, which nobody watches while it runs).
+    pub snapshot_every: Option<Duration>,
+    /// Where to save every raw record, if anywhere.
+    pub dump: Option<SharedDump>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Readers(#[from] ReaderError),
+    #[error("the aggregating task failed: {0}")]
+    Pipeline(#[source] tokio::task::JoinError),
+}
+
+/// A session in progress: probes attached and armed, events flowing.
+pub struct Session {
+    target: Target,
+    probes: Vec<ProbeStatus>,
+    snapshots: watch::Receiver<Arc<Export>>,
+    stop: oneshot::Sender<()>,
+    pipeline: JoinHandle<Finished>,
+}
+
+/// A finished session: its final export, and probes still to detach.
+pub struct Finished {
+    pub export: Export,
+    tracer: Tracer,
+    /// Probes taken out earlier whose release still waits on the kernel.
+    releasing: Vec<JoinHandle<()>>,
+}
+
+impl Finished {
+    /// Detaches every probe. The kernel waits for RCU grace periods as
+    /// uprobes go, about two seconds here: call this after the export is
+    /// safe, not before.
+    pub async fn detach(self) {
+        let tracer = self.tracer;
+        let detached = tokio::task::spawn_blocking(move || tracer.detach());
+        for release in self.releasing.into_iter().chain([detached]) {
+            if let Err(error) = release.await {
+                tracing::warn!("detaching probes failed: {error}");
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Attaches the probes to `target`, starts reading and aggregating, and
+    /// opens the recording window. Must run inside a tokio runtime.
+    pub fn start(target: Target, options: SessionOptions) -> Result<Self, SessionError> {
+        let begun = Instant::now();
+        let mut tracer = Tracer::attach(&target, options.probes)?;
+        let attach = begun.elapsed();
+        let traps = tracer.calibrate_traps();
+        let rings = tracer.take_event_rings()?;
+        let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
+        let readers = Readers::spawn(rings, to_aggregator, options.dump.clone())?;
+        let sites = SiteResolver::for_target(&target);
+        let program_timing = ProgramTiming::start(&tracer);
+
+        tracer.arm(ProbeGroup::Locks)?;
+        let start_ns = tracer.arm(ProbeGroup::Maps)?;
+        let started = Instant::now();
+        let costs = EventCosts::typical(
+            ProbeGroup::ALL
+                .iter()
+                .flat_map(|&group| tracer.placements(group)),
+        );
+        let context = Context {
+            target: target_info(&target),
+            probes: tracer.probes.clone(),
+            thresholds: options.thresholds,
+            budget: options.budget,
+            attach,
+            started_wall: SystemTime::now(),
+            started,
+        };
+        let probes = tracer.probes.clone();
+        let (publish, snapshots) = watch::channel(Arc::new(context.empty_export()));
+        let (stop, stopped) = oneshot::channel();
+        let mut aggregate = Aggregate::default();
+        aggregate.coverage = Coverage::new(start_ns, options.budget == Budget::Exact);
+        let pipeline = Pipeline {
+            aggregate,
+            sites,
+            pid: target.pid,
+            tracer,
+            controller: Controller::new(options.budget, costs, started),
+            traps: traps.unwrap_or(TrapCosts::TYPICAL),
+            program_timing,
+            breakpoints_gone: None,
+            releasing: Vec::new(),
+            context,
+            publish,
+            dump: options.dump,
+        };
+        let pipeline =
+            tokio::spawn(pipeline.run(batches, readers, stopped, options.snapshot_every));
+        Ok(Self {
+            target,
+            probes,
+            snapshots,
+            stop,
+            pipeline,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Which probes are attached, and why the others are not.
+    pub fn probes(&self) -> &[ProbeStatus] {
+        &self.probes
+    }
+
+    /// The latest snapshot, and every one after it.
+    pub fn snapshots(&self) -> watch::Receiver<Arc<Export>> {
+        self.snapshots.clone()
+    }
+
+    /// Closes the recording window, drains what the rings still hold and
+    /// returns the final export. The probes stay attached (but silent)
+    /// until [`Finished::detach`].
+    pub async fn finish(self) -> Result<Finished, SessionError> {
+        let _ = self.stop.send(());
+        self.pipeline.await.map_err(SessionError::Pipeline)
+    }
+}
+
+/// What every export of the session says besides its aggregate.
+struct Context {
+    target: schema::Target,
+    probes: Vec<ProbeStatus>,
+    thresholds: Thresholds,
+    budget: Budget,
+    attach: Duration,
+    started_wall: SystemTime,
+    started: Instant,
+}
+
+impl Context {
+    /// The window from the start of recording to `end`.
+    fn window(&self, end: Instant) -> Window {
+        let since_epoch = self
+            .started_wall
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let elapsed = end.saturating_duration_since(self.started);
+        Window {
+            start_unix_ns: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
+            duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn empty_export(&self) -> Export {
+        let sampling = self.sampling(&Aggregate::default(), 0, None);
+        self.export(&Aggregate::default(), &no_sites, self.started, &sampling)
+    }
+
+    fn sampling(&self, aggregate: &Aggregate, now_ns: u64, estimated: Option<f64>) -> Sampling {
+        Sampling {
+            scale: aggregate.coverage.scale(now_ns),
+            max_overhead: match self.budget {
+                Budget::Max(budget) => Some(budget),
+                Budget::Exact => None,
+            },
+            estimated_overhead: estimated,
+            exact: self.budget == Budget::Exact,
+        }
+    }
+
+    fn export(
+        &self,
+        aggregate: &Aggregate,
+        sites: &dyn ResolveSites,
+        end: Instant,
+        sampling: &Sampling,
+    ) -> Export {
+        export(&Recording {
+            target: &self.target,
+            probes: &self.probes,
+            attach: self.attach,
+            thresholds: &self.thresholds,
+            window: self.window(end),
+            aggregate,
+            sites,
+            sampling,
+        })
+    }
+}
+
+/// The task that owns the aggregate and the probes.
+struct Pipeline {
+    aggregate: Aggregate,
+    sites: Option<SiteResolver<Symbolizer>>,
+    pid: u32,
+    tracer: Tracer,
+    controller: Controller,
+    traps: TrapCosts,
+    program_timing: Option<ProgramTiming>,
+    /// Resolves, with the time, once the breakpoints of the map probes
+    /// last taken out are gone from the target's code.
+    breakpoints_gone: Option<JoinHandle<u64>>,
+    releasing: Vec<JoinHandle<()>>,
+    context: Context,
+    publish: watch::Sender<Arc<Export>>,
+    dump: Option<SharedDump>,
+}
+
+impl Pipeline {
+    async fn run(
+        mut self,
+        mut batches: mpsc::Receiver<Batch>,
+        readers: Readers,
+        mut stop: oneshot::Receiver<()>,
+        snapshot_every: Option<Duration>,
+    ) -> Finished {
+        let mut snapshot_tick = snapshot_every.map(ticker);
+        let mut control_tick = ticker(CONTROL_EVERY);
+        let mut ended = None;
+        loop {
+            tokio::select! {
+                batch = batches.recv() => match batch {
+                    Some(batch) => self.aggregate.apply(batch),
+                    // Every reader has drained its ring for the last time.
+                    None => break,
+                },
+                () = next_tick(&mut snapshot_tick), if ended.is_none() => {
+                    self.publish_snapshot();
+                }
+                _ = control_tick.tick(), if ended.is_none() => self.control(),
+                gone = wait(&mut self.breakpoints_gone) => {
+                    self.breakpoints_gone = None;
+                    match gone {
+                        Ok(at) => {
+                            tracing::debug!("the map probes' breakpoints are gone");
+                            self.aggregate.coverage.maps_present.close(at);
+                            self.controller.maps_gone(Instant::now());
+                        }
+                        Err(error) => tracing::warn!("watching breakpoints go failed: {error}"),
+                    }
+                }
+                _ = &mut stop, if ended.is_none() => {
+                    ended = Some(Instant::now());
+                    self.close_window(&readers);
+                }
+            }
+        }
+        readers.join().await;
+        finish_dump(self.dump.take());
+        self.finish(ended.unwrap_or_else(Instant::now))
+    }
+
+    /// Looks at the target and does what the budget says.
+    fn control(&mut self) {
+        let now = Instant::now();
+        if self
+            .program_timing
+            .as_ref()
+            .is_some_and(|timing| now >= timing.until)
+        {
+            self.learn_program_costs();
+        }
+        let cpu = match process::cpu_time(self.pid) {
+            Ok(cpu) => cpu,
+            // Gone: the exit ends the session soon.
+            Err(_) => return,
+        };
+        let coverage = &self.aggregate.coverage;
+        let sample = Sample {
+            at: now,
+            hits: self.aggregate.hits,
+            cpu,
+            maps_armed: coverage.maps_armed.is_open(),
+            locks_armed: coverage.locks_armed.is_open(),
+        };
+        for action in self.controller.on_sample(sample) {
+            tracing::debug!(
+                "{action:?}: {:?}, estimated slowdown {:?}",
+                self.controller.duties(),
+                self.controller.estimated_overhead()
+            );
+            match action {
+                Action::TakeOutMaps => self.take_out_maps(),
+                Action::PutBackMaps => self.put_back_maps(),
+                Action::TakeOutLocks => self.take_out_locks(),
+                Action::PutBackLocks => self.put_back_locks(),
+            }
+        }
+    }
+
+    /// Once the first stretch is measured: what each program took per run.
+    fn learn_program_costs(&mut self) {
+        let Some(timing) = self.program_timing.take() else {
+            return;
+        };
+        let placements = ProbeGroup::ALL
+            .iter()
+            .flat_map(|&group| self.tracer.placements(group));
+        let measured = timing.finish(&self.tracer);
+        tracing::debug!("probe program time per run: {measured:?}");
+        let costs = EventCosts::new(placements, self.traps, |program| {
+            measured[program as usize].unwrap_or_else(|| budget::typical_run(program))
+        });
+        self.controller.set_costs(costs);
+    }
+
+    fn take_out_maps(&mut self) {
+        if let Err(error) = self.tracer.disarm(ProbeGroup::Maps) {
+            tracing::warn!("{error}; the map probes stay in");
+            self.controller.stuck();
+            return;
+        }
+        self.aggregate.coverage.maps_armed.close(monotonic_ns());
+        let detached = self.tracer.take_out(ProbeGroup::Maps);
+        let pid = self.pid;
+        let breakpoints = detached.breakpoints.clone();
+        self.releasing
+            .push(tokio::task::spawn_blocking(move || detached.release()));
+        self.breakpoints_gone = Some(tokio::task::spawn_blocking(move || {
+            wait_for_bytes(pid, &breakpoints)
+        }));
+    }
+
+    fn put_back_maps(&mut self) {
+        // Lock waits from now on may meet a map probe.
+        self.aggregate.coverage.maps_present.open(monotonic_ns());
+        if let Some(watching) = self.breakpoints_gone.take() {
+            watching.abort();
+        }
+        let armed = self
+            .tracer
+            .put_back(ProbeGroup::Maps)
+            .and_then(|()| self.tracer.arm(ProbeGroup::Maps));
+        match armed {
+            Ok(since) => self.aggregate.coverage.maps_armed.open(since),
+            Err(error) => {
+                tracing::warn!("{error}; map operations are no longer traced");
+                self.aggregate.coverage.maps_present.close(monotonic_ns());
+                self.controller.stuck();
+            }
+        }
+    }
+
+    /// Lock waits in progress when the lock probes go out are lost; those
+    /// begun before they are back in are dropped by the kernel side.
+    fn take_out_locks(&mut self) {
+        if let Err(error) = self.tracer.disarm(ProbeGroup::Locks) {
+            tracing::warn!("{error}; the lock probes stay in");
+            self.controller.stuck();
+            return;
+        }
+        self.aggregate.coverage.locks_armed.close(monotonic_ns());
+        let detached = self.tracer.take_out(ProbeGroup::Locks);
+        self.releasing
+            .push(tokio::task::spawn_blocking(move || detached.release()));
+    }
+
+    fn put_back_locks(&mut self) {
+        let armed = self
+            .tracer
+            .put_back(ProbeGroup::Locks)
+            .and_then(|()| self.tracer.arm(ProbeGroup::Locks));
+        match armed {
+            Ok(since) => self.aggregate.coverage.locks_armed.open(since),
+            Err(error) => {
+                tracing::warn!("{error}; lock waits are no longer traced");
+                self.controller.stuck();
+            }
+        }
+    }
+
+    /// Stops the events: disarmed, the probes emit nothing more, and the
+    /// readers drain what is left. If disarming fails, detaching is what
+    /// stops them.
+    fn close_window(&mut self, readers: &Readers) {
+        let disarmed = ProbeGroup::ALL
+            .into_iter()
+            .try_for_each(|group| self.tracer.disarm(group));
+        if let Err(error) = disarmed {
+            tracing::warn!("{error}; the window ends at detach instead");
+            self.tracer.detach_now();
+        }
+        let now = monotonic_ns();
+        self.aggregate.coverage.maps_armed.close(now);
+        self.aggregate.coverage.locks_armed.close(now);
+        readers.stop();
+    }
+
+    fn publish_snapshot(&mut self) {
+        self.read_drops();
+        let export = self.export(Instant::now(), monotonic_ns());
+        self.publish.send_replace(Arc::new(export));
+    }
+
+    fn finish(mut self, ended: Instant) -> Finished {
+        self.read_drops();
+        let export = self.export(ended, monotonic_ns());
+        self.publish.send_replace(Arc::new(export.clone()));
+        if let Some(watching) = self.breakpoints_gone.take() {
+            watching.abort();
+        }
+        Finished {
+            export,
+            tracer: self.tracer,
+            releasing: self.releasing,
+        }
+    }
+
+    fn read_drops(&mut self) {
+        match self.tracer.dropped_by_cpu() {
+            Ok(dropped) => self.aggregate.dropped_by_cpu = dropped,
+            Err(error) => tracing::warn!("{error}"),
+        }
+    }
+
+    fn export(&self, end: Instant, now_ns: u64) -> Export {
+        let sites: &dyn ResolveSites = match &self.sites {
+            Some(resolver) => resolver,
+            None => &no_sites,
+        };
+        let sampling = self.context.sampling(
+            &self.aggregate,
+            now_ns,
+            self.controller.estimated_overhead(),
+        );
+        self.context.export(&self.aggregate, sites, end, &sampling)
+    }
+}
+
+/// The kernel's BPF run-time statistics, on for the first stretch, and the
+/// programs' counts when they went on.
+struct ProgramTiming {
+    _stats: std::os::fd::OwnedFd,
+    before: [Option<(u64, Duration)>; 3],
+    until: Instant,
+}
+
+impl ProgramTiming {
+    fn start(tracer: &Tracer) -> Option<Self> {
+        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+            .map_err(|error| tracing::debug!("no BPF run-time statistics: {error}"))
+            .ok()?;
+        Some(Self {
+            _stats: stats,
+            before: Program::ALL.map(|program| tracer.program_time(program)),
+            until: Instant::now() + PROGRAM_TIMING,
+        })
+    }
+
+    /// Time per run of each program (by [`Program`] order) since the
+    /// start, where it ran; turns the statistics off.
+    fn finish(self, tracer: &Tracer) -> [Option<Duration>; 3] {
+        let mut per_run = [None; 3];
+        for (slot, program) in Program::ALL.into_iter().enumerate() {
+            let (Some((runs_before, time_before)), Some((runs, time))) =
+                (self.before[slot], tracer.program_time(program))
+            else {
+                continue;
+            };
+            let runs = runs.saturating_sub(runs_before);
+            // A few runs say more about cold caches than about the cost.
+            if runs >= MIN_TIMED_RUNS {
+                per_run[slot] = Some(
+                    time.saturating_sub(time_before) / u32::try_from(runs).unwrap_or(u32::MAX),
+                );
+            }
+        }
+        per_run
+    }
+}
+
+/// Polls the target's code until every breakpoint is gone (each address
+/// holds its instruction's byte again), and says when; gives up after a
+/// while, or if the target is gone, and says now.
+fn wait_for_bytes(pid: u32, bytes: &[(u64, u8)]) -> u64 {
+    let deadline = Instant::now() + BREAKPOINT_PATIENCE;
+    while Instant::now() < deadline {
+        match process::holds_bytes(pid, bytes) {
+            Ok(false) => std::thread::sleep(BREAKPOINT_POLL),
+            Ok(true) => break,
+            Err(error) => {
+                tracing::debug!("cannot read the target's code: {error}");
+                break;
+            }
+        }
+    }
+    monotonic_ns()
+}
+
+fn ticker(every: Duration) -> Interval {
+    let mut tick = time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick
+}
+
+/// The next tick, or never without a ticker.
+async fn next_tick(tick: &mut Option<Interval>) {
+    match tick {
+        Some(tick) => drop(tick.tick().await),
+        None => std::future::pending().await,
+    }
+}
+
+/// What a task returns, or never without one.
+async fn wait<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Flushes the dump once every reader has stopped.
+fn finish_dump(dump: Option<SharedDump>) {
+    let Some(writer) = dump.and_then(Arc::into_inner) else {
+        return;
+    };
+    let writer = writer.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Err(error) = writer.finish() {
+        tracing::warn!("cannot finish the event dump: {error}");
+    }
+}
