@@ -119,3 +119,58 @@ fn assert_share(what: &str, actual: f64, expected: f64) {
         "{what} is {actual:.4}, expected {expected:.4} ± {TOLERANCE}"
     );
 }
+
+/// Under a 1% budget the tight loop of the hotkeys fixture is traced only
+/// part of the time, yet the hot key's share comes out within 3 points.
+#[test]
+fn go_1_27_hot_key_under_a_one_percent_budget() {
+    check_hot_key_under_a_budget("CONTEND_GO_NEW");
+}
+
+#[test]
+fn go_1_19_hot_key_under_a_one_percent_budget() {
+    check_hot_key_under_a_budget("CONTEND_GO_OLD");
+}
+
+fn check_hot_key_under_a_budget(toolchain_env: &str) {
+    let toolchain = GoToolchain::at(path_from_env(toolchain_env)).expect("a working Go toolchain");
+    let binary = toolchain
+        .build(&workspace_root().join("tests/fixtures/go/hotkeys"), &[])
+        .expect("build the hotkeys fixture");
+    let fixture = Fixture::start(&binary, &["-seconds", "60"]).expect("start the hotkeys fixture");
+    let run = contend::record(
+        &format!("hotkeys-budget-{}", toolchain.version),
+        &[
+            "--max-overhead",
+            "1",
+            "--pid",
+            &fixture.pid().to_string(),
+            "--duration",
+            "8",
+        ],
+    );
+    let export = run.export();
+    assert_eq!(export.tracer.max_overhead, Some(0.01));
+    let map = export.maps.first().expect("the fixture's map was traced");
+    let coverage = map.coverage.expect("a tight loop at 1% is sampled");
+    assert!(coverage < 0.5, "map probes in {coverage:.3} of the time");
+    let top = map.top_keys.first().expect("top keys");
+    assert_eq!(
+        top.key, "sku-42",
+        "hot key; top keys were {:?}",
+        map.top_keys
+    );
+    assert!(
+        (top.share - 0.40).abs() <= 0.03,
+        "sku-42's share is {:.4} under the budget, expected 0.40 ± 0.03",
+        top.share
+    );
+    assert!(
+        export
+            .findings
+            .iter()
+            .any(|finding| finding.kind == "hot_key"),
+        "{:?}",
+        export.findings
+    );
+}

@@ -27,6 +27,10 @@ pub struct Thresholds {
     pub convoy_p99_over_p50: u64,
     pub convoy_goroutines: usize,
     pub convoy_waits: u64,
+    /// ... and whose waits add up to at least this many goroutines waiting
+    /// at any moment, on average: a lock whose queue is short and rare is
+    /// no convoy, however long its tail.
+    pub convoy_waiting: f64,
 }
 
 impl Default for Thresholds {
@@ -37,6 +41,7 @@ impl Default for Thresholds {
             convoy_p99_over_p50: 10,
             convoy_goroutines: 4,
             convoy_waits: 100,
+            convoy_waiting: 0.5,
         }
     }
 }
@@ -108,12 +113,13 @@ pub fn find(
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
     scale: &Scale,
+    seconds: f64,
 ) -> Vec<Finding> {
     let hot_keys = aggregate
         .maps()
         .filter_map(|(address, stats)| hot_key(address, stats, thresholds, resolver, scale));
     let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
-        lock_convoy(address, op, stats, thresholds, resolver, scale)
+        lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
     });
     let races = concurrent_map_accesses(aggregate, resolver, scale);
     let mut findings: Vec<Finding> = races.into_iter().chain(hot_keys).chain(convoys).collect();
@@ -295,12 +301,15 @@ fn lock_convoy(
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
     scale: &Scale,
+    seconds: f64,
 ) -> Option<Finding> {
     let figures = wait_figures(stats, scale);
+    let waiting = figures.total_ns as f64 / 1e9 / seconds.max(1e-9);
     let [p50, _, p99, _] = figures.quantiles_ns;
     let p50 = p50.max(1);
     // Enough waits measured, not only estimated.
     let convoy = stats.contended() >= thresholds.convoy_waits
+        && waiting >= thresholds.convoy_waiting
         && stats.goroutines() >= thresholds.convoy_goroutines
         && p99 >= p50 * thresholds.convoy_p99_over_p50;
     convoy.then(|| Finding {
@@ -336,7 +345,7 @@ mod tests {
     };
 
     fn find(aggregate: &Aggregate, thresholds: &Thresholds) -> Vec<Finding> {
-        super::find(aggregate, thresholds, &no_sites, &Scale::WHOLE)
+        super::find(aggregate, thresholds, &no_sites, &Scale::WHOLE, 1.0)
     }
 
     fn map_op(map: u64, key: &str) -> Event {
@@ -400,13 +409,22 @@ mod tests {
     #[test]
     fn long_tail_waits_by_many_goroutines_are_a_convoy() {
         let mut events: Vec<Event> = (0..200).map(|i| lock_wait(i % 8, 10_000)).collect();
-        events.extend((0..10).map(|i| lock_wait(i % 8, 5_000_000)));
+        events.extend((0..10).map(|i| lock_wait(i % 8, 60_000_000)));
         let findings = find(&aggregate(events), &Thresholds::default());
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(
             (findings[0].kind, findings[0].subject, findings[0].count),
             (Kind::LockConvoy, 0xc0de, 210)
         );
+    }
+
+    #[test]
+    fn a_long_tail_on_a_lock_rarely_waited_for_is_no_convoy() {
+        // The same shape, but under a tenth of a goroutine waiting on
+        // average over the second.
+        let mut events: Vec<Event> = (0..200).map(|i| lock_wait(i % 8, 10_000)).collect();
+        events.extend((0..10).map(|i| lock_wait(i % 8, 5_000_000)));
+        assert!(find(&aggregate(events), &Thresholds::default()).is_empty());
     }
 
     #[test]
@@ -436,6 +454,7 @@ mod tests {
             &Thresholds::default(),
             &resolver,
             &Scale::WHOLE,
+            1.0,
         );
         assert_eq!(findings.len(), 1, "{findings:?}");
         let finding = &findings[0];

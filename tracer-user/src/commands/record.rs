@@ -81,14 +81,24 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     let finished = session.finish().await?;
     let written = write_export(output, &finished.export)?;
     eprintln!(
-        "contend: {stop}; wrote {} ({} events, {} dropped). Read it with `contend report {}`",
+        "contend: {stop}; wrote {} ({} events, {} dropped{}). Read it with `contend report {}`",
         written.display(),
         finished.export.tracer.events,
         finished.export.tracer.dropped,
+        slowdown(&finished.export),
         written.display(),
     );
     finished.detach().await;
     Ok(())
+}
+
+/// `, estimated slowdown 3.1%`, where the export has an estimate.
+fn slowdown(export: &export::Export) -> String {
+    export
+        .tracer
+        .estimated_overhead
+        .map(|overhead| format!(", estimated slowdown {:.1}%", 100.0 * overhead))
+        .unwrap_or_default()
 }
 
 /// `CONTEND_DUMP_EVENTS=<path>` saves every raw record read, for the

@@ -104,7 +104,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
         },
         maps: map_reports(aggregate, *sites, seconds, scale),
         locks: lock_reports(aggregate, *sites, seconds, scale),
-        findings: findings::find(aggregate, thresholds, *sites, scale)
+        findings: findings::find(aggregate, thresholds, *sites, scale, seconds)
             .into_iter()
             .map(finding)
             .collect(),

@@ -38,6 +38,58 @@ fn header(out: &mut String, export: &Export) {
         thousands(export.tracer.dropped),
         drops_by_cpu(&export.tracer.dropped_by_cpu),
     );
+    if let Some(line) = sampling_line(export) {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// How the figures were taken: everything all the time, or within a
+/// budget, from how much of the recording; `None` for exports that do not
+/// say (older ones).
+fn sampling_line(export: &Export) -> Option<String> {
+    let tracer = &export.tracer;
+    let estimate = tracer
+        .estimated_overhead
+        .map(|overhead| format!("estimated slowdown {}", percent(overhead)));
+    if tracer.exact {
+        let mut line =
+            "exact: every probe in all the time, so the figures include contend's own effect"
+                .to_owned();
+        if let Some(estimate) = estimate {
+            line.push_str(&format!(" ({estimate})"));
+        }
+        return Some(line);
+    }
+    let budget = tracer.max_overhead?;
+    let mut parts = vec![format!("budget {}", percent(budget))];
+    parts.extend(estimate);
+    let maps = export.maps.iter().find_map(|map| map.coverage);
+    let locks = export.locks.iter().find_map(|lock| lock.coverage);
+    if let Some(maps) = maps {
+        parts.push(format!("map probes in {} of the time", percent(maps)));
+    }
+    if let Some(locks) = locks {
+        parts.push(format!("lock waits measured in {}", percent(locks)));
+    }
+    if maps.is_some() || locks.is_some() {
+        parts.push("~ marks estimates for the whole recording".to_owned());
+    }
+    Some(parts.join(" · "))
+}
+
+/// `0.034` as `3.4%`.
+fn percent(fraction: f64) -> String {
+    let percent = 100.0 * fraction;
+    if percent < 10.0 {
+        format!("{percent:.1}%")
+    } else {
+        format!("{percent:.0}%")
+    }
+}
+
+/// `~` before an estimate.
+fn about(coverage: Option<f64>) -> &'static str {
+    if coverage.is_some() { "~" } else { "" }
 }
 
 /// ` (CPU 0: 12, CPU 3: 4)` for the CPUs that dropped events; empty when
@@ -165,8 +217,9 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     .collect();
     let _ = writeln!(
         out,
-        "\n  map {}  {} ops ({}/s)  {}",
+        "\n  map {}  {}{} ops ({}/s)  {}",
         map.id,
+        about(map.coverage),
         thousands(total),
         thousands((total as f64 / seconds) as u64),
         mix.join(" · "),
@@ -233,9 +286,10 @@ fn lock_line(out: &mut String, lock: &LockReport) {
     let wait = &lock.wait_ns;
     let _ = writeln!(
         out,
-        "  {:<13} {}  {} waits · {} goroutines · p50 {} · p99 {} · max {} · total {}",
+        "  {:<13} {}  {}{} waits · {} goroutines · p50 {} · p99 {} · max {} · total {}",
         lock.kind,
         lock.id,
+        about(lock.coverage),
         thousands(lock.contended),
         lock.goroutines,
         nanos(wait.p50),
@@ -294,6 +348,32 @@ mod tests {
         assert_eq!(nanos(12_300), "12.3 µs");
         assert_eq!(nanos(4_000_000), "4.0 ms");
         assert_eq!(nanos(2_500_000_000), "2.50 s");
+    }
+
+    #[test]
+    fn sampled_and_exact_recordings_say_so() {
+        let mut export = shop_export();
+        assert_eq!(sampling_line(&export), None, "an export that does not say");
+        export.tracer.max_overhead = Some(0.05);
+        export.tracer.estimated_overhead = Some(0.034);
+        export.maps[0].coverage = Some(0.22);
+        export.locks[0].coverage = Some(0.35);
+        let text = render(&export);
+        assert!(
+            text.contains("budget 5.0% · estimated slowdown 3.4% · map probes in 22% of the time · lock waits measured in 35%"),
+            "{text}"
+        );
+        assert!(
+            text.contains("~1,001 ops") && text.contains("~120 waits"),
+            "{text}"
+        );
+        export.tracer.max_overhead = None;
+        export.tracer.exact = true;
+        assert!(
+            sampling_line(&export).is_some_and(|line| line.starts_with("exact:")),
+            "{:?}",
+            sampling_line(&export)
+        );
     }
 
     #[test]
@@ -360,7 +440,7 @@ mod tests {
                 lock: 0xc000456000,
                 // A queue behind a few long holds: a convoy.
                 wait_ns: if n % 12 == 0 {
-                    5_000_000
+                    120_000_000
                 } else {
                     40_000 + 100 * n
                 },

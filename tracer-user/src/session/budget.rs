@@ -42,7 +42,7 @@ pub enum Budget {
 pub const DEFAULT_MAX_OVERHEAD: f64 = 0.05;
 
 /// How long everything stays in at the start, to measure.
-const MEASURING: Duration = Duration::from_secs(1);
+const MEASURING: Duration = Duration::from_millis(300);
 /// A cycle of the map probes (in, then out) lasts this long, at random.
 const CYCLE: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(6));
 /// The shortest stretch in: attaching costs milliseconds.
@@ -56,9 +56,9 @@ const MOST_DUTY_WITH_LOCKS: f64 = 0.75;
 /// The least share of the time the lock probes are in, when they alone
 /// cost more than the budget allows.
 const LEAST_LOCK_DUTY: f64 = 0.05;
-/// Cost spent beyond the budget (the first second, measuring with
-/// everything in) is paid back over this long.
-const CATCH_UP: Duration = Duration::from_secs(10);
+/// Cost spent beyond the budget (the start, measuring with everything
+/// in) is paid back over this long.
+const CATCH_UP: Duration = Duration::from_secs(5);
 /// Lock waits measured per stretch without map probes, at least, once
 /// their breakpoints are gone: the kernel takes them out one by one, tens
 /// of milliseconds each (see [`Controller::maps_gone`]).

@@ -50,10 +50,11 @@ use crate::{
 const CHANNEL_BATCHES: usize = 256;
 /// How often the budget looks at the target.
 const CONTROL_EVERY: Duration = Duration::from_millis(100);
-/// How long the kernel's BPF run-time statistics stay on at the start, to
+/// How long the kernel's BPF run-time statistics stay on at the start (the
+/// budget's measuring stretch), to
 /// measure what the probe programs cost per run here. They cost every BPF
 /// program on the machine two clock reads per run while on.
-const PROGRAM_TIMING: Duration = Duration::from_secs(1);
+const PROGRAM_TIMING: Duration = Duration::from_millis(300);
 /// Runs of a program needed for its measured time to count.
 const MIN_TIMED_RUNS: u64 = 500;
 /// How often, and for how long at most, to look for the breakpoints of

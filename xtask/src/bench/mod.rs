@@ -5,13 +5,17 @@
 //! briefly, to check the suite still works.
 
 mod attach;
+mod budget;
 mod empty_uprobe;
 mod loss;
+mod observer;
 mod overhead;
 mod probe_time;
 mod recording;
 mod replay;
 mod rss;
+mod trial;
+mod writes;
 
 use std::{
     fs,
@@ -93,6 +97,9 @@ impl Row {
 pub enum Measurement {
     Attach,
     Overhead,
+    Writes,
+    Observer,
+    Budget,
     Loss,
     Rss,
     Replay,
@@ -105,6 +112,9 @@ impl Measurement {
         match self {
             Self::Attach => "attach time",
             Self::Overhead => "added cost per map read (untraced, floor, bpftrace, contend)",
+            Self::Writes => "added cost per map write against a read",
+            Self::Observer => "lock waits reported against the program's own, and throughput kept",
+            Self::Budget => "slowdown kept within --max-overhead 1%, 2%, 5%",
             Self::Loss => "loss versus event rate",
             Self::Rss => "contend's memory with many distinct keys",
             Self::Replay => "aggregation throughput of a recorded stream, replayed",
@@ -115,6 +125,9 @@ impl Measurement {
         match self {
             Self::Attach => attach::rows(bench),
             Self::Overhead => overhead::rows(bench),
+            Self::Writes => writes::rows(bench),
+            Self::Observer => observer::rows(bench),
+            Self::Budget => budget::rows(bench),
             Self::Loss => loss::rows(bench),
             Self::Rss => rss::rows(bench),
             Self::Replay => replay::rows(bench),
@@ -220,6 +233,7 @@ fn format_value(value: f64, unit: &str) -> String {
         "events" => format!("{value:.0} {unit}"),
         "events/s" => format!("{:.2} M {unit}", value / 1e6),
         "×" => format!("{value:.2}{unit}"),
+        "%" | "s/s" | "trials" => format!("{value:.2} {unit}"),
         _ => format!("{value:.1} {unit}"),
     }
 }

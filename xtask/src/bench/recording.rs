@@ -39,23 +39,29 @@ pub struct Finished {
 
 impl Recording {
     /// Starts recording `pid` for at most `duration` (it ends earlier if the
-    /// target exits) into `target/bench/<label>.json`.
+    /// target exits) into `target/bench/<label>.json`, with every probe in
+    /// all the time (`--exact`): what most rows measure is contend's cost
+    /// per traced event.
     pub fn start(bench: &Bench, pid: u32, duration: Duration, label: &str) -> anyhow::Result<Self> {
-        Self::start_with_env(bench, pid, duration, label, &[])
+        Self::start_with(bench, pid, duration, label, &["--exact"], &[])
     }
 
-    /// [`Recording::start`] with extra variables in contend's environment.
-    pub fn start_with_env(
+    /// [`Recording::start`] with other `record` options (a budget) and
+    /// extra variables in contend's environment.
+    pub fn start_with(
         bench: &Bench,
         pid: u32,
         duration: Duration,
         label: &str,
+        options: &[&str],
         env: &[(&str, &OsStr)],
     ) -> anyhow::Result<Self> {
         let export_path = bench.out_dir.join(format!("{label}.json"));
         let mut child = Command::new(bench.contend)
             .envs(env.iter().copied())
-            .args(["record", "--pid", &pid.to_string(), "--duration"])
+            .arg("record")
+            .args(options)
+            .args(["--pid", &pid.to_string(), "--duration"])
             .arg(format!("{:.3}", duration.as_secs_f64()))
             .arg("--output")
             .arg(&export_path)
@@ -180,7 +186,8 @@ pub fn record_whole_run_with_env(
 ) -> anyhow::Result<(Vec<String>, Finished)> {
     // Longer than the fixture can run: the fixture's exit ends the recording.
     let duration = limit + ATTACH_TIMEOUT;
-    let mut recording = Recording::start_with_env(bench, fixture.pid(), duration, label, env)?;
+    let mut recording =
+        Recording::start_with(bench, fixture.pid(), duration, label, &["--exact"], env)?;
     recording.wait_until_tracing()?;
     signal(fixture.pid(), libc::SIGUSR1)?;
     let output = fixture.wait().context("running the fixture")?;
@@ -233,6 +240,28 @@ impl Export {
     /// `tracer.dropped`: events lost in the kernel.
     pub fn dropped(&self) -> anyhow::Result<u64> {
         self.number(&self.json["tracer"]["dropped"], "tracer.dropped")
+    }
+
+    /// `tracer.estimated_overhead`, contend's own estimate of the slowdown.
+    pub fn estimated_overhead(&self) -> Option<f64> {
+        self.json["tracer"]["estimated_overhead"].as_f64()
+    }
+
+    /// The total wait (ns) of every lock in `locks[]`, and whether any
+    /// `lock_convoy` finding was raised.
+    pub fn lock_wait_total(&self) -> (u64, bool) {
+        let total = self.json["locks"].as_array().map_or(0, |locks| {
+            locks
+                .iter()
+                .filter_map(|lock| lock["wait_ns"]["total"].as_u64())
+                .sum()
+        });
+        let convoy = self.json["findings"].as_array().is_some_and(|findings| {
+            findings
+                .iter()
+                .any(|finding| finding["kind"] == "lock_convoy")
+        });
+        (total, convoy)
     }
 
     /// `tracer.attach_ns`.

@@ -1,0 +1,128 @@
+//! The tracer must not make the contention it reports. The guarded fixture
+//! (tests/fixtures/go/guarded) is the everyday pattern: a map behind a
+//! sync.Mutex whose critical section is one map operation, six goroutines.
+//! Its own view of itself, the runtime's /sync/mutex/wait/total, untraced,
+//! is the truth a default recording is held against.
+//!
+//! Go 1.27 only: Go 1.19 has no such metric.
+
+use contend_tests::{
+    contend,
+    matrix::{Build, Go, Variant},
+};
+use tracer_user::export::Export;
+
+/// How long the fixture runs untraced before contend attaches, and how
+/// long contend records.
+const UNTRACED_SECONDS: f64 = 4.0;
+const RECORD_SECONDS: &str = "8";
+
+#[test]
+fn lock_waits_describe_the_untraced_program() {
+    let build = Build::new("guarded", Go::New, Variant::Default);
+    let mut fixture = build.start(&["-seconds", "60"]);
+    let mutex = fixture
+        .preamble_value("mutex")
+        .expect("the fixture prints its mutex")
+        .to_owned();
+    let lines = fixture.stream_lines();
+    std::thread::sleep(std::time::Duration::from_secs_f64(UNTRACED_SECONDS));
+    let run = contend::record(
+        &format!("{}-observer", build.label),
+        &[
+            "--pid",
+            &fixture.pid().to_string(),
+            "--duration",
+            RECORD_SECONDS,
+        ],
+    );
+    let export = run.export();
+    drop(fixture);
+    let samples: Vec<Sample> = lines
+        .try_iter()
+        .filter_map(|(_, line)| Sample::parse(&line))
+        .collect();
+
+    let start = export.window.start_unix_ns as f64;
+    let untraced = Sample::rate(
+        &samples,
+        start - (UNTRACED_SECONDS - 0.5) * 1e9,
+        start - 0.2e9,
+    );
+    let traced = Sample::rate(&samples, start, start + export.window.duration_ns as f64);
+    let reported = reported_wait_rate(&export, &mutex);
+    eprintln!(
+        "untraced: {:.3} s/s of mutex wait, {:.0} ops/s; while traced: {:.3} s/s, {:.0} ops/s; \
+         contend reports {reported:.3} s/s (estimated slowdown {:?})",
+        untraced.wait, untraced.ops, traced.wait, traced.ops, export.tracer.estimated_overhead
+    );
+    assert!(
+        (0.5..=2.0).contains(&(reported / untraced.wait)),
+        "contend reports {reported:.3} s/s of waiting where the untraced program waits {:.3} s/s",
+        untraced.wait
+    );
+    let convoys: Vec<&str> = export
+        .findings
+        .iter()
+        .filter(|finding| finding.kind == "lock_convoy")
+        .map(|finding| finding.message.as_str())
+        .collect();
+    assert!(
+        convoys.is_empty(),
+        "a convoy of the tracer's making: {convoys:?}"
+    );
+    assert_eq!(export.tracer.max_overhead, Some(0.05), "the default budget");
+}
+
+/// Waiting per second on the fixture's mutex, as contend reports it.
+fn reported_wait_rate(export: &Export, mutex: &str) -> f64 {
+    let total: u64 = export
+        .locks
+        .iter()
+        .filter(|lock| lock.id == mutex)
+        .map(|lock| lock.wait_ns.total)
+        .sum();
+    total as f64 / export.window.duration_ns as f64
+}
+
+/// One of the fixture's `metric <unix ns> <wait seconds> <ops>` lines.
+#[derive(Clone, Copy)]
+struct Sample {
+    at_ns: f64,
+    wait: f64,
+    ops: f64,
+}
+
+/// Mutex wait (s/s) and operations per second between two times.
+struct Rate {
+    wait: f64,
+    ops: f64,
+}
+
+impl Sample {
+    fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.strip_prefix("metric ")?.split(' ');
+        Some(Self {
+            at_ns: fields.next()?.parse().ok()?,
+            wait: fields.next()?.parse().ok()?,
+            ops: fields.next()?.parse().ok()?,
+        })
+    }
+
+    /// Between the first and last sample within `[from, to]`.
+    fn rate(samples: &[Self], from: f64, to: f64) -> Rate {
+        let within: Vec<&Self> = samples
+            .iter()
+            .filter(|sample| (from..=to).contains(&sample.at_ns))
+            .collect();
+        let (Some(first), Some(last)) = (within.first(), within.last()) else {
+            panic!("no fixture samples between {from} and {to}");
+        };
+        let seconds = (last.at_ns - first.at_ns) / 1e9;
+        assert!(seconds > 1.0, "samples over only {seconds:.2} s");
+        Rate {
+            wait: (last.wait - first.wait) / seconds,
+            ops: (last.ops - first.ops) / seconds,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The slowdown budget kept: a tight map-read loop (mapread, which times
+//! its own reads) and the guarded fixture (which counts its own
+//! operations), each run untraced and then recorded at `--max-overhead`
+//! 1%, 2% and 5%. The slowdown is the throughput the program lost while
+//! traced, measured by the program; the target is the budget plus one
+//! point.
+
+use anyhow::bail;
+
+use super::{
+    Bench, Row,
+    trial::{self, Stretches, Trial},
+};
+
+/// The budgets measured, in percent.
+const BUDGETS: [u32; 3] = [1, 2, 5];
+
+/// A fixture and how to read its throughput from its lines.
+struct Program {
+    name: &'static str,
+    args: &'static [&'static str],
+    throughput: fn(&[String]) -> anyhow::Result<f64>,
+}
+
+const PROGRAMS: [Program; 2] = [
+    Program {
+        name: "mapread",
+        args: &["-seconds", "600", "-interval", "250ms"],
+        throughput: reads_per_ns,
+    },
+    Program {
+        name: "guarded",
+        args: &["-seconds", "600"],
+        throughput: operations_per_second,
+    },
+];
+
+pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    let budgets: &[u32] = if bench.smoke { &[5] } else { &BUDGETS };
+    let mut rows = Vec::new();
+    for program in &PROGRAMS {
+        let binary = bench.fixture(program.name)?;
+        for &budget in budgets {
+            let budget_arg = budget.to_string();
+            let trial = trial::run(
+                bench,
+                &binary,
+                program.args,
+                &["--max-overhead", &budget_arg],
+                Stretches::for_bench(bench),
+                &format!("budget-{}-{budget}", program.name),
+            )?;
+            rows.push(row(program, budget, &trial)?);
+        }
+    }
+    Ok(rows)
+}
+
+fn row(program: &Program, budget: u32, trial: &Trial) -> anyhow::Result<Row> {
+    let untraced = (program.throughput)(&trial.untraced)?;
+    let traced = (program.throughput)(&trial.traced)?;
+    let slowdown = 100.0 * (1.0 - traced / untraced);
+    let estimated = trial.export.estimated_overhead().unwrap_or(f64::NAN);
+    let limit = f64::from(budget) + 1.0;
+    Ok(Row::new(
+        format!("slowdown at a {budget}% budget: {}", program.name),
+        slowdown,
+        "%",
+    )
+    .target(format!("≤ {limit:.0}%"), slowdown <= limit)
+    .note(format!(
+        "measured by the program; contend estimated {:.1}%",
+        100.0 * estimated
+    )))
+}
+
+/// Reads per nanosecond, from mapread's `ns/op <float>` reports.
+fn reads_per_ns(lines: &[String]) -> anyhow::Result<f64> {
+    let ns: Vec<f64> = lines
+        .iter()
+        .filter_map(|line| line.strip_prefix("ns/op ")?.parse().ok())
+        .collect();
+    if ns.is_empty() {
+        bail!("no ns/op reports");
+    }
+    Ok(ns.len() as f64 / ns.iter().sum::<f64>())
+}
+
+/// Operations per second between the first and last `metric` lines of the
+/// guarded fixture.
+fn operations_per_second(lines: &[String]) -> anyhow::Result<f64> {
+    let samples: Vec<(f64, f64)> = lines
+        .iter()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.strip_prefix("metric ")?.split(' ').collect();
+            Some((fields.first()?.parse().ok()?, fields.get(2)?.parse().ok()?))
+        })
+        .collect();
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        bail!("no metric lines");
+    };
+    let seconds = (last.0 - first.0) / 1e9;
+    if seconds < 1.0 {
+        bail!("metric lines over only {seconds:.2} s");
+    }
+    Ok((last.1 - first.1) / seconds)
+}

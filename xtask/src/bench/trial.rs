@@ -1,0 +1,97 @@
+//! A fixture run first untraced, then recorded by contend, each stretch
+//! measured by the fixture itself: the rows about what contend does to a
+//! program (its slowdown, the contention it reports against the program's
+//! own view) are made of these.
+
+use std::{
+    path::Path,
+    sync::mpsc::Receiver,
+    thread,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::Context as _;
+use contend_tests::go::Fixture;
+
+use super::{
+    Bench,
+    recording::{Export, Recording},
+};
+
+/// How long a trial lets the fixture run untraced, then traced.
+#[derive(Clone, Copy)]
+pub struct Stretches {
+    pub untraced: Duration,
+    pub traced: Duration,
+}
+
+impl Stretches {
+    pub fn for_bench(bench: &Bench) -> Self {
+        if bench.smoke {
+            Self {
+                untraced: Duration::from_secs(3),
+                traced: Duration::from_secs(4),
+            }
+        } else {
+            Self {
+                untraced: Duration::from_secs(5),
+                traced: Duration::from_secs(15),
+            }
+        }
+    }
+}
+
+/// What the fixture printed in each stretch, with when each line came, and
+/// contend's export.
+pub struct Trial {
+    pub untraced: Vec<String>,
+    pub traced: Vec<String>,
+    pub export: Export,
+}
+
+/// Lines from the fixture's first second, and from just around attaching,
+/// are left out of both stretches: the program warms up, contend attaches.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Runs `binary` with `args`, untraced and then recorded with `options`.
+pub fn run(
+    bench: &Bench,
+    binary: &Path,
+    args: &[&str],
+    options: &[&str],
+    stretches: Stretches,
+    label: &str,
+) -> anyhow::Result<Trial> {
+    let mut fixture =
+        Fixture::start(binary, args).with_context(|| format!("starting {}", binary.display()))?;
+    let started = SystemTime::now();
+    let lines = fixture.stream_lines();
+    thread::sleep(stretches.untraced);
+    let mut recording =
+        Recording::start_with(bench, fixture.pid(), stretches.traced, label, options, &[])?;
+    recording.wait_until_tracing()?;
+    let export = recording.finish()?.export;
+    drop(fixture);
+    let (armed, disarmed) = export.window()?;
+    let before = armed
+        .checked_sub(Duration::from_millis(200))
+        .unwrap_or(armed);
+    Ok(Trial {
+        untraced: between(&lines, started + SETTLE, before),
+        traced: between(&lines, armed + SETTLE, disarmed),
+        export,
+    })
+}
+
+/// The lines that arrived between `from` and `to`.
+fn between(
+    lines: &Receiver<(SystemTime, String)>,
+    from: SystemTime,
+    to: SystemTime,
+) -> Vec<String> {
+    lines
+        .try_iter()
+        .filter(|(at, _)| (from..=to).contains(at))
+        .map(|(_, line)| line)
+        .collect()
+}
