@@ -3,9 +3,10 @@
 
 mod commands;
 
-use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use commands::trace::TraceArgs;
 use tracer_user::duration;
 
 #[derive(Parser)]
@@ -29,32 +30,16 @@ enum Command {
 
 #[derive(Args)]
 struct RecordArgs {
-    /// Attach to this running process.
-    #[arg(
-        short,
-        long,
-        conflicts_with = "command",
-        required_unless_present = "command"
-    )]
-    pid: Option<u32>,
+    #[command(flatten)]
+    trace: TraceArgs,
     /// Stop after this long: seconds (4, 0.5) or with a unit (500ms, 30s, 2m).
     /// Without it, record until Ctrl-C or until the target exits.
     #[arg(short, long, value_parser = duration::parse)]
     duration: Option<Duration>,
-    /// Bytes of each map key to capture (longer keys are truncated).
-    #[arg(long, value_name = "BYTES", default_value_t = tracer_common::DEFAULT_KEY_LIMIT)]
-    key_bytes: u32,
-    /// A key with at least this share of a busy map's operations is reported
-    /// as hot.
-    #[arg(long, value_name = "SHARE", default_value_t = 0.25, value_parser = share)]
-    hot_key_share: f64,
     /// Where to write the export; `-` for standard output.
     /// [default: contend-PID.json]
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// Start this command and trace it (after `--`).
-    #[arg(last = true, value_name = "COMMAND")]
-    command: Vec<OsString>,
 }
 
 #[derive(Args)]
@@ -63,35 +48,23 @@ struct ReportArgs {
     file: PathBuf,
 }
 
-/// A fraction between 0 and 1.
-fn share(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
-        _ => Err(format!(
-            "{text:?} is not a share between 0 and 1 (e.g. 0.25)"
-        )),
+impl Command {
+    fn run(self) -> anyhow::Result<()> {
+        match self {
+            Self::Record(args) => commands::record::run(commands::record::Options {
+                trace: args.trace,
+                duration: args.duration,
+                output: args.output,
+            }),
+            Self::Report(args) => commands::report::run(&args.file),
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::init_logging();
-    let result = match cli.command {
-        Command::Record(args) => commands::record::run(commands::record::Options {
-            pid: args.pid,
-            command: args.command,
-            duration: args.duration,
-            output: args.output,
-            probes: tracer_user::probes::LoadOptions {
-                key_limit: args.key_bytes,
-            },
-            thresholds: tracer_user::findings::Thresholds {
-                hot_key_share: args.hot_key_share,
-                ..Default::default()
-            },
-        }),
-        Command::Report(args) => commands::report::run(&args.file),
-    };
+    let result = cli.command.run();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,7 +1,8 @@
-//! One module per subcommand.
+//! One module per subcommand, and what the tracing ones share (`trace`).
 
 pub mod record;
 pub mod report;
+pub mod trace;
 
 /// Logs go to stderr, warnings and up unless `CONTEND_LOG` says otherwise
 /// (e.g. `CONTEND_LOG=debug`).
