@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Trace a process for a while, then write a JSON export for later study.
     Record(RecordArgs),
+    /// Trace a process and watch its maps, locks and findings live.
+    Top(TopArgs),
     /// Print the summary of an export written by `record` (no root needed).
     Report(ReportArgs),
 }
@@ -43,12 +45,30 @@ struct RecordArgs {
 }
 
 #[derive(Args)]
+struct TopArgs {
+    #[command(flatten)]
+    trace: TraceArgs,
+}
+
+#[derive(Args)]
 struct ReportArgs {
-    /// An export written by `contend record`.
+    /// An export written by `contend record` (or by `e` in `contend top`).
     file: PathBuf,
+    /// Open it in the dashboard instead of printing the summary.
+    #[arg(long)]
+    tui: bool,
 }
 
 impl Command {
+    /// Whether the command draws a dashboard, which owns the terminal.
+    fn draws(&self) -> bool {
+        match self {
+            Self::Top(_) => true,
+            Self::Report(args) => args.tui,
+            Self::Record(_) => false,
+        }
+    }
+
     fn run(self) -> anyhow::Result<()> {
         match self {
             Self::Record(args) => commands::record::run(commands::record::Options {
@@ -56,6 +76,8 @@ impl Command {
                 duration: args.duration,
                 output: args.output,
             }),
+            Self::Top(args) => commands::top::run(&args.trace),
+            Self::Report(args) if args.tui => commands::report::run_dashboard(&args.file),
             Self::Report(args) => commands::report::run(&args.file),
         }
     }
@@ -63,8 +85,16 @@ impl Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    commands::init_logging();
-    let result = cli.command.run();
+    let result = if cli.command.draws() {
+        commands::init_logging_to_file().and_then(|log| {
+            let result = cli.command.run();
+            log.close();
+            result
+        })
+    } else {
+        commands::init_logging();
+        cli.command.run()
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

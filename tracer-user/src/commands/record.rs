@@ -15,7 +15,7 @@ use tracer_user::{
     session::{Session, SessionOptions, SharedDump},
 };
 
-use super::trace::{self, StopSignals, TraceArgs, Traced};
+use super::trace::{self, ChildOutput, StopSignals, TraceArgs, Traced};
 
 pub struct Options {
     pub trace: TraceArgs,
@@ -28,7 +28,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     if let Some(output) = &options.output {
         check_writable(output)?;
     }
-    let traced = Traced::launch(&options.trace)?;
+    let traced = Traced::launch(&options.trace, ChildOutput::Inherit)?;
     let pid = traced.pid;
     let output = options
         .output

@@ -4,8 +4,9 @@
 
 use std::{
     ffi::OsString,
+    fs::File,
     path::Path,
-    process::{Child, Command},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -80,6 +81,14 @@ pub fn require_root() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a command we start writes.
+pub enum ChildOutput<'a> {
+    /// To our own stdout and stderr (`record`).
+    Inherit,
+    /// To this file, with stdin closed: the dashboard owns the terminal.
+    File(&'a Path),
+}
+
 /// The process being traced, and the command we started for it, if we did.
 pub struct Traced {
     pub pid: u32,
@@ -88,9 +97,9 @@ pub struct Traced {
 
 impl Traced {
     /// Starts `args.command`, or takes `args.pid`.
-    pub fn launch(args: &TraceArgs) -> anyhow::Result<Self> {
+    pub fn launch(args: &TraceArgs, output: ChildOutput) -> anyhow::Result<Self> {
         let child = match args.command.split_first() {
-            Some((program, rest)) => Some(spawn(program, rest)?),
+            Some((program, rest)) => Some(spawn(program, rest, output)?),
             None => None,
         };
         let pid = match (&child, args.pid) {
@@ -109,11 +118,24 @@ impl Traced {
     }
 }
 
-fn spawn(program: &OsString, args: &[OsString]) -> anyhow::Result<Child> {
+fn spawn(program: &OsString, args: &[OsString], output: ChildOutput) -> anyhow::Result<Child> {
+    let mut command = Command::new(program);
+    command.args(args);
+    if let ChildOutput::File(path) = output {
+        let file = File::create(path).with_context(|| {
+            format!("cannot create {} for the command's output", path.display())
+        })?;
+        let copy = file
+            .try_clone()
+            .context("cannot share the command's output file")?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(copy));
+    }
     // spawn() returns once exec has succeeded, so /proc/PID/exe already names
     // the new program when we attach.
-    Command::new(program)
-        .args(args)
+    command
         .spawn()
         .with_context(|| format!("cannot start {}", program.to_string_lossy()))
 }
@@ -153,6 +175,8 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub struct StopSignals {
     interrupt: Signal,
     terminate: Signal,
+    /// The terminal went away (`top` only: `record` keeps its default).
+    hangup: Option<Signal>,
 }
 
 impl StopSignals {
@@ -161,14 +185,30 @@ impl StopSignals {
         Ok(Self {
             interrupt: catch(SignalKind::interrupt())?,
             terminate: catch(SignalKind::terminate())?,
+            hangup: None,
+        })
+    }
+
+    /// Ctrl-C, SIGTERM and SIGHUP.
+    pub fn catch_with_hangup() -> anyhow::Result<Self> {
+        Ok(Self {
+            hangup: Some(catch(SignalKind::hangup())?),
+            ..Self::catch()?
         })
     }
 
     /// Resolves at the first of them.
     pub async fn recv(&mut self) {
+        let hangup = async {
+            match self.hangup.as_mut() {
+                Some(hangup) => drop(hangup.recv().await),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
+            () = hangup => {}
         }
     }
 }
