@@ -1,15 +1,17 @@
-//! A real terminal for the dashboard's tests: a detached tmux session on a
-//! server of its own, typed into with `send-keys` and read with
-//! `capture-pane`. The server is killed when dropped, with whatever still
-//! runs in it.
+//! A real terminal: a detached tmux session on a server of its own, typed
+//! into with `send-keys` and read with `capture-pane`. The server is killed
+//! when dropped, with whatever still runs in it. The dashboard's tests use
+//! the panicking helpers; the benchmark the fallible ones.
 
 use std::{
-    process::{Command, Output},
+    io,
+    path::Path,
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
 
-/// What the shell in the pane prints as its prompt.
+/// What the shell of [`Tmux::shell`] prints as its prompt.
 pub const PROMPT: &str = "contend-test$ ";
 
 pub struct Tmux {
@@ -18,13 +20,18 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    /// Starts a `width`×`height` terminal running `sh` in `dir`.
-    pub fn start(label: &str, width: u16, height: u16, dir: &std::path::Path) -> Self {
+    /// Runs the shell command line `command` in a `width`×`height`
+    /// terminal, in `dir`.
+    pub fn start(
+        label: &str,
+        (width, height): (u16, u16),
+        dir: &Path,
+        command: &str,
+    ) -> io::Result<Self> {
         let tmux = Self {
             socket: format!("contend-{label}-{}", std::process::id()),
         };
-        let shell = format!("env PS1='{PROMPT}' sh");
-        tmux.run(&[
+        tmux.tmux(&[
             "new-session",
             "-d",
             "-x",
@@ -33,8 +40,17 @@ impl Tmux {
             &height.to_string(),
             "-c",
             &dir.to_string_lossy(),
-            &shell,
-        ]);
+            command,
+        ])?;
+        Ok(tmux)
+    }
+
+    /// A terminal running `sh` in `dir`, once its prompt shows.
+    pub fn shell(label: &str, size: (u16, u16), dir: &Path) -> Self {
+        let shell = format!("env PS1='{PROMPT}' sh");
+        let tmux = Self::start(label, size, dir, &shell).unwrap_or_else(|error| {
+            panic!("cannot start tmux (`cargo xtask setup` installs it): {error}")
+        });
         // capture-pane drops trailing spaces.
         tmux.wait_for("the shell's prompt", Duration::from_secs(10), |screen| {
             screen.contains(PROMPT.trim_end())
@@ -42,69 +58,94 @@ impl Tmux {
         tmux
     }
 
-    /// Types `line` and Enter.
-    pub fn type_line(&self, line: &str) {
-        self.run(&["send-keys", "-l", line]);
-        self.run(&["send-keys", "Enter"]);
-    }
-
-    /// Types `text` as it is, without Enter.
-    pub fn type_text(&self, text: &str) {
-        self.run(&["send-keys", "-l", text]);
-        thread::sleep(Duration::from_millis(300));
-    }
-
-    /// Presses one key, by tmux's name for it (`Tab`, `Escape`, `q`), and
-    /// gives the program a moment, so that an Escape is not read as the
-    /// start of the next key's sequence.
-    pub fn press(&self, key: &str) {
-        self.run(&["send-keys", key]);
-        thread::sleep(Duration::from_millis(300));
+    /// Sends keys: tmux's names for them (`Tab`, `Escape`, `q`), or with
+    /// `-l` first, text as it is.
+    pub fn send_keys(&self, keys: &[&str]) -> io::Result<()> {
+        let mut args = vec!["send-keys"];
+        args.extend(keys);
+        self.tmux(&args).map(drop)
     }
 
     /// What the terminal shows now.
-    pub fn screen(&self) -> String {
-        let output = self.run(&["capture-pane", "-p"]);
-        String::from_utf8_lossy(&output.stdout).into_owned()
+    pub fn capture(&self) -> io::Result<String> {
+        self.tmux(&["capture-pane", "-p"])
     }
 
-    /// Polls the screen until `done` holds and returns it; panics with
-    /// what the screen showed last after `timeout`.
-    pub fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+    /// Polls the screen until `done` holds and returns it; `None` after
+    /// `timeout`.
+    pub fn poll(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> io::Result<Option<String>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let screen = self.screen();
+            let screen = self.capture()?;
             if done(&screen) {
-                return screen;
+                return Ok(Some(screen));
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} on screen after {timeout:?}; it shows:\n{screen}"
-            );
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
             thread::sleep(Duration::from_millis(250));
         }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    /// Types `line` and Enter.
+    pub fn type_line(&self, line: &str) {
+        self.expect(self.send_keys(&["-l", line]));
+        self.expect(self.send_keys(&["Enter"]));
+    }
+
+    /// Types `text` as it is, without Enter.
+    pub fn type_text(&self, text: &str) {
+        self.expect(self.send_keys(&["-l", text]));
+        thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Presses one key, by tmux's name for it, and gives the program a
+    /// moment, so that an Escape is not read as the start of the next
+    /// key's sequence.
+    pub fn press(&self, key: &str) {
+        self.expect(self.send_keys(&[key]));
+        thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Polls the screen until `done` holds and returns it; panics with what
+    /// the screen showed last after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        match self.expect(self.poll(timeout, done)) {
+            Some(screen) => screen,
+            None => panic!(
+                "no {what} on screen after {timeout:?}; it shows:\n{}",
+                self.expect(self.capture())
+            ),
+        }
+    }
+
+    fn expect<T>(&self, result: io::Result<T>) -> T {
+        result.unwrap_or_else(|error| panic!("tmux: {error}"))
+    }
+
+    /// Runs a tmux command on our server and returns its stdout.
+    fn tmux(&self, args: &[&str]) -> io::Result<String> {
         let output = Command::new("tmux")
             .arg("-L")
             .arg(&self.socket)
             .args(args)
-            .output()
-            .expect("run tmux (`cargo xtask setup` installs it)");
-        assert!(
-            output.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
+            .output()?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "tmux {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
+        let _ = self.tmux(&["kill-server"]);
     }
 }

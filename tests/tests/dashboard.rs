@@ -19,8 +19,8 @@ use contend_tests::{
 };
 use tracer_user::export;
 
-const WIDTH: u16 = 100;
-const HEIGHT: u16 = 30;
+/// Columns and rows of the terminal.
+const SIZE: (u16, u16) = (100, 30);
 /// Attaching, from a debug build on a busy two-core machine.
 const ATTACH: Duration = Duration::from_secs(90);
 /// A key's effect, or the next snapshot.
@@ -40,7 +40,7 @@ fn shows_the_hot_key_and_the_contended_lock_and_quits_cleanly() {
         .expect("the mutex's address")
         .to_owned();
     let dir = run_dir("dashboard-live");
-    let tmux = Tmux::start("live", WIDTH, HEIGHT, &dir);
+    let tmux = Tmux::shell("live", SIZE, &dir);
     tmux.type_line(&command_line(&dir, &format!("top -p {}", fixture.pid())));
 
     tmux.wait_for("the fixture's map", ATTACH, |screen| screen.contains(&map));
@@ -72,7 +72,7 @@ fn shows_the_hot_key_and_the_contended_lock_and_quits_cleanly() {
 #[test]
 fn shows_that_the_target_exited_and_keeps_the_final_numbers() {
     let dir = run_dir("dashboard-exit");
-    let tmux = Tmux::start("exit", WIDTH, HEIGHT, &dir);
+    let tmux = Tmux::shell("exit", SIZE, &dir);
     let binary = fixture_binary();
     let top = format!("top -- {} -seconds 15", binary.display());
     tmux.type_line(&command_line(&dir, &top));

@@ -5,6 +5,7 @@
 //! briefly, to check the suite still works.
 
 mod attach;
+mod dashboard;
 mod empty_uprobe;
 mod loss;
 mod overhead;
@@ -96,6 +97,7 @@ pub enum Measurement {
     Loss,
     Rss,
     Replay,
+    Dashboard,
 }
 
 impl Measurement {
@@ -108,6 +110,7 @@ impl Measurement {
             Self::Loss => "loss versus event rate",
             Self::Rss => "contend's memory with many distinct keys",
             Self::Replay => "aggregation throughput of a recorded stream, replayed",
+            Self::Dashboard => "contend's CPU with the dashboard open, next to record's",
         }
     }
 
@@ -118,6 +121,7 @@ impl Measurement {
             Self::Loss => loss::rows(bench),
             Self::Rss => rss::rows(bench),
             Self::Replay => replay::rows(bench),
+            Self::Dashboard => dashboard::rows(bench),
         }
     }
 }
@@ -220,6 +224,7 @@ fn format_value(value: f64, unit: &str) -> String {
         "events" => format!("{value:.0} {unit}"),
         "events/s" => format!("{:.2} M {unit}", value / 1e6),
         "×" => format!("{value:.2}{unit}"),
+        "cores" => format!("{value:.3} {unit}"),
         _ => format!("{value:.1} {unit}"),
     }
 }
