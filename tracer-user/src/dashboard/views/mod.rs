@@ -20,8 +20,9 @@ use ratatui::{
 
 use super::state::{State, View};
 
-/// From this width on, tables show every column.
-pub const WIDE: u16 = 120;
+/// From this width on, tables show every column: the maps' widest row
+/// needs about 140.
+pub const WIDE: u16 = 140;
 
 pub fn draw(frame: &mut Frame, state: &State) {
     let [header_area, tabs_area, body, status_area, footer_area] = Layout::vertical([
@@ -122,6 +123,24 @@ mod tests {
         let terminal = render(&live(&[Action::DrillDown]), LARGE);
         let screen = terminal.backend().to_string();
         assert!(screen.contains(r"sku-\u{1b}[2J\u{7}evil"), "{screen}");
+    }
+
+    #[test]
+    fn addresses_are_whole_at_every_width() {
+        let maps = live(&[]);
+        let locks = live(&[Action::SwitchTo(View::Locks)]);
+        for width in (80..=200).step_by(5) {
+            let screen = render(&maps, (width, 30)).backend().to_string();
+            assert!(
+                screen.contains("0xc000200000"),
+                "maps at {width}:\n{screen}"
+            );
+            let screen = render(&locks, (width, 30)).backend().to_string();
+            assert!(
+                screen.contains("0xc000789000"),
+                "locks at {width}:\n{screen}"
+            );
+        }
     }
 
     #[test]
