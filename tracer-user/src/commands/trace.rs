@@ -110,8 +110,16 @@ impl Traced {
         Ok(Self { pid, child })
     }
 
-    /// Ends the command we started, if any.
-    pub fn stop(mut self) {
+    /// Ends the command we started, if any (as dropping does).
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Traced {
+    /// Also when a panic unwinds past us: a command we started does not
+    /// outlive us.
+    fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
             stop_child(child);
         }
