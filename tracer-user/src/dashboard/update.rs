@@ -80,6 +80,8 @@ mod tests {
         assert_eq!(selected_map(&state), "0xc000123000");
         act(&mut state, &[Action::Move(-1)]);
         assert_eq!(selected_map(&state), "0xc000123000", "stops at the first");
+        act(&mut state, &[Action::Move(1), Action::Last]);
+        assert_eq!(selected_map(&state), "0xc000300000", "End from the middle");
     }
 
     #[test]

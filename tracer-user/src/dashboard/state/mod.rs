@@ -375,7 +375,9 @@ impl State {
     pub fn move_selection(&mut self, by: isize) {
         let step = |index: Option<usize>, len: usize| {
             let last = len.saturating_sub(1) as isize;
-            (index.unwrap_or(0) as isize + by).clamp(0, last) as usize
+            (index.unwrap_or(0) as isize)
+                .saturating_add(by)
+                .clamp(0, last) as usize
         };
         match self.view {
             View::Maps => {
