@@ -134,7 +134,7 @@ fn sampling(export: &Export) -> Option<Line<'static>> {
     let tracer = &export.tracer;
     let mut parts = Vec::new();
     if tracer.exact {
-        parts.push("exact: every probe attached throughout, so the figures include the tracer's own effect".to_owned());
+        parts.push("exact: the figures include the tracer's own effect".to_owned());
     }
     if let Some(budget) = tracer.max_overhead {
         parts.push(format!("budget {}", percent(budget)));

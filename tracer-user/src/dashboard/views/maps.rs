@@ -63,7 +63,7 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_stateful_widget(table, area, &mut selection);
 }
 
-/// `Maps · 3 of 3 traced · by ops/s · filter "sku"`
+/// `Maps · 3 of 3 · by ops/s · filter "sku"`: shown of traced.
 fn title(state: &State, shown_rows: usize) -> Block<'static> {
     let seen = state
         .shown()

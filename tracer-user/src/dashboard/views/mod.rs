@@ -201,6 +201,18 @@ mod tests {
     }
 
     #[test]
+    fn exact_recordings_say_the_tracer_is_in_the_figures() {
+        let mut export = fixture::shop_at(END_SECONDS);
+        export.tracer.exact = true;
+        let state = State::recording(export, "exact.json".to_owned());
+        let screen = render(&state, SMALL).backend().to_string();
+        assert!(
+            screen.contains("exact: the figures include the tracer's own effect"),
+            "{screen}"
+        );
+    }
+
+    #[test]
     fn a_recording_from_a_file() {
         let state = State::recording(fixture::shop_at(END_SECONDS), "shop.json".to_owned());
         snapshot("recording", &state);
