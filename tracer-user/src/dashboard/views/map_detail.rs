@@ -121,16 +121,18 @@ fn draw_keys(frame: &mut Frame, area: Rect, map: &MapReport) {
     frame.render_widget(table, area);
 }
 
-/// `1,125,000–1,126,932`, or `exact`.
+/// `1,125,000–1,126,932`, or `exact` (in the traced part, when sampled:
+/// the count itself is then an estimate).
 fn bounds(key: &KeyReport, coverage: Option<f64>) -> String {
-    if key.error == 0 && coverage.is_none() {
-        return "exact".to_owned();
+    match (key.error, coverage) {
+        (0, None) => "exact".to_owned(),
+        (0, Some(_)) => "exact in the traced part".to_owned(),
+        (error, _) => {
+            let lowest = key.count.saturating_sub(error);
+            let range = format!("{}–{}", thousands(lowest), thousands(key.count));
+            estimated(range, coverage)
+        }
     }
-    let lowest = key.count.saturating_sub(key.error);
-    estimated(
-        format!("{}–{}", thousands(lowest), thousands(key.count)),
-        coverage,
-    )
 }
 
 /// Where the operations come from. With sampling, these are the traced
