@@ -1,5 +1,6 @@
 //! Support for the end-to-end tests: building and running Go fixtures
-//! (`go`), and running the real `contend` binary against them (`contend`).
+//! (`go`), running the real `contend` binary against them (`contend`), and
+//! a real terminal for its dashboard (`tmux`).
 //!
 //! `cargo xtask test` provides the toolchains and the binary through
 //! `CONTEND_GO_NEW`, `CONTEND_GO_OLD` and `CONTEND_BIN`.
@@ -7,6 +8,7 @@
 pub mod contend;
 pub mod go;
 pub mod matrix;
+pub mod tmux;
 
 use std::path::PathBuf;
 

@@ -9,8 +9,11 @@
 //! - `findings`: what the aggregate means (hot keys, lock convoys, races).
 //! - `export`: the versioned JSON schema, and the text report rendered from it.
 //! - `session`: all of the above as one pipeline that `record` and `top` share.
+//! - `dashboard`: `contend top`'s live view of a session's snapshots (and of
+//!   a saved export).
 
 pub mod aggregate;
+pub mod dashboard;
 pub mod duration;
 pub mod events;
 pub mod export;

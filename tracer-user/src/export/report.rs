@@ -95,12 +95,7 @@ fn about(coverage: Option<f64>) -> &'static str {
 /// ` (CPU 0: 12, CPU 3: 4)` for the CPUs that dropped events; empty when
 /// none did. A single busy CPU points at one hot thread outrunning its ring.
 fn drops_by_cpu(dropped_by_cpu: &[u64]) -> String {
-    let cpus: Vec<String> = dropped_by_cpu
-        .iter()
-        .enumerate()
-        .filter(|&(_, &dropped)| dropped > 0)
-        .map(|(cpu, &dropped)| format!("CPU {cpu}: {}", thousands(dropped)))
-        .collect();
+    let cpus = cpus_that_dropped(dropped_by_cpu);
     if cpus.is_empty() {
         String::new()
     } else {
@@ -162,7 +157,7 @@ fn finding_evidence(out: &mut String, finding: &Finding) {
 }
 
 /// `main.(*Cache).Get (cache.go:20)`.
-fn site_text(site: &Site) -> String {
+pub(crate) fn site_text(site: &Site) -> String {
     if site.file.is_empty() {
         return site.function.clone();
     }
@@ -301,7 +296,7 @@ fn lock_line(out: &mut String, lock: &LockReport) {
 }
 
 /// A duration in the unit that reads best.
-fn nanos(ns: u64) -> String {
+pub(crate) fn nanos(ns: u64) -> String {
     let ns = ns as f64;
     if ns < 1e3 {
         format!("{ns:.0} ns")
@@ -314,7 +309,7 @@ fn nanos(ns: u64) -> String {
     }
 }
 
-fn shorten(text: &str, width: usize) -> String {
+pub(crate) fn shorten(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         text.to_owned()
     } else {
@@ -324,8 +319,18 @@ fn shorten(text: &str, width: usize) -> String {
     }
 }
 
+/// `CPU 0: 12` for each CPU that dropped events.
+pub(crate) fn cpus_that_dropped(dropped_by_cpu: &[u64]) -> Vec<String> {
+    dropped_by_cpu
+        .iter()
+        .enumerate()
+        .filter(|&(_, &dropped)| dropped > 0)
+        .map(|(cpu, &dropped)| format!("CPU {cpu}: {}", thousands(dropped)))
+        .collect()
+}
+
 /// `1234567` as `1,234,567`.
-fn thousands(value: u64) -> String {
+pub(crate) fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {

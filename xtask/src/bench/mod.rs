@@ -6,6 +6,7 @@
 
 mod attach;
 mod budget;
+mod dashboard;
 mod empty_uprobe;
 mod loss;
 mod observer;
@@ -103,6 +104,7 @@ pub enum Measurement {
     Loss,
     Rss,
     Replay,
+    Dashboard,
 }
 
 impl Measurement {
@@ -118,6 +120,7 @@ impl Measurement {
             Self::Loss => "loss versus event rate",
             Self::Rss => "contend's memory with many distinct keys",
             Self::Replay => "aggregation throughput of a recorded stream, replayed",
+            Self::Dashboard => "contend's CPU with the dashboard open, next to record's",
         }
     }
 
@@ -131,6 +134,7 @@ impl Measurement {
             Self::Loss => loss::rows(bench),
             Self::Rss => rss::rows(bench),
             Self::Replay => replay::rows(bench),
+            Self::Dashboard => dashboard::rows(bench),
         }
     }
 }
@@ -234,6 +238,7 @@ fn format_value(value: f64, unit: &str) -> String {
         "events/s" => format!("{:.2} M {unit}", value / 1e6),
         "×" => format!("{value:.2}{unit}"),
         "%" | "s/s" | "trials" => format!("{value:.2} {unit}"),
+        "cores" => format!("{value:.3} {unit}"),
         _ => format!("{value:.1} {unit}"),
     }
 }

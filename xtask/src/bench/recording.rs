@@ -88,6 +88,11 @@ impl Recording {
         })
     }
 
+    /// contend's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until contend says it is tracing, which it does once every
     /// probe is attached and armed: events from then on are recorded.
     pub fn wait_until_tracing(&mut self) -> anyhow::Result<()> {

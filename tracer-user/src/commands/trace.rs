@@ -1,0 +1,304 @@
+//! What `record` and `top` share: the options that choose and tune what is
+//! traced, root, the command we start (and stop again), the signals that
+//! end tracing, and the line that says tracing has begun.
+
+use std::{
+    ffi::OsString,
+    fs::File,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tracer_user::{
+    export::{self, file::Saved},
+    findings::Thresholds,
+    inspect::FunctionTable,
+    probes::LoadOptions,
+    session::{Budget, DEFAULT_MAX_OVERHEAD, Session},
+};
+
+/// Which process to trace and how: flattened into every command that traces.
+#[derive(clap::Args)]
+pub struct TraceArgs {
+    /// Attach to this running process.
+    #[arg(
+        short,
+        long,
+        conflicts_with = "command",
+        required_unless_present = "command"
+    )]
+    pub pid: Option<u32>,
+    /// Bytes of each map key to capture (longer keys are truncated).
+    #[arg(long, value_name = "BYTES", default_value_t = tracer_common::DEFAULT_KEY_LIMIT)]
+    pub key_bytes: u32,
+    /// A key with at least this share of a busy map's operations is reported
+    /// as hot.
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = Thresholds::default().hot_key_share,
+        value_parser = share
+    )]
+    pub hot_key_share: f64,
+    /// How much contend may slow the target, in percent: the map probes go
+    /// in and out of it to stay within this, and figures become estimates
+    /// (the export says how much of the recording each comes from).
+    #[arg(long, value_name = "PCT", default_value_t = Percent(DEFAULT_MAX_OVERHEAD), value_parser = percent)]
+    pub max_overhead: Percent,
+    /// Trace everything all the time: complete figures, which then include
+    /// contend's own effect on the target.
+    #[arg(long, conflicts_with = "max_overhead")]
+    pub exact: bool,
+    /// Start this command and trace it (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+impl TraceArgs {
+    pub fn probes(&self) -> LoadOptions {
+        LoadOptions {
+            key_limit: self.key_bytes,
+        }
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            hot_key_share: self.hot_key_share,
+            ..Thresholds::default()
+        }
+    }
+
+    pub fn budget(&self) -> Budget {
+        if self.exact {
+            Budget::Exact
+        } else {
+            Budget::Max(self.max_overhead.0)
+        }
+    }
+}
+
+/// A fraction, written and shown in percent.
+#[derive(Clone, Copy, Debug)]
+pub struct Percent(f64);
+
+impl std::fmt::Display for Percent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0 * 100.0)
+    }
+}
+
+/// A slowdown budget in percent (`5`, `0.5`, `2%`).
+fn percent(text: &str) -> Result<Percent, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(0.0) => Err(
+            "0% would trace nothing: give a budget above 0 (e.g. 1 for 1%), or --exact to trace everything"
+                .to_owned(),
+        ),
+        Ok(percent) if percent > 0.0 && percent <= 100.0 => Ok(Percent(percent / 100.0)),
+        _ => Err(format!("{text:?} is not a percentage between 0 and 100 (e.g. 5)")),
+    }
+}
+
+/// A fraction between 0 and 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        _ => Err(format!(
+            "{text:?} is not a share between 0 and 1 (e.g. 0.25)"
+        )),
+    }
+}
+
+pub fn require_root() -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("recording loads eBPF programs, which needs root: run it with sudo");
+    }
+    Ok(())
+}
+
+/// Where a command we start writes.
+pub enum ChildOutput<'a> {
+    /// To our own stdout and stderr (`record`).
+    Inherit,
+    /// To this file, with stdin closed: the dashboard owns the terminal.
+    File(&'a Path),
+}
+
+/// The process being traced, and the command we started for it, if we did.
+pub struct Traced {
+    pub pid: u32,
+    pub child: Option<Child>,
+}
+
+impl Traced {
+    /// Starts `args.command`, or takes `args.pid`.
+    pub fn launch(args: &TraceArgs, output: ChildOutput) -> anyhow::Result<Self> {
+        let child = match args.command.split_first() {
+            Some((program, rest)) => Some(spawn(program, rest, output)?),
+            None => None,
+        };
+        let pid = match (&child, args.pid) {
+            (Some(child), _) => child.id(),
+            (None, Some(pid)) => pid,
+            (None, None) => bail!("give a process to trace: -p PID, or a command after --"),
+        };
+        Ok(Self { pid, child })
+    }
+
+    /// Ends the command we started, if any (as dropping does).
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Traced {
+    /// Also when a panic unwinds past us: a command we started does not
+    /// outlive us.
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            stop_child(child);
+        }
+    }
+}
+
+fn spawn(program: &OsString, args: &[OsString], output: ChildOutput) -> anyhow::Result<Child> {
+    let mut command = Command::new(program);
+    command.args(args);
+    if let ChildOutput::File(path) = output {
+        let file = File::create(path).with_context(|| {
+            format!("cannot create {} for the command's output", path.display())
+        })?;
+        let copy = file
+            .try_clone()
+            .context("cannot share the command's output file")?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(copy));
+    }
+    // spawn() returns once exec has succeeded, so /proc/PID/exe already names
+    // the new program when we attach.
+    command
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.to_string_lossy()))
+}
+
+/// Ends a command we started, politely first.
+fn stop_child(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            // SAFETY: signalling our own child, which has not been reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
+/// A runtime for one tracing session: the aggregating task and the readers
+/// share two workers.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The signals that end tracing, caught from the start: one that arrives
+/// while the probes attach ends tracing as soon as it begins, instead of
+/// killing contend with the probes half attached.
+pub struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+    /// The terminal went away (`top` only: `record` keeps its default).
+    hangup: Option<Signal>,
+}
+
+impl StopSignals {
+    /// Ctrl-C and SIGTERM.
+    pub fn catch() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: catch(SignalKind::interrupt())?,
+            terminate: catch(SignalKind::terminate())?,
+            hangup: None,
+        })
+    }
+
+    /// Ctrl-C, SIGTERM and SIGHUP.
+    pub fn catch_with_hangup() -> anyhow::Result<Self> {
+        Ok(Self {
+            hangup: Some(catch(SignalKind::hangup())?),
+            ..Self::catch()?
+        })
+    }
+
+    /// Resolves at the first of them.
+    pub async fn recv(&mut self) {
+        let hangup = async {
+            match self.hangup.as_mut() {
+                Some(hangup) => drop(hangup.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+            () = hangup => {}
+        }
+    }
+}
+
+fn catch(kind: SignalKind) -> anyhow::Result<Signal> {
+    signal(kind).context("cannot handle Ctrl-C and SIGTERM")
+}
+
+/// Says what is traced: `contend: tracing PID … , N of M probes attached,
+/// {until}`, the line scripts and tests wait for.
+pub fn announce(session: &Session, until: &str) {
+    let target = session.target();
+    let binary = &target.binary;
+    let probes = session.probes();
+    let attached = probes.iter().filter(|probe| probe.attached).count();
+    let stripped = match binary.function_table {
+        FunctionTable::Pclntab => ", stripped: functions from the Go pclntab",
+        FunctionTable::Symbols | FunctionTable::Missing => "",
+    };
+    eprintln!(
+        "contend: tracing PID {} ({}, {}{stripped}), {attached} of {} probes attached, {until}",
+        target.pid,
+        target.exe.display(),
+        binary.go_version.as_deref().unwrap_or("unknown Go version"),
+        probes.len(),
+    );
+    if binary.goid_offset.is_none() {
+        eprintln!(
+            "contend: goroutine ids are unknown for this Go version; waits are paired by thread"
+        );
+    }
+}
+
+/// Writes the export; if that fails (disk full, directory gone), to the
+/// temporary directory instead, saying so, so a recording is never lost.
+pub fn write_export(output: &Path, export: &export::Export) -> anyhow::Result<std::path::PathBuf> {
+    let Saved { path, instead_of } = export::file::write_or_fall_back(output, export)?;
+    if let Some(error) = instead_of {
+        eprintln!(
+            "contend: {error}; saved the recording to {} instead",
+            path.display()
+        );
+    }
+    Ok(path)
+}
