@@ -170,19 +170,14 @@ fn assert_entries_are_cheap(label: &str, export: &Export) {
             probe.symbol,
             probe.entry_offset
         );
-        // Ends are seen at branches, which the kernel emulates, except
-        // where no branch precedes a return: the semaphore wrappers, and
-        // Go 1.19's generic delete on the path that hashes a key for an
-        // empty map.
+        // A write's end is seen at a branch, which the kernel emulates,
+        // except on Go 1.19's generic delete, on the path that hashes a key
+        // for an empty map.
         let symbol = probe.symbol.as_str();
         let writes = ["runtime.mapassign", "runtime.mapdelete", "runtime.mapclear"];
-        let expected = if symbol.starts_with("sync.runtime_Semacquire") {
-            "return"
-        } else if symbol == "runtime.mapdelete" && label.contains("go1.19") {
+        let expected = if symbol == "runtime.mapdelete" && label.contains("go1.19") {
             "mixed"
-        } else if writes.iter().any(|write| symbol.starts_with(write))
-            || symbol.ends_with(".lockSlow")
-        {
+        } else if writes.iter().any(|write| symbol.starts_with(write)) {
             "branch"
         } else {
             continue;

@@ -1,8 +1,32 @@
 //! Attach cookies: how one eBPF program serves many entry points. The probe
 //! catalogue (user side) decides which registers hold what; it packs that
 //! into the 64-bit cookie of each attachment, and the kernel side follows it.
+//!
+//! The top byte of every cookie is the attachment's hit slot (see
+//! [`hit_slot`]); the layouts below leave it alone.
 
-use crate::{ExitBranch, LockOp, MapOp, Reg};
+/// Slots of the kernel's per-CPU hit counters, one per attachment (the
+/// last one shared by any beyond it).
+pub const HIT_SLOTS: u32 = 256;
+
+/// The hit slot of a cookie: which counter its probe counts its traps in,
+/// so the daemon knows what each attachment costs the target.
+#[inline(always)]
+pub const fn hit_slot(cookie: u64) -> u32 {
+    (cookie >> 56) as u32
+}
+
+/// `cookie` with its hit slot set.
+pub const fn with_hit_slot(cookie: u64, slot: u32) -> u64 {
+    let slot = if slot < HIT_SLOTS {
+        slot
+    } else {
+        HIT_SLOTS - 1
+    };
+    (cookie & !(0xff << 56)) | (slot as u64) << 56
+}
+
+use crate::{LockOp, MapOp, Reg};
 
 /// Where the key of a map operation is.
 #[repr(u8)]
@@ -72,8 +96,8 @@ impl Window {
 /// How a map probe reads its arguments.
 ///
 /// Layout, least significant byte first: op, key ABI, map register, map
-/// type register, key register a, key register b, window, and a top byte
-/// that is 1 when the probe sits on the stack check's branch.
+/// type register, key register a, key register b, and window (two bits)
+/// with a bit that is set when the probe sits on the stack check's branch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapCookie {
     pub op: MapOp,
@@ -98,13 +122,12 @@ impl MapCookie {
             | (self.map_type as u64) << 24
             | (self.key_a as u64) << 32
             | (self.key_b as u64) << 40
-            | (self.window as u64) << 48
-            | (self.on_stack_check as u64) << 56
+            | (self.window as u64 | (self.on_stack_check as u64) << 2) << 48
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if byte(7) > 1 {
+        if byte(6) > 7 {
             return None;
         }
         Some(Self {
@@ -114,26 +137,31 @@ impl MapCookie {
             map_type: Reg::from_u8(byte(3))?,
             key_a: Reg::from_u8(byte(4))?,
             key_b: Reg::from_u8(byte(5))?,
-            window: Window::from_u8(byte(6))?,
-            on_stack_check: byte(7) == 1,
+            window: Window::from_u8(byte(6) & 3)?,
+            on_stack_check: byte(6) & 4 != 0,
         })
     }
 }
 
-/// How a lock probe reads the lock, and whether it marks the start of a
-/// wait (the slow path's entry) or its end (one of its exits).
+/// What a lock probe does. A start probe sits where a goroutine is about to
+/// acquire a sync semaphore and may park on it, and reads the semaphore's
+/// address; the park probe, where the runtime queues it to park
+/// (`semacquire1` calling `(*semaRoot).queue(root, addr, …)`: the
+/// semaphore was not free), marks that wait as real; the wake probe, where
+/// the runtime makes a parked goroutine runnable again (`semrelease1`
+/// calling `readyWithTime(s *sudog, …)`), ends it. So a wait is the time
+/// blocked, as the runtime's own `/sync/mutex/wait/total` counts it, not
+/// the time until the woken goroutine next gets a CPU.
 ///
 /// Layout, least significant byte first: op, register, offset (the lock's
-/// address is the register minus this many bytes: the semaphore functions
-/// get the address of a field inside the RWMutex), exit flag, flags (1:
-/// shared semaphore, 2: in a function's body), the exit's branch, the
-/// function; the top byte is 0.
+/// address is the semaphore's minus this many bytes), flags (1: shared
+/// semaphore, 2: in a function's body, 4: the wake probe, 8: the park
+/// probe); the next three bytes are 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockCookie {
     pub op: LockOp,
     pub reg: Reg,
     pub field_offset: u8,
-    pub exit: bool,
     /// The function is the semaphore Mutex and RWMutex share (before Go
     /// 1.21): the kernel side works out whether a reader or a writer waits,
     /// and where its RWMutex is; `op` and `field_offset` are unused.
@@ -141,38 +169,34 @@ pub struct LockCookie {
     /// The probe sits in a function's body, past its prologue: the
     /// caller's return address is in the frame record, not at RSP.
     pub in_body: bool,
-    /// For an exit: when a hit there ends the wait (see [`ExitBranch`]).
-    pub branch: ExitBranch,
-    /// Which catalogued function this probe belongs to: an exit ends only
-    /// a wait its own function's entry started.
-    pub function: u8,
+    /// The wake probe: `reg` holds the woken goroutine's sudog.
+    pub wake: bool,
+    /// The park probe: `reg` holds the semaphore being parked on.
+    pub park: bool,
 }
 
 impl LockCookie {
     pub const fn encode(self) -> u64 {
-        (self.op as u64)
-            | (self.reg as u64) << 8
-            | (self.field_offset as u64) << 16
-            | (self.exit as u64) << 24
-            | (self.shared_semaphore as u64 | (self.in_body as u64) << 1) << 32
-            | (self.branch.encode() as u64) << 40
-            | (self.function as u64) << 48
+        let flags = self.shared_semaphore as u64
+            | (self.in_body as u64) << 1
+            | (self.wake as u64) << 2
+            | (self.park as u64) << 3;
+        (self.op as u64) | (self.reg as u64) << 8 | (self.field_offset as u64) << 16 | flags << 24
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if cookie >> 56 != 0 || byte(3) > 1 || byte(4) > 3 {
+        if (cookie >> 32) & 0xff_ffff != 0 || byte(3) > 15 {
             return None;
         }
         Some(Self {
             op: LockOp::from_u8(byte(0))?,
             reg: Reg::from_u8(byte(1))?,
             field_offset: byte(2),
-            exit: byte(3) == 1,
-            shared_semaphore: byte(4) & 1 != 0,
-            in_body: byte(4) & 2 != 0,
-            branch: ExitBranch::decode(byte(5))?,
-            function: byte(6),
+            shared_semaphore: byte(3) & 1 != 0,
+            in_body: byte(3) & 2 != 0,
+            wake: byte(3) & 4 != 0,
+            park: byte(3) & 8 != 0,
         })
     }
 }
@@ -199,6 +223,14 @@ mod tests {
             ..cookie
         };
         assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
+        let slotted = with_hit_slot(cookie.encode(), 200);
+        assert_eq!(
+            MapCookie::decode(slotted),
+            Some(cookie),
+            "the slot is not the layout's"
+        );
+        assert_eq!(hit_slot(slotted), 200);
+        assert_eq!(hit_slot(with_hit_slot(0, 999)), HIT_SLOTS - 1);
     }
 
     #[test]
@@ -207,21 +239,26 @@ mod tests {
             op: LockOp::RwRead,
             reg: Reg::Rax,
             field_offset: 12,
-            exit: true,
             shared_semaphore: false,
             in_body: true,
-            branch: ExitBranch {
-                when: crate::ExitWhen::NotTaken,
-                condition: 5,
-            },
-            function: 3,
+            wake: false,
+            park: false,
         };
         assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
-        let cookie = LockCookie {
-            shared_semaphore: true,
-            ..cookie
-        };
-        assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
+        for flags in 0..16u8 {
+            let cookie = LockCookie {
+                shared_semaphore: flags & 1 != 0,
+                in_body: flags & 2 != 0,
+                wake: flags & 4 != 0,
+                park: flags & 8 != 0,
+                ..cookie
+            };
+            assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
+            assert_eq!(
+                LockCookie::decode(with_hit_slot(cookie.encode(), 7)),
+                Some(cookie)
+            );
+        }
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub const TYPE_KIND_OFFSET: u64 = 23;
 /// `SwissMapType`/`MapType`.
 pub const MAP_TYPE_KEY_OFFSET: u64 = 48;
 
+/// Offset of the goroutine (`g`) in `runtime.sudog`, the runtime's record
+/// of a parked goroutine: its first field since Go 1.0.
+pub const SUDOG_G_OFFSET: u64 = 0;
+
 impl Kind {
     pub const fn from_u8(value: u8) -> Option<Self> {
         use Kind::*;

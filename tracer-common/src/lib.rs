@@ -11,7 +11,7 @@ pub mod cookie;
 pub mod go;
 
 pub use branch::{ExitBranch, ExitWhen};
-pub use cookie::{KeyAbi, LockCookie, MapCookie, Window};
+pub use cookie::{HIT_SLOTS, KeyAbi, LockCookie, MapCookie, Window, hit_slot, with_hit_slot};
 
 /// Most bytes of a map key an event can carry. How many are captured is
 /// configurable up to this (`KEY_LIMIT` in the eBPF object); longer keys are
@@ -36,13 +36,6 @@ pub const MAX_CPUS: usize = 1024;
 /// per-CPU rings. The daemon creates the real rings, sized for the machine;
 /// the kernel only requires them to be ring buffers like this one.
 pub const RING_TEMPLATE_BYTES: usize = 4096;
-
-/// A semaphore call inside a slow path that returned within this long did
-/// not park: Go's `semacquire` takes the semaphore at once when it is
-/// free, and a park and wake-up take longer (the probes' own traps
-/// included). Such calls are not waits, as in the runtime's own accounting
-/// (`/sync/mutex/wait/total`, the mutex profile).
-pub const PARK_FLOOR_NS: u64 = 5_000;
 
 /// Probes that go into and out of the target together, each group with
 /// its own armed flag: the index of its slot in the eBPF object's `ARMED`
@@ -261,13 +254,15 @@ pub struct LockEvent {
 pub struct PendingWait {
     pub start_ns: u64,
     pub lock: u64,
+    /// The semaphore the goroutine may park on.
+    pub sema: u64,
     /// A [`LockOp`].
     pub op: u8,
-    /// The [`LockCookie::function`] that started the wait: only its own
-    /// exits end it. (Go 1.19's Mutex slow path calls the semaphore
-    /// function RWMutex waits use; that call's return must not end the
-    /// Mutex wait, which may park again.)
-    pub function: u8,
+    /// 1 once the goroutine is queued to park on `sema`: only then does a
+    /// wake-up end the wait. (A goroutine that took its semaphore at once
+    /// never parked; its entry stays until its next wait replaces it, and
+    /// must not be ended by a wake-up from a later park elsewhere.)
+    pub parked: u8,
     pub _pad0: [u8; 6],
     pub frames: [u64; FRAMES],
 }
@@ -313,7 +308,7 @@ const FRAME_BYTES: usize = 8 * FRAMES;
 const _: () = assert!(core::mem::size_of::<MapEvent>() == 40 + FRAME_BYTES + KEY_CAPACITY);
 const _: () = assert!(core::mem::align_of::<MapEvent>() == 8);
 const _: () = assert!(core::mem::size_of::<LockEvent>() == 40 + FRAME_BYTES);
-const _: () = assert!(core::mem::size_of::<PendingWait>() == 24 + FRAME_BYTES);
+const _: () = assert!(core::mem::size_of::<PendingWait>() == 32 + FRAME_BYTES);
 const _: () = assert!(core::mem::size_of::<AccessSide>() == 32 + FRAME_BYTES + SIDE_KEY_CAPACITY);
 const _: () =
     assert!(core::mem::size_of::<ConflictEvent>() == 16 + 2 * core::mem::size_of::<AccessSide>());

@@ -45,6 +45,7 @@ static OPEN_WINDOWS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16384, 
 pub fn go_map_exit(ctx: ProbeContext) -> u32 {
     // SAFETY: the helper only reads the cookie stored with this attachment.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    output::count_hit(cookie);
     let Some(branch) = ExitBranch::decode(cookie as u8) else {
         return 0;
     };

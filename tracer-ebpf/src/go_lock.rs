@@ -1,7 +1,8 @@
-//! Lock waits: a slow path's entry starts a wait, any of its returns (each
-//! RET instruction is probed; never a uretprobe on Go code) ends it. Waits
-//! are paired by goroutine, because a parked goroutine may resume on another
-//! thread.
+//! Lock waits: a goroutine about to park on a sync semaphore starts one,
+//! and the runtime making it runnable again ends it (see
+//! `tracer_common::LockCookie`): both on instructions the kernel emulates,
+//! and neither in a critical section. Waits are paired by goroutine,
+//! because the wake-up runs on another goroutine's thread.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -13,16 +14,13 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    EventKind, LockCookie, LockEvent, LockOp, PARK_FLOOR_NS, PendingWait, ProbeGroup, Reg,
+    EventKind, LockCookie, LockEvent, LockOp, PendingWait, ProbeGroup, Reg, go::SUDOG_G_OFFSET,
 };
 
-use crate::{
-    config, frames, goroutine, output,
-    regs::{self, Regs},
-};
+use crate::{config, frames, goroutine, output, regs::Regs};
 
-/// Waits in progress by goroutine (by thread when the goid is unknown). An
-/// entry whose return never comes (a panic, Goexit) is overwritten by the
+/// Waits in progress by goroutine. An entry whose wake-up never comes (the
+/// semaphore was free, and the goroutine never parked) is replaced by the
 /// goroutine's next wait or evicted as least recently used.
 #[map]
 static PENDING: LruHashMap<u64, PendingWait> = LruHashMap::with_max_entries(16384, 0);
@@ -34,36 +32,36 @@ pub fn go_lock_wait(ctx: ProbeContext) -> u32 {
 }
 
 fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
+    // SAFETY: the helper only reads the cookie stored with this attachment.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    output::count_hit(cookie);
     let armed_since = config::armed_since(ProbeGroup::Locks);
     if armed_since == 0 {
         return Ok(());
     }
-    // SAFETY: the helper only reads the cookie stored with this attachment.
-    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = LockCookie::decode(cookie).ok_or(())?;
-    if probe.exit && !regs::ends_here(ctx, probe.branch) {
-        // An exit branch going the other way: the wait goes on.
-        return Ok(());
-    }
     let regs = Regs::capture(ctx);
-    let goid = goroutine::id(&regs);
-    let waiter = goroutine::identity(goid);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    if probe.exit {
-        return finish(waiter, probe, goid, now, armed_since);
+    if probe.wake {
+        return wake(regs.get(probe.reg), now, armed_since);
     }
-    let field = regs.get(probe.reg);
+    let waiter = goroutine::identity(goroutine::id(&regs));
+    if probe.park {
+        return park(waiter, regs.get(probe.reg));
+    }
+    let sema = regs.get(probe.reg);
     let (op, field_offset) = if probe.shared_semaphore {
-        classify_shared_semaphore(&regs, field).ok_or(())?
+        classify_shared_semaphore(&regs, sema).ok_or(())?
     } else {
         (probe.op, probe.field_offset)
     };
     let wait = PendingWait {
         start_ns: now,
-        lock: field.wrapping_sub(u64::from(field_offset)),
+        lock: sema.wrapping_sub(u64::from(field_offset)),
+        sema,
         op: op as u8,
-        function: probe.function,
+        parked: 0,
         _pad0: [0; 6],
         frames: if probe.in_body {
             frames::capture_in_body(ctx)
@@ -72,6 +70,57 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
         },
     };
     PENDING.insert(&waiter, &wait, 0).map_err(drop)
+}
+
+/// `waiter` is queued to park on `sema`: if that is the semaphore its
+/// pending wait is for, the wait is real.
+#[inline(always)]
+fn park(waiter: u64, sema: u64) -> Result<(), ()> {
+    // SAFETY: the value is copied out before anything can change it.
+    let mut wait = *unsafe { PENDING.get(&waiter) }.ok_or(())?;
+    if wait.sema != sema || wait.parked != 0 {
+        return Ok(());
+    }
+    wait.parked = 1;
+    PENDING.insert(&waiter, &wait, 0).map_err(drop)
+}
+
+/// The goroutine parked in `sudog` is made runnable: its wait, if it
+/// parked since the lock probes were armed, ends now. (The sudog no
+/// longer says which semaphore: the runtime clears that as it dequeues.)
+#[inline(always)]
+fn wake(sudog: u64, now: u64, armed_since: u64) -> Result<(), ()> {
+    // SAFETY: the helper faults safely on bad user pointers.
+    let g = unsafe { bpf_probe_read_user((sudog + SUDOG_G_OFFSET) as *const u64) }.map_err(drop)?;
+    let goid = goroutine::id_of(g);
+    if goid == 0 {
+        // Without goroutine ids, the woken goroutine cannot be named.
+        return Ok(());
+    }
+    // SAFETY: the value is copied out before anything can remove it.
+    let wait = *unsafe { PENDING.get(&goid) }.ok_or(())?;
+    if wait.parked == 0 {
+        return Ok(());
+    }
+    let _ = PENDING.remove(&goid);
+    if wait.start_ns < armed_since {
+        // Begun before the lock probes were last armed: the wake-ups
+        // in between passed unseen.
+        return Ok(());
+    }
+    let event = LockEvent {
+        kind: EventKind::LockWait as u8,
+        op: wait.op,
+        _pad0: [0; 2],
+        tid: bpf_get_current_pid_tgid() as u32,
+        timestamp_ns: now,
+        goid,
+        lock: wait.lock,
+        wait_ns: now.saturating_sub(wait.start_ns),
+        frames: wait.frames,
+    };
+    output::emit(&event);
+    Ok(())
 }
 
 /// Before Go 1.21, `runtime_SemacquireMutex(sema *uint32, lifo bool,
@@ -94,38 +143,4 @@ fn classify_shared_semaphore(regs: &Regs, sema: u64) -> Option<(LockOp, u8)> {
     }
     let after_writer_sem = unsafe { bpf_probe_read_user((sema + 8) as *const i32) }.ok()?;
     (after_writer_sem < 0).then_some((LockOp::RwWrite, 8))
-}
-
-#[inline(always)]
-fn finish(waiter: u64, probe: LockCookie, goid: u64, now: u64, armed_since: u64) -> Result<(), ()> {
-    // SAFETY: the value is copied out before anything can remove it.
-    let wait = *unsafe { PENDING.get(&waiter) }.ok_or(())?;
-    if wait.function != probe.function {
-        // Another function's wait, which this one was called inside.
-        return Ok(());
-    }
-    let _ = PENDING.remove(&waiter);
-    if wait.start_ns < armed_since {
-        // Begun before the lock probes were last armed: its true start
-        // may have passed unseen while they were out.
-        return Ok(());
-    }
-    let wait_ns = now.saturating_sub(wait.start_ns);
-    if probe.in_body && wait_ns < PARK_FLOOR_NS {
-        // The semaphore was free: no park, no wait.
-        return Ok(());
-    }
-    let event = LockEvent {
-        kind: EventKind::LockWait as u8,
-        op: wait.op,
-        _pad0: [0; 2],
-        tid: bpf_get_current_pid_tgid() as u32,
-        timestamp_ns: now,
-        goid,
-        lock: wait.lock,
-        wait_ns,
-        frames: wait.frames,
-    };
-    output::emit(&event);
-    Ok(())
 }

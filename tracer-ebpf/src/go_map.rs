@@ -36,12 +36,13 @@ pub fn go_map_op(ctx: ProbeContext) -> u32 {
 }
 
 fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
+    // SAFETY: the helper only reads the cookie stored with this attachment.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    output::count_hit(cookie);
     let armed_since = config::armed_since(ProbeGroup::Maps);
     if armed_since == 0 {
         return Ok(());
     }
-    // SAFETY: the helper only reads the cookie stored with this attachment.
-    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = MapCookie::decode(cookie).ok_or(())?;
     if probe.on_stack_check && regs::stack_must_grow(ctx) {
         // The prologue goes to `morestack` and then starts over: the hit

@@ -5,14 +5,20 @@ use aya_ebpf::helpers::bpf_probe_read_user;
 use crate::{config, regs::Regs};
 use tracer_common::Reg;
 
-/// The goroutine id, or 0 when its offset in `runtime.g` is unknown.
+/// The running goroutine's id, or 0 when its offset in `runtime.g` is
+/// unknown.
 #[inline(always)]
 pub fn id(regs: &Regs) -> u64 {
+    id_of(regs.get(Reg::R14))
+}
+
+/// The id of the goroutine whose `g` is at `g`; 0 when unknown.
+#[inline(always)]
+pub fn id_of(g: u64) -> u64 {
     let offset = config::goid_offset();
     if offset == 0 {
         return 0;
     }
-    let g = regs.get(Reg::R14);
     // SAFETY: the helper faults safely on bad user pointers.
     unsafe { bpf_probe_read_user((g + offset) as *const u64) }.unwrap_or(0)
 }

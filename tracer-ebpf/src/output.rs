@@ -16,7 +16,7 @@ use aya_ebpf::{
     macros::{btf_map, map},
     maps::{PerCpuArray, ring_buf::RingBufEntry},
 };
-use tracer_common::{MAX_CPUS, RING_TEMPLATE_BYTES};
+use tracer_common::{HIT_SLOTS, MAX_CPUS, RING_TEMPLATE_BYTES, hit_slot};
 
 type Ring = RingBuf<u8, RING_TEMPLATE_BYTES>;
 
@@ -29,6 +29,20 @@ static RINGS: ArrayOfMaps<Ring, MAX_CPUS> = ArrayOfMaps::new();
 /// it has none). The daemon sums it into the export's `tracer.dropped`.
 #[map]
 static DROPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Traps taken at each attachment, by the hit slot in its cookie, armed or
+/// not: what the probes cost the target, which the budget weighs.
+#[map]
+static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(HIT_SLOTS, 0);
+
+/// Counts a trap at the attachment whose cookie is `cookie`.
+#[inline(always)]
+pub fn count_hit(cookie: u64) {
+    if let Some(hits) = HITS.get_ptr_mut(hit_slot(cookie)) {
+        // SAFETY: as in `count_drop`.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(hits, 1) };
+    }
+}
 
 /// Bytes waiting in a ring above which a submit wakes the daemon; set by
 /// the loader from the ring size.

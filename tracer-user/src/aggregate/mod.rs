@@ -66,16 +66,6 @@ pub struct MapStats {
     pub rate: Rate,
 }
 
-/// Probe hits seen as events so far, by what they cost the target: every
-/// map operation hit an entry probe, every write an exit probe too, every
-/// lock wait an entry and its exits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Hits {
-    pub map_ops: u64,
-    pub map_writes: u64,
-    pub lock_waits: u64,
-}
-
 /// The aggregate of a whole recording.
 #[derive(Debug, Default)]
 pub struct Aggregate {
@@ -93,7 +83,6 @@ pub struct Aggregate {
     pub unmeasured_waits: u64,
     pub conflicts: Conflicts,
     pub coverage: Coverage,
-    pub hits: Hits,
 }
 
 impl Aggregate {
@@ -114,7 +103,6 @@ impl Aggregate {
     }
 
     fn record_lock_wait(&mut self, wait: &LockWait) {
-        self.hits.lock_waits += 1;
         let began = wait.timestamp_ns.saturating_sub(wait.wait_ns);
         if self.coverage.is_clean_wait(began, wait.timestamp_ns) {
             self.locks.record(wait);
@@ -124,10 +112,6 @@ impl Aggregate {
     }
 
     fn record_map_access(&mut self, access: MapAccess) {
-        self.hits.map_ops += 1;
-        if matches!(access.op, MapOp::Write | MapOp::Delete | MapOp::Clear) {
-            self.hits.map_writes += 1;
-        }
         let stats = self.maps.entry(access.map).or_default();
         stats.ops.add(access.op);
         stats.stacks.observe(access.stack);

@@ -89,7 +89,7 @@ pub struct Probe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_offset: Option<u64>,
     /// Where the function's end is probed, for those whose end matters
-    /// (map writes, lock slow paths): `branch`, the last conditional branch
+    /// (map writes): `branch`, the last conditional branch
     /// before each return (emulated by the kernel, one trap), or `return`,
     /// each RET (single-stepped, two traps).
     #[serde(default, skip_serializing_if = "Option::is_none")]

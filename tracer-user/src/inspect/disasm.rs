@@ -22,29 +22,6 @@ pub fn calls(code: &[u8], address: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Where a call at `call` is seen to have returned: the first branch after
-/// it (a conditional or plain jump, which the kernel emulates under a
-/// probe), if one comes before any other call or return, with `true`;
-/// otherwise the instruction it returns to, with `false`.
-pub fn after_call(code: &[u8], address: u64, call: u64) -> Option<(u64, bool)> {
-    let mut after = instructions(code, address).skip_while(|instruction| instruction.ip() <= call);
-    let returned_to = after.next()?;
-    let mut next = Some(returned_to);
-    while let Some(instruction) = next {
-        match instruction.flow_control() {
-            FlowControl::Next => next = after.next(),
-            FlowControl::ConditionalBranch if instruction.is_jcc_short_or_near() => {
-                return Some((instruction.ip(), true));
-            }
-            FlowControl::UnconditionalBranch if is_direct(&instruction) => {
-                return Some((instruction.ip(), true));
-            }
-            _ => break,
-        }
-    }
-    Some((returned_to.ip(), false))
-}
-
 /// Addresses of the instructions that leave the function for its caller:
 /// every RET, and every jump out of the function (a tail call, after which
 /// the callee returns straight to our caller). Probing these instead of a
@@ -529,18 +506,6 @@ mod tests {
         code[0x14] = 0xff; // 0x14: jmp rax, over the nop and the push
         code[0x15] = 0xe0;
         assert_eq!(function_exits(&code[..0x17], 0, returning), None);
-    }
-
-    #[test]
-    fn a_call_returns_at_the_next_branch() {
-        // The park of SLOW_PATH: the call at 0x0b returns to a test and
-        // the branch at 0x12.
-        assert_eq!(after_call(&SLOW_PATH, 0, 0x0b), Some((0x12, true)));
-        // The morestack call at 0x17 is followed by a jump.
-        assert_eq!(after_call(&SLOW_PATH, 0, 0x17), Some((0x1c, true)));
-        // call; pop rbp; ret: no branch before the return.
-        let code = [0xe8, 0x00, 0x10, 0, 0, 0x5d, 0xc3];
-        assert_eq!(after_call(&code, 0, 0), Some((0x05, false)));
     }
 
     #[test]

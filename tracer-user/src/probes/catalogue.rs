@@ -6,7 +6,7 @@
 //! Registers follow Go's ABIInternal on amd64 (Go 1.17+): integer arguments
 //! in RAX, RBX, RCX, RDI, RSI, R8–R11; the receiver or first argument in RAX.
 
-use tracer_common::{ExitBranch, KeyAbi, LockCookie, LockOp, MapCookie, MapOp, Reg, Window};
+use tracer_common::{KeyAbi, LockCookie, LockOp, MapCookie, MapOp, Reg, Window};
 
 use crate::inspect::GoVersion;
 
@@ -279,31 +279,30 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
     hash_trie_probe(hash_trie!("Clear"), MapOp::Clear, KeyArgs::None),
 ];
 
-/// A function where goroutines wait for locks.
+/// Where goroutines start waiting for a lock: about to acquire its
+/// semaphore, where they may park. Their waits are confirmed at [`PARKER`]
+/// and end at [`WAKER`].
 #[derive(Clone, Copy, Debug)]
 pub struct LockProbe {
     pub symbol: &'static str,
     pub go: GoRange,
-    /// Register holding the lock (or a field inside it), where the wait
-    /// starts.
+    /// Register holding the semaphore where the wait starts.
     pub reg: Reg,
     pub wait: LockWait,
-    pub span: Span,
+    pub start: Start,
 }
 
-/// Which stretch of a function is the wait.
+/// Where in the function a wait starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Span {
-    /// All of it: from its entry to its end.
-    Function,
-    /// Each call of this function from it: from the call to the first
-    /// branch after it returns. A Mutex's slow path spins, then parks on
-    /// its semaphore, maybe more than once; only the parking is timed, as
-    /// the runtime's own mutex profile and `/sync/mutex/wait/total` do.
-    /// Both probes are on instructions the kernel emulates, and neither is
-    /// hit while the lock is held (bar a starvation hand-off): probing the
-    /// slow path's own entry and end would cost every contended
-    /// acquisition two traps, one of them inside the critical section.
+pub enum Start {
+    /// At its entry: the function is the semaphore acquisition itself.
+    Entry,
+    /// At each call of this function from it. A Mutex's slow path spins,
+    /// then parks on its semaphore, maybe more than once; only the parking
+    /// is a wait, as the runtime's own `/sync/mutex/wait/total` and mutex
+    /// profile count it. (Probing the slow path's own entry and end would
+    /// cost every contended acquisition two traps, one of them inside the
+    /// critical section.)
     CallsTo(&'static str),
 }
 
@@ -311,9 +310,11 @@ pub enum Span {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockWait {
     /// Always this kind of wait. The register points `field_offset` bytes
-    /// into the lock: the semaphore functions get `&rw.readerSem` (12) or
-    /// `&rw.writerSem` (8) of a `sync.RWMutex{w Mutex; writerSem, readerSem
-    /// uint32; readerCount, readerWait int32}`.
+    /// into the lock: the Mutex slow path parks on `&m.sema` (4) of a
+    /// `Mutex{state int32; sema uint32}`, the RWMutex semaphore functions
+    /// get `&rw.readerSem` (12) or `&rw.writerSem` (8) of a
+    /// `sync.RWMutex{w Mutex; writerSem, readerSem uint32; readerCount,
+    /// readerWait int32}`.
     Fixed { op: LockOp, field_offset: u8 },
     /// Before Go 1.21, RWMutex readers and writers wait in
     /// `runtime_SemacquireMutex`, which Mutex's slow path calls too; the
@@ -322,9 +323,8 @@ pub enum LockWait {
 }
 
 impl LockProbe {
-    /// The cookie of the entry probe (`exit` `None`) or of an exit probe of
-    /// this function, which is `GO_LOCK_PROBES[function]`.
-    pub fn cookie(&self, function: u8, exit: Option<ExitBranch>) -> LockCookie {
+    /// The cookie of this probe's start probes.
+    pub fn cookie(&self) -> LockCookie {
         let (op, field_offset, shared_semaphore) = match self.wait {
             LockWait::Fixed { op, field_offset } => (op, field_offset, false),
             LockWait::SharedSemaphore => (LockOp::RwRead, 0, true),
@@ -333,11 +333,10 @@ impl LockProbe {
             op,
             reg: self.reg,
             field_offset,
-            exit: exit.is_some(),
             shared_semaphore,
-            in_body: matches!(self.span, Span::CallsTo(_)),
-            branch: exit.unwrap_or(ExitBranch::ALWAYS),
-            function,
+            in_body: matches!(self.start, Start::CallsTo(_)),
+            wake: false,
+            park: false,
         }
     }
 
@@ -350,21 +349,63 @@ impl LockProbe {
     }
 }
 
+/// A call inside the runtime's semaphore code where a wait's state moves
+/// on, whichever semaphore it is for (see `tracer_common::LockCookie`).
+/// Only parks and wake-ups are hit: a semaphore taken or released with
+/// nobody waiting returns before these calls.
+pub struct SemaphoreCall {
+    pub symbol: &'static str,
+    pub calls: &'static str,
+    /// Register holding, at the call, the semaphore (park) or the woken
+    /// goroutine's sudog (wake).
+    pub reg: Reg,
+    pub wake: bool,
+}
+
+/// `semacquire1` queues the goroutine to park: `root.queue(addr, s, lifo)`.
+pub const PARKER: SemaphoreCall = SemaphoreCall {
+    symbol: "runtime.semacquire1",
+    calls: "runtime.(*semaRoot).queue",
+    reg: Reg::Rbx,
+    wake: false,
+};
+
+/// `semrelease1` makes a parked goroutine runnable: `readyWithTime(s, …)`.
+pub const WAKER: SemaphoreCall = SemaphoreCall {
+    symbol: "runtime.semrelease1",
+    calls: "runtime.readyWithTime",
+    reg: Reg::Rax,
+    wake: true,
+};
+
+impl SemaphoreCall {
+    pub fn cookie(&self) -> LockCookie {
+        LockCookie {
+            op: LockOp::MutexLock,
+            reg: self.reg,
+            field_offset: 0,
+            shared_semaphore: false,
+            in_body: true,
+            wake: self.wake,
+            park: !self.wake,
+        }
+    }
+}
+
 /// `sync.Mutex.Lock`'s fast path is inlined into callers; only contended
-/// acquisitions reach these functions, which is exactly what we want to
-/// time (and all we can trap without costing every Lock a trap).
+/// acquisitions reach these functions, and only those that park reach the
+/// probes.
 pub const GO_LOCK_PROBES: &[LockProbe] = &[
     LockProbe {
         symbol: "sync.(*Mutex).lockSlow",
         go: GoRange::between(FIRST_REGISTER_ABI, Some(INTERNAL_SYNC)),
-        // `runtime_SemacquireMutex(&m.sema, …)`: the semaphore follows the
-        // 4-byte state.
+        // `runtime_SemacquireMutex(&m.sema, …)`.
         reg: Reg::Rax,
         wait: LockWait::Fixed {
             op: LockOp::MutexLock,
             field_offset: 4,
         },
-        span: Span::CallsTo("sync.runtime_SemacquireMutex"),
+        start: Start::CallsTo("sync.runtime_SemacquireMutex"),
     },
     LockProbe {
         symbol: "internal/sync.(*Mutex).lockSlow",
@@ -374,14 +415,14 @@ pub const GO_LOCK_PROBES: &[LockProbe] = &[
             op: LockOp::MutexLock,
             field_offset: 4,
         },
-        span: Span::CallsTo("internal/sync.runtime_SemacquireMutex"),
+        start: Start::CallsTo("internal/sync.runtime_SemacquireMutex"),
     },
     LockProbe {
         symbol: "sync.runtime_SemacquireMutex",
         go: GoRange::between(FIRST_REGISTER_ABI, Some(RWMUTEX_SEMAPHORES)),
         reg: Reg::Rax,
         wait: LockWait::SharedSemaphore,
-        span: Span::Function,
+        start: Start::Entry,
     },
     LockProbe {
         symbol: "sync.runtime_SemacquireRWMutexR",
@@ -391,7 +432,7 @@ pub const GO_LOCK_PROBES: &[LockProbe] = &[
             op: LockOp::RwRead,
             field_offset: 12,
         },
-        span: Span::Function,
+        start: Start::Entry,
     },
     LockProbe {
         symbol: "sync.runtime_SemacquireRWMutex",
@@ -401,7 +442,7 @@ pub const GO_LOCK_PROBES: &[LockProbe] = &[
             op: LockOp::RwWrite,
             field_offset: 8,
         },
-        span: Span::Function,
+        start: Start::Entry,
     },
 ];
 
@@ -422,16 +463,12 @@ mod tests {
                 );
             }
         }
-        for (function, probe) in (0..).zip(GO_LOCK_PROBES) {
-            for exit in [None, Some(ExitBranch::ALWAYS)] {
-                let cookie = probe.cookie(function, exit);
-                assert_eq!(
-                    LockCookie::decode(cookie.encode()),
-                    Some(cookie),
-                    "{}",
-                    probe.symbol
-                );
-            }
+        for cookie in GO_LOCK_PROBES
+            .iter()
+            .map(LockProbe::cookie)
+            .chain([PARKER.cookie(), WAKER.cookie()])
+        {
+            assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
         }
     }
 

@@ -17,7 +17,9 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
     },
 };
-use tracer_common::{CodeRange, DEFAULT_KEY_LIMIT, KEY_CAPACITY, ProbeGroup};
+use tracer_common::{
+    CodeRange, DEFAULT_KEY_LIMIT, KEY_CAPACITY, ProbeGroup, hit_slot, with_hit_slot,
+};
 
 use super::{
     calibrate::{self, TrapCosts},
@@ -35,6 +37,7 @@ use crate::{
 
 const RINGS_MAP: &str = "RINGS";
 const DROPPED_MAP: &str = "DROPPED";
+const HITS_MAP: &str = "HITS";
 const ARMED_MAP: &str = "ARMED";
 const PLUMBING_MAP: &str = "PLUMBING";
 
@@ -72,7 +75,7 @@ pub struct ProbeStatus {
     /// not attached.
     pub entry_offset: Option<u64>,
     /// Where the function's end is probed, for those whose end matters
-    /// (map writes, lock slow paths).
+    /// (map writes).
     pub exits: Option<ExitPlacement>,
     /// The group it goes in and out of the target with.
     pub group: Option<ProbeGroup>,
@@ -108,6 +111,8 @@ pub enum LoadError {
     Plumbing(aya::maps::MapError),
     #[error("cannot read the count of dropped events: {0}")]
     Dropped(aya::maps::MapError),
+    #[error("cannot read the probes' hit counts: {0}")]
+    Hits(aya::maps::MapError),
     #[error("{exe} uses none of the Go runtime map and lock functions contend traces{hint}")]
     NothingToTrace { exe: String, hint: &'static str },
     #[error("no probe could be attached to {exe}: {reasons}")]
@@ -125,23 +130,34 @@ pub struct Tracer {
     pid: u32,
     /// Every unit that could be attached, with its links while it is in.
     units: Vec<(Unit, Vec<UProbeLink>)>,
+    /// Hit slots handed out so far (see `tracer_common::hit_slot`).
+    slots: u32,
     pub probes: Vec<ProbeStatus>,
 }
 
-/// Probes taken out of the target: their breakpoints are gone within
-/// milliseconds, but each link's release waits for the kernel's RCU grace
-/// periods, about two seconds here. [`Detached::release`] does that, on a
-/// thread that can afford to wait.
+/// Probes taken out of the target. The kernel takes their breakpoints out
+/// one by one, tens of milliseconds apart, and each link's release then
+/// waits for RCU grace periods: [`Detached::release`] does that, on a
+/// thread that can afford to wait, the busy probes first.
 pub struct Detached {
-    links: Vec<UProbeLink>,
-    /// Where the breakpoints were, and the instruction byte each replaced.
-    pub breakpoints: Vec<(u64, u8)>,
+    /// The busy probes' links, busiest first, and the rest.
+    busy: Vec<UProbeLink>,
+    quiet: Vec<UProbeLink>,
+    /// Where the busy probes' breakpoints were, and the instruction byte
+    /// each replaced: the target is rid of what costs it once these hold
+    /// their bytes again.
+    pub busy_breakpoints: Vec<(u64, u8)>,
 }
 
 impl Detached {
-    /// Releases the links, in parallel so that their grace periods overlap.
+    /// Releases the busy links one by one, busiest first, so that the
+    /// kernel takes their breakpoints out before anything else; then the
+    /// rest, in parallel, so that their grace periods overlap.
     pub fn release(self) {
-        release_in_parallel(self.links);
+        for link in self.busy {
+            drop(link);
+        }
+        release_in_parallel(self.quiet);
     }
 }
 
@@ -182,6 +198,7 @@ impl Tracer {
             host_path: target.host_path.clone(),
             pid: target.pid,
             units: Vec::new(),
+            slots: 0,
             probes: Vec::new(),
         };
         for (symbol, planned) in placement::plan(target, go) {
@@ -202,6 +219,10 @@ impl Tracer {
     /// for races, like a read); a lock slow path without its exits is not
     /// attached at all.
     fn attach_first_time(&mut self, mut unit: Unit) -> ProbeStatus {
+        for placement in unit.exits.iter_mut().chain(&mut unit.starts) {
+            placement.cookie = with_hit_slot(placement.cookie, self.slots);
+            self.slots += 1;
+        }
         let mut links = Vec::new();
         let mut exits = Ok(());
         for exit in &unit.exits {
@@ -222,7 +243,7 @@ impl Tracer {
             unit.exits.clear();
             unit.exit_placement = None;
             for start in &mut unit.starts {
-                start.cookie = cookie;
+                start.cookie = with_hit_slot(cookie, hit_slot(start.cookie));
             }
         }
         for start in &unit.starts {
@@ -281,23 +302,59 @@ impl Tracer {
             .any(|(unit, links)| unit.group == group && !links.is_empty())
     }
 
-    /// Takes `group`'s probes out of the target (disarm it first). What is
-    /// returned must be released, which takes seconds.
-    pub fn take_out(&mut self, group: ProbeGroup) -> Detached {
-        let mut detached = Detached {
-            links: Vec::new(),
-            breakpoints: Vec::new(),
+    /// Takes `group`'s probes out of the target (disarm it first). `hits`
+    /// says how busy each was lately (by hit slot): those that took more
+    /// than a hundredth of the group's hits go first. What is returned must
+    /// be released, which takes seconds.
+    pub fn take_out(&mut self, group: ProbeGroup, hits: &[u64]) -> Detached {
+        let hits_of = |placement: &Placement| {
+            hits.get(hit_slot(placement.cookie) as usize)
+                .copied()
+                .unwrap_or(0)
         };
+        let mut out: Vec<(u64, UProbeLink, (u64, u8))> = Vec::new();
         for (unit, links) in &mut self.units {
-            if unit.group == group && !links.is_empty() {
-                detached.links.append(links);
-                detached.breakpoints.extend(
-                    (unit.exits.iter().chain(&unit.starts))
-                        .map(|placement| (placement.address, placement.original_byte)),
-                );
+            if unit.group != group || links.is_empty() {
+                continue;
+            }
+            let placements = unit.exits.iter().chain(&unit.starts);
+            // Links are in the order of the unit's placements.
+            for (placement, link) in placements.zip(links.drain(..)) {
+                let breakpoint = (placement.address, placement.original_byte);
+                out.push((hits_of(placement), link, breakpoint));
+            }
+        }
+        out.sort_by_key(|(hits, _, _)| std::cmp::Reverse(*hits));
+        let total: u64 = out.iter().map(|(hits, _, _)| hits).sum();
+        let mut detached = Detached {
+            busy: Vec::new(),
+            quiet: Vec::new(),
+            busy_breakpoints: Vec::new(),
+        };
+        for (hits, link, breakpoint) in out {
+            if hits > 0 && hits * 100 >= total {
+                detached.busy.push(link);
+                detached.busy_breakpoints.push(breakpoint);
+            } else {
+                detached.quiet.push(link);
             }
         }
         detached
+    }
+
+    /// Traps taken so far at each attachment, by hit slot.
+    pub fn hits(&self) -> Result<Vec<u64>, LoadError> {
+        let map = self
+            .ebpf
+            .map(HITS_MAP)
+            .ok_or(LoadError::Missing(HITS_MAP))?;
+        let counts: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(LoadError::Hits)?;
+        (0..self.slots)
+            .map(|slot| {
+                let per_cpu = counts.get(&slot, 0).map_err(LoadError::Hits)?;
+                Ok(per_cpu.iter().sum())
+            })
+            .collect()
     }
 
     /// Puts `group`'s probes back into the target, each unit's ends before

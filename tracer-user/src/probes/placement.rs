@@ -10,7 +10,9 @@
 
 use tracer_common::{ExitBranch, MapCookie, ProbeGroup};
 
-use super::catalogue::{GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe, Span};
+use super::catalogue::{
+    GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe, PARKER, SemaphoreCall, Start, WAKER,
+};
 use crate::inspect::{Function, GoVersion, Target, disasm};
 
 /// The eBPF program a placement runs.
@@ -20,7 +22,7 @@ pub enum Program {
     MapEntry,
     /// The end of a map write: closes its concurrent-access window.
     MapExit,
-    /// A lock slow path's entry or end.
+    /// Where a lock wait starts (about to park) or ends (woken).
     Lock,
 }
 
@@ -116,11 +118,66 @@ pub fn plan(target: &Target, go: GoVersion) -> Vec<(&'static str, Result<Unit, S
         .iter()
         .filter(|probe| probe.go.contains(go))
         .map(|probe| (probe.symbol, map_unit(target, probe)));
-    let locks = (0..)
-        .zip(GO_LOCK_PROBES)
-        .filter(|(_, probe)| probe.go.contains(go))
-        .map(|(function, probe)| (probe.symbol, lock_unit(target, function, probe)));
-    maps.chain(locks).collect()
+    let waker = semaphore_units(target);
+    let locks = GO_LOCK_PROBES
+        .iter()
+        .filter(|probe| probe.go.contains(go))
+        .map(|probe| {
+            // Without the wake-ups, no wait would ever end.
+            let unit = match &waker {
+                Ok(_) => lock_unit(target, probe),
+                Err(Skip::Failed(reason)) => Err(Skip::Failed(format!(
+                    "cannot see goroutines park and wake: {reason}"
+                ))),
+                Err(skip) => Err(skip.clone()),
+            };
+            (probe.symbol, unit)
+        });
+    let locks: Vec<_> = locks.collect();
+    let any_lock = locks.iter().any(|(_, unit)| unit.is_ok());
+    let semaphores = match waker {
+        Ok(units) if any_lock => units
+            .into_iter()
+            .map(|unit| (unit.symbol, Ok(unit)))
+            .collect(),
+        Ok(_) => vec![
+            (PARKER.symbol, Err(Skip::Absent)),
+            (WAKER.symbol, Err(Skip::Absent)),
+        ],
+        Err(skip) => vec![
+            (PARKER.symbol, Err(skip.clone())),
+            (WAKER.symbol, Err(skip)),
+        ],
+    };
+    maps.chain(locks).chain(semaphores).collect()
+}
+
+/// The park and wake probes, both needed for any lock wait to end.
+fn semaphore_units(target: &Target) -> Result<Vec<Unit>, Skip> {
+    [PARKER, WAKER]
+        .iter()
+        .map(|call| semaphore_unit(target, call))
+        .collect()
+}
+
+/// A probe on each call of `call.calls` in `call.symbol`.
+fn semaphore_unit(target: &Target, call: &SemaphoreCall) -> Result<Unit, Skip> {
+    let (function, code) = function_code(target, call.symbol)?;
+    let starts = call_sites(target, function, code, call.calls)?;
+    let entry_offset = starts[0].address.wrapping_sub(target.load_bias) - function.address;
+    let cookie = call.cookie().encode();
+    Ok(Unit {
+        symbol: call.symbol,
+        group: ProbeGroup::Locks,
+        exits: Vec::new(),
+        exit_placement: None,
+        entry_offset,
+        starts: starts
+            .into_iter()
+            .map(|site| site.with(Program::Lock, cookie))
+            .collect(),
+        entry_without_exits: None,
+    })
 }
 
 fn map_unit(target: &Target, probe: &MapProbe) -> Result<Unit, Skip> {
@@ -164,95 +221,56 @@ fn map_unit(target: &Target, probe: &MapProbe) -> Result<Unit, Skip> {
     })
 }
 
-fn lock_unit(target: &Target, function_index: u8, probe: &LockProbe) -> Result<Unit, Skip> {
+fn lock_unit(target: &Target, probe: &LockProbe) -> Result<Unit, Skip> {
     let (function, code) = function_code(target, probe.symbol)?;
-    let start_cookie = probe.cookie(function_index, None).encode();
-    let end = |site: Site, branch| {
-        let cookie = probe.cookie(function_index, Some(branch)).encode();
-        site.with(Program::Lock, cookie)
-    };
-    let (starts, entry_offset, exits, exit_placement) = match probe.span {
-        Span::Function => {
+    let cookie = probe.cookie().encode();
+    let (starts, entry_offset) = match probe.start {
+        Start::Entry => {
             let entry = entry(target, probe.symbol, function, code)?;
-            let (exits, placement) = exits(target, function, None).map_err(Skip::Failed)?;
-            let exits = exits
-                .into_iter()
-                .map(|(site, branch)| end(site, branch))
-                .collect();
-            let start = entry.site.with(Program::Lock, start_cookie);
-            (vec![start], entry.past_start, exits, placement)
+            (vec![entry.site], entry.past_start)
         }
-        Span::CallsTo(callee) => {
-            let (starts, exits, placement) = calls(target, function, code, callee)?;
-            let entry_offset = starts
-                .first()
-                .map_or(0, |start| start.address - function.address);
-            let starts = starts
-                .into_iter()
-                .map(|site| site.with(Program::Lock, start_cookie))
-                .collect();
-            let exits = exits
-                .into_iter()
-                .map(|site| end(site, ExitBranch::ALWAYS))
-                .collect();
-            (starts, entry_offset, exits, placement)
+        Start::CallsTo(callee) => {
+            let starts = call_sites(target, function, code, callee)?;
+            let offset = starts[0].address.wrapping_sub(target.load_bias) - function.address;
+            (starts, offset)
         }
     };
     Ok(Unit {
         symbol: probe.symbol,
         group: ProbeGroup::Locks,
-        exits,
-        exit_placement: Some(exit_placement),
+        exits: Vec::new(),
+        exit_placement: None,
         entry_offset,
-        starts,
+        starts: starts
+            .into_iter()
+            .map(|site| site.with(Program::Lock, cookie))
+            .collect(),
         entry_without_exits: None,
     })
 }
 
-/// Each call of `callee` in `function`: the call itself (the kernel
-/// emulates a call), and where it is seen to have returned, the first
-/// branch after it (emulated too) or, if a call or a return comes first,
-/// the instruction it returns to. Start sites' addresses are link-time
-/// ones, for offsets; the sites carry runtime addresses.
-fn calls(
+/// Each call of `callee` in `function`, as a probe site: the kernel
+/// emulates a call, and at it the arguments are in their registers. Never
+/// empty.
+fn call_sites(
     target: &Target,
     function: Function,
     code: &[u8],
     callee: &str,
-) -> Result<(Vec<Site>, Vec<Site>, ExitPlacement), Skip> {
-    let callee = target
+) -> Result<Vec<Site>, Skip> {
+    let callee_function = target
         .binary
         .function(callee)
-        .ok_or_else(|| Skip::Failed(format!("cannot find {callee}, which it waits in")))?;
-    let mut starts = Vec::new();
-    let mut ends = Vec::new();
-    let mut on_branches = true;
-    for (call, target_address) in disasm::calls(code, function.address) {
-        if target_address != callee.address {
-            continue;
-        }
-        let (end, on_branch) = disasm::after_call(code, function.address, call)
-            .ok_or_else(|| Skip::Failed(format!("no instruction after the call at {call:#x}")))?;
-        on_branches &= on_branch;
-        let trap = if on_branch {
-            Trap::Emulated
-        } else {
-            Trap::SingleStepped
-        };
-        starts.push(Site::at(target, function, code, call, Trap::Emulated)?);
-        ends.push(Site::at(target, function, code, end, trap)?);
+        .ok_or_else(|| Skip::Failed(format!("cannot find {callee}, which it calls")))?;
+    let sites = disasm::calls(code, function.address)
+        .into_iter()
+        .filter(|&(_, called)| called == callee_function.address)
+        .map(|(call, _)| Site::at(target, function, code, call, Trap::Emulated))
+        .collect::<Result<Vec<_>, _>>()?;
+    if sites.is_empty() {
+        return Err(Skip::Failed(format!("it never calls {callee}")));
     }
-    if starts.is_empty() {
-        return Err(Skip::Failed(
-            "it never calls the function it waits in".to_owned(),
-        ));
-    }
-    let placement = if on_branches {
-        ExitPlacement::Branch
-    } else {
-        ExitPlacement::Return
-    };
-    Ok((starts, ends, placement))
+    Ok(sites)
 }
 
 /// An instruction a probe can sit on, before a program and cookie are

@@ -8,10 +8,11 @@
 //! duty) chosen so that the estimated slowdown stays within the budget,
 //! and the lengths random so that periodic work cannot alias with them.
 //!
-//! The estimate is the probes' cost over the target's own CPU time: hits
-//! (seen as events) times what each costs on this machine, the trap
-//! calibrated at start-up (`probes/calibrate.rs`) and the program's run
-//! time from the kernel's statistics over the first second. A program
+//! The estimate is the probes' cost over the target's own CPU time: the
+//! traps each attachment took (the kernel counts them, armed or not) times
+//! what one costs on this machine there, the trap calibrated at start-up
+//! (`probes/calibrate.rs`) by how the kernel runs the probed instruction,
+//! and the program's run time from the kernel's statistics at the start. A program
 //! using less than a tenth of a core counts as using a tenth: its pace is
 //! set by what it waits for, and time the probes add to its threads adds
 //! to latency, not to lost throughput, in the same proportion as for a
@@ -23,10 +24,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{
-    aggregate::Hits,
-    probes::{Placement, Program, TrapCosts},
-};
+use crate::probes::{Placement, Program, TrapCosts};
 
 /// How much the tracer may slow the target.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,54 +79,30 @@ pub(crate) fn typical_run(program: Program) -> Duration {
     })
 }
 
-/// What one event's probe hits cost the target, in nanoseconds.
+/// What one trap costs the target, in nanoseconds, by attachment.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EventCosts {
-    /// A map operation: its entry probe.
-    pub map_op: f64,
-    /// A map write, on top: its exit probe.
-    pub map_write: f64,
-    /// A lock wait: the probe where it starts and the one where it ends.
-    pub lock_wait: f64,
+pub struct HitCosts {
+    traps: TrapCosts,
+    /// Per run of each program, by [`Program`] order.
+    runs: [Duration; 3],
 }
 
-impl EventCosts {
-    /// From where the probes sit, what a trap costs and what each program
-    /// takes per run.
-    pub fn new<'a>(
-        placements: impl Iterator<Item = &'a Placement>,
-        traps: TrapCosts,
-        run: impl Fn(Program) -> Duration,
-    ) -> Self {
-        let mut traps_by_program = [(0.0, 0u32); 3];
-        for placement in placements {
-            let slot = &mut traps_by_program[placement.program as usize];
-            slot.0 += traps.of(placement.trap).as_nanos() as f64;
-            slot.1 += 1;
-        }
-        let mean_trap = |program: Program| match traps_by_program[program as usize] {
-            (_, 0) => 0.0,
-            (sum, count) => sum / f64::from(count),
-        };
-        let hit = |program| mean_trap(program) + run(program).as_nanos() as f64;
+impl HitCosts {
+    pub fn new(traps: TrapCosts, run: impl Fn(Program) -> Duration) -> Self {
         Self {
-            map_op: hit(Program::MapEntry),
-            map_write: hit(Program::MapExit),
-            lock_wait: 2.0 * hit(Program::Lock),
+            traps,
+            runs: Program::ALL.map(run),
         }
     }
 
     /// Before anything is measured.
-    pub fn typical<'a>(placements: impl Iterator<Item = &'a Placement>) -> Self {
-        Self::new(placements, TrapCosts::TYPICAL, typical_run)
+    pub fn typical() -> Self {
+        Self::new(TrapCosts::TYPICAL, typical_run)
     }
 
-    fn of_maps(&self, hits: Hits) -> f64 {
-        hits.map_ops as f64 * self.map_op + hits.map_writes as f64 * self.map_write
-    }
-
-    fn of_locks(&self, hits: Hits) -> f64 {
-        hits.lock_waits as f64 * self.lock_wait
+    /// One hit of the probe at `placement`: its trap and its program.
+    pub fn of(&self, placement: &Placement) -> f64 {
+        (self.traps.of(placement.trap) + self.runs[placement.program as usize]).as_nanos() as f64
     }
 }
 
@@ -164,11 +138,14 @@ pub struct Duties {
     pub quiet: f64,
 }
 
-/// One look at the target: when, the hits so far, and its CPU time so far.
+/// One look at the target: when, what the probes cost it so far, and its
+/// CPU time so far.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
     pub at: Instant,
-    pub hits: Hits,
+    /// Nanoseconds the map probes and the lock probes cost the target.
+    pub map_cost: f64,
+    pub lock_cost: f64,
     pub cpu: Duration,
     /// Whether each group was armed since the last sample throughout.
     pub maps_armed: bool,
@@ -179,7 +156,6 @@ pub struct Sample {
 #[derive(Debug)]
 pub struct Controller {
     budget: Budget,
-    costs: EventCosts,
     phase: Phase,
     next_change: Instant,
     /// The stretches of the current cycle still to come.
@@ -196,7 +172,7 @@ pub struct Controller {
     /// Since the start: the probes' estimated cost and the target's CPU.
     probe_ns: f64,
     cpu_ns: f64,
-    /// Whether any lock wait has been seen.
+    /// Whether the lock probes have been hit: some lock is contended.
     locks_seen: bool,
     /// How long the map probes' breakpoints took to go, last time.
     removal: Duration,
@@ -205,11 +181,10 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(budget: Budget, costs: EventCosts, start: Instant) -> Self {
+    pub fn new(budget: Budget, start: Instant) -> Self {
         let seed = start.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()) << 32;
         Self {
             budget,
-            costs,
             phase: Phase::Measuring,
             next_change: start + MEASURING,
             locks_only: Duration::ZERO,
@@ -227,27 +202,19 @@ impl Controller {
         }
     }
 
-    /// The map probes taken out at the last [`Action::TakeOutMaps`] are
-    /// all gone from the target's code. Until then they still trapped,
-    /// unarmed and unseen: their cost is estimated from the last rate, as
-    /// falling evenly while they went. Lock waits are measured only from
-    /// now, so the stretch without them lasts at least [`LEAST_CLEAN`]
-    /// more.
+    /// The busy map probes taken out at the last [`Action::TakeOutMaps`]
+    /// are gone from the target's code (until then they still trapped,
+    /// unarmed: the kernel counted those hits too). Lock waits are
+    /// measured only from now, so the stretch without them lasts at least
+    /// [`LEAST_CLEAN`] more.
     pub fn maps_gone(&mut self, at: Instant) {
         let Some(taken_out) = self.taken_out.take() else {
             return;
         };
         self.removal = at.saturating_duration_since(taken_out);
-        let unseen = self.map_rate.unwrap_or(0.0) * self.removal.as_nanos() as f64 / 2.0;
-        self.probe_ns += unseen;
         if self.phase == Phase::LocksOnly {
             self.next_change = self.next_change.max(at + LEAST_CLEAN);
         }
-    }
-
-    /// Better per-hit costs, measured on this machine.
-    pub fn set_costs(&mut self, costs: EventCosts) {
-        self.costs = costs;
     }
 
     /// The probes cannot go back in: stop cycling them.
@@ -346,14 +313,20 @@ impl Controller {
         actions
     }
 
-    /// The stretches of a cycle of random length split by `duties`, the
-    /// map probes in for no less than [`SHORTEST_IN`].
+    /// The stretches of a cycle of random length split by `duties`. The
+    /// map probes are in the target from their put-back until the kernel
+    /// has taken the last of their breakpoints out, which took
+    /// [`Self::removal`] last time: the stretch they are armed in is
+    /// shorter by that, but no shorter than [`SHORTEST_IN`] (the cycle
+    /// grows instead).
     fn cycle(&mut self, duties: Duties) -> Cycle {
         let random = CYCLE.0.as_secs_f64() + self.rng.unit() * (CYCLE.1 - CYCLE.0).as_secs_f64();
         let maps = duties.maps.max(LEAST_DUTY);
-        let maps_in = (maps * random).max(SHORTEST_IN.as_secs_f64());
-        let length = maps_in / maps;
+        let removal = self.removal.as_secs_f64();
+        let present = (maps * random).max(SHORTEST_IN.as_secs_f64() + removal);
+        let length = present / maps;
         let quiet = duties.quiet * length;
+        let maps_in = present - removal;
         Cycle {
             maps_in: Duration::from_secs_f64(maps_in),
             locks_only: Duration::from_secs_f64((length - maps_in - quiet).max(0.0)),
@@ -369,13 +342,9 @@ impl Controller {
         if elapsed <= 0.0 {
             return;
         }
-        let hits = Hits {
-            map_ops: sample.hits.map_ops.saturating_sub(last.hits.map_ops),
-            map_writes: sample.hits.map_writes.saturating_sub(last.hits.map_writes),
-            lock_waits: sample.hits.lock_waits.saturating_sub(last.hits.lock_waits),
-        };
-        self.locks_seen |= hits.lock_waits > 0;
-        let (maps, locks) = (self.costs.of_maps(hits), self.costs.of_locks(hits));
+        let maps = (sample.map_cost - last.map_cost).max(0.0);
+        let locks = (sample.lock_cost - last.lock_cost).max(0.0);
+        self.locks_seen |= locks > 0.0;
         let cpu = (sample.cpu.saturating_sub(last.cpu).as_nanos() as f64).max(CPU_FLOOR * elapsed);
         self.probe_ns += maps + locks;
         self.cpu_ns += cpu;
@@ -425,14 +394,12 @@ mod tests {
     use super::*;
     use crate::probes::Trap;
 
-    const COSTS: EventCosts = EventCosts {
-        map_op: 1_000.0,
-        map_write: 1_000.0,
-        lock_wait: 3_000.0,
-    };
+    /// What a map operation and a lock wait cost the simulated target.
+    const MAP_OP_NS: f64 = 1_000.0;
+    const LOCK_WAIT_NS: f64 = 3_000.0;
 
     /// What a simulated run saw: the controller after it, and the fraction
-    /// of the time each group was in.
+    /// of the time each group was in the target.
     struct Run {
         controller: Controller,
         maps_in: f64,
@@ -444,30 +411,33 @@ mod tests {
     /// `budget`, simulated for `seconds` in steps of 100 ms.
     fn simulate(budget: Budget, ops_per_sec: f64, waits_per_sec: f64, seconds: u32) -> Run {
         let start = Instant::now();
-        let mut controller = Controller::new(budget, COSTS, start);
+        let mut controller = Controller::new(budget, start);
         let step = Duration::from_millis(100);
-        let (mut hits, mut cpu) = (Hits::default(), Duration::ZERO);
-        let (mut maps_in, mut locks_in) = (true, true);
+        let (mut map_cost, mut lock_cost, mut cpu) = (0.0, 0.0, Duration::ZERO);
+        // Armed, and in the target: the kernel takes the map probes out
+        // over 200 ms, and they cost until then.
+        let (mut maps_in, mut maps_present, mut locks_in) = (true, true, true);
         let (mut maps_steps, mut locks_steps) = (0, 0);
-        // The kernel takes the map probes out over 200 ms.
         let mut gone_at = None;
         let steps = seconds * 10;
         for n in 1..=steps {
             if gone_at == Some(n) {
+                maps_present = false;
                 controller.maps_gone(start + step * n);
             }
-            if maps_in {
-                hits.map_ops += (ops_per_sec * step.as_secs_f64()) as u64;
+            if maps_present {
+                map_cost += ops_per_sec * step.as_secs_f64() * MAP_OP_NS;
                 maps_steps += 1;
             }
             if locks_in {
-                hits.lock_waits += (waits_per_sec * step.as_secs_f64()) as u64;
+                lock_cost += waits_per_sec * step.as_secs_f64() * LOCK_WAIT_NS;
                 locks_steps += 1;
             }
             cpu += step;
             let sample = Sample {
                 at: start + step * n,
-                hits,
+                map_cost,
+                lock_cost,
                 cpu,
                 maps_armed: maps_in,
                 locks_armed: locks_in,
@@ -478,7 +448,7 @@ mod tests {
                         maps_in = false;
                         gone_at = Some(n + 2);
                     }
-                    Action::PutBackMaps => maps_in = true,
+                    Action::PutBackMaps => (maps_in, maps_present) = (true, true),
                     Action::TakeOutLocks => locks_in = false,
                     Action::PutBackLocks => locks_in = true,
                 }
@@ -558,18 +528,17 @@ mod tests {
 
     #[test]
     fn cycles_are_random_but_in_proportion() {
-        let mut controller = Controller::new(Budget::Max(0.05), COSTS, Instant::now());
+        let mut controller = Controller::new(Budget::Max(0.05), Instant::now());
         let duties = Duties {
             maps: 0.2,
             quiet: 0.3,
         };
+        controller.removal = Duration::from_millis(300);
         let cycles: Vec<Cycle> = (0..200).map(|_| controller.cycle(duties)).collect();
         for cycle in &cycles {
             let length = (cycle.maps_in + cycle.locks_only + cycle.quiet).as_secs_f64();
-            assert!(
-                (cycle.maps_in.as_secs_f64() / length - 0.2).abs() < 1e-6,
-                "{cycle:?}"
-            );
+            let present = cycle.maps_in.as_secs_f64() + 0.3;
+            assert!((present / length - 0.2).abs() < 1e-6, "{cycle:?}");
             assert!(
                 (cycle.quiet.as_secs_f64() / length - 0.3).abs() < 1e-6,
                 "{cycle:?}"
@@ -583,11 +552,12 @@ mod tests {
             maps: LEAST_DUTY,
             quiet: 0.0,
         });
-        assert_eq!(least.maps_in, SHORTEST_IN);
+        let error = least.maps_in.abs_diff(SHORTEST_IN);
+        assert!(error < Duration::from_micros(1), "{least:?}");
     }
 
     #[test]
-    fn costs_follow_where_the_probes_sit() {
+    fn a_hit_costs_its_trap_and_its_program() {
         let placement = |program, trap| Placement {
             program,
             file_offset: 0,
@@ -596,18 +566,21 @@ mod tests {
             cookie: 0,
             trap,
         };
-        let placements = [
-            placement(Program::MapEntry, Trap::Emulated),
-            placement(Program::MapExit, Trap::SingleStepped),
-            placement(Program::Lock, Trap::Emulated),
-        ];
         let traps = TrapCosts {
             emulated: Duration::from_nanos(600),
             single_stepped: Duration::from_nanos(8_000),
         };
-        let costs = EventCosts::new(placements.iter(), traps, |_| Duration::from_nanos(100));
-        assert_eq!(costs.map_op, 700.0);
-        assert_eq!(costs.map_write, 8_100.0);
-        assert_eq!(costs.lock_wait, 1_400.0);
+        let costs = HitCosts::new(traps, |program| match program {
+            Program::MapEntry => Duration::from_nanos(700),
+            _ => Duration::from_nanos(100),
+        });
+        assert_eq!(
+            costs.of(&placement(Program::MapEntry, Trap::Emulated)),
+            1_300.0
+        );
+        assert_eq!(
+            costs.of(&placement(Program::MapExit, Trap::SingleStepped)),
+            8_100.0
+        );
     }
 }

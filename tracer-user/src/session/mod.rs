@@ -23,9 +23,9 @@ use tokio::{
     task::JoinHandle,
     time::{self, Interval, MissedTickBehavior},
 };
-use tracer_common::ProbeGroup;
+use tracer_common::{ProbeGroup, hit_slot};
 
-use self::budget::{Action, Controller, EventCosts, Sample};
+use self::budget::{Action, Controller, HitCosts, Sample};
 pub use self::budget::{Budget, DEFAULT_MAX_OVERHEAD};
 pub use crate::events::reader::SharedDump;
 use crate::{
@@ -39,7 +39,8 @@ use crate::{
     findings::Thresholds,
     inspect::{Symbolizer, Target, process},
     probes::{
-        LoadError, LoadOptions, ProbeStatus, Program, Tracer, TrapCosts, loader::monotonic_ns,
+        LoadError, LoadOptions, Placement, ProbeStatus, Program, Tracer, TrapCosts,
+        loader::monotonic_ns,
     },
     sites::{ResolveSites, SiteResolver, no_sites},
 };
@@ -133,11 +134,14 @@ impl Session {
         tracer.arm(ProbeGroup::Locks)?;
         let start_ns = tracer.arm(ProbeGroup::Maps)?;
         let started = Instant::now();
-        let costs = EventCosts::typical(
-            ProbeGroup::ALL
-                .iter()
-                .flat_map(|&group| tracer.placements(group)),
-        );
+        let placements = ProbeGroup::ALL
+            .iter()
+            .flat_map(|&group| {
+                tracer
+                    .placements(group)
+                    .map(move |placement| (group, placement.clone()))
+            })
+            .collect();
         let context = Context {
             target: target_info(&target),
             probes: tracer.probes.clone(),
@@ -157,7 +161,10 @@ impl Session {
             sites,
             pid: target.pid,
             tracer,
-            controller: Controller::new(options.budget, costs, started),
+            controller: Controller::new(options.budget, started),
+            costs: HitCosts::typical(),
+            placements,
+            hits_since_put_back: Vec::new(),
             traps: traps.unwrap_or(TrapCosts::TYPICAL),
             program_timing,
             breakpoints_gone: None,
@@ -269,6 +276,13 @@ struct Pipeline {
     pid: u32,
     tracer: Tracer,
     controller: Controller,
+    /// What one hit of each probe costs the target, and every probe with
+    /// its group.
+    costs: HitCosts,
+    placements: Vec<(ProbeGroup, Placement)>,
+    /// The hit counts when the map probes last went back in: how busy each
+    /// was since decides the order they go out in.
+    hits_since_put_back: Vec<u64>,
     traps: TrapCosts,
     program_timing: Option<ProgramTiming>,
     /// Resolves, with the time, once the breakpoints of the map probes
@@ -339,10 +353,18 @@ impl Pipeline {
             // Gone: the exit ends the session soon.
             Err(_) => return,
         };
+        let (map_cost, lock_cost) = match self.tracer.hits() {
+            Ok(hits) => self.costs_so_far(&hits),
+            Err(error) => {
+                tracing::warn!("{error}");
+                return;
+            }
+        };
         let coverage = &self.aggregate.coverage;
         let sample = Sample {
             at: now,
-            hits: self.aggregate.hits,
+            map_cost,
+            lock_cost,
             cpu,
             maps_armed: coverage.maps_armed.is_open(),
             locks_armed: coverage.locks_armed.is_open(),
@@ -362,20 +384,34 @@ impl Pipeline {
         }
     }
 
+    /// What the map probes and the lock probes have cost the target so
+    /// far, in nanoseconds, from their hit counts.
+    fn costs_so_far(&self, hits: &[u64]) -> (f64, f64) {
+        let (mut maps, mut locks) = (0.0, 0.0);
+        for (group, placement) in &self.placements {
+            let count = hits
+                .get(hit_slot(placement.cookie) as usize)
+                .copied()
+                .unwrap_or(0);
+            let cost = count as f64 * self.costs.of(placement);
+            match group {
+                ProbeGroup::Maps => maps += cost,
+                ProbeGroup::Locks => locks += cost,
+            }
+        }
+        (maps, locks)
+    }
+
     /// Once the first stretch is measured: what each program took per run.
     fn learn_program_costs(&mut self) {
         let Some(timing) = self.program_timing.take() else {
             return;
         };
-        let placements = ProbeGroup::ALL
-            .iter()
-            .flat_map(|&group| self.tracer.placements(group));
         let measured = timing.finish(&self.tracer);
         tracing::debug!("probe program time per run: {measured:?}");
-        let costs = EventCosts::new(placements, self.traps, |program| {
+        self.costs = HitCosts::new(self.traps, |program| {
             measured[program as usize].unwrap_or_else(|| budget::typical_run(program))
         });
-        self.controller.set_costs(costs);
     }
 
     fn take_out_maps(&mut self) {
@@ -385,9 +421,17 @@ impl Pipeline {
             return;
         }
         self.aggregate.coverage.maps_armed.close(monotonic_ns());
-        let detached = self.tracer.take_out(ProbeGroup::Maps);
+        let recent = match self.tracer.hits() {
+            Ok(hits) => (hits.iter().enumerate())
+                .map(|(slot, &now)| {
+                    now.saturating_sub(self.hits_since_put_back.get(slot).copied().unwrap_or(0))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let detached = self.tracer.take_out(ProbeGroup::Maps, &recent);
         let pid = self.pid;
-        let breakpoints = detached.breakpoints.clone();
+        let breakpoints = detached.busy_breakpoints.clone();
         self.releasing
             .push(tokio::task::spawn_blocking(move || detached.release()));
         self.breakpoints_gone = Some(tokio::task::spawn_blocking(move || {
@@ -401,6 +445,7 @@ impl Pipeline {
         if let Some(watching) = self.breakpoints_gone.take() {
             watching.abort();
         }
+        self.hits_since_put_back = self.tracer.hits().unwrap_or_default();
         let armed = self
             .tracer
             .put_back(ProbeGroup::Maps)
@@ -424,7 +469,7 @@ impl Pipeline {
             return;
         }
         self.aggregate.coverage.locks_armed.close(monotonic_ns());
-        let detached = self.tracer.take_out(ProbeGroup::Locks);
+        let detached = self.tracer.take_out(ProbeGroup::Locks, &[]);
         self.releasing
             .push(tokio::task::spawn_blocking(move || detached.release()));
     }
