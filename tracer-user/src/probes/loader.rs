@@ -18,7 +18,7 @@ use aya::{
     },
 };
 use tracer_common::{
-    CodeRange, DEFAULT_KEY_LIMIT, KEY_CAPACITY, ProbeGroup, hit_slot, with_hit_slot,
+    CodeRange, DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeGroup, hit_slot, with_hit_slot,
 };
 
 use super::{
@@ -38,6 +38,11 @@ use crate::{
 const RINGS_MAP: &str = "RINGS";
 const DROPPED_MAP: &str = "DROPPED";
 const HITS_MAP: &str = "HITS";
+/// Hit slots: one per attachment, the last but one shared by any beyond
+/// it, and the last for contend's own calibration probes, which must not
+/// count as the target's cost.
+const SHARED_SLOT: u32 = HIT_SLOTS - 2;
+const CALIBRATION_SLOT: u32 = HIT_SLOTS - 1;
 const ARMED_MAP: &str = "ARMED";
 const PLUMBING_MAP: &str = "PLUMBING";
 
@@ -220,8 +225,8 @@ impl Tracer {
     /// attached at all.
     fn attach_first_time(&mut self, mut unit: Unit) -> ProbeStatus {
         for placement in unit.exits.iter_mut().chain(&mut unit.starts) {
-            placement.cookie = with_hit_slot(placement.cookie, self.slots);
-            self.slots += 1;
+            placement.cookie = with_hit_slot(placement.cookie, self.slots.min(SHARED_SLOT));
+            self.slots = (self.slots + 1).min(SHARED_SLOT + 1);
         }
         let mut links = Vec::new();
         let mut exits = Ok(());
@@ -442,7 +447,7 @@ impl Tracer {
                 file_offset,
                 address: 0,
                 original_byte: 0,
-                cookie: 0,
+                cookie: with_hit_slot(0, CALIBRATION_SLOT),
                 trap: Trap::Emulated,
             };
             let link = self
