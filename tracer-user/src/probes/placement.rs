@@ -165,19 +165,28 @@ fn semaphore_unit(target: &Target, call: &SemaphoreCall) -> Result<Unit, Skip> {
     let (function, code) = function_code(target, call.symbol)?;
     let starts = call_sites(target, function, code, call.calls)?;
     let entry_offset = starts[0].address.wrapping_sub(target.load_bias) - function.address;
-    let cookie = call.cookie().encode();
-    Ok(Unit {
-        symbol: call.symbol,
+    Ok(lock_probes(
+        call.symbol,
+        starts,
+        entry_offset,
+        call.cookie().encode(),
+    ))
+}
+
+/// A unit of lock probes: a probe at each of `sites`, no ends to watch.
+fn lock_probes(symbol: &'static str, sites: Vec<Site>, entry_offset: u64, cookie: u64) -> Unit {
+    Unit {
+        symbol,
         group: ProbeGroup::Locks,
         exits: Vec::new(),
         exit_placement: None,
         entry_offset,
-        starts: starts
+        starts: sites
             .into_iter()
             .map(|site| site.with(Program::Lock, cookie))
             .collect(),
         entry_without_exits: None,
-    })
+    }
 }
 
 fn map_unit(target: &Target, probe: &MapProbe) -> Result<Unit, Skip> {
@@ -235,18 +244,7 @@ fn lock_unit(target: &Target, probe: &LockProbe) -> Result<Unit, Skip> {
             (starts, offset)
         }
     };
-    Ok(Unit {
-        symbol: probe.symbol,
-        group: ProbeGroup::Locks,
-        exits: Vec::new(),
-        exit_placement: None,
-        entry_offset,
-        starts: starts
-            .into_iter()
-            .map(|site| site.with(Program::Lock, cookie))
-            .collect(),
-        entry_without_exits: None,
-    })
+    Ok(lock_probes(probe.symbol, starts, entry_offset, cookie))
 }
 
 /// Each call of `callee` in `function`, as a probe site: the kernel

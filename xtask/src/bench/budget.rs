@@ -5,8 +5,6 @@
 //! traced, measured by the program; the target is the budget plus one
 //! point.
 
-use anyhow::bail;
-
 use super::{
     Bench, Row,
     trial::{self, Stretches, Trial},
@@ -74,34 +72,13 @@ fn row(program: &Program, budget: u32, trial: &Trial) -> anyhow::Result<Row> {
     )))
 }
 
-/// Reads per nanosecond, from mapread's `ns/op <float>` reports.
+/// Reads per nanosecond, from mapread's reports of ns per read.
 fn reads_per_ns(lines: &[String]) -> anyhow::Result<f64> {
-    let ns: Vec<f64> = lines
-        .iter()
-        .filter_map(|line| line.strip_prefix("ns/op ")?.parse().ok())
-        .collect();
-    if ns.is_empty() {
-        bail!("no ns/op reports");
-    }
+    let ns = trial::ns_per_op(lines)?;
     Ok(ns.len() as f64 / ns.iter().sum::<f64>())
 }
 
-/// Operations per second between the first and last `metric` lines of the
-/// guarded fixture.
+/// The guarded fixture's operations per second.
 fn operations_per_second(lines: &[String]) -> anyhow::Result<f64> {
-    let samples: Vec<(f64, f64)> = lines
-        .iter()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.strip_prefix("metric ")?.split(' ').collect();
-            Some((fields.first()?.parse().ok()?, fields.get(2)?.parse().ok()?))
-        })
-        .collect();
-    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-        bail!("no metric lines");
-    };
-    let seconds = (last.0 - first.0) / 1e9;
-    if seconds < 1.0 {
-        bail!("metric lines over only {seconds:.2} s");
-    }
-    Ok((last.1 - first.1) / seconds)
+    Ok(trial::metric_rates(lines)?.1)
 }

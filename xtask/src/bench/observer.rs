@@ -4,7 +4,7 @@
 //! runtime's /sync/mutex/wait/total), and the throughput the program keeps
 //! while traced: with the default budget, and with `--exact`.
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 use super::{
     Bench, Row, median,
@@ -117,8 +117,8 @@ fn mode_rows(mode: &str, observed: &[Observed]) -> Vec<Row> {
 }
 
 fn observe(trial: &Trial) -> anyhow::Result<Observed> {
-    let untraced = rates(&trial.untraced).context("untraced")?;
-    let traced = rates(&trial.traced).context("traced")?;
+    let untraced = trial::metric_rates(&trial.untraced).context("untraced")?;
+    let traced = trial::metric_rates(&trial.traced).context("traced")?;
     let (armed, disarmed) = trial.export.window()?;
     let seconds = disarmed.duration_since(armed)?.as_secs_f64();
     let (total_ns, convoy) = trial.export.lock_wait_total();
@@ -129,28 +129,4 @@ fn observe(trial: &Trial) -> anyhow::Result<Observed> {
         convoy,
         estimated: trial.export.estimated_overhead(),
     })
-}
-
-/// Mutex wait (s/s) and operations per second over the `metric <unix ns>
-/// <wait seconds> <operations>` lines.
-fn rates(lines: &[String]) -> anyhow::Result<(f64, f64)> {
-    let samples: Vec<(f64, f64, f64)> = lines
-        .iter()
-        .filter_map(|line| {
-            let mut fields = line.strip_prefix("metric ")?.split(' ');
-            Some((
-                fields.next()?.parse().ok()?,
-                fields.next()?.parse().ok()?,
-                fields.next()?.parse().ok()?,
-            ))
-        })
-        .collect();
-    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-        bail!("no metric lines from the fixture");
-    };
-    let seconds = (last.0 - first.0) / 1e9;
-    if seconds < 1.0 {
-        bail!("metric lines over only {seconds:.2} s");
-    }
-    Ok(((last.1 - first.1) / seconds, (last.2 - first.2) / seconds))
 }

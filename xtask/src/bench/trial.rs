@@ -95,3 +95,40 @@ fn between(
         .map(|(_, line)| line)
         .collect()
 }
+
+/// The `ns/op <float>` reports of the mapread fixture.
+pub fn ns_per_op(lines: &[String]) -> anyhow::Result<Vec<f64>> {
+    let ns: Vec<f64> = lines
+        .iter()
+        .filter_map(|line| line.strip_prefix("ns/op ")?.parse().ok())
+        .collect();
+    if ns.is_empty() {
+        anyhow::bail!("no ns/op reports from the fixture");
+    }
+    Ok(ns)
+}
+
+/// Mutex wait (s/s) and operations per second between the first and last
+/// `metric <unix ns> <wait seconds> <operations>` lines of the guarded
+/// fixture.
+pub fn metric_rates(lines: &[String]) -> anyhow::Result<(f64, f64)> {
+    let samples: Vec<(f64, f64, f64)> = lines
+        .iter()
+        .filter_map(|line| {
+            let mut fields = line.strip_prefix("metric ")?.split(' ');
+            Some((
+                fields.next()?.parse().ok()?,
+                fields.next()?.parse().ok()?,
+                fields.next()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        anyhow::bail!("no metric lines from the fixture");
+    };
+    let seconds = (last.0 - first.0) / 1e9;
+    if seconds < 1.0 {
+        anyhow::bail!("metric lines over only {seconds:.2} s");
+    }
+    Ok(((last.1 - first.1) / seconds, (last.2 - first.2) / seconds))
+}

@@ -39,12 +39,6 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
 }
 
 fn mean_ns(lines: &[String]) -> anyhow::Result<f64> {
-    let ns: Vec<f64> = lines
-        .iter()
-        .filter_map(|line| line.strip_prefix("ns/op ")?.parse().ok())
-        .collect();
-    if ns.is_empty() {
-        bail!("no ns/op reports");
-    }
+    let ns = trial::ns_per_op(lines)?;
     Ok(ns.iter().sum::<f64>() / ns.len() as f64)
 }
