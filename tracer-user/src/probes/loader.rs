@@ -392,6 +392,12 @@ impl Tracer {
         Ok(())
     }
 
+    /// Puts `group`'s probes back and opens its window; returns when.
+    pub fn put_back_armed(&mut self, group: ProbeGroup) -> Result<u64, LoadError> {
+        self.put_back(group)?;
+        self.arm(group)
+    }
+
     /// Creates the per-CPU event rings and hands them to the probes; call
     /// once, before arming.
     pub fn take_event_rings(&mut self) -> Result<Vec<CpuRing>, LoadError> {

@@ -446,11 +446,7 @@ impl Pipeline {
             watching.abort();
         }
         self.hits_since_put_back = self.tracer.hits().unwrap_or_default();
-        let armed = self
-            .tracer
-            .put_back(ProbeGroup::Maps)
-            .and_then(|()| self.tracer.arm(ProbeGroup::Maps));
-        match armed {
+        match self.tracer.put_back_armed(ProbeGroup::Maps) {
             Ok(since) => self.aggregate.coverage.maps_armed.open(since),
             Err(error) => {
                 tracing::warn!("{error}; map operations are no longer traced");
@@ -475,11 +471,7 @@ impl Pipeline {
     }
 
     fn put_back_locks(&mut self) {
-        let armed = self
-            .tracer
-            .put_back(ProbeGroup::Locks)
-            .and_then(|()| self.tracer.arm(ProbeGroup::Locks));
-        match armed {
+        match self.tracer.put_back_armed(ProbeGroup::Locks) {
             Ok(since) => self.aggregate.coverage.locks_armed.open(since),
             Err(error) => {
                 tracing::warn!("{error}; lock waits are no longer traced");
