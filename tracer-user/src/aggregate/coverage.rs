@@ -146,6 +146,24 @@ impl Coverage {
             .collect()
     }
 
+    /// The busiest second's operations of `rate`, as an estimate: each
+    /// second's traced operations over the share of it the map probes were
+    /// armed, for seconds they were armed at least a quarter of.
+    pub fn peak_per_second(&self, rate: &super::Rate) -> u64 {
+        if self.exact {
+            return rate.peak_per_second();
+        }
+        const SECOND: u64 = 1_000_000_000;
+        rate.seconds()
+            .filter_map(|(second, count)| {
+                let from = (second * SECOND).max(self.start_ns);
+                let armed = self.maps_armed.covered(from, (second + 1) * SECOND);
+                (armed * 4 >= SECOND).then(|| count * SECOND / armed)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The figures' scale at `now`.
     pub fn scale(&self, now: u64) -> Scale {
         let span = now.saturating_sub(self.start_ns);
@@ -303,6 +321,24 @@ mod tests {
         let scale = coverage.scale(1000);
         assert_eq!(scale.lock_coverage(), Some(0.6), "100..600 and 900..1000");
         assert_eq!(scale.lock_weight(50), 950.0 / (450.0 + 50.0));
+    }
+
+    #[test]
+    fn a_sampled_peak_counts_the_seconds_armed_enough() {
+        let second = 1_000_000_000;
+        let mut coverage = Coverage::new(0, false);
+        coverage.maps_armed.close(second / 2);
+        coverage.maps_armed.open(3 * second + second / 10);
+        let mut rate = crate::aggregate::Rate::default();
+        for n in 0..100 {
+            rate.observe(n * second / 200);
+        }
+        for n in 0..30 {
+            rate.observe(3 * second + second / 10 + n);
+        }
+        // Second 0: 100 in half a second; second 3: 30 in a tenth, too
+        // little to say.
+        assert_eq!(coverage.peak_per_second(&rate), 200);
     }
 
     #[test]

@@ -29,6 +29,21 @@ impl Rate {
         self.current.1 += 1;
     }
 
+    /// Each second's operations, by second of `bpf_ktime_get_ns`, in no
+    /// particular order.
+    pub fn seconds(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let (current, pending) = self.current;
+        let current =
+            (pending > 0 && !self.seconds.contains_key(&current)).then_some((current, pending));
+        self.seconds
+            .iter()
+            .map(move |(&second, &count)| {
+                let pending = if second == self.current.0 { pending } else { 0 };
+                (second, count + pending)
+            })
+            .chain(current)
+    }
+
     /// The busiest second's operations. Seconds cut by the start or end of
     /// the recording count too, so a recording shorter than two seconds
     /// understates it.
@@ -59,6 +74,17 @@ mod tests {
         }
         assert_eq!(rate.peak_per_second(), 10);
         assert_eq!(Rate::default().peak_per_second(), 0);
+    }
+
+    #[test]
+    fn seconds_include_the_one_being_counted() {
+        let mut rate = Rate::default();
+        for second in [3, 3, 4, 3] {
+            rate.observe(second * NANOS_PER_SECOND);
+        }
+        let mut seconds: Vec<_> = rate.seconds().collect();
+        seconds.sort_unstable();
+        assert_eq!(seconds, [(3, 3), (4, 1)]);
     }
 
     #[test]

@@ -219,7 +219,10 @@ fn map_reports(
     aggregate
         .busiest_maps(TOP_MAPS)
         .into_iter()
-        .map(|(address, stats)| map_report(address, stats, resolver, seconds, scale))
+        .map(|(address, stats)| {
+            let peak = aggregate.coverage.peak_per_second(&stats.rate);
+            map_report(address, stats, resolver, seconds, scale, peak)
+        })
         .collect()
 }
 
@@ -232,6 +235,7 @@ fn map_report(
     resolver: &dyn ResolveSites,
     seconds: f64,
     scale: &Scale,
+    peak_ops_per_sec: u64,
 ) -> MapReport {
     let total = stats.ops.total();
     let count = |traced| scale.map_count(traced);
@@ -262,7 +266,7 @@ fn map_report(
         readers: stats.goroutines.readers() as u64,
         writers: stats.goroutines.writers() as u64,
         ops_per_sec: per_second(count(total), seconds),
-        peak_ops_per_sec: count(stats.rate.peak_per_second()),
+        peak_ops_per_sec,
         coverage: scale.maps_sampled().then_some(scale.maps),
     }
 }

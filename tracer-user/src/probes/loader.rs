@@ -145,7 +145,7 @@ pub struct Tracer {
 /// waits for RCU grace periods: [`Detached::release`] does that, on a
 /// thread that can afford to wait, the busy probes first.
 pub struct Detached {
-    /// The busy probes' links, busiest first, and the rest.
+    /// The busy probes' links, and the rest.
     busy: Vec<UProbeLink>,
     quiet: Vec<UProbeLink>,
     /// Where the busy probes' breakpoints were, and the instruction byte
@@ -155,13 +155,12 @@ pub struct Detached {
 }
 
 impl Detached {
-    /// Releases the busy links one by one, busiest first, so that the
-    /// kernel takes their breakpoints out before anything else; then the
-    /// rest, in parallel, so that their grace periods overlap.
+    /// Releases the busy links, then the rest: the kernel takes one
+    /// breakpoint out at a time, so the busy ones go first, before anything
+    /// else is queued. Each set in parallel, so that the grace periods
+    /// overlap.
     pub fn release(self) {
-        for link in self.busy {
-            drop(link);
-        }
+        release_in_parallel(self.busy);
         release_in_parallel(self.quiet);
     }
 }
