@@ -40,7 +40,7 @@ pub enum Budget {
 pub const DEFAULT_MAX_OVERHEAD: f64 = 0.05;
 
 /// How long everything stays in at the start, to measure.
-const MEASURING: Duration = Duration::from_millis(300);
+const MEASURING: Duration = Duration::from_millis(200);
 /// A cycle of the map probes (in, then out) lasts this long, at random.
 const CYCLE: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(6));
 /// The shortest stretch in: attaching costs milliseconds.

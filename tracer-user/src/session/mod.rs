@@ -55,7 +55,7 @@ const CONTROL_EVERY: Duration = Duration::from_millis(100);
 /// budget's measuring stretch), to
 /// measure what the probe programs cost per run here. They cost every BPF
 /// program on the machine two clock reads per run while on.
-const PROGRAM_TIMING: Duration = Duration::from_millis(300);
+const PROGRAM_TIMING: Duration = Duration::from_millis(200);
 /// Runs of a program needed for its measured time to count.
 const MIN_TIMED_RUNS: u64 = 500;
 /// How often, and for how long at most, to look for the breakpoints of
@@ -360,6 +360,11 @@ impl Pipeline {
                 return;
             }
         };
+        tracing::trace!(
+            "probe cost so far: maps {:.1} ms, locks {:.1} ms; target CPU {cpu:?}",
+            map_cost / 1e6,
+            lock_cost / 1e6
+        );
         let coverage = &self.aggregate.coverage;
         let sample = Sample {
             at: now,
