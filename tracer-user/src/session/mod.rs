@@ -39,7 +39,7 @@ use crate::{
     findings::Thresholds,
     inspect::{Symbolizer, Target, process},
     probes::{
-        LoadError, LoadOptions, Placement, ProbeStatus, Program, Tracer, TrapCosts,
+        Detached, LoadError, LoadOptions, Placement, ProbeStatus, Program, Tracer, TrapCosts,
         loader::monotonic_ns,
     },
     sites::{ResolveSites, SiteResolver, no_sites},
@@ -52,9 +52,9 @@ const CHANNEL_BATCHES: usize = 256;
 /// How often the budget looks at the target.
 const CONTROL_EVERY: Duration = Duration::from_millis(100);
 /// How long the kernel's BPF run-time statistics stay on at the start (the
-/// budget's measuring stretch), to
-/// measure what the probe programs cost per run here. They cost every BPF
-/// program on the machine two clock reads per run while on.
+/// budget's measuring stretch), to measure what the probe programs cost per
+/// run here. They cost every BPF program on the machine two clock reads per
+/// run while on.
 const PROGRAM_TIMING: Duration = Duration::from_millis(200);
 /// Runs of a program needed for its measured time to count.
 const MIN_TIMED_RUNS: u64 = 500;
@@ -437,8 +437,7 @@ impl Pipeline {
         let detached = self.tracer.take_out(ProbeGroup::Maps, &recent);
         let pid = self.pid;
         let breakpoints = detached.busy_breakpoints.clone();
-        self.releasing
-            .push(tokio::task::spawn_blocking(move || detached.release()));
+        self.release(detached);
         self.breakpoints_gone = Some(tokio::task::spawn_blocking(move || {
             wait_for_bytes(pid, &breakpoints)
         }));
@@ -461,6 +460,14 @@ impl Pipeline {
         }
     }
 
+    /// Releases probes taken out, on a thread that can wait for the kernel;
+    /// forgets releases long done (a day-long session has thousands).
+    fn release(&mut self, detached: Detached) {
+        self.releasing.retain(|release| !release.is_finished());
+        self.releasing
+            .push(tokio::task::spawn_blocking(move || detached.release()));
+    }
+
     /// Lock waits in progress when the lock probes go out are lost; those
     /// begun before they are back in are dropped by the kernel side.
     fn take_out_locks(&mut self) {
@@ -471,8 +478,7 @@ impl Pipeline {
         }
         self.aggregate.coverage.locks_armed.close(monotonic_ns());
         let detached = self.tracer.take_out(ProbeGroup::Locks, &[]);
-        self.releasing
-            .push(tokio::task::spawn_blocking(move || detached.release()));
+        self.release(detached);
     }
 
     fn put_back_locks(&mut self) {
