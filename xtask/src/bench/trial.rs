@@ -5,7 +5,6 @@
 
 use std::{
     path::Path,
-    sync::mpsc::Receiver,
     thread,
     time::{Duration, SystemTime},
 };
@@ -76,6 +75,8 @@ pub fn run(
     let before = armed
         .checked_sub(Duration::from_millis(200))
         .unwrap_or(armed);
+    // Drained once: what a stretch leaves out the other may want.
+    let lines: Vec<(SystemTime, String)> = lines.try_iter().collect();
     Ok(Trial {
         untraced: between(&lines, started + SETTLE, before),
         traced: between(&lines, armed + SETTLE, disarmed),
@@ -84,15 +85,11 @@ pub fn run(
 }
 
 /// The lines that arrived between `from` and `to`.
-fn between(
-    lines: &Receiver<(SystemTime, String)>,
-    from: SystemTime,
-    to: SystemTime,
-) -> Vec<String> {
+fn between(lines: &[(SystemTime, String)], from: SystemTime, to: SystemTime) -> Vec<String> {
     lines
-        .try_iter()
+        .iter()
         .filter(|(at, _)| (from..=to).contains(at))
-        .map(|(_, line)| line)
+        .map(|(_, line)| line.clone())
         .collect()
 }
 
