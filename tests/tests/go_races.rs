@@ -105,7 +105,10 @@ fn trace(go: Go, variant: Variant, guarded: bool) -> Export {
     let fixture = build.start(&args);
     let pid = fixture.pid().to_string();
     let label = format!("{}-guarded-{guarded}", build.label);
-    let mut recording = contend::start_record(&label, &["--pid", &pid, "--duration", "10"]);
+    // Every probe in all the time: under a budget the map probes are out
+    // most of the time on a program this busy, and a race can be missed.
+    let mut recording =
+        contend::start_record(&label, &["--exact", "--pid", &pid, "--duration", "10"]);
     recording.wait_until_tracing();
     fixture.signal_start();
     // The racy fixture may die of the race; the guarded one must not.
