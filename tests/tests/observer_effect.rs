@@ -13,9 +13,15 @@ use contend_tests::{
 use tracer_user::export::Export;
 
 /// How long the fixture runs untraced before contend attaches, and how
-/// long contend records.
-const UNTRACED_SECONDS: f64 = 4.0;
-const RECORD_SECONDS: &str = "8";
+/// long contend records: the runtime's own figure comes in bursts (some
+/// seconds ten times others), so both stretches are long.
+const UNTRACED_SECONDS: f64 = 6.0;
+const RECORD_SECONDS: &str = "10";
+/// How far contend's figure may be from the program's own. The bench holds
+/// it to 2x over the median of several trials (`cargo xtask bench --only
+/// observer`); one trial here must stay within 3x: the tracer's own
+/// effect, which this guards against, made it 10 to 30 times.
+const AGREEMENT: f64 = 3.0;
 
 #[test]
 fn lock_waits_describe_the_untraced_program() {
@@ -57,7 +63,7 @@ fn lock_waits_describe_the_untraced_program() {
         untraced.wait, untraced.ops, traced.wait, traced.ops, export.tracer.estimated_overhead
     );
     assert!(
-        (0.5..=2.0).contains(&(reported / untraced.wait)),
+        (1.0 / AGREEMENT..=AGREEMENT).contains(&(reported / untraced.wait)),
         "contend reports {reported:.3} s/s of waiting where the untraced program waits {:.3} s/s",
         untraced.wait
     );
