@@ -133,9 +133,11 @@ fn measure_top(
 ) -> anyhow::Result<Usage> {
     let pid_file = bench.out_dir.join("dashboard-top.pid");
     let _ = fs::remove_file(&pid_file);
-    // The shell writes its pid, then becomes contend.
+    // The shell writes its pid, then becomes contend. Every probe in all
+    // the time, as for `record` (`Recording::start`): the same events to
+    // handle.
     let command = format!(
-        "echo $$ > {}; exec {} top --pid {pid}",
+        "echo $$ > {}; exec {} top --exact --pid {pid}",
         pid_file.display(),
         bench.contend.display()
     );
