@@ -7,7 +7,7 @@
 //! returns: the probe reads the flags the branch is about to test, and
 //! counts the hit as the function's end only when the branch goes toward
 //! a return. The user side finds those branches by disassembly
-//! (`tracer-user/src/inspect/disasm.rs`, `exit_branches`).
+//! (`tracer-user/src/inspect/disasm.rs`, `function_exits`).
 
 /// When a probed exit branch means the function is ending.
 #[repr(u8)]

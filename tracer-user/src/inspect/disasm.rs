@@ -75,9 +75,9 @@ pub enum Callee {
 /// conditional branch, after which the function runs straight to the
 /// return with no call on the way. A run that returns passes exactly one
 /// such branch the way that leads out, after its last call, so a probe
-/// there marks the end once, and after any waiting the function does: a
-/// lock slow path is marked acquired there, and a map write's window
-/// closes right after the runtime's own "concurrent map writes" check.
+/// there marks the end once, and after any work the function does: a map
+/// write's window closes right after the runtime's own "concurrent map
+/// writes" check.
 /// Only returns that no such branch precedes (a straight tail after a
 /// call, as in the semaphore wrappers) are probed as themselves; a return
 /// can then be seen twice, which ending a wait or window tolerates.

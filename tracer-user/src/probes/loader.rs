@@ -218,10 +218,9 @@ impl Tracer {
         Ok(tracer)
     }
 
-    /// Attaches a unit's exits, then its entry. A map write whose exits
+    /// Attaches a unit's exits, then its starts. A map write whose exits
     /// cannot all be attached goes in without them (it then only checks
-    /// for races, like a read); a lock slow path without its exits is not
-    /// attached at all.
+    /// for races, like a read).
     fn attach_first_time(&mut self, mut unit: Unit) -> ProbeStatus {
         for placement in unit.exits.iter_mut().chain(&mut unit.starts) {
             placement.cookie = with_hit_slot(placement.cookie, self.slots.min(SHARED_SLOT));
@@ -297,13 +296,6 @@ impl Tracer {
             .iter()
             .filter(move |(unit, _)| unit.group == group)
             .flat_map(|(unit, _)| unit.exits.iter().chain(&unit.starts))
-    }
-
-    /// Whether `group`'s probes are in the target now.
-    pub fn is_in(&self, group: ProbeGroup) -> bool {
-        self.units
-            .iter()
-            .any(|(unit, links)| unit.group == group && !links.is_empty())
     }
 
     /// Takes `group`'s probes out of the target (disarm it first). `hits`

@@ -2,11 +2,12 @@
 //! resolved against the binary into uprobe placements, each with its
 //! program, cookie, and what its trap costs.
 //!
-//! A catalogue entry becomes one [`Unit`]: the entry probe, and for map
-//! writes and lock slow paths the probes that see the function end. Those
-//! sit on the last branch before each return where the code allows (the
-//! kernel emulates a branch: one trap), else on the RETs (single-stepped:
-//! two traps); never a uretprobe, which would corrupt Go's movable stacks.
+//! A catalogue entry becomes one [`Unit`]: where what it measures starts
+//! (a function's entry, or its calls of another), and for map writes the
+//! probes that see the function end. Those sit on the last branch before
+//! each return where the code allows (the kernel emulates a branch: one
+//! trap), else on the RETs (single-stepped: two traps); never a uretprobe,
+//! which would corrupt Go's movable stacks.
 
 use tracer_common::{ExitBranch, MapCookie, ProbeGroup};
 
