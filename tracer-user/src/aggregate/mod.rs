@@ -83,6 +83,10 @@ pub struct Aggregate {
     pub unmeasured_waits: u64,
     pub conflicts: Conflicts,
     pub coverage: Coverage,
+    /// Operations on nil maps, which are no map's load: a read of a nil map
+    /// returns the zero value without touching anything, and merged under
+    /// one "map 0x0" they ranked first in programs that never write one.
+    pub nil_map_ops: u64,
 }
 
 impl Aggregate {
@@ -112,6 +116,10 @@ impl Aggregate {
     }
 
     fn record_map_access(&mut self, access: MapAccess) {
+        if access.map == 0 {
+            self.nil_map_ops += 1;
+            return;
+        }
         let stats = self.maps.entry(access.map).or_default();
         stats.ops.add(access.op);
         stats.stacks.observe(access.stack);
@@ -168,6 +176,22 @@ pub(crate) fn top_n<T>(
 mod tests {
     use super::*;
     use crate::events::fixtures::map_access as access;
+
+    #[test]
+    fn nil_maps_are_counted_apart_from_every_map() {
+        let mut aggregate = Aggregate::default();
+        aggregate.apply(Batch {
+            events: vec![
+                access(0, MapOp::Read, "a"),
+                access(0, MapOp::Read, "a"),
+                access(7, MapOp::Read, "a"),
+            ],
+            undecodable: 0,
+        });
+        assert_eq!(aggregate.nil_map_ops, 2);
+        assert_eq!(aggregate.maps_seen(), 1, "map 0x0 is not a map");
+        assert_eq!(aggregate.events, 3);
+    }
 
     #[test]
     fn counts_per_map_per_op_and_losses() {

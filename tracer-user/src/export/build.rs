@@ -93,6 +93,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
             dropped: aggregate.dropped(),
             dropped_by_cpu: dropped_by_cpu(aggregate),
             maps_seen: aggregate.maps_seen() as u64,
+            nil_map_ops: aggregate.nil_map_ops,
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes
                 .iter()

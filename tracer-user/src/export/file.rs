@@ -133,6 +133,7 @@ mod tests {
                 dropped: 0,
                 dropped_by_cpu: Vec::new(),
                 maps_seen: 1,
+                nil_map_ops: 0,
                 attach_ns: 0,
                 probes: vec![],
                 max_overhead: None,

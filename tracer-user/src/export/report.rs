@@ -181,6 +181,7 @@ fn maps(out: &mut String, export: &Export) {
     let _ = writeln!(out);
     if export.maps.is_empty() {
         let _ = writeln!(out, "No map operations were traced.");
+        nil_maps(out, export);
         return;
     }
     let seconds = (export.window.duration_ns as f64 / 1e9).max(1e-9);
@@ -192,6 +193,19 @@ fn maps(out: &mut String, export: &Export) {
     let shown = export.maps.len().min(MAPS_SHOWN) as u64;
     if seen > shown {
         let _ = writeln!(out, "\n  … and {} quieter maps", seen - shown);
+    }
+    nil_maps(out, export);
+}
+
+/// Operations on nil maps are nobody's load, but worth a line: a read of a
+/// nil map where a filled one was meant is a common bug.
+fn nil_maps(out: &mut String, export: &Export) {
+    let ops = export.tracer.nil_map_ops;
+    if ops > 0 {
+        let _ = writeln!(
+            out,
+            "\n  {ops} operations on nil maps (reads return zero values), not counted above"
+        );
     }
 }
 

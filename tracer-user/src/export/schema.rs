@@ -50,6 +50,10 @@ pub struct Tracer {
     /// busiest of them.
     #[serde(default)]
     pub maps_seen: u64,
+    /// Operations on nil maps (a read of one returns the zero value): no
+    /// map's load, so counted here and not in `maps`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nil_map_ops: u64,
     /// From reading the target to all probes attached: symbol resolution,
     /// disassembly, loading and attaching.
     #[serde(default)]
@@ -98,6 +102,10 @@ pub struct Probe {
     /// absent when it always was (and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 fn is_false(value: &bool) -> bool {
