@@ -13,7 +13,6 @@ use std::{
 use anyhow::{Context as _, bail};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracer_user::{
-    export::{self, file::Saved},
     findings::Thresholds,
     inspect::FunctionTable,
     probes::LoadOptions,
@@ -288,17 +287,4 @@ pub fn announce(session: &Session, until: &str) {
             "contend: goroutine ids are unknown for this Go version; waits are paired by thread"
         );
     }
-}
-
-/// Writes the export; if that fails (disk full, directory gone), to the
-/// temporary directory instead, saying so, so a recording is never lost.
-pub fn write_export(output: &Path, export: &export::Export) -> anyhow::Result<std::path::PathBuf> {
-    let Saved { path, instead_of } = export::file::write_or_fall_back(output, export)?;
-    if let Some(error) = instead_of {
-        eprintln!(
-            "contend: {error}; saved the recording to {} instead",
-            path.display()
-        );
-    }
-    Ok(path)
 }

@@ -151,8 +151,11 @@ pub struct Ops {
 }
 
 impl Ops {
+    /// Saturating: the counts may come from a file anyone wrote.
     pub fn total(&self) -> u64 {
-        self.read + self.write + self.delete + self.iterate + self.clear
+        [self.write, self.delete, self.iterate, self.clear]
+            .into_iter()
+            .fold(self.read, u64::saturating_add)
     }
 }
 
