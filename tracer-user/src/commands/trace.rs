@@ -14,7 +14,7 @@ use anyhow::{Context as _, bail};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracer_user::{
     findings::Thresholds,
-    inspect::FunctionTable,
+    inspect::{FunctionTable, process},
     probes::LoadOptions,
     session::{Budget, DEFAULT_MAX_OVERHEAD, Session},
 };
@@ -143,7 +143,7 @@ impl Traced {
         };
         let pid = match (&child, args.pid) {
             (Some(child), _) => child.id(),
-            (None, Some(pid)) => pid,
+            (None, Some(id)) => process_of(id)?,
             (None, None) => bail!("give a process to trace: -p PID, or a command after --"),
         };
         Ok(Self { pid, child })
@@ -163,6 +163,15 @@ impl Drop for Traced {
             stop_child(child);
         }
     }
+}
+
+/// The process `-p` names: a thread's ID stands for its process, saying so.
+fn process_of(id: u32) -> anyhow::Result<u32> {
+    let pid = process::process_of(id)?;
+    if pid != id {
+        eprintln!("contend: {id} is a thread of process {pid}; tracing the process");
+    }
+    Ok(pid)
 }
 
 fn spawn(program: &OsString, args: &[OsString], output: ChildOutput) -> anyhow::Result<Child> {
