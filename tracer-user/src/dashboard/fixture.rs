@@ -223,6 +223,7 @@ fn map(id: &str, ops: Ops, keys: &[(&str, f64, f64)], sites: &[Site]) -> MapRepo
                 count: share_of(share),
                 share,
                 error: share_of(error),
+                key_hex: None,
             })
             .collect(),
         touched_by: sites.iter().map(|site| site.function.clone()).collect(),

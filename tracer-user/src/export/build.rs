@@ -255,6 +255,7 @@ fn map_report(
             .into_iter()
             .map(|kept| KeyReport {
                 key: kept.key.display(),
+                key_hex: kept.key.raw_hex(),
                 count: count(kept.count),
                 share: kept.count as f64 / total as f64,
                 error: count(kept.error),

@@ -400,6 +400,7 @@ mod tests {
                     count: 4,
                     share: 0.4,
                     error: 0,
+                    key_hex: None,
                 }],
                 ..MapReport::default()
             }],

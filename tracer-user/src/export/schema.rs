@@ -170,6 +170,11 @@ pub struct KeyReport {
     /// `count - error` and `count` (keys are counted in bounded memory).
     #[serde(default)]
     pub error: u64,
+    /// A string key's captured bytes in hex, when they are not UTF-8 (`key`
+    /// then writes those bytes as `\xff`); absent otherwise and in older
+    /// files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hex: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
