@@ -53,6 +53,7 @@ fn empty(at_ns: u64) -> Export {
             dropped: 0,
             dropped_by_cpu: Vec::new(),
             maps_seen: 0,
+            other_maps: None,
             attach_ns: 250 * MS,
             probes: probes(),
             max_overhead: None,

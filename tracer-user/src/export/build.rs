@@ -92,7 +92,8 @@ pub fn export(recording: &Recording<'_>) -> Export {
             events: aggregate.events,
             dropped: aggregate.dropped(),
             dropped_by_cpu: dropped_by_cpu(aggregate),
-            maps_seen: aggregate.maps_seen() as u64,
+            maps_seen: aggregate.maps_seen(),
+            other_maps: other_maps(aggregate, scale),
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes
                 .iter()
@@ -208,6 +209,23 @@ fn dropped_by_cpu(aggregate: &Aggregate) -> Vec<u64> {
     } else {
         aggregate.dropped_by_cpu.clone()
     }
+}
+
+/// The maps let go to bound memory, when there were any, their counts
+/// scaled like those of every map.
+fn other_maps(aggregate: &Aggregate, scale: &Scale) -> Option<schema::OtherMaps> {
+    let forgotten = aggregate.forgotten_maps();
+    let count = |traced| scale.map_count(traced);
+    (forgotten.maps > 0).then(|| schema::OtherMaps {
+        maps: forgotten.maps,
+        ops: Ops {
+            read: count(forgotten.ops.read),
+            write: count(forgotten.ops.write),
+            delete: count(forgotten.ops.delete),
+            iterate: count(forgotten.ops.iterate),
+            clear: count(forgotten.ops.clear),
+        },
+    })
 }
 
 fn map_reports(

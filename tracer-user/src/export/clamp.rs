@@ -35,6 +35,10 @@ fn tracer(tracer: &mut Tracer) {
     count(&mut tracer.maps_seen);
     tracer.dropped_by_cpu.truncate(MAX_CPUS);
     tracer.dropped_by_cpu.iter_mut().for_each(count);
+    if let Some(other) = &mut tracer.other_maps {
+        count(&mut other.maps);
+        ops(&mut other.ops);
+    }
     tracer.max_overhead = overhead(tracer.max_overhead);
     tracer.estimated_overhead = overhead(tracer.estimated_overhead);
     for probe in &mut tracer.probes {

@@ -382,6 +382,7 @@ mod tests {
                 dropped: 0,
                 dropped_by_cpu: Vec::new(),
                 maps_seen: 1,
+                other_maps: None,
                 attach_ns: 0,
                 probes: vec![],
                 max_overhead: None,

@@ -211,6 +211,14 @@ fn maps(out: &mut String, export: &Export) {
     if seen > shown {
         let _ = writeln!(out, "\n  … and {} quieter maps", seen - shown);
     }
+    if let Some(other) = &export.tracer.other_maps {
+        let _ = writeln!(
+            out,
+            "  ({} of the quietest, with {} ops, were counted together to bound contend's memory)",
+            thousands(other.maps),
+            thousands(other.ops.total()),
+        );
+    }
 }
 
 fn map_section(out: &mut String, map: &MapReport, seconds: f64) {

@@ -50,6 +50,12 @@ pub struct Tracer {
     /// busiest of them.
     #[serde(default)]
     pub maps_seen: u64,
+    /// The quietest maps, counted together rather than one by one so that
+    /// a program creating a map per request cannot make contend's memory
+    /// grow without bound; absent when every map was kept (and in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_maps: Option<OtherMaps>,
     /// From reading the target to all probes attached: symbol resolution,
     /// disassembly, loading and attaching.
     #[serde(default)]
@@ -68,6 +74,16 @@ pub struct Tracer {
     /// figures include the tracer's own effect on the target.
     #[serde(default, skip_serializing_if = "is_false")]
     pub exact: bool,
+}
+
+/// Maps counted together, not one by one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherMaps {
+    /// How many (a map counted together, seen again and counted together
+    /// again counts twice).
+    pub maps: u64,
+    /// Their operations, summed.
+    pub ops: Ops,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
