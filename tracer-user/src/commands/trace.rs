@@ -13,6 +13,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracer_user::{
+    export::untrusted::printable,
     findings::Thresholds,
     inspect::{FunctionTable, process},
     probes::LoadOptions,
@@ -287,7 +288,7 @@ pub fn announce(session: &Session, until: &str) {
     eprintln!(
         "contend: tracing PID {} ({}, {}{stripped}), {attached} of {} probes attached, {until}",
         target.pid,
-        target.exe.display(),
+        printable(&target.exe.to_string_lossy()),
         binary.go_version.as_deref().unwrap_or("unknown Go version"),
         probes.len(),
     );

@@ -9,6 +9,7 @@ use std::{
 use tokio::io::{Interest, unix::AsyncFd};
 
 use super::binary::{Binary, BinaryError};
+use crate::export::untrusted::printable;
 
 /// A process to trace, with its parsed executable.
 #[derive(Debug)]
@@ -35,9 +36,10 @@ pub enum TargetError {
     NoExecutable(u32),
     #[error("cannot read the executable of PID {pid}: {cause}")]
     Unreadable { pid: u32, cause: io::Error },
-    #[error("{path}: {cause}", path = path.display())]
+    // The executable's path is the target's to choose: escaped for the terminal.
+    #[error("{path}: {cause}", path = printable(&path.to_string_lossy()))]
     Binary { path: PathBuf, cause: BinaryError },
-    #[error("{} is not a Go program; contend traces Go binaries (built with Go 1.17 or newer)", .0.display())]
+    #[error("{} is not a Go program; contend traces Go binaries (built with Go 1.17 or newer)", printable(&.0.to_string_lossy()))]
     NotGo(PathBuf),
 }
 
