@@ -65,7 +65,6 @@ impl MapTable {
                 self.forgotten.ops.absorb(&stats.ops);
             }
         }
-        self.kept.shrink_to(self.capacity);
     }
 
     /// Maps kept and forgotten.
