@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use tracer_user::{
     events::DumpWriter,
-    export,
+    export::{self, file::Saved},
     inspect::{Target, process},
     session::{Session, SessionOptions, SharedDump},
 };
@@ -26,8 +26,9 @@ pub struct Options {
 
 pub fn run(options: Options) -> anyhow::Result<()> {
     trace::require_root()?;
+    // Before attaching, so a typo in `-o` costs nothing.
     if let Some(output) = &options.output {
-        check_writable(output)?;
+        export::file::check_destination(output)?;
     }
     let traced = Traced::launch(&options.trace, ChildOutput::Inherit)?;
     let pid = traced.pid;
@@ -63,17 +64,21 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     // Once the window is closed, the export is written first and the probes
     // detached after: detaching takes seconds.
     let finished = session.finish().await?;
-    let written = trace::write_export(output, &finished.export)?;
+    let Saved { path, instead_of } = export::file::write_or_fall_back(output, &finished.export)?;
     eprintln!(
         "contend: {stop}; wrote {} ({} events, {} dropped{}). Read it with `contend report {}`",
-        written.display(),
+        path.display(),
         finished.export.tracer.events,
         finished.export.tracer.dropped,
         slowdown(&finished.export),
-        written.display(),
+        path.display(),
     );
     finished.detach().await;
-    Ok(())
+    // Not where it was asked for: a script must not take it for success.
+    match instead_of {
+        Some(why) => bail!("{why}; the recording is in {} instead", path.display()),
+        None => Ok(()),
+    }
 }
 
 /// `, estimated slowdown 3.1%`, where the export has an estimate.
@@ -96,26 +101,6 @@ fn dump_from_environment() -> anyhow::Result<Option<SharedDump>> {
     let writer = DumpWriter::create(&path)
         .with_context(|| format!("cannot create the event dump {}", path.display()))?;
     Ok(Some(Arc::new(Mutex::new(writer))))
-}
-
-/// Fails before tracing starts if the export could not be written, so a
-/// typo in `-o` costs nothing.
-fn check_writable(output: &Path) -> anyhow::Result<()> {
-    if output == Path::new("-") {
-        return Ok(());
-    }
-    let dir = match output.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "cannot write the export to {}: {} is not a directory",
-            output.display(),
-            dir.display()
-        );
-    }
-    Ok(())
 }
 
 /// Why a recording ended.

@@ -13,9 +13,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracer_user::{
-    export::{self, file::Saved},
+    export::untrusted::printable,
     findings::Thresholds,
-    inspect::FunctionTable,
+    inspect::{FunctionTable, process},
     probes::LoadOptions,
     session::{Budget, DEFAULT_MAX_OVERHEAD, Session},
 };
@@ -144,7 +144,7 @@ impl Traced {
         };
         let pid = match (&child, args.pid) {
             (Some(child), _) => child.id(),
-            (None, Some(pid)) => pid,
+            (None, Some(id)) => process_of(id)?,
             (None, None) => bail!("give a process to trace: -p PID, or a command after --"),
         };
         Ok(Self { pid, child })
@@ -164,6 +164,15 @@ impl Drop for Traced {
             stop_child(child);
         }
     }
+}
+
+/// The process `-p` names: a thread's ID stands for its process, saying so.
+fn process_of(id: u32) -> anyhow::Result<u32> {
+    let pid = process::process_of(id)?;
+    if pid != id {
+        eprintln!("contend: {id} is a thread of process {pid}; tracing the process");
+    }
+    Ok(pid)
 }
 
 fn spawn(program: &OsString, args: &[OsString], output: ChildOutput) -> anyhow::Result<Child> {
@@ -279,7 +288,7 @@ pub fn announce(session: &Session, until: &str) {
     eprintln!(
         "contend: tracing PID {} ({}, {}{stripped}), {attached} of {} probes attached, {until}",
         target.pid,
-        target.exe.display(),
+        printable(&target.exe.to_string_lossy()),
         binary.go_version.as_deref().unwrap_or("unknown Go version"),
         probes.len(),
     );
@@ -288,17 +297,4 @@ pub fn announce(session: &Session, until: &str) {
             "contend: goroutine ids are unknown for this Go version; waits are paired by thread"
         );
     }
-}
-
-/// Writes the export; if that fails (disk full, directory gone), to the
-/// temporary directory instead, saying so, so a recording is never lost.
-pub fn write_export(output: &Path, export: &export::Export) -> anyhow::Result<std::path::PathBuf> {
-    let Saved { path, instead_of } = export::file::write_or_fall_back(output, export)?;
-    if let Some(error) = instead_of {
-        eprintln!(
-            "contend: {error}; saved the recording to {} instead",
-            path.display()
-        );
-    }
-    Ok(path)
 }

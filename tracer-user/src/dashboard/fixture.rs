@@ -54,6 +54,7 @@ fn empty(at_ns: u64) -> Export {
             dropped_by_cpu: Vec::new(),
             maps_seen: 0,
             nil_map_ops: 0,
+            other_maps: None,
             attach_ns: 250 * MS,
             probes: probes(),
             max_overhead: None,
@@ -224,6 +225,7 @@ fn map(id: &str, ops: Ops, keys: &[(&str, f64, f64)], sites: &[Site]) -> MapRepo
                 count: share_of(share),
                 share,
                 error: share_of(error),
+                key_hex: None,
             })
             .collect(),
         touched_by: sites.iter().map(|site| site.function.clone()).collect(),

@@ -92,8 +92,9 @@ pub fn export(recording: &Recording<'_>) -> Export {
             events: aggregate.events,
             dropped: aggregate.dropped(),
             dropped_by_cpu: dropped_by_cpu(aggregate),
-            maps_seen: aggregate.maps_seen() as u64,
+            maps_seen: aggregate.maps_seen(),
             nil_map_ops: aggregate.nil_map_ops,
+            other_maps: other_maps(aggregate, scale),
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes
                 .iter()
@@ -211,6 +212,23 @@ fn dropped_by_cpu(aggregate: &Aggregate) -> Vec<u64> {
     }
 }
 
+/// The maps let go to bound memory, when there were any, their counts
+/// scaled like those of every map.
+fn other_maps(aggregate: &Aggregate, scale: &Scale) -> Option<schema::OtherMaps> {
+    let forgotten = aggregate.forgotten_maps();
+    let count = |traced| scale.map_count(traced);
+    (forgotten.maps > 0).then(|| schema::OtherMaps {
+        maps: forgotten.maps,
+        ops: Ops {
+            read: count(forgotten.ops.read),
+            write: count(forgotten.ops.write),
+            delete: count(forgotten.ops.delete),
+            iterate: count(forgotten.ops.iterate),
+            clear: count(forgotten.ops.clear),
+        },
+    })
+}
+
 fn map_reports(
     aggregate: &Aggregate,
     resolver: &dyn ResolveSites,
@@ -256,6 +274,7 @@ fn map_report(
             .into_iter()
             .map(|kept| KeyReport {
                 key: kept.key.display(),
+                key_hex: kept.key.raw_hex(),
                 count: count(kept.count),
                 share: kept.count as f64 / total as f64,
                 error: count(kept.error),

@@ -1,9 +1,14 @@
 //! The human-readable summary of an export: what `contend report` prints and
-//! what `record` shows when it finishes.
+//! what `record` shows when it finishes. Every string from the export goes
+//! through [`printable`] on its way into the text: it came from the traced
+//! program or from whoever wrote the file.
 
 use std::fmt::Write as _;
 
-use super::schema::{Export, Finding, LockReport, MapReport, Site};
+use super::{
+    schema::{Export, Finding, LockReport, MapReport, Site},
+    untrusted::printable,
+};
 
 /// Maps and keys shown per map in the text report.
 const MAPS_SHOWN: usize = 5;
@@ -28,8 +33,10 @@ fn header(out: &mut String, export: &Export) {
     let version = target.go_version.as_deref().unwrap_or(&target.language);
     let _ = writeln!(
         out,
-        "contend · PID {} · {} ({version})",
-        target.pid, target.exe
+        "contend · PID {} · {} ({})",
+        target.pid,
+        printable(&target.exe),
+        printable(version),
     );
     let _ = writeln!(
         out,
@@ -117,7 +124,12 @@ fn probes(out: &mut String, export: &Export) {
         .filter(|probe| !probe.attached && !probe.unused)
     {
         let reason = probe.reason.as_deref().unwrap_or("unknown reason");
-        let _ = writeln!(out, "  not attached: {} ({reason})", probe.symbol);
+        let _ = writeln!(
+            out,
+            "  not attached: {} ({})",
+            printable(&probe.symbol),
+            printable(reason)
+        );
     }
 }
 
@@ -127,7 +139,12 @@ fn findings(out: &mut String, export: &Export) {
     }
     let _ = writeln!(out, "\nFindings");
     for finding in &export.findings {
-        let _ = writeln!(out, "  {:<8}  {}", finding.severity, finding.message);
+        let _ = writeln!(
+            out,
+            "  {:<8}  {}",
+            printable(&finding.severity),
+            printable(&finding.message)
+        );
         finding_evidence(out, finding);
     }
 }
@@ -145,9 +162,9 @@ fn finding_evidence(out: &mut String, finding: &Finding) {
             .site
             .as_ref()
             .map_or("an unknown site".to_owned(), site_text);
-        let _ = write!(out, "            {:<7} at {site}", access.op);
+        let _ = write!(out, "            {:<7} at {site}", printable(&access.op));
         if let Some(key) = &access.key {
-            let _ = write!(out, " · key {:?}", shorten(key, 40));
+            let _ = write!(out, " · key \"{}\"", printable(&shorten(key, 40)));
         }
         if let Some(goroutine) = access.goroutine {
             let _ = write!(out, " · goroutine {goroutine}");
@@ -158,11 +175,12 @@ fn finding_evidence(out: &mut String, finding: &Finding) {
 
 /// `main.(*Cache).Get (cache.go:20)`.
 pub(crate) fn site_text(site: &Site) -> String {
+    let function = printable(&site.function);
     if site.file.is_empty() {
-        return site.function.clone();
+        return function.into_owned();
     }
-    let file = crate::sites::file_name(&site.file);
-    format!("{} ({file}:{})", site.function, site.line)
+    let file = printable(crate::sites::file_name(&site.file));
+    format!("{function} ({file}:{})", site.line)
 }
 
 /// "    from main.worker (main.go:44)  1,200 waits", for the busiest sites.
@@ -193,6 +211,14 @@ fn maps(out: &mut String, export: &Export) {
     let shown = export.maps.len().min(MAPS_SHOWN) as u64;
     if seen > shown {
         let _ = writeln!(out, "\n  … and {} quieter maps", seen - shown);
+    }
+    if let Some(other) = &export.tracer.other_maps {
+        let _ = writeln!(
+            out,
+            "  ({} of the quietest, with {} ops, were counted together to bound contend's memory)",
+            thousands(other.maps),
+            thousands(other.ops.total()),
+        );
     }
     nil_maps(out, export);
 }
@@ -227,26 +253,29 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     let _ = writeln!(
         out,
         "\n  map {}  {}{} ops ({}/s)  {}",
-        map.id,
+        printable(&map.id),
         about(map.coverage),
         thousands(total),
         thousands((total as f64 / seconds) as u64),
         mix.join(" · "),
     );
-    let key_width = map
+    let keys: Vec<String> = map
         .top_keys
         .iter()
         .take(KEYS_SHOWN)
-        .map(|key| key.key.chars().count())
+        .map(|key| printable(&shorten(&key.key, 40)).into_owned())
+        .collect();
+    let key_width = keys
+        .iter()
+        .map(|key| key.chars().count())
         .max()
         .unwrap_or(0)
         .clamp(3, 40);
     who_touches(out, map);
-    for key in map.top_keys.iter().take(KEYS_SHOWN) {
-        let bar = "█".repeat((key.share * BAR_WIDTH as f64).round() as usize);
+    for (key, text) in map.top_keys.iter().zip(&keys) {
+        let bar = "█".repeat((key.share.clamp(0.0, 1.0) * BAR_WIDTH as f64).round() as usize);
         let line = format!(
-            "    {:<key_width$}  {:>12}  {:>5.1}%  {bar}",
-            shorten(&key.key, 40),
+            "    {text:<key_width$}  {:>12}  {:>5.1}%  {bar}",
             thousands(key.count),
             100.0 * key.share,
         );
@@ -259,7 +288,8 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
 fn who_touches(out: &mut String, map: &MapReport) {
     let mut parts = Vec::new();
     if !map.touched_by.is_empty() {
-        parts.push(format!("touched by {}", map.touched_by.join(", ")));
+        let functions: Vec<_> = map.touched_by.iter().map(|name| printable(name)).collect();
+        parts.push(format!("touched by {}", functions.join(", ")));
     }
     if map.goroutines > 0 {
         parts.push(format!(
@@ -296,8 +326,8 @@ fn lock_line(out: &mut String, lock: &LockReport) {
     let _ = writeln!(
         out,
         "  {:<13} {}  {}{} waits · {} goroutines · p50 {} · p99 {} · max {} · total {}",
-        lock.kind,
-        lock.id,
+        printable(&lock.kind),
+        printable(&lock.id),
         about(lock.coverage),
         thousands(lock.contended),
         lock.goroutines,
@@ -531,6 +561,41 @@ mod tests {
             sites: &resolve,
             sampling: &Sampling::WHOLE,
         })
+    }
+
+    /// Every string of `value` with `tail` appended, but the schema.
+    fn append_to_every_string(value: &mut serde_json::Value, tail: &str) {
+        match value {
+            serde_json::Value::String(text) => text.push_str(tail),
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .for_each(|item| append_to_every_string(item, tail)),
+            serde_json::Value::Object(fields) => fields
+                .iter_mut()
+                .filter(|(name, _)| *name != "schema")
+                .for_each(|(_, item)| append_to_every_string(item, tail)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn strings_from_the_export_cannot_drive_the_terminal() {
+        let mut json = serde_json::to_value(shop_export()).expect("to json");
+        // Clear the screen, write the clipboard (OSC 52), return, backspace,
+        // NUL, a bidirectional override and a newline to forge a line.
+        let hostile = "\u{1b}[2J\u{1b}]52;c;cm0gLXJmIH4=\u{7}\r\u{8}\0\u{202e}\nforged";
+        append_to_every_string(&mut json, hostile);
+        let export: Export = serde_json::from_value(json).expect("from json");
+        let text = render(&export);
+        let raw = text
+            .chars()
+            .find(|&c| (c.is_control() && c != '\n') || c == '\u{202e}');
+        assert_eq!(raw, None, "{text}");
+        assert!(
+            !text.lines().any(|line| line.starts_with("forged")),
+            "a string began a line of its own: {text}"
+        );
+        assert!(text.contains("\\u{1b}[2J"), "escaped, visibly: {text}");
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub struct Tracer {
     /// map's load, so counted here and not in `maps`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub nil_map_ops: u64,
+    /// The quietest maps, counted together rather than one by one so that
+    /// a program creating a map per request cannot make contend's memory
+    /// grow without bound; absent when every map was kept (and in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_maps: Option<OtherMaps>,
     /// From reading the target to all probes attached: symbol resolution,
     /// disassembly, loading and attaching.
     #[serde(default)]
@@ -72,6 +78,16 @@ pub struct Tracer {
     /// figures include the tracer's own effect on the target.
     #[serde(default, skip_serializing_if = "is_false")]
     pub exact: bool,
+}
+
+/// Maps counted together, not one by one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherMaps {
+    /// How many (a map counted together, seen again and counted together
+    /// again counts twice).
+    pub maps: u64,
+    /// Their operations, summed.
+    pub ops: Ops,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -159,8 +175,11 @@ pub struct Ops {
 }
 
 impl Ops {
+    /// Saturating: the counts may come from a file anyone wrote.
     pub fn total(&self) -> u64 {
-        self.read + self.write + self.delete + self.iterate + self.clear
+        [self.write, self.delete, self.iterate, self.clear]
+            .into_iter()
+            .fold(self.read, u64::saturating_add)
     }
 }
 
@@ -175,6 +194,11 @@ pub struct KeyReport {
     /// `count - error` and `count` (keys are counted in bounded memory).
     #[serde(default)]
     pub error: u64,
+    /// A string key's captured bytes in hex, when they are not UTF-8 (`key`
+    /// then writes those bytes as `\xff`); absent otherwise and in older
+    /// files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hex: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
