@@ -266,8 +266,9 @@ fn hot_key(
     if total < thresholds.hot_map_ops {
         return None;
     }
-    let top = *stats.keys.top(1).first()?;
-    let share = top.count as f64 / total as f64;
+    // What the key surely took: a count within its error is no evidence.
+    let top = *stats.keys.evident(1).first()?;
+    let share = top.guaranteed() as f64 / total as f64;
     if share < thresholds.hot_key_share {
         return None;
     }
@@ -288,7 +289,7 @@ fn hot_key(
             scale.map_count(total),
         ),
         subject: address,
-        count: scale.map_count(top.count),
+        count: scale.map_count(top.guaranteed()),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
     })

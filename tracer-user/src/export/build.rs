@@ -251,7 +251,7 @@ fn map_report(
         },
         top_keys: stats
             .keys
-            .top(TOP_KEYS)
+            .evident(TOP_KEYS)
             .into_iter()
             .map(|kept| KeyReport {
                 key: kept.key.display(),
@@ -260,6 +260,7 @@ fn map_report(
                 error: count(kept.error),
             })
             .collect(),
+        keys_spread: stats.keys.spread(),
         touched_by: functions(&sites),
         sites,
         goroutines: stats.goroutines.count() as u64,

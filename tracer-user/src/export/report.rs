@@ -223,7 +223,7 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         .top_keys
         .iter()
         .take(KEYS_SHOWN)
-        .map(|key| key.key.chars().count())
+        .map(|key| key_text(&key.key).chars().count())
         .max()
         .unwrap_or(0)
         .clamp(3, 40);
@@ -232,13 +232,32 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         let bar = "█".repeat((key.share * BAR_WIDTH as f64).round() as usize);
         let line = format!(
             "    {:<key_width$}  {:>12}  {:>5.1}%  {bar}",
-            shorten(&key.key, 40),
+            shorten(&key_text(&key.key), 40),
             thousands(key.count),
             100.0 * key.share,
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    if map.keys_spread {
+        let _ = writeln!(out, "    {}", spread_keys_text());
+    }
     site_lines(out, &map.sites, "ops");
+}
+
+/// What a map whose keys are spread shows instead of its top keys.
+pub(crate) fn spread_keys_text() -> String {
+    let floor = 1.0 / crate::aggregate::keys::DEFAULT_CAPACITY as f64;
+    format!("no key above {}: keys are spread", percent(floor))
+}
+
+/// A key as shown: the empty string quoted, so that it does not read as
+/// a missing key.
+pub(crate) fn key_text(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.is_empty() {
+        "\"\"".into()
+    } else {
+        key.into()
+    }
 }
 
 /// "touched by main.get, main.set · 8 goroutines (6 read, 2 write) · peak 1,200/s"
@@ -267,11 +286,15 @@ fn locks(out: &mut String, export: &Export) {
         let _ = writeln!(out, "No contended lock waits were traced.");
         return;
     }
-    let _ = writeln!(
-        out,
-        "Contended locks ({}, most waiting first)",
-        export.locks.len()
-    );
+    let listed = export.locks.len();
+    let _ = if listed > MAPS_SHOWN {
+        writeln!(
+            out,
+            "Contended locks (top {MAPS_SHOWN} of {listed}, most waiting first)"
+        )
+    } else {
+        writeln!(out, "Contended locks ({listed}, most waiting first)")
+    };
     for lock in export.locks.iter().take(MAPS_SHOWN) {
         lock_line(out, lock);
     }
@@ -382,6 +405,35 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_key_is_quoted_and_spread_keys_say_so() {
+        let map = MapReport {
+            id: "0xc000010000".to_owned(),
+            ops: schema::Ops {
+                read: 10,
+                ..schema::Ops::default()
+            },
+            top_keys: vec![schema::KeyReport {
+                key: String::new(),
+                count: 10,
+                share: 1.0,
+                error: 0,
+            }],
+            ..MapReport::default()
+        };
+        let mut out = String::new();
+        map_section(&mut out, &map, 1.0);
+        assert!(out.contains("\n    \"\"  "), "{out}");
+        let spread = MapReport {
+            top_keys: Vec::new(),
+            keys_spread: true,
+            ..map
+        };
+        let mut out = String::new();
+        map_section(&mut out, &spread, 1.0);
+        assert!(out.contains("no key above 0.1%: keys are spread"), "{out}");
+    }
+
+    #[test]
     fn thousands_separators() {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
@@ -407,6 +459,7 @@ mod tests {
         };
 
         const CACHE: u64 = 0xc000123000;
+        const SESSIONS: u64 = 0xc000789000;
         const GET: u64 = 0x4010;
         const SET: u64 = 0x4020;
         const WORKER: u64 = 0x4030;
@@ -436,6 +489,18 @@ mod tests {
             events.push(op(kind, &key, pc, 1 + n % 8));
         }
         events.push(op(MapOp::Read, "sku-1", GET, 9));
+        // A map of sessions, each written once: its keys are spread.
+        for n in 0..900u64 {
+            events.push(Event::MapAccess(MapAccess {
+                op: MapOp::Write,
+                tid: 1,
+                goid: 1 + n % 8,
+                timestamp_ns: 1_000_000_000,
+                map: SESSIONS,
+                key: text_key(&format!("session-{n}")),
+                stack: Stack([SET, 0, 0, 0]),
+            }));
+        }
         for n in 0..120u64 {
             events.push(Event::LockWait(LockWait {
                 op: LockOp::RwWrite,

@@ -109,7 +109,14 @@ pub struct MapReport {
     /// The map's address in the target, `0x…`.
     pub id: String,
     pub ops: Ops,
+    /// The busiest keys whose counts are evidence: each surely took more
+    /// than 1/1024 of the map's operations (`count - error` above that).
+    /// Files written before `keys_spread` may list keys that are not.
     pub top_keys: Vec<KeyReport>,
+    /// Keys were traced but none surely took more than 1/1024 of the
+    /// operations: the keys are spread, and `top_keys` is empty.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keys_spread: bool,
     /// Where the operations come from, busiest first.
     #[serde(default)]
     pub sites: Vec<Site>,
