@@ -9,7 +9,7 @@ use tracer_common::{LockOp, MapOp};
 use crate::{
     aggregate::{Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats},
     export::build::wait_figures,
-    sites::{self, CallSite, ResolveSites},
+    sites::{self, CallSite, Origin, ResolveSites},
 };
 
 /// Call sites listed as a finding's evidence.
@@ -264,6 +264,14 @@ fn hot_key(
 ) -> Option<Finding> {
     let total = stats.ops.total();
     if total < thresholds.hot_map_ops {
+        return None;
+    }
+    // The runtime's own maps and a sync.Map's internals are not the
+    // program's to change (a sync.Map's own operations are judged on it).
+    if !matches!(
+        sites::map_origin(&stats.stacks, resolver),
+        Origin::Program(_)
+    ) {
         return None;
     }
     // What the key surely took: a count within its error is no evidence.

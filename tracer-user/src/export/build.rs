@@ -13,7 +13,7 @@ use crate::{
     findings::{self, Thresholds},
     inspect::Target,
     probes::ProbeStatus,
-    sites::{self, CallSite, ResolveSites},
+    sites::{self, CallSite, Origin, ResolveSites},
 };
 
 /// Keys listed per map.
@@ -219,9 +219,21 @@ fn map_reports(
     aggregate
         .busiest_maps(TOP_MAPS)
         .into_iter()
-        .map(|(address, stats)| {
+        .filter_map(|(address, stats)| {
+            let origin = sites::map_origin(&stats.stacks, resolver);
+            // A sync.Map's own runtime maps (before Go 1.24): their
+            // operations are the sync.Map's, which its probes counted.
+            if origin == Origin::SyncMapInternals {
+                return None;
+            }
             let peak = aggregate.coverage.peak_per_second(&stats.rate);
-            map_report(address, stats, resolver, seconds, scale, peak)
+            let mut report = map_report(address, stats, resolver, seconds, scale, peak);
+            report.kind = match origin {
+                Origin::Program(kind) => kind.map(|kind| kind.name().to_owned()),
+                _ => None,
+            };
+            report.runtime_internal = origin == Origin::Runtime;
+            Some(report)
         })
         .collect()
 }
@@ -242,6 +254,8 @@ fn map_report(
     let sites = top_sites(&stats.stacks, resolver, count);
     MapReport {
         id: format!("{address:#x}"),
+        kind: None,
+        runtime_internal: false,
         ops: Ops {
             read: count(stats.ops.read),
             write: count(stats.ops.write),

@@ -212,8 +212,14 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     .collect();
     let _ = writeln!(
         out,
-        "\n  map {}  {}{} ops ({}/s)  {}",
+        "\n  {} {}{}  {}{} ops ({}/s)  {}",
+        map.kind.as_deref().unwrap_or("map"),
         map.id,
+        if map.runtime_internal {
+            " (runtime-internal: none of its operations is the program's)"
+        } else {
+            ""
+        },
         about(map.coverage),
         thousands(total),
         thousands((total as f64 / seconds) as u64),

@@ -108,6 +108,15 @@ fn is_false(value: &bool) -> bool {
 pub struct MapReport {
     /// The map's address in the target, `0x…`.
     pub id: String,
+    /// `map` or `sync.Map`, as the functions its operations call show;
+    /// absent when they do not (and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Every operation came from the Go runtime or standard library on
+    /// its own behalf (the profiler's maps, …), none from the program's
+    /// code: the map is listed, but no finding is about it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub runtime_internal: bool,
     pub ops: Ops,
     /// The busiest keys whose counts are evidence: each surely took more
     /// than 1/1024 of the map's operations (`count - error` above that).

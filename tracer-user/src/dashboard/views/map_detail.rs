@@ -44,8 +44,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
 fn draw_summary(frame: &mut Frame, area: Rect, state: &State, row: &MapRow<'_>) {
     let map = row.map;
     let block = Block::new().borders(Borders::TOP).title(format!(
-        " map {} · Esc back · ↑↓ other maps ",
-        shown(&map.id)
+        " {} · Esc back · ↑↓ other maps ",
+        maps::label(map, "map")
     ));
     let totals = format!(
         "{} ops since tracing began ({}/s on average{}) · {} goroutines ({} read, {} write)",

@@ -13,7 +13,10 @@ use super::{
     is_wide,
     text::{self, estimated, name, number, rate, shown, si},
 };
-use crate::dashboard::state::{State, history::OpsRate, rows::MapRow};
+use crate::{
+    dashboard::state::{State, history::OpsRate, rows::MapRow},
+    export::schema::MapReport,
+};
 
 /// Lines of the selected map's summary under the table, at least, and at
 /// most: its sparkline grows into what the table leaves.
@@ -158,6 +161,17 @@ fn table_row(state: &State, row: &MapRow<'_>, wide: bool, averages: bool) -> Row
     Row::new(cells)
 }
 
+/// `sync.Map 0xc000123000`, the kind left out where unknown (or
+/// `unknown`, when given), and marked when the runtime's own.
+pub fn label(map: &MapReport, unknown: &str) -> String {
+    let kind = map.kind.as_deref().unwrap_or(unknown);
+    let mut label = format!("{kind} {}", shown(&map.id));
+    if map.runtime_internal {
+        label.push_str(" (runtime-internal: none of its operations is the program's)");
+    }
+    label.trim_start().to_owned()
+}
+
 /// A table cell's sparkline: the last 20 seconds at one character each.
 fn last_20_seconds(state: &State, id: &str) -> Vec<u64> {
     let minute = state.map_sparkline(id);
@@ -170,7 +184,7 @@ fn draw_summary(frame: &mut Frame, area: Rect, state: &State, row: &MapRow<'_>) 
     let map = row.map;
     let block = Block::new().borders(Borders::TOP).title(format!(
         " {} · Enter for its keys and call sites ",
-        shown(&map.id)
+        label(map, "")
     ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
