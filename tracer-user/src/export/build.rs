@@ -226,7 +226,8 @@ fn map_reports(
             if origin == Origin::SyncMapInternals {
                 return None;
             }
-            let peak = aggregate.coverage.peak_per_second(&stats.rate);
+            let end_ns = aggregate.coverage.start_ns + (seconds * 1e9) as u64;
+            let peak = aggregate.coverage.peak_per_second(&stats.rate, end_ns);
             let mut report = map_report(address, stats, resolver, seconds, scale, peak);
             report.kind = match origin {
                 Origin::Program(kind) => kind.map(|kind| kind.name().to_owned()),
@@ -281,7 +282,9 @@ fn map_report(
         readers: stats.goroutines.readers() as u64,
         writers: stats.goroutines.writers() as u64,
         ops_per_sec: per_second(count(total), seconds),
-        peak_ops_per_sec,
+        // The busiest second is at least as busy as the average one; a
+        // window under a quarter second has no second to count.
+        peak_ops_per_sec: peak_ops_per_sec.max(per_second(count(total), seconds).ceil() as u64),
         coverage: scale.maps_sampled().then_some(scale.maps),
     }
 }
@@ -337,5 +340,66 @@ fn wait_ns(figures: &WaitFigures) -> WaitNs {
         p999,
         max: figures.max_ns,
         total: figures.total_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::MapOp;
+
+    use super::*;
+    use crate::{
+        aggregate::Coverage,
+        events::{Event, MapAccess, Stack, fixtures::text_key},
+        sites::no_sites,
+    };
+
+    /// An export of `aggregate` over a window of `duration_ns`.
+    fn export_of(aggregate: &Aggregate, duration_ns: u64) -> Export {
+        export(&Recording {
+            target: &schema::Target {
+                pid: 1,
+                exe: "/srv/app".to_owned(),
+                language: "go".to_owned(),
+                go_version: None,
+            },
+            probes: &[],
+            attach: Duration::ZERO,
+            thresholds: &Thresholds::default(),
+            window: Window {
+                start_unix_ns: 0,
+                duration_ns,
+            },
+            aggregate,
+            sites: &no_sites,
+            sampling: &Sampling::WHOLE,
+        })
+    }
+
+    #[test]
+    fn the_peak_second_is_never_below_the_average() {
+        const SECOND: u64 = 1_000_000_000;
+        // Half a second, 1,000 reads: 2,000/s, in a second the window cuts.
+        let mut aggregate = Aggregate::default();
+        aggregate.coverage = Coverage::new(SECOND / 2, true);
+        for n in 0..1000 {
+            aggregate.record(Event::MapAccess(MapAccess {
+                op: MapOp::Read,
+                tid: 1,
+                goid: 1,
+                timestamp_ns: SECOND / 2 + n * SECOND / 2000,
+                map: 0xc000010000,
+                key: text_key("k"),
+                stack: Stack::default(),
+            }));
+        }
+        let map = &export_of(&aggregate, SECOND / 2).maps[0];
+        assert_eq!(map.ops_per_sec, 2_000.0);
+        assert_eq!(map.peak_ops_per_sec, 2_000);
+        let short = &export_of(&aggregate, SECOND / 10).maps[0];
+        assert!(
+            short.peak_ops_per_sec as f64 >= short.ops_per_sec,
+            "{short:?}"
+        );
     }
 }
