@@ -84,6 +84,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
     } = recording;
     let seconds = window.duration_ns as f64 / 1e9;
     let scale = &sampling.scale;
+    let (maps, sync_map_internals) = map_reports(aggregate, *sites, seconds, scale);
     Export {
         schema: SCHEMA_V1.to_owned(),
         target: (*target).clone(),
@@ -92,7 +93,9 @@ pub fn export(recording: &Recording<'_>) -> Export {
             events: aggregate.events,
             dropped: aggregate.dropped(),
             dropped_by_cpu: dropped_by_cpu(aggregate),
-            maps_seen: aggregate.maps_seen() as u64,
+            // sync.Map internals are not maps of the program (those past
+            // the listed ones are not told apart, and still counted).
+            maps_seen: (aggregate.maps_seen() - sync_map_internals) as u64,
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes
                 .iter()
@@ -102,7 +105,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
             estimated_overhead: sampling.estimated_overhead,
             exact: sampling.exact,
         },
-        maps: map_reports(aggregate, *sites, seconds, scale),
+        maps,
         locks: lock_reports(aggregate, *sites, seconds, scale),
         findings: findings::find(aggregate, thresholds, *sites, scale, seconds)
             .into_iter()
@@ -210,14 +213,17 @@ fn dropped_by_cpu(aggregate: &Aggregate) -> Vec<u64> {
     }
 }
 
+/// The busiest maps' reports, and how many of the busiest were left out
+/// as a sync.Map's internals.
 fn map_reports(
     aggregate: &Aggregate,
     resolver: &dyn ResolveSites,
     seconds: f64,
     scale: &Scale,
-) -> Vec<MapReport> {
-    aggregate
-        .busiest_maps(TOP_MAPS)
+) -> (Vec<MapReport>, usize) {
+    let busiest = aggregate.busiest_maps(TOP_MAPS);
+    let considered = busiest.len();
+    let reports: Vec<MapReport> = busiest
         .into_iter()
         .filter_map(|(address, stats)| {
             let origin = sites::map_origin(&stats.stacks, resolver);
@@ -236,7 +242,9 @@ fn map_reports(
             report.runtime_internal = origin == Origin::Runtime;
             Some(report)
         })
-        .collect()
+        .collect();
+    let left_out = considered - reports.len();
+    (reports, left_out)
 }
 
 /// One map's figures. Sampled, counts are estimates for the whole
