@@ -2,7 +2,9 @@
 //! tests/fixtures/go/advisor/main.go): a read-only lookup table's hot key
 //! is no finding, a map with ever-new keys shows no top keys but says its
 //! keys are spread, and a sync.Map is one map of kind `sync.Map`, its
-//! internal runtime maps (before Go 1.24) not listed.
+//! internal runtime maps (before Go 1.24) not listed. Maps are named by
+//! their Go type, stripped binary or not, and by their global where the
+//! binary has symbols.
 
 use contend_tests::{
     contend,
@@ -11,24 +13,31 @@ use contend_tests::{
 };
 use tracer_user::export::{Export, schema::MapReport};
 
+/// Stripped: types still come from the type data, globals need symbols.
 #[test]
-fn go_1_27_findings_hold_up() {
-    check_findings("CONTEND_GO_NEW", "go1.27");
+fn go_1_27_stripped_findings_hold_up() {
+    check_findings("CONTEND_GO_NEW", "go1.27", Symbols::Stripped);
 }
 
 #[test]
 fn go_1_19_findings_hold_up() {
-    check_findings("CONTEND_GO_OLD", "go1.19");
+    check_findings("CONTEND_GO_OLD", "go1.19", Symbols::Kept);
 }
 
-fn check_findings(toolchain_env: &str, expected_version: &str) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Symbols {
+    Kept,
+    Stripped,
+}
+
+fn check_findings(toolchain_env: &str, expected_version: &str, symbols: Symbols) {
     let toolchain = GoToolchain::at(path_from_env(toolchain_env)).expect("a working Go toolchain");
     assert!(
         toolchain.version.starts_with(expected_version),
         "{toolchain_env} is {}, expected {expected_version}",
         toolchain.version
     );
-    let export = trace_advisor(&toolchain);
+    let export = trace_advisor(&toolchain, symbols);
     let maps_of = |function: &str| -> Vec<&MapReport> {
         export
             .maps
@@ -39,6 +48,9 @@ fn check_findings(toolchain_env: &str, expected_version: &str) {
 
     let keywords = only(maps_of("main.lookup"), "the lookup table", &export);
     assert_eq!(keywords.kind.as_deref(), Some("map"));
+    assert_eq!(keywords.go_type.as_deref(), Some("map[string]int"));
+    let global = (symbols == Symbols::Kept).then_some("main.keywords");
+    assert_eq!(keywords.global.as_deref(), global);
     let hot = keywords.top_keys.first().expect("the lookup table's keys");
     assert_eq!(hot.key, "func", "{:?}", keywords.top_keys);
     assert!((hot.share - 0.6).abs() < 0.02, "{hot:?}");
@@ -56,9 +68,15 @@ fn check_findings(toolchain_env: &str, expected_version: &str) {
         events.keys_spread && events.top_keys.is_empty(),
         "ever-new keys are spread: {events:#?}"
     );
+    assert_eq!(
+        (events.go_type.as_deref(), events.global.as_deref()),
+        (Some("map[int]int"), None),
+        "a local map has no global"
+    );
 
     let sessions = only(maps_of("main.session"), "the sync.Map", &export);
     assert_eq!(sessions.kind.as_deref(), Some("sync.Map"), "{sessions:#?}");
+    assert_eq!(sessions.go_type, None, "a sync.Map has no map type");
     assert!(
         sessions.ops.read > 0 && sessions.ops.write > 0,
         "{sessions:#?}"
@@ -91,10 +109,14 @@ fn only<'a>(maps: Vec<&'a MapReport>, what: &str, export: &Export) -> &'a MapRep
     }
 }
 
-fn trace_advisor(toolchain: &GoToolchain) -> Export {
+fn trace_advisor(toolchain: &GoToolchain, symbols: Symbols) -> Export {
     let source = workspace_root().join("tests/fixtures/go/advisor");
+    let flags: &[&str] = match symbols {
+        Symbols::Kept => &[],
+        Symbols::Stripped => &["-ldflags=-s -w"],
+    };
     let binary = toolchain
-        .build(&source, &[])
+        .build(&source, flags)
         .expect("build the advisor fixture");
     let fixture = Fixture::start(&binary, &["-seconds", "60"]).expect("start the advisor fixture");
     let pid = fixture.pid().to_string();

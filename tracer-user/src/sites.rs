@@ -8,7 +8,7 @@ use std::{cell::RefCell, collections::HashMap};
 use crate::{
     aggregate::StackCounts,
     events::Stack,
-    inspect::{Binary, Frame, Symbolizer, Target, binary::Callees},
+    inspect::{Binary, Frame, Symbolizer, Target, binary::BinaryImage, disasm, types::GoTypes},
     probes::catalogue::GO_MAP_PROBES,
 };
 
@@ -33,6 +33,36 @@ pub trait ResolveSites {
     fn origin(&self, _stack: &Stack) -> Origin {
         Origin::Program(None)
     }
+
+    /// The map's Go type and the global holding it, as far as the code
+    /// calling the map function at `stack` shows.
+    fn map_name(&self, _stack: &Stack) -> MapName {
+        MapName::default()
+    }
+}
+
+/// What the code calling a map function says of the map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapName {
+    /// `map[string]int`.
+    pub go_type: Option<String>,
+    /// `main.events`: the global the map was loaded from (only where the
+    /// binary has symbols for its data).
+    pub global: Option<String>,
+}
+
+/// The first type and global the busiest of `stacks` show.
+pub fn map_name(stacks: &StackCounts, resolver: &dyn ResolveSites) -> MapName {
+    let mut name = MapName::default();
+    for (stack, _) in stacks.by_count() {
+        let MapName { go_type, global } = resolver.map_name(&stack);
+        name.go_type = name.go_type.or(go_type);
+        name.global = name.global.or(global);
+        if name.go_type.is_some() && name.global.is_some() {
+            break;
+        }
+    }
+    name
 }
 
 impl<F: Fn(&Stack) -> Option<CallSite>> ResolveSites for F {
@@ -101,11 +131,26 @@ pub fn map_origin(stacks: &StackCounts, resolver: &dyn ResolveSites) -> Origin {
     }
 }
 
+/// Data symbols by address: globals' names, in binaries not stripped.
+fn data_symbols(binary: &Binary) -> HashMap<u64, String> {
+    use object::{Object as _, ObjectSymbol as _};
+    let Ok(file) = binary.object() else {
+        return HashMap::new();
+    };
+    file.symbols()
+        .filter(|symbol| symbol.kind() == object::SymbolKind::Data)
+        .filter_map(|symbol| Some((symbol.address(), symbol.name().ok()?.to_owned())))
+        .collect()
+}
+
 /// The traced map functions of a binary by address, and the kind of map
 /// a call to each operates on.
 pub struct MapFunctions {
-    callees: Callees,
+    image: BinaryImage,
     kinds: HashMap<u64, MapKind>,
+    types: GoTypes,
+    /// Data symbols by address, where the binary has them.
+    globals: HashMap<u64, String>,
 }
 
 impl MapFunctions {
@@ -123,15 +168,41 @@ impl MapFunctions {
             })
             .collect();
         Self {
-            callees: binary.callees(),
+            image: binary.image(),
             kinds,
+            types: GoTypes::new(binary),
+            globals: data_symbols(binary),
         }
+    }
+
+    /// The map's type and global from the code of the function (`start`
+    /// to `end`, link-time) making the call that returns to
+    /// `return_address`.
+    fn map_name(&self, (start, end): (u64, u64), return_address: u64) -> MapName {
+        let Some(call) = return_address.checked_sub(5) else {
+            return MapName::default();
+        };
+        let length = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
+        let Some(code) = self.image.bytes_at(start, length) else {
+            return MapName::default();
+        };
+        let arguments = disasm::map_call_arguments(code, start, call);
+        MapName {
+            go_type: (arguments.rax_address).and_then(|address| self.types.map_type_name(address)),
+            global: (arguments.rbx_loaded_from)
+                .and_then(|address| self.globals.get(&address).cloned()),
+        }
+    }
+
+    /// Whether a traced map function starts at `entry`.
+    fn is_traced(&self, entry: u64) -> bool {
+        self.kinds.contains_key(&entry)
     }
 
     /// The kind of map the call returning to `return_address` (link-time)
     /// operates on; `None` if it calls no traced map function directly.
     fn kind_called_before(&self, return_address: u64) -> Option<MapKind> {
-        let callee = self.callees.called_before(return_address)?;
+        let callee = self.image.called_before(return_address)?;
         self.kinds.get(&callee).copied()
     }
 }
@@ -141,11 +212,20 @@ impl MapFunctions {
 pub trait Symbols {
     /// `pc` is a link-time address.
     fn frames(&self, pc: u64) -> Vec<CallSite>;
+
+    /// The entry and end of the function `pc` (link-time) is in.
+    fn function_bounds(&self, _pc: u64) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 impl Symbols for Symbolizer {
     fn frames(&self, pc: u64) -> Vec<CallSite> {
         Symbolizer::frames(self, pc)
+    }
+
+    fn function_bounds(&self, pc: u64) -> Option<(u64, u64)> {
+        Symbolizer::function_bounds(self, pc)
     }
 }
 
@@ -176,6 +256,10 @@ pub struct SiteResolver<S> {
     symbols: S,
     load_bias: u64,
     cache: RefCell<HashMap<Stack, Option<CallSite>>>,
+    /// Each stack's origin and each call's map name, worked out once: a
+    /// live view asks every tick.
+    origins: RefCell<HashMap<Stack, Origin>>,
+    names: RefCell<HashMap<u64, MapName>>,
     /// Tells which map function a stack's first return address returns
     /// from; `None` when not read (map kinds are then unknown).
     map_functions: Option<MapFunctions>,
@@ -187,6 +271,8 @@ impl<S: Symbols> SiteResolver<S> {
             symbols,
             load_bias,
             cache: RefCell::default(),
+            origins: RefCell::default(),
+            names: RefCell::default(),
             map_functions: None,
         }
     }
@@ -248,7 +334,42 @@ impl<S: Symbols> ResolveSites for SiteResolver<S> {
         site
     }
 
+    fn map_name(&self, stack: &Stack) -> MapName {
+        let Some(map_functions) = &self.map_functions else {
+            return MapName::default();
+        };
+        // The first call from outside the traced map functions: one may
+        // call another (Go 1.27's mapaccess1 calls mapaccess2), passing on
+        // the type it was given.
+        let Some((bounds, return_address)) = stack.frames().find_map(|pc| {
+            let return_address = pc.wrapping_sub(self.load_bias);
+            let bounds = self
+                .symbols
+                .function_bounds(return_address.wrapping_sub(1))?;
+            (!map_functions.is_traced(bounds.0)).then_some((bounds, return_address))
+        }) else {
+            return MapName::default();
+        };
+        if let Some(known) = self.names.borrow().get(&return_address) {
+            return known.clone();
+        }
+        let name = map_functions.map_name(bounds, return_address);
+        self.names.borrow_mut().insert(return_address, name.clone());
+        name
+    }
+
     fn origin(&self, stack: &Stack) -> Origin {
+        if let Some(known) = self.origins.borrow().get(stack) {
+            return *known;
+        }
+        let origin = self.work_out_origin(stack);
+        self.origins.borrow_mut().insert(*stack, origin);
+        origin
+    }
+}
+
+impl<S: Symbols> SiteResolver<S> {
+    fn work_out_origin(&self, stack: &Stack) -> Origin {
         let kind = stack.frames().next().and_then(|pc| {
             let map_functions = self.map_functions.as_ref()?;
             map_functions.kind_called_before(pc.wrapping_sub(self.load_bias))

@@ -240,6 +240,8 @@ fn map_reports(
                 _ => None,
             };
             report.runtime_internal = origin == Origin::Runtime;
+            let name = sites::map_name(&stats.stacks, resolver);
+            (report.go_type, report.global) = (name.go_type, name.global);
             Some(report)
         })
         .collect();
@@ -264,6 +266,8 @@ fn map_report(
     MapReport {
         id: format!("{address:#x}"),
         kind: None,
+        go_type: None,
+        global: None,
         runtime_internal: false,
         ops: Ops {
             read: count(stats.ops.read),

@@ -212,9 +212,8 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     .collect();
     let _ = writeln!(
         out,
-        "\n  {} {}{}  {}{} ops ({}/s)  {}",
-        map.kind.as_deref().unwrap_or("map"),
-        map.id,
+        "\n  {}{}  {}{} ops ({}/s)  {}",
+        map_label(map),
         if map.runtime_internal {
             " (runtime-internal: none of its operations is the program's)"
         } else {
@@ -248,6 +247,20 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         let _ = writeln!(out, "    {}", spread_keys_text());
     }
     site_lines(out, &map.sites, "ops");
+}
+
+/// `map 0xc000123000`, with what else is known of the map:
+/// `main.events map[string]int 0xc000123000`, `sync.Map 0xc000123000`.
+pub(crate) fn map_label(map: &MapReport) -> String {
+    let what = match (&map.go_type, map.kind.as_deref()) {
+        (Some(go_type), _) => go_type.as_str(),
+        (None, Some(kind)) => kind,
+        (None, None) => "map",
+    };
+    match &map.global {
+        Some(global) => format!("{global} {what} {}", map.id),
+        None => format!("{what} {}", map.id),
+    }
 }
 
 /// What a map whose keys are spread shows instead of its top keys.

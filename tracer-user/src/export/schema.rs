@@ -112,6 +112,15 @@ pub struct MapReport {
     /// absent when they do not (and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The map's Go type, `map[string]int`, from the type descriptor its
+    /// callers pass; absent for a `sync.Map` and where the code does not
+    /// show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_type: Option<String>,
+    /// The global variable the map is loaded from, `main.events`, where
+    /// its callers load it from one and the binary has data symbols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<String>,
     /// Every operation came from the Go runtime or standard library on
     /// its own behalf (the profiler's maps, …), none from the program's
     /// code: the map is listed, but no finding is about it.

@@ -55,7 +55,7 @@ pub struct Binary {
     never_return: Vec<u64>,
     segments: Vec<Segment>,
     /// The whole file: code is read from it for disassembly. Shared with
-    /// [`Callees`], which reads it after attach.
+    /// [`BinaryImage`], which reads it after attach.
     bytes: Arc<[u8]>,
 }
 
@@ -212,9 +212,9 @@ impl Binary {
         file_offset(&self.segments, address)
     }
 
-    /// What return addresses return from, for reading stacks after attach.
-    pub fn callees(&self) -> Callees {
-        Callees {
+    /// The loaded image, to read code and static data after attach.
+    pub fn image(&self) -> BinaryImage {
+        BinaryImage {
             bytes: Arc::clone(&self.bytes),
             segments: self.segments.clone(),
         }
@@ -232,22 +232,27 @@ fn file_offset(segments: &[Segment], address: u64) -> Option<u64> {
 /// rel32`).
 const DIRECT_CALL_LENGTH: u64 = 5;
 
-/// Which function a return address returns from: the target of the direct
-/// call just before it. The executable's bytes are shared with the
-/// [`Binary`], not copied.
+/// The executable as loaded, read by link-time address: code and static
+/// data (type descriptors). Its bytes are shared with the [`Binary`], not
+/// copied.
 #[derive(Clone, Debug)]
-pub struct Callees {
+pub struct BinaryImage {
     bytes: Arc<[u8]>,
     segments: Vec<Segment>,
 }
 
-impl Callees {
+impl BinaryImage {
+    /// `len` bytes at link-time `address`, if the file holds them.
+    pub fn bytes_at(&self, address: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(file_offset(&self.segments, address)?).ok()?;
+        self.bytes.get(start..start.checked_add(len)?)
+    }
+
     /// The link-time address `return_address` (link-time too) was called
     /// at: `None` after an indirect call, or where no call ends there.
     pub fn called_before(&self, return_address: u64) -> Option<u64> {
         let call = return_address.checked_sub(DIRECT_CALL_LENGTH)?;
-        let start = usize::try_from(file_offset(&self.segments, call)?).ok()?;
-        let code = self.bytes.get(start..start + DIRECT_CALL_LENGTH as usize)?;
+        let code = self.bytes_at(call, DIRECT_CALL_LENGTH as usize)?;
         disasm::calls(code, call)
             .into_iter()
             .find(|&(at, _)| at == call)
@@ -350,7 +355,7 @@ mod tests {
     fn a_return_address_names_the_function_called() {
         let binary = Binary::parse(std::fs::read("/proc/self/exe").expect("read own executable"))
             .expect("parse own executable");
-        let callees = binary.callees();
+        let image = binary.image();
         let (name, call, target) = binary
             .functions()
             .filter_map(|(name, function)| {
@@ -363,7 +368,7 @@ mod tests {
             .next()
             .expect("some function of ours makes a direct call");
         assert_eq!(
-            callees.called_before(call + DIRECT_CALL_LENGTH),
+            image.called_before(call + DIRECT_CALL_LENGTH),
             Some(target),
             "the call in {name} at {call:#x}"
         );

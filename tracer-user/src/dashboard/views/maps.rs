@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     dashboard::state::{State, history::OpsRate, rows::MapRow},
-    export::schema::MapReport,
+    export::{report, schema::MapReport},
 };
 
 /// Lines of the selected map's summary under the table, at least, and at
@@ -161,11 +161,16 @@ fn table_row(state: &State, row: &MapRow<'_>, wide: bool, averages: bool) -> Row
     Row::new(cells)
 }
 
-/// `sync.Map 0xc000123000`, the kind left out where unknown (or
-/// `unknown`, when given), and marked when the runtime's own.
+/// `main.stock map[string]int 0xc000123000` or `sync.Map 0xc000123000`,
+/// as much as is known (`unknown` before the address where nothing is),
+/// and marked when the runtime's own.
 pub fn label(map: &MapReport, unknown: &str) -> String {
-    let kind = map.kind.as_deref().unwrap_or(unknown);
-    let mut label = format!("{kind} {}", shown(&map.id));
+    let known = map.kind.is_some() || map.go_type.is_some() || map.global.is_some();
+    let mut label = if known {
+        shown(&report::map_label(map)).into_owned()
+    } else {
+        format!("{unknown} {}", shown(&map.id))
+    };
     if map.runtime_internal {
         label.push_str(" (runtime-internal: none of its operations is the program's)");
     }
