@@ -316,8 +316,23 @@ impl<S: Symbols> SiteResolver<S> {
             if let Some(user) = frames.iter().find(|frame| !is_plumbing(&frame.function)) {
                 return Some(user.clone());
             }
-            if fallback.is_none() {
-                fallback = Some(frames.first().cloned().unwrap_or_else(|| unknown(pc)));
+            // With no frame of the program's, the first outside the
+            // runtime's core says more than its map code does: the
+            // profiler's `runtime/pprof.(*profMap).lookup`, not
+            // `runtime.mapaccess1_faststr`.
+            let settled = (fallback.as_ref())
+                .is_some_and(|found: &CallSite| !is_runtime_core(&found.function));
+            if !settled {
+                match frames
+                    .iter()
+                    .find(|frame| !is_runtime_core(&frame.function))
+                {
+                    Some(frame) => fallback = Some(frame.clone()),
+                    None if fallback.is_none() => {
+                        fallback = Some(frames.first().cloned().unwrap_or_else(|| unknown(pc)));
+                    }
+                    None => {}
+                }
             }
         }
         fallback
@@ -395,6 +410,13 @@ pub fn is_plumbing(function: &str) -> bool {
         || package.starts_with("sync/")
 }
 
+/// The runtime proper (`runtime`, `internal/runtime/...`), as opposed to
+/// the libraries under `runtime/` that use it.
+fn is_runtime_core(function: &str) -> bool {
+    let package = package_path(function);
+    package == "runtime" || package.starts_with("internal/runtime/")
+}
+
 /// `internal/sync` of `internal/sync.(*HashTrieMap[...]).Load`: up to the
 /// first dot after the last slash, ignoring type arguments (which may hold
 /// slashes and dots of their own).
@@ -455,6 +477,7 @@ pub(crate) mod tests {
                 0x1ff => vec![site("sync.(*Map).Load", 2), site("main.get", 20)],
                 0x2ff => vec![site("main.handler", 30)],
                 0x3ff => vec![site("sync.(*Map).Load", 50)],
+                0x4ff => vec![site("runtime/pprof.(*profMap).lookup", 60)],
                 _ => Vec::new(),
             }
         }
@@ -470,6 +493,15 @@ pub(crate) mod tests {
             resolver.site(&runtime_only),
             Some(site("runtime.mapaccess2_faststr", 1)),
             "a stack of plumbing only falls back to its first frame"
+        );
+        assert_eq!(
+            resolver.site(&Stack([0x1100, 0x1500, 0x1100, 0])),
+            Some(site("runtime/pprof.(*profMap).lookup", 60)),
+            "without the program's frames, the first outside the runtime's core"
+        );
+        assert_eq!(
+            resolver.origin(&Stack([0x1100, 0x1500, 0, 0])),
+            Origin::Runtime
         );
         assert_eq!(
             resolver
