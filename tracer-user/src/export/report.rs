@@ -453,6 +453,28 @@ mod tests {
     }
 
     #[test]
+    fn a_list_cut_short_says_so() {
+        let mut export = shop_export();
+        let lock = export.locks[0].clone();
+        export.locks = (0..6)
+            .map(|n| LockReport {
+                id: format!("0xc00045600{n}"),
+                ..lock.clone()
+            })
+            .collect();
+        let text = render(&export);
+        assert!(
+            text.contains("Contended locks (top 5 of 6, most waiting first)"),
+            "{text}"
+        );
+        export.locks.truncate(5);
+        assert!(
+            render(&export).contains("Contended locks (5, most waiting first)"),
+            "all shown"
+        );
+    }
+
+    #[test]
     fn thousands_separators() {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
