@@ -127,6 +127,12 @@ pub fn shop_at(seconds: u64) -> Export {
         &[],
         &[site("main.report", "/src/shop/report.go", 12)],
     );
+    let stock = MapReport {
+        kind: Some("map".to_owned()),
+        go_type: Some("map[string]int".to_owned()),
+        global: Some("main.stock".to_owned()),
+        ..stock
+    };
     export.maps = vec![
         with_goroutines(stock, 12, 8, 4),
         with_goroutines(cart, 6, 6, 3),

@@ -252,8 +252,13 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     .collect();
     let _ = writeln!(
         out,
-        "\n  map {}  {}{} ops ({}/s)  {}",
-        printable(&map.id),
+        "\n  {}{}  {}{} ops ({}/s)  {}",
+        printable(&map_label(map)),
+        if map.runtime_internal {
+            " (runtime-internal: none of its operations is the program's)"
+        } else {
+            ""
+        },
         about(map.coverage),
         thousands(total),
         thousands((total as f64 / seconds) as u64),
@@ -263,7 +268,7 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         .top_keys
         .iter()
         .take(KEYS_SHOWN)
-        .map(|key| printable(&shorten(&key.key, 40)).into_owned())
+        .map(|key| printable(&shorten(&key_text(&key.key), 40)).into_owned())
         .collect();
     let key_width = keys
         .iter()
@@ -281,7 +286,40 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    if map.keys_spread {
+        let _ = writeln!(out, "    {}", spread_keys_text());
+    }
     site_lines(out, &map.sites, "ops");
+}
+
+/// `map 0xc000123000`, with what else is known of the map:
+/// `main.events map[string]int 0xc000123000`, `sync.Map 0xc000123000`.
+pub(crate) fn map_label(map: &MapReport) -> String {
+    let what = match (&map.go_type, map.kind.as_deref()) {
+        (Some(go_type), _) => go_type.as_str(),
+        (None, Some(kind)) => kind,
+        (None, None) => "map",
+    };
+    match &map.global {
+        Some(global) => format!("{global} {what} {}", map.id),
+        None => format!("{what} {}", map.id),
+    }
+}
+
+/// What a map whose keys are spread shows instead of its top keys.
+pub(crate) fn spread_keys_text() -> String {
+    let floor = 1.0 / crate::aggregate::keys::DEFAULT_CAPACITY as f64;
+    format!("no key above {}: keys are spread", percent(floor))
+}
+
+/// A key as shown: the empty string quoted, so that it does not read as
+/// a missing key.
+pub(crate) fn key_text(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.is_empty() {
+        "\"\"".into()
+    } else {
+        key.into()
+    }
 }
 
 /// "touched by main.get, main.set · 8 goroutines (6 read, 2 write) · peak 1,200/s"
@@ -311,11 +349,15 @@ fn locks(out: &mut String, export: &Export) {
         let _ = writeln!(out, "No contended lock waits were traced.");
         return;
     }
-    let _ = writeln!(
-        out,
-        "Contended locks ({}, most waiting first)",
-        export.locks.len()
-    );
+    let listed = export.locks.len();
+    let _ = if listed > MAPS_SHOWN {
+        writeln!(
+            out,
+            "Contended locks (top {MAPS_SHOWN} of {listed}, most waiting first)"
+        )
+    } else {
+        writeln!(out, "Contended locks ({listed}, most waiting first)")
+    };
     for lock in export.locks.iter().take(MAPS_SHOWN) {
         lock_line(out, lock);
     }
@@ -426,6 +468,58 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_key_is_quoted_and_spread_keys_say_so() {
+        let map = MapReport {
+            id: "0xc000010000".to_owned(),
+            ops: schema::Ops {
+                read: 10,
+                ..schema::Ops::default()
+            },
+            top_keys: vec![schema::KeyReport {
+                key: String::new(),
+                count: 10,
+                share: 1.0,
+                error: 0,
+                key_hex: None,
+            }],
+            ..MapReport::default()
+        };
+        let mut out = String::new();
+        map_section(&mut out, &map, 1.0);
+        assert!(out.contains("\n    \"\"  "), "{out}");
+        let spread = MapReport {
+            top_keys: Vec::new(),
+            keys_spread: true,
+            ..map
+        };
+        let mut out = String::new();
+        map_section(&mut out, &spread, 1.0);
+        assert!(out.contains("no key above 0.1%: keys are spread"), "{out}");
+    }
+
+    #[test]
+    fn a_list_cut_short_says_so() {
+        let mut export = shop_export();
+        let lock = export.locks[0].clone();
+        export.locks = (0..6)
+            .map(|n| LockReport {
+                id: format!("0xc00045600{n}"),
+                ..lock.clone()
+            })
+            .collect();
+        let text = render(&export);
+        assert!(
+            text.contains("Contended locks (top 5 of 6, most waiting first)"),
+            "{text}"
+        );
+        export.locks.truncate(5);
+        assert!(
+            render(&export).contains("Contended locks (5, most waiting first)"),
+            "all shown"
+        );
+    }
+
+    #[test]
     fn thousands_separators() {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
@@ -451,6 +545,7 @@ mod tests {
         };
 
         const CACHE: u64 = 0xc000123000;
+        const SESSIONS: u64 = 0xc000789000;
         const GET: u64 = 0x4010;
         const SET: u64 = 0x4020;
         const WORKER: u64 = 0x4030;
@@ -480,6 +575,18 @@ mod tests {
             events.push(op(kind, &key, pc, 1 + n % 8));
         }
         events.push(op(MapOp::Read, "sku-1", GET, 9));
+        // A map of sessions, each written once: its keys are spread.
+        for n in 0..900u64 {
+            events.push(Event::MapAccess(MapAccess {
+                op: MapOp::Write,
+                tid: 1,
+                goid: 1 + n % 8,
+                timestamp_ns: 1_000_000_000,
+                map: SESSIONS,
+                key: text_key(&format!("session-{n}")),
+                stack: Stack([SET, 0, 0, 0]),
+            }));
+        }
         for n in 0..120u64 {
             events.push(Event::LockWait(LockWait {
                 op: LockOp::RwWrite,

@@ -132,8 +132,33 @@ fn is_false(value: &bool) -> bool {
 pub struct MapReport {
     /// The map's address in the target, `0x…`.
     pub id: String,
+    /// `map` or `sync.Map`, as the functions its operations call show;
+    /// absent when they do not (and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The map's Go type, `map[string]int`, from the type descriptor its
+    /// callers pass; absent for a `sync.Map` and where the code does not
+    /// show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_type: Option<String>,
+    /// The global variable the map is loaded from, `main.events`, where
+    /// its callers load it from one and the binary has data symbols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<String>,
+    /// Every operation came from the Go runtime or standard library on
+    /// its own behalf (the profiler's maps, …), none from the program's
+    /// code: the map is listed, but no finding is about it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub runtime_internal: bool,
     pub ops: Ops,
+    /// The busiest keys whose counts are evidence: each surely took more
+    /// than 1/1024 of the map's operations (`count - error` above that).
+    /// Files written before `keys_spread` may list keys that are not.
     pub top_keys: Vec<KeyReport>,
+    /// Keys were traced but none surely took more than 1/1024 of the
+    /// operations: the keys are spread, and `top_keys` is empty.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keys_spread: bool,
     /// Where the operations come from, busiest first.
     #[serde(default)]
     pub sites: Vec<Site>,
