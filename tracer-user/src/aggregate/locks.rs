@@ -21,6 +21,9 @@ pub struct WaitStats {
     goroutines: HashSet<u64>,
     /// Waits by the stack they began at.
     pub stacks: StackCounts,
+    /// Nanoseconds waited, by the same stacks (for profiles: a flame graph
+    /// of lock waits is one of time).
+    pub waited_ns: StackCounts,
 }
 
 impl Default for WaitStats {
@@ -32,6 +35,7 @@ impl Default for WaitStats {
             total_ns: 0,
             goroutines: HashSet::new(),
             stacks: StackCounts::default(),
+            waited_ns: StackCounts::default(),
         }
     }
 }
@@ -48,6 +52,7 @@ impl WaitStats {
             self.goroutines.insert(wait.goid);
         }
         self.stacks.observe(wait.stack);
+        self.waited_ns.add(wait.stack, wait.wait_ns);
     }
 
     /// Contended acquisitions: waits that reached the slow path.
