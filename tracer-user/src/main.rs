@@ -44,6 +44,8 @@ struct RecordArgs {
     /// [default: contend-PID.json]
     #[arg(short, long)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    artefacts: commands::artefacts::Artefacts,
 }
 
 #[derive(Args)]
@@ -113,6 +115,7 @@ impl Command {
                 trace: args.trace,
                 duration: args.duration,
                 output: args.output,
+                artefacts: args.artefacts,
             }),
             Self::Top(args) => commands::top::run(&args.trace),
             Self::Report(args) if args.tui => commands::report::run_dashboard(&args.file),

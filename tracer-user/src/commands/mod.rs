@@ -1,5 +1,6 @@
 //! One module per subcommand, and what the tracing ones share (`trace`).
 
+pub mod artefacts;
 pub mod diff;
 pub mod record;
 pub mod report;

@@ -16,18 +16,25 @@ use tracer_user::{
     session::{Session, SessionOptions, SharedDump},
 };
 
-use super::trace::{self, ChildOutput, StopSignals, TraceArgs, Traced};
+use super::{
+    artefacts::Artefacts,
+    trace::{self, ChildOutput, StopSignals, TraceArgs, Traced},
+};
 
 pub struct Options {
     pub trace: TraceArgs,
     pub duration: Option<Duration>,
     pub output: Option<PathBuf>,
+    pub artefacts: Artefacts,
 }
 
 pub fn run(options: Options) -> anyhow::Result<()> {
     trace::require_root()?;
     if let Some(output) = &options.output {
-        check_writable(output)?;
+        check_writable(output, "the export")?;
+    }
+    for path in options.artefacts.paths() {
+        check_writable(path, "a profile")?;
     }
     let traced = Traced::launch(&options.trace, ChildOutput::Inherit)?;
     let pid = traced.pid;
@@ -72,8 +79,17 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         slowdown(&finished.export),
         written.display(),
     );
+    // The profiles after the export, which matters most, and before
+    // detaching, which takes seconds.
+    let artefacts = if options.artefacts.any() {
+        options
+            .artefacts
+            .write(&finished.profile(), &finished.export)
+    } else {
+        Ok(())
+    };
     finished.detach().await;
-    Ok(())
+    artefacts
 }
 
 /// `, estimated slowdown 3.1%`, where the export has an estimate.
@@ -98,9 +114,9 @@ fn dump_from_environment() -> anyhow::Result<Option<SharedDump>> {
     Ok(Some(Arc::new(Mutex::new(writer))))
 }
 
-/// Fails before tracing starts if the export could not be written, so a
-/// typo in `-o` costs nothing.
-fn check_writable(output: &Path) -> anyhow::Result<()> {
+/// Fails before tracing starts if the export (or a profile) could not be
+/// written, so a typo in `-o` costs nothing.
+fn check_writable(output: &Path, what: &str) -> anyhow::Result<()> {
     if output == Path::new("-") {
         return Ok(());
     }
@@ -110,7 +126,7 @@ fn check_writable(output: &Path) -> anyhow::Result<()> {
     };
     if !dir.is_dir() {
         bail!(
-            "cannot write the export to {}: {} is not a directory",
+            "cannot write {what} to {}: {} is not a directory",
             output.display(),
             dir.display()
         );
