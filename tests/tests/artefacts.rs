@@ -182,3 +182,42 @@ fn assert_success(output: &Output, what: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A profile that could not be written costs nothing: contend refuses
+/// before it traces, in one line.
+#[test]
+fn profile_paths_are_checked_before_tracing() {
+    for (flag, path, expected) in [
+        (
+            "--pprof",
+            "/nonexistent/dir/run.pb.gz",
+            "/nonexistent/dir is not a directory",
+        ),
+        ("--folded", "-", "not to standard output"),
+    ] {
+        let output = contend::command()
+            .args(["record", "--pid", "1", "--duration", "1", flag, path])
+            .output()
+            .expect("run contend");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.trim().lines().count() == 1,
+            "{flag} {path}: {stderr}"
+        );
+        assert!(stderr.contains(expected), "{flag} {path}: {stderr}");
+    }
+}
+
+#[test]
+fn diff_of_a_missing_file_fails_in_one_line() {
+    let output = contend::command()
+        .args(["diff", "/nonexistent/a.json", "/nonexistent/b.json"])
+        .output()
+        .expect("run contend diff");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("/nonexistent/a.json"), "{stderr}");
+}

@@ -34,6 +34,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         check_writable(output, "the export")?;
     }
     for path in options.artefacts.paths() {
+        if path == Path::new("-") {
+            bail!(
+                "profiles are written to files, not to standard output: name a file instead of -"
+            );
+        }
         check_writable(path, "a profile")?;
     }
     let traced = Traced::launch(&options.trace, ChildOutput::Inherit)?;
