@@ -10,7 +10,7 @@ use contend_tests::{
     matrix::{Build, Go, Variant},
     workspace_root,
 };
-use tracer_user::export::Export;
+use tracer_user::{export::Export, profile::pprof};
 
 /// The guarded fixture's map, read in `main.(*store).get` and written in
 /// `main.(*store).set`, each behind one sync.Mutex its six workers wait for.
@@ -52,6 +52,7 @@ fn profiles_agree_with_the_export_and_open_in_their_tools() {
     check_flame_graph(&read(&waits_svg), "Lock wait time", "main.(*store).get");
     check_flame_graph(&read(&maps_svg), "Map operations", "main.(*store).set");
 
+    check_pprof_sums(&pprof, &export);
     let delay = pprof_top(&build, &pprof, "delay");
     assert!(
         delay.contains("Type: delay") && delay.contains("main.(*store).get"),
@@ -94,6 +95,25 @@ fn check_flame_graph(svg: &str, title: &str, function: &str) {
         "an SVG titled {title:?} that draws {function}: {}",
         &svg[..svg.len().min(300)]
     );
+}
+
+/// The profile's contentions, delay and operations add up to the export's.
+fn check_pprof_sums(path: &std::path::Path, export: &Export) {
+    let file = std::fs::File::open(path).expect("open the pprof profile");
+    let profile = pprof::read(file).expect("a gzipped pprof profile");
+    let sum = |index: usize| -> u64 {
+        (profile.sample.iter())
+            .map(|sample| u64::try_from(sample.value[index]).expect("no negative values"))
+            .sum()
+    };
+    let locks = &export.locks;
+    assert_eq!(sum(0), locks.iter().map(|lock| lock.contended).sum::<u64>());
+    assert_eq!(
+        sum(1),
+        locks.iter().map(|lock| lock.wait_ns.total).sum::<u64>()
+    );
+    let operations: u64 = export.maps.iter().map(|map| map.ops.total()).sum();
+    assert_eq!(sum(2), operations);
 }
 
 /// `go tool pprof -top` of one sample type.

@@ -11,10 +11,13 @@
 //! (`-sample_index=operations`). Each sample is labelled with its lock
 //! (`lock`, `wait`) or map (`map`), for `-tagfocus`.
 
-use std::{collections::HashMap, io::Write};
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+};
 
-use flate2::{Compression, write::GzEncoder};
-use prost::Message as _;
+use flate2::{Compression, read::GzDecoder, write::GzEncoder};
+use prost::Message;
 
 use super::{Measure, Profile, Sample, Subject};
 use crate::sites::{CallSite, Location};
@@ -162,6 +165,14 @@ pub fn write(profile: &Profile, exe: &str, writer: impl Write) -> std::io::Resul
     let mut gzip = GzEncoder::new(writer, Compression::default());
     gzip.write_all(&bytes)?;
     gzip.finish()?.flush()
+}
+
+/// Reads a gzipped profile back (tests hold what was written against the
+/// export).
+pub fn read(reader: impl Read) -> std::io::Result<ProfileProto> {
+    let mut bytes = Vec::new();
+    GzDecoder::new(reader).read_to_end(&mut bytes)?;
+    ProfileProto::decode(&bytes[..]).map_err(std::io::Error::other)
 }
 
 /// The protobuf message of `profile`.

@@ -1,7 +1,6 @@
-use prost::Message as _;
 use tracer_common::{LockOp, MapOp};
 
-use super::{pprof::ProfileProto, *};
+use super::*;
 use crate::events::{Event, LockWait, MapAccess, fixtures::text_key};
 
 const CACHE: u64 = 0xc000123000;
@@ -163,10 +162,7 @@ fn a_flame_graph_draws_one_measure() {
 fn pprof_has_go_mutex_profile_samples_and_map_operations() {
     let mut gzipped = Vec::new();
     pprof::write(&profile(), "/srv/shop", &mut gzipped).expect("writes");
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut bytes)
-        .expect("gzipped");
-    let proto = ProfileProto::decode(&bytes[..]).expect("a profile.proto message");
+    let proto = pprof::read(&gzipped[..]).expect("a gzipped profile.proto message");
     let text = |id: i64| proto.string_table[id as usize].as_str();
     assert_eq!(proto.string_table[0], "", "pprof's rule: string 0 is empty");
     let types: Vec<(&str, &str)> = (proto.sample_type.iter())
