@@ -20,6 +20,15 @@ pub fn render(diff: &Diff<'_>, before_name: &str, after_name: &str) -> String {
     let mut out = String::new();
     header(&mut out, "before", diff.before, before_name);
     header(&mut out, "after", diff.after, after_name);
+    let program = |export: &Export| crate::sites::file_name(&export.target.exe).to_owned();
+    if program(diff.before) != program(diff.after) {
+        let _ = writeln!(
+            out,
+            "note: two different programs ({} and {}); only what they share can match",
+            printable(&program(diff.before)),
+            printable(&program(diff.after)),
+        );
+    }
     let sections = [findings(diff), maps(diff), keys(diff), locks(diff)];
     let mut any = false;
     for section in sections.into_iter().flatten() {

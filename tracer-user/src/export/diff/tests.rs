@@ -247,6 +247,25 @@ fn a_recording_against_itself_has_no_changes() {
 }
 
 #[test]
+fn recordings_of_different_programs_say_so() {
+    let mut other = after();
+    other.target.exe = "/srv/billing".to_owned();
+    let before = before();
+    let text = render(
+        &compare(&before, &other, Thresholds::default()),
+        "a.json",
+        "b.json",
+    );
+    assert!(
+        text.contains("note: two different programs (shop and billing)"),
+        "{text}"
+    );
+    assert!(
+        !render(&compare(&before, &after(), Thresholds::default()), "a", "b").contains("note:")
+    );
+}
+
+#[test]
 fn longer_recordings_compare_wait_per_second() {
     let before = before();
     let mut longer = before.clone();
