@@ -12,7 +12,11 @@ use anyhow::Context as _;
 use clap::Args;
 use tracer_user::{
     export::Export,
-    profile::{Measure, Profile, flamegraph, folded, pprof},
+    profile::{
+        Measure, Profile,
+        flamegraph::{self, Drawn},
+        folded, pprof,
+    },
 };
 
 #[derive(Args, Clone, Debug, Default)]
@@ -78,7 +82,10 @@ impl Artefacts {
         ] {
             if let Some(path) = path {
                 attempt(write_file(path, "flame graph", |out| {
-                    Ok(flamegraph::render(profile, measure, out)?)
+                    if let Drawn::Nothing { what } = flamegraph::render(profile, measure, out)? {
+                        eprintln!("contend: no {what} were recorded: the flame graph says so");
+                    }
+                    Ok(())
                 }));
             }
         }
