@@ -1,7 +1,8 @@
 //! The versioned JSON export: its schema (`schema`), how a recording becomes
-//! one (`build`), what changed between two (`diff`), reading and writing files (`file`), the text report
-//! rendered from it (`report`), and how its strings, which come from the
-//! traced program, are made safe to show on a terminal (`untrusted`).
+//! one (`build`), what changed between two (`diff`), reading and writing
+//! files (`file`), the text report rendered from it (`report`), and how its
+//! strings, which come from the traced program, are made safe to show on a
+//! terminal (`untrusted`).
 
 pub mod build;
 pub mod diff;
