@@ -8,6 +8,7 @@
 //! - `sites`: captured stacks become call sites in the user's code.
 //! - `findings`: what the aggregate means (hot keys, lock convoys, races).
 //! - `export`: the versioned JSON schema, and the text report rendered from it.
+//! - `profile`: the recording's stacks as folded stacks, flame graphs and pprof.
 //! - `session`: all of the above as one pipeline that `record` and `top` share.
 //! - `dashboard`: `contend top`'s live view of a session's snapshots (and of
 //!   a saved export).
@@ -20,6 +21,7 @@ pub mod export;
 pub mod findings;
 pub mod inspect;
 pub mod probes;
+pub mod profile;
 pub mod session;
 pub mod sites;
 pub mod size;

@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use commands::trace::TraceArgs;
-use tracer_user::{duration, export, size};
+use tracer_user::{duration, export, export::diff, size};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,8 @@ enum Command {
     Top(TopArgs),
     /// Print the summary of an export written by `record` (no root needed).
     Report(ReportArgs),
+    /// Show what changed between two exports of the same program (no root needed).
+    Diff(DiffArgs),
 }
 
 #[derive(Args)]
@@ -42,6 +44,8 @@ struct RecordArgs {
     /// [default: contend-PID.json]
     #[arg(short, long)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    artefacts: commands::artefacts::Artefacts,
 }
 
 #[derive(Args)]
@@ -63,13 +67,49 @@ struct ReportArgs {
     max_size: Option<u64>,
 }
 
+#[derive(Args)]
+struct DiffArgs {
+    /// The earlier export.
+    before: PathBuf,
+    /// The later export.
+    after: PathBuf,
+    /// Show keys whose share of their map moved by at least this many
+    /// percentage points.
+    #[arg(long, value_name = "POINTS", default_value_t = diff::DEFAULT_SHARE_POINTS,
+          value_parser = parse_points)]
+    key_share: f64,
+    /// Show locks whose p99 wait or wait per second grew or shrank by at
+    /// least this factor.
+    #[arg(long, value_name = "FACTOR", default_value_t = diff::DEFAULT_WAIT_RATIO,
+          value_parser = parse_ratio)]
+    wait_ratio: f64,
+}
+
+/// Percentage points: 0 shows every listed key.
+fn parse_points(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(points) if (0.0..=100.0).contains(&points) => Ok(points),
+        _ => Err(format!(
+            "{text:?} is not a number of percentage points (0 to 100)"
+        )),
+    }
+}
+
+/// A factor above 1: 1 would show every lock, below it reads backwards.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if ratio > 1.0 && ratio.is_finite() => Ok(ratio),
+        _ => Err(format!("{text:?} is not a factor above 1 (e.g. 1.5)")),
+    }
+}
+
 impl Command {
     /// Whether the command draws a dashboard, which owns the terminal.
     fn draws(&self) -> bool {
         match self {
             Self::Top(_) => true,
             Self::Report(args) => args.tui,
-            Self::Record(_) => false,
+            Self::Record(_) | Self::Diff(_) => false,
         }
     }
 
@@ -79,6 +119,7 @@ impl Command {
                 trace: args.trace,
                 duration: args.duration,
                 output: args.output,
+                artefacts: args.artefacts,
             }),
             Self::Top(args) => commands::top::run(&args.trace),
             Self::Report(args) => {
@@ -89,6 +130,14 @@ impl Command {
                     commands::report::run(&args.file, limit)
                 }
             }
+            Self::Diff(args) => commands::diff::run(
+                &args.before,
+                &args.after,
+                diff::Thresholds {
+                    share_points: args.key_share,
+                    wait_ratio: args.wait_ratio,
+                },
+            ),
         }
     }
 }

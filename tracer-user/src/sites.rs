@@ -339,6 +339,56 @@ impl<S: Symbols> SiteResolver<S> {
     }
 }
 
+/// One return address of a stack with every source position it stands
+/// for: the functions inlined there (innermost first), then the physical
+/// function, as pprof's locations have them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// The link-time address of the call (the return address less one).
+    pub address: u64,
+    pub frames: Vec<CallSite>,
+}
+
+/// Turns stacks into every frame they hold, for profiles.
+pub trait ResolveStacks {
+    /// The stack's locations, leaf (the probed function's caller) first.
+    fn locations(&self, stack: &Stack) -> Vec<Location>;
+}
+
+impl<F: Fn(&Stack) -> Vec<Location>> ResolveStacks for F {
+    fn locations(&self, stack: &Stack) -> Vec<Location> {
+        self(stack)
+    }
+}
+
+/// A stack's return addresses as they are: for recordings whose binary
+/// cannot be symbolised.
+pub fn unsymbolised(stack: &Stack) -> Vec<Location> {
+    stack
+        .frames()
+        .map(|pc| Location {
+            address: pc,
+            frames: vec![unknown(pc)],
+        })
+        .collect()
+}
+
+impl<S: Symbols> ResolveStacks for SiteResolver<S> {
+    fn locations(&self, stack: &Stack) -> Vec<Location> {
+        stack
+            .frames()
+            .map(|pc| {
+                let address = pc.wrapping_sub(self.load_bias).wrapping_sub(1);
+                let mut frames = self.symbols.frames(address);
+                if frames.is_empty() {
+                    frames.push(unknown(pc));
+                }
+                Location { address, frames }
+            })
+            .collect()
+    }
+}
+
 impl<S: Symbols> ResolveSites for SiteResolver<S> {
     fn site(&self, stack: &Stack) -> Option<CallSite> {
         if let Some(known) = self.cache.borrow().get(stack) {
@@ -570,6 +620,31 @@ pub(crate) mod tests {
         assert_eq!(origin(&[1, 5]), Origin::Program(Some(MapKind::Map)));
         assert_eq!(origin(&[5, 2]), Origin::Program(Some(MapKind::SyncMap)));
         assert_eq!(origin(&[]), Origin::Program(None));
+    }
+
+    #[test]
+    fn locations_keep_every_frame_and_inlined_call() {
+        let resolver = SiteResolver::new(FakeSymbols, 0x1000);
+        let locations = resolver.locations(&Stack([0x1200, 0x1300, 0x1999, 0]));
+        let functions: Vec<Vec<&str>> = (locations.iter())
+            .map(|location| {
+                location
+                    .frames
+                    .iter()
+                    .map(|f| f.function.as_str())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            functions,
+            [
+                vec!["sync.(*Map).Load", "main.get"],
+                vec!["main.handler"],
+                vec!["0x1999"],
+            ],
+            "leaf first, inlined calls innermost first, unknown pcs as themselves"
+        );
+        assert_eq!(locations[0].address, 0x1ff);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct WaitStats {
     goroutines: HashSet<u64>,
     /// Waits by the stack they began at.
     pub stacks: StackCounts,
+    /// Nanoseconds waited, by the same stacks (for profiles: a flame graph
+    /// of lock waits is one of time).
+    pub waited_ns: StackCounts,
 }
 
 impl Default for WaitStats {
@@ -36,6 +39,7 @@ impl Default for WaitStats {
             max_ns: 0,
             goroutines: HashSet::new(),
             stacks: StackCounts::default(),
+            waited_ns: StackCounts::default(),
         }
     }
 }
@@ -53,6 +57,7 @@ impl WaitStats {
             self.goroutines.insert(wait.goid);
         }
         self.stacks.observe(wait.stack);
+        self.waited_ns.add(wait.stack, wait.wait_ns);
     }
 
     /// Contended acquisitions: waits that reached the slow path.

@@ -31,6 +31,11 @@ impl StackCounts {
         }
     }
 
+    /// The count of one stack; 0 for stacks not kept.
+    pub fn count(&self, stack: &Stack) -> u64 {
+        self.counts.get(stack).copied().unwrap_or(0)
+    }
+
     /// Stacks with their counts, most frequent first.
     pub fn by_count(&self) -> Vec<(Stack, u64)> {
         let mut stacks: Vec<_> = self.counts.iter().map(|(s, c)| (*s, *c)).collect();

@@ -1,5 +1,7 @@
 //! One module per subcommand, and what the tracing ones share (`trace`).
 
+pub mod artefacts;
+pub mod diff;
 pub mod record;
 pub mod report;
 pub mod top;

@@ -16,12 +16,16 @@ use tracer_user::{
     session::{Session, SessionOptions, SharedDump},
 };
 
-use super::trace::{self, ChildOutput, StopSignals, TraceArgs, Traced};
+use super::{
+    artefacts::Artefacts,
+    trace::{self, ChildOutput, StopSignals, TraceArgs, Traced},
+};
 
 pub struct Options {
     pub trace: TraceArgs,
     pub duration: Option<Duration>,
     pub output: Option<PathBuf>,
+    pub artefacts: Artefacts,
 }
 
 pub fn run(options: Options) -> anyhow::Result<()> {
@@ -29,6 +33,14 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     // Before attaching, so a typo in `-o` costs nothing.
     if let Some(output) = &options.output {
         export::file::check_destination(output)?;
+    }
+    for path in options.artefacts.paths() {
+        if path == Path::new("-") {
+            bail!(
+                "profiles are written to files, not to standard output: name a file instead of -"
+            );
+        }
+        export::file::check_destination(path)?;
     }
     let traced = Traced::launch(&options.trace, ChildOutput::Inherit)?;
     let pid = traced.pid;
@@ -73,12 +85,21 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         slowdown(&finished.export),
         path.display(),
     );
+    // The profiles after the export, which matters most, and before
+    // detaching, which takes seconds.
+    let artefacts = if options.artefacts.any() {
+        options
+            .artefacts
+            .write(&finished.profile(), &finished.export)
+    } else {
+        Ok(())
+    };
     finished.detach().await;
     // Not where it was asked for: a script must not take it for success.
-    match instead_of {
-        Some(why) => bail!("{why}; the recording is in {} instead", path.display()),
-        None => Ok(()),
+    if let Some(why) = instead_of {
+        bail!("{why}; the recording is in {} instead", path.display());
     }
+    artefacts
 }
 
 /// `, estimated slowdown 3.1%`, where the export has an estimate.

@@ -29,7 +29,7 @@ use self::budget::{Action, Controller, HitCosts, Sample};
 pub use self::budget::{Budget, DEFAULT_MAX_OVERHEAD};
 pub use crate::events::reader::SharedDump;
 use crate::{
-    aggregate::{Aggregate, Coverage},
+    aggregate::{Aggregate, Coverage, Scale},
     events::{Batch, Readers, reader::ReaderError},
     export::{
         Export,
@@ -42,7 +42,8 @@ use crate::{
         Detached, LoadError, LoadOptions, Placement, ProbeStatus, Program, Tracer, TrapCosts,
         loader::monotonic_ns,
     },
-    sites::{ResolveSites, SiteResolver, no_sites},
+    profile::{self, Profile},
+    sites::{ResolveSites, ResolveStacks, SiteResolver, no_sites, unsymbolised},
 };
 
 /// Batches in flight between the readers and the aggregating task: a slow
@@ -94,15 +95,29 @@ pub struct Session {
     pipeline: JoinHandle<Finished>,
 }
 
-/// A finished session: its final export, and probes still to detach.
+/// A finished session: its final export, what its profiles are made of,
+/// and probes still to detach.
 pub struct Finished {
     pub export: Export,
     tracer: Tracer,
     /// Probes taken out earlier whose release still waits on the kernel.
     releasing: Vec<JoinHandle<()>>,
+    aggregate: Aggregate,
+    sites: Option<SiteResolver<Symbolizer>>,
+    scale: Scale,
 }
 
 impl Finished {
+    /// The recording's stacks, every frame symbolised, with the export's
+    /// figures (for `record --folded`, `--flamegraph` and `--pprof`).
+    pub fn profile(&self) -> Profile {
+        let stacks: &dyn ResolveStacks = match &self.sites {
+            Some(resolver) => resolver,
+            None => &unsymbolised,
+        };
+        profile::build(&self.aggregate, stacks, &self.scale, self.export.window)
+    }
+
     /// Detaches every probe. The kernel waits for RCU grace periods as
     /// uprobes go, about two seconds here: call this after the export is
     /// safe, not before.
@@ -516,7 +531,8 @@ impl Pipeline {
 
     fn finish(mut self, ended: Instant) -> Finished {
         self.read_drops();
-        let export = self.export(ended, monotonic_ns());
+        let now_ns = monotonic_ns();
+        let export = self.export(ended, now_ns);
         self.publish.send_replace(Arc::new(export.clone()));
         if let Some(watching) = self.breakpoints_gone.take() {
             watching.abort();
@@ -525,6 +541,9 @@ impl Pipeline {
             export,
             tracer: self.tracer,
             releasing: self.releasing,
+            scale: self.aggregate.coverage.scale(now_ns),
+            aggregate: self.aggregate,
+            sites: self.sites,
         }
     }
 
