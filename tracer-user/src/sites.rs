@@ -55,7 +55,7 @@ impl SiteResolver<Symbolizer> {
             .map_err(|error| error.to_string())
             .and_then(|file| Symbolizer::new(&file).map_err(|error| error.to_string()));
         match parsed {
-            Ok(symbolizer) => Some(Self::new(symbolizer, target.load_bias)),
+            Ok(symbolizer) => Some(Self::new(symbolizer, target.load_bias.unwrap_or(0))),
             Err(error) => {
                 tracing::warn!("no call sites: cannot read the Go pclntab: {error}");
                 None
@@ -80,6 +80,13 @@ impl<S: Symbols> SiteResolver<S> {
             load_bias,
             cache: RefCell::default(),
         }
+    }
+
+    /// Learns where the target is loaded, once a PIE contend started
+    /// runs; forgets what was resolved before.
+    pub fn set_load_bias(&mut self, load_bias: u64) {
+        self.load_bias = load_bias;
+        self.cache.get_mut().clear();
     }
 
     fn resolve(&self, stack: &Stack) -> Option<CallSite> {

@@ -118,6 +118,8 @@ pub fn target_info(target: &Target) -> schema::Target {
         exe: target.exe.display().to_string(),
         language: "go".to_owned(),
         go_version: target.binary.go_version.clone(),
+        exit: None,
+        exec: None,
     }
 }
 

@@ -505,6 +505,8 @@ mod tests {
                 exe: "/srv/shop".to_owned(),
                 language: "go".to_owned(),
                 go_version: Some("go1.27.3".to_owned()),
+                exit: None,
+                exec: None,
             },
             probes: &probes,
             attach: std::time::Duration::from_millis(250),
