@@ -69,7 +69,9 @@ impl Command {
         }
     }
 
-    fn run(self) -> anyhow::Result<()> {
+    /// Runs it; what contend exits with (a command it started decides).
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let success = |()| ExitCode::SUCCESS;
         match self {
             Self::Record(args) => commands::record::run(commands::record::Options {
                 trace: args.trace,
@@ -77,8 +79,10 @@ impl Command {
                 output: args.output,
             }),
             Self::Top(args) => commands::top::run(&args.trace),
-            Self::Report(args) if args.tui => commands::report::run_dashboard(&args.file),
-            Self::Report(args) => commands::report::run(&args.file),
+            Self::Report(args) if args.tui => {
+                commands::report::run_dashboard(&args.file).map(success)
+            }
+            Self::Report(args) => commands::report::run(&args.file).map(success),
         }
     }
 }
@@ -96,7 +100,7 @@ fn main() -> ExitCode {
         cli.command.run()
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("contend: {error:#}");
             ExitCode::FAILURE

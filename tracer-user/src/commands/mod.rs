@@ -1,5 +1,6 @@
 //! One module per subcommand, and what the tracing ones share (`trace`).
 
+pub mod child;
 pub mod record;
 pub mod report;
 pub mod top;

@@ -4,19 +4,23 @@
 
 use std::{
     path::{Path, PathBuf},
+    process::ExitCode,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context as _, bail};
 use tracer_user::{
     events::DumpWriter,
-    export,
-    inspect::{Target, process},
+    export::{self, schema},
+    inspect::process::{self, FileIdentity},
     session::{Session, SessionOptions, SharedDump},
 };
 
-use super::trace::{self, ChildOutput, StopSignals, TraceArgs, Traced};
+use super::{
+    child::{self, Output},
+    trace::{self, StopSignals, TraceArgs, Traced},
+};
 
 pub struct Options {
     pub trace: TraceArgs,
@@ -24,27 +28,49 @@ pub struct Options {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(options: Options) -> anyhow::Result<()> {
+/// Records, and returns what contend exits with: the status of a command
+/// it started, as `strace` does (unless it ended the command itself when
+/// the duration was over).
+pub fn run(options: Options) -> anyhow::Result<ExitCode> {
     trace::require_root()?;
     if let Some(output) = &options.output {
         check_writable(output)?;
     }
-    let traced = Traced::launch(&options.trace, ChildOutput::Inherit)?;
+    let to_stdout = options.output.as_deref() == Some(Path::new("-"));
+    // The export owns our stdout then: the command's goes to stderr.
+    let child_output = if to_stdout {
+        Output::StdoutToStderr
+    } else {
+        Output::Inherit
+    };
+    let mut traced = Traced::launch(&options.trace, child_output)?;
     let pid = traced.pid;
     let output = options
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("contend-{pid}.json")));
-    let result =
-        trace::runtime().and_then(|runtime| runtime.block_on(record(pid, &options, &output)));
-    traced.stop();
-    result
+    let stop = trace::runtime()
+        .and_then(|runtime| runtime.block_on(record(&mut traced, &options, &output)))?;
+    let status = traced.stop();
+    Ok(match (stop, status) {
+        (Stop::DurationElapsed | Stop::Exec(_), _) | (_, None) => ExitCode::SUCCESS,
+        (Stop::TargetExited(_) | Stop::Interrupted(_), Some(status)) => {
+            ExitCode::from(child::exit_code(status))
+        }
+    })
 }
 
-async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()> {
+/// How long a command has to end by itself after Ctrl-C, still traced,
+/// before the recording closes without its exit.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+/// How often to look for the target running another program.
+const EXEC_POLL: Duration = Duration::from_millis(100);
+
+async fn record(traced: &mut Traced, options: &Options, output: &Path) -> anyhow::Result<Stop> {
     let mut signals = StopSignals::catch()?;
-    let target = Target::from_pid(pid)?;
-    let session = Session::start(
+    let target = traced.target()?;
+    let identity = target.identity;
+    let mut session = Session::start(
         target,
         SessionOptions {
             probes: options.trace.probes(),
@@ -54,15 +80,26 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
             dump: dump_from_environment()?,
         },
     )?;
+    traced.release(&mut session)?;
     let until = match options.duration {
         Some(duration) => format!("for {:.1} s", duration.as_secs_f64()),
         None => "until Ctrl-C".to_owned(),
     };
     trace::announce(&session, &until);
-    let stop = wait_for_stop(pid, options.duration, &mut signals).await;
+    let pid = traced.pid;
+    let mut stop = wait_for_stop(pid, identity, options.duration, &mut signals).await;
+    if let Stop::Interrupted(signal) = stop {
+        stop = pass_on(traced, signal).await;
+    }
     // Once the window is closed, the export is written first and the probes
     // detached after: detaching takes seconds.
-    let finished = session.finish().await?;
+    let mut finished = session.finish().await?;
+    let target = &mut finished.export.target;
+    match &stop {
+        Stop::TargetExited(at) => target.exit = Some(traced.exit(*at)),
+        Stop::Exec(exec) => target.exec = Some(exec.clone()),
+        Stop::DurationElapsed | Stop::Interrupted(_) => {}
+    }
     let written = trace::write_export(output, &finished.export)?;
     eprintln!(
         "contend: {stop}; wrote {} ({} events, {} dropped{}). Read it with `contend report {}`",
@@ -73,7 +110,30 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
         written.display(),
     );
     finished.detach().await;
-    Ok(())
+    Ok(stop)
+}
+
+/// Ctrl-C or SIGTERM reaches a command we started too, once (a Ctrl-C at
+/// the terminal already reached it: it is in our process group), and the
+/// recording goes on for a moment to see it exit.
+async fn pass_on(traced: &Traced, signal: i32) -> Stop {
+    let Some(child) = &traced.child else {
+        return Stop::Interrupted(signal);
+    };
+    if !(signal == libc::SIGINT && in_terminal_foreground()) {
+        child.signal(signal);
+    }
+    match tokio::time::timeout(INTERRUPT_GRACE, process::exited(traced.pid)).await {
+        Ok(()) => Stop::TargetExited(SystemTime::now()),
+        Err(_) => Stop::Interrupted(signal),
+    }
+}
+
+/// Whether our process group is the foreground of the terminal on stdin,
+/// which then sends Ctrl-C's SIGINT to all of it.
+fn in_terminal_foreground() -> bool {
+    // SAFETY: both calls only read the process's and terminal's state.
+    unsafe { libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp() }
 }
 
 /// `, estimated slowdown 3.1%`, where the export has an estimate.
@@ -122,21 +182,35 @@ fn check_writable(output: &Path) -> anyhow::Result<()> {
 #[derive(Debug)]
 enum Stop {
     DurationElapsed,
-    Interrupted,
-    TargetExited,
+    /// By this signal.
+    Interrupted(i32),
+    /// Seen then.
+    TargetExited(SystemTime),
+    /// The target runs another program.
+    Exec(schema::Exec),
 }
 
 impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::DurationElapsed => "recording complete",
-            Self::Interrupted => "interrupted",
-            Self::TargetExited => "the target exited",
-        })
+        match self {
+            Self::DurationElapsed => f.write_str("recording complete"),
+            Self::Interrupted(_) => f.write_str("interrupted"),
+            Self::TargetExited(_) => f.write_str("the target exited"),
+            Self::Exec(exec) => write!(
+                f,
+                "the target started another program ({}); the recording ends there",
+                exec.exe
+            ),
+        }
     }
 }
 
-async fn wait_for_stop(pid: u32, duration: Option<Duration>, signals: &mut StopSignals) -> Stop {
+async fn wait_for_stop(
+    pid: u32,
+    identity: FileIdentity,
+    duration: Option<Duration>,
+    signals: &mut StopSignals,
+) -> Stop {
     let elapsed = async {
         match duration {
             Some(duration) => tokio::time::sleep(duration).await,
@@ -145,7 +219,11 @@ async fn wait_for_stop(pid: u32, duration: Option<Duration>, signals: &mut StopS
     };
     tokio::select! {
         () = elapsed => Stop::DurationElapsed,
-        () = signals.recv() => Stop::Interrupted,
-        () = process::exited(pid) => Stop::TargetExited,
+        signal = signals.recv_which() => Stop::Interrupted(signal),
+        () = process::exited(pid) => Stop::TargetExited(SystemTime::now()),
+        exe = process::replaced(pid, identity, EXEC_POLL) => Stop::Exec(schema::Exec {
+            at_unix_ns: trace::unix_ns(SystemTime::now()),
+            exe: exe.display().to_string(),
+        }),
     }
 }
