@@ -11,7 +11,8 @@
 //! prepared before the fork.
 //!
 //! contend owns the command's stderr: a thread passes it through unchanged
-//! and keeps the Go runtime's `fatal error: …` line, if one comes.
+//! and keeps the Go runtime's `fatal error: …` line, if one comes, with
+//! where the goroutine that died was.
 
 use std::{
     ffi::{CString, OsStr, OsString},
@@ -27,17 +28,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_user::export::{report, schema::Exit};
+use tracer_user::{
+    export::{report, schema::Exit},
+    inspect::crash::{CrashWatcher, GoCrash},
+};
 
 /// How long a command has to end after SIGTERM before it is killed.
 const STOP_PATIENCE: Duration = Duration::from_secs(3);
 /// How long, once the command has exited, to wait for the last of its
 /// stderr (a process it started may hold the pipe open).
 const STDERR_PATIENCE: Duration = Duration::from_secs(1);
-/// Bytes of each stderr line looked at: enough for a runtime fatal error.
-const LINE_LIMIT: usize = 512;
-/// What the Go runtime prints when it dies of a fatal error.
-const FATAL_ERROR: &[u8] = b"fatal error: ";
 /// The status of a child told never to run its program.
 const NOT_STARTED: i32 = 127;
 
@@ -248,10 +248,10 @@ impl Running {
         self.wait()
     }
 
-    /// The Go runtime's `fatal error: …` line, if it printed one; call once
-    /// it has exited.
-    pub fn fatal_error(&self) -> Option<String> {
-        self.stderr.fatal_error()
+    /// The Go runtime's fatal error, if it died of one; call once it has
+    /// exited.
+    pub fn crash(&self) -> Option<GoCrash> {
+        self.stderr.crash()
     }
 }
 
@@ -437,17 +437,17 @@ fn reap(pid: libc::pid_t) {
 
 /// The thread that passes the command's stderr on, and what it saw.
 struct StderrCopy {
-    fatal_error: Arc<Mutex<Option<String>>>,
+    watcher: Arc<Mutex<CrashWatcher>>,
     done: Mutex<mpsc::Receiver<()>>,
 }
 
 impl StderrCopy {
     fn start(mut from: File, mut to: File) -> Self {
-        let fatal_error = Arc::new(Mutex::new(None));
+        let watcher = Arc::new(Mutex::new(CrashWatcher::default()));
         let (finished, done) = mpsc::channel();
-        let seen = Arc::clone(&fatal_error);
+        let watching = Arc::clone(&watcher);
         std::thread::spawn(move || {
-            let mut lines = FatalErrorLine::default();
+            let lock = || watching.lock().unwrap_or_else(PoisonError::into_inner);
             let mut buffer = [0u8; 8192];
             loop {
                 let read = match from.read(&mut buffer) {
@@ -458,65 +458,22 @@ impl StderrCopy {
                 };
                 // Our stderr closed is no reason to block the command.
                 let _ = to.write_all(&buffer[..read]);
-                if let Some(line) = lines.feed(&buffer[..read]) {
-                    *seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
-                }
+                lock().feed(&buffer[..read]);
             }
-            if let Some(line) = lines.finish() {
-                *seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
-            }
+            lock().finish();
             let _ = finished.send(());
         });
         Self {
-            fatal_error,
+            watcher,
             done: Mutex::new(done),
         }
     }
 
-    fn fatal_error(&self) -> Option<String> {
+    fn crash(&self) -> Option<GoCrash> {
         let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = done.recv_timeout(STDERR_PATIENCE);
-        self.fatal_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-/// Finds the first `fatal error: …` line in a stream fed in pieces,
-/// looking at the start of each line only.
-#[derive(Default)]
-struct FatalErrorLine {
-    line: Vec<u8>,
-    found: bool,
-}
-
-impl FatalErrorLine {
-    /// The fatal error line completed by `bytes`, the first time one is.
-    fn feed(&mut self, bytes: &[u8]) -> Option<String> {
-        let mut found = None;
-        for &byte in bytes {
-            if byte == b'\n' {
-                found = found.or_else(|| self.end_line());
-            } else if self.line.len() < LINE_LIMIT {
-                self.line.push(byte);
-            }
-        }
-        found
-    }
-
-    /// The last line, if it ended without a newline.
-    fn finish(&mut self) -> Option<String> {
-        self.end_line()
-    }
-
-    fn end_line(&mut self) -> Option<String> {
-        let line = std::mem::take(&mut self.line);
-        if self.found || !line.starts_with(FATAL_ERROR) {
-            return None;
-        }
-        self.found = true;
-        Some(String::from_utf8_lossy(&line).trim_end().to_owned())
+        let watcher = self.watcher.lock().unwrap_or_else(PoisonError::into_inner);
+        watcher.crash().cloned()
     }
 }
 
@@ -541,29 +498,6 @@ mod tests {
         assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
         assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGTERM)), 143);
         assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
-    }
-
-    #[test]
-    fn the_first_fatal_error_line_is_found_across_pieces() {
-        let mut lines = FatalErrorLine::default();
-        assert_eq!(lines.feed(b"starting\nfatal err"), None);
-        assert_eq!(
-            lines.feed(b"or: concurrent map writes\r\n\ngoroutine 1 [running]:\n"),
-            Some("fatal error: concurrent map writes".to_owned())
-        );
-        assert_eq!(lines.feed(b"fatal error: another\n"), None);
-        assert_eq!(lines.finish(), None);
-    }
-
-    #[test]
-    fn a_fatal_error_may_end_without_a_newline() {
-        let mut lines = FatalErrorLine::default();
-        assert_eq!(lines.feed(b"log: fatal error: not at the start\n"), None);
-        assert_eq!(lines.feed(b"fatal error: out of memory"), None);
-        assert_eq!(
-            lines.finish(),
-            Some("fatal error: out of memory".to_owned())
-        );
     }
 
     #[test]

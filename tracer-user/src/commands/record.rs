@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use tracer_user::{
     events::DumpWriter,
-    export::{self, schema},
+    export::{self, ending, schema},
     inspect::process::{self, FileIdentity},
     session::{Session, SessionOptions, SharedDump},
 };
@@ -94,10 +94,9 @@ async fn record(traced: &mut Traced, options: &Options, output: &Path) -> anyhow
     // Once the window is closed, the export is written first and the probes
     // detached after: detaching takes seconds.
     let mut finished = session.finish().await?;
-    let target = &mut finished.export.target;
     match &stop {
-        Stop::TargetExited(at) => target.exit = Some(traced.exit(*at)),
-        Stop::Exec(exec) => target.exec = Some(exec.clone()),
+        Stop::TargetExited(at) => ending::record_exit(&mut finished.export, traced.exit(*at)),
+        Stop::Exec(exec) => finished.export.target.exec = Some(exec.clone()),
         Stop::DurationElapsed | Stop::Interrupted(_) => {}
     }
     let written = trace::write_export(output, &finished.export)?;

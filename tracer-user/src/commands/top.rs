@@ -14,7 +14,7 @@ use anyhow::bail;
 use tokio::sync::oneshot;
 use tracer_user::{
     dashboard::{self, Ending, Feed, state::State},
-    export::{report, schema},
+    export::{ending, report, schema},
     inspect::process::{self, FileIdentity},
     session::{Finished, Session, SessionError, SessionOptions},
 };
@@ -136,7 +136,7 @@ async fn keep(
                 let exit = traced.exit(at);
                 let how = how_it_exited(&exit, traced.child.is_some());
                 if let Ok(finished) = finished.as_mut() {
-                    finished.export.target.exit = Some(exit);
+                    ending::record_exit(&mut finished.export, exit);
                 }
                 how
             }

@@ -182,11 +182,21 @@ impl Traced {
             };
         };
         let status = child.try_wait();
+        let crash = child.crash();
         schema::Exit {
             at_unix_ns,
             code: status.and_then(|status| status.code()),
             signal: status.and_then(|status| status.signal()),
-            fatal_error: child.fatal_error(),
+            fatal_site: crash.as_ref().and_then(|crash| {
+                let site = crash.site.as_ref()?;
+                Some(schema::Site {
+                    function: site.function.clone(),
+                    file: site.file.clone(),
+                    line: site.line,
+                    ops: 0,
+                })
+            }),
+            fatal_error: crash.map(|crash| crash.fatal_error),
         }
     }
 

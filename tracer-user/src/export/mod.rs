@@ -4,6 +4,7 @@
 //! traced program, are made safe to show on a terminal (`untrusted`).
 
 pub mod build;
+pub mod ending;
 pub mod file;
 pub mod report;
 pub mod schema;

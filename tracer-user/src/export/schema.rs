@@ -53,6 +53,10 @@ pub struct Exit {
     /// stderr (a command contend started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fatal_error: Option<String>,
+    /// Where the goroutine that died was: its innermost frame outside the
+    /// runtime, from the traceback (`ops` is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fatal_site: Option<Site>,
 }
 
 /// The traced process started another program.
