@@ -130,7 +130,9 @@ mod status {
             (["-signal", "9"], 137, None, Some(9)),
         ] {
             let label = format!("{}{}", build.label, ending.concat());
-            let mut command = vec![program.as_str(), "-writes", "10"];
+            // Alive long enough for a tracer that attaches after the
+            // start: the status is what is tested here.
+            let mut command = vec![program.as_str(), "-writes", "10", "-linger", "1"];
             command.extend(ending);
             let recording = contend::record_command_line(&label, &[], &command);
             assert_eq!(
@@ -153,7 +155,7 @@ mod status {
         let output = contend::command()
             .args(["record", "-o", "-", "--"])
             .arg(&build.binary)
-            .args(["-writes", "10"])
+            .args(["-writes", "10", "-linger", "1"])
             .output()
             .expect("run contend");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -169,5 +171,37 @@ mod status {
         });
         assert_eq!(export.target.exit.and_then(|exit| exit.code), Some(0));
         assert!(stderr.contains("writes 10"), "{stderr}");
+    }
+
+    /// A target that runs another program ends the recording there: the
+    /// export says so, and the new program's time is not the old one's.
+    #[test]
+    fn an_exec_ends_the_recording() {
+        let build = Build::new("startup", Go::New, Variant::Default);
+        let program = build.binary.display().to_string();
+        let label = format!("{}-exec", build.label);
+        let started = std::time::Instant::now();
+        let command = [
+            program.as_str(),
+            "-writes",
+            "10",
+            "-linger",
+            "1",
+            "-exec",
+            "/bin/sleep",
+        ];
+        let recording = contend::record_command_line(&label, &["--exact"], &command);
+        let export = recording.export();
+        let exec = export
+            .target
+            .exec
+            .as_ref()
+            .unwrap_or_else(|| panic!("no target.exec: {}", recording.stderr()));
+        assert!(exec.exe.ends_with("/sleep"), "{exec:?}");
+        assert_eq!(export.target.exit, None, "the old program did not exit");
+        // sleep runs 5 s: the recording ended at the exec, not with sleep.
+        let window = std::time::Duration::from_nanos(export.window.duration_ns);
+        assert!(window < std::time::Duration::from_secs(3), "{window:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }
