@@ -196,8 +196,8 @@ fn file_name(path: &str) -> &str {
 }
 
 /// The map the fixture writes with `key` as its top key. (Before Go 1.24,
-/// sync.Map keeps its keys in plain maps of its own too; those show up with
-/// the same key, but the fixture never writes to them directly.)
+/// sync.Map keeps its keys in plain maps of its own too; those are not
+/// listed, their operations being the sync.Map's.)
 fn map_with_key<'a>(export: &'a Export, key: &str) -> &'a MapReport {
     export
         .maps

@@ -203,27 +203,9 @@ pub struct MapEvent {
     /// reading the key failed.
     pub key_copied: u32,
     /// String bytes, an integer in little-endian order, or the first bytes
-    /// of any other key.
+    /// of any other key. Only the first `key_copied` are written: the rest
+    /// hold whatever the ring held (an earlier event's), and are never read.
     pub key: [u8; KEY_CAPACITY],
-}
-
-impl MapEvent {
-    /// All fields zero: what a probe starts filling in, so no bytes of an
-    /// earlier event (or of uninitialised ring memory) ever leave the kernel.
-    pub const ZERO: Self = Self {
-        kind: 0,
-        op: 0,
-        key_kind: 0,
-        _pad0: 0,
-        tid: 0,
-        timestamp_ns: 0,
-        goid: 0,
-        map: 0,
-        frames: [0; FRAMES],
-        key_len: 0,
-        key_copied: 0,
-        key: [0; KEY_CAPACITY],
-    };
 }
 
 /// One finished wait for a lock.

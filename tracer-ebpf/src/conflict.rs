@@ -7,20 +7,23 @@
 //! A map guarded by a mutex is never reported: the writer's return probe
 //! runs before it unlocks, so the next goroutine finds the window closed.
 
+use core::{ffi::c_void, mem::MaybeUninit};
+
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid},
+    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, generated},
     macros::{map, uprobe},
     maps::LruHashMap,
     programs::ProbeContext,
 };
 use tracer_common::{
-    AccessSide, ConflictEvent, EventKind, ExitBranch, MapEvent, SIDE_KEY_CAPACITY, Window,
+    AccessSide, ConflictEvent, EventKind, ExitBranch, FRAMES, SIDE_KEY_CAPACITY, Window,
 };
 
 use crate::{
     goroutine, output,
     regs::{self, Regs},
+    zero,
 };
 
 /// A window older than this is ignored: its write never returned (a
@@ -55,27 +58,66 @@ pub fn go_map_exit(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// Checks `event` (just read at its entry probe) against the map's open
+/// A map operation as the detector sees it: the fields of its event, kept
+/// by value, and where the event's key bytes are.
+pub struct Access {
+    pub map: u64,
+    pub timestamp_ns: u64,
+    pub frames: [u64; FRAMES],
+    /// A [`tracer_common::MapOp`].
+    pub op: u8,
+    pub key: KeyRead,
+    /// The first `key.copied` bytes here hold the key.
+    pub key_bytes: *const u8,
+}
+
+/// What reading a key found: its Go kind (0 without a key), its size in
+/// the target, and how many of its bytes were copied.
+#[derive(Clone, Copy)]
+pub struct KeyRead {
+    pub kind: u8,
+    pub len: u32,
+    pub copied: u32,
+}
+
+impl KeyRead {
+    pub const NONE: Self = Self {
+        kind: 0,
+        len: 0,
+        copied: 0,
+    };
+}
+
+/// Checks `access` (just read at its entry probe) against the map's open
 /// window, and opens its own if it is a write. A window opened before the
 /// map probes were last armed (`armed_since`) is ignored: its write may
 /// have ended while the closing probes were out of the target.
 #[inline(always)]
-pub fn check(window: Window, event: &MapEvent, who: u64, armed_since: u64) {
+pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
     if event.map == 0 || !matches!(window, Window::Check | Window::Open) {
         return;
     }
-    // SAFETY: the value is copied before anything can change it.
-    if let Some(other) = unsafe { IN_FLIGHT.get(&event.map) }.copied() {
-        let fresh = other.start_ns >= armed_since
-            && event.timestamp_ns.saturating_sub(other.start_ns) < STALE_NS;
-        if other.goid != who && fresh {
-            report(event, who, &other);
+    if let Some(other) = IN_FLIGHT.get_ptr(&event.map) {
+        // SAFETY: a live entry of the map; two words read, not the whole
+        // side, on the path every read takes.
+        let (goid, start_ns) = unsafe { ((*other).goid, (*other).start_ns) };
+        let fresh =
+            start_ns >= armed_since && event.timestamp_ns.saturating_sub(start_ns) < STALE_NS;
+        if goid != who && fresh {
+            report(event, who, other);
         }
     }
     if window == Window::Open {
-        let _ = IN_FLIGHT.insert(&event.map, &side(event, who), 0);
-        let _ = OPEN_WINDOWS.insert(&who, &event.map, 0);
+        open(event, who);
     }
+}
+
+/// Opens `who`'s write window on the event's map. Out of line: the side
+/// built on the stack would not fit in the entry probe's frame.
+#[inline(never)]
+fn open(event: &Access, who: u64) {
+    let _ = IN_FLIGHT.insert(&event.map, &side(event, who), 0);
+    let _ = OPEN_WINDOWS.insert(&who, &event.map, 0);
 }
 
 #[inline(always)]
@@ -93,8 +135,10 @@ fn close(who: u64) {
     }
 }
 
-#[inline(always)]
-fn report(event: &MapEvent, who: u64, other: &AccessSide) {
+/// Rare, and out of line: the conflict record built on the stack would not
+/// fit in the entry probe's frame.
+#[inline(never)]
+fn report(event: &Access, who: u64, other: *const AccessSide) {
     let Some(mut reserved) = output::reserve::<ConflictEvent>() else {
         return;
     };
@@ -104,26 +148,62 @@ fn report(event: &MapEvent, who: u64, other: &AccessSide) {
         tid: bpf_get_current_pid_tgid() as u32,
         map: event.map,
         running: side(event, who),
-        in_flight: *other,
+        // SAFETY: a live entry of `IN_FLIGHT`, copied out.
+        in_flight: unsafe { *other },
     });
     reserved.submit();
 }
 
 /// The parts of `event` a conflict record needs.
 #[inline(always)]
-fn side(event: &MapEvent, who: u64) -> AccessSide {
-    let mut key = [0u8; SIDE_KEY_CAPACITY];
-    key.copy_from_slice(&event.key[..SIDE_KEY_CAPACITY]);
-    AccessSide {
-        goid: who,
-        start_ns: event.timestamp_ns,
-        frames: event.frames,
-        op: event.op,
-        key_kind: event.key_kind,
-        _pad0: [0; 2],
-        key_len: event.key_len,
-        key_copied: event.key_copied.min(SIDE_KEY_CAPACITY as u32),
-        _pad1: 0,
-        key,
+fn side(event: &Access, who: u64) -> AccessSide {
+    let mut side = MaybeUninit::<AccessSide>::uninit();
+    let side_ptr = side.as_mut_ptr();
+    // SAFETY: every field is written once, through in-bounds, aligned
+    // field pointers; the key is zeroed as words (see `zero`) before the
+    // copied bytes go over it.
+    unsafe {
+        (&raw mut (*side_ptr).goid).write(who);
+        (&raw mut (*side_ptr).start_ns).write(event.timestamp_ns);
+        (&raw mut (*side_ptr).frames).write(event.frames);
+        (&raw mut (*side_ptr).op).write(event.op);
+        (&raw mut (*side_ptr).key_kind).write(event.key.kind);
+        (&raw mut (*side_ptr)._pad0).write([0; 2]);
+        (&raw mut (*side_ptr).key_len).write(event.key.len);
+        (&raw mut (*side_ptr).key_copied).write(copy_key_prefix(event, side_ptr));
+        (&raw mut (*side_ptr)._pad1).write(0);
+        side.assume_init()
     }
 }
+
+/// Zeroes `side`'s key and copies the first bytes of `event`'s key over it;
+/// returns how many.
+#[inline(always)]
+fn copy_key_prefix(event: &Access, side: *mut AccessSide) -> u32 {
+    // SAFETY: the key is inside `side`, 8-aligned (see `_SIDE_KEY_ALIGNED`).
+    let key = unsafe { (&raw mut (*side).key).cast::<u64>() };
+    zero::fill(key, SIDE_KEY_CAPACITY / 8);
+    let copied = event.key.copied as usize;
+    let n = if copied < SIDE_KEY_CAPACITY {
+        copied
+    } else {
+        SIDE_KEY_CAPACITY
+    };
+    // The mask and the test prove `n <= SIDE_KEY_CAPACITY` to the verifier,
+    // whatever register LLVM applied the `min` to.
+    let n = n & (2 * SIDE_KEY_CAPACITY - 1);
+    if n > SIDE_KEY_CAPACITY {
+        return 0;
+    }
+    if n > 0 {
+        // SAFETY: the event's key has at least `n` bytes copied, and `key`
+        // room for them; the helper faults safely anyway.
+        unsafe {
+            generated::bpf_probe_read_kernel(key.cast(), n as u32, event.key_bytes.cast::<c_void>())
+        };
+    }
+    n as u32
+}
+
+const _SIDE_KEY_ALIGNED: () =
+    assert!(core::mem::offset_of!(AccessSide, key) % 8 == 0 && SIDE_KEY_CAPACITY % 8 == 0);

@@ -11,6 +11,8 @@
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::map, maps::Array, programs::ProbeContext};
 use tracer_common::{CodeRange, FRAMES, PLUMBING_RANGES};
 
+use crate::zero;
+
 /// Go's plumbing code (`runtime`, `sync`, `internal/…`) as sorted, disjoint
 /// address ranges, filled in by the daemon before it arms the probes.
 #[map]
@@ -32,7 +34,7 @@ const SEARCH_STEPS: usize = PLUMBING_RANGES.ilog2() as usize + 1;
 #[inline(always)]
 pub fn capture_call_site(ctx: &ProbeContext) -> [u64; FRAMES] {
     let (sp, fp) = stack_registers(ctx);
-    let mut frames = [0u64; FRAMES];
+    let mut frames = zero::words::<FRAMES>();
     // SAFETY: the helper faults safely on bad pointers.
     frames[0] = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
     // The call instruction is just before its return address, which may be
@@ -47,7 +49,7 @@ pub fn capture_call_site(ctx: &ProbeContext) -> [u64; FRAMES] {
 #[inline(always)]
 pub fn capture(ctx: &ProbeContext) -> [u64; FRAMES] {
     let (sp, fp) = stack_registers(ctx);
-    let mut frames = [0u64; FRAMES];
+    let mut frames = zero::words::<FRAMES>();
     // SAFETY: the helper faults safely on bad pointers.
     frames[0] = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
     walk(fp, &mut frames);
@@ -60,7 +62,7 @@ pub fn capture(ctx: &ProbeContext) -> [u64; FRAMES] {
 #[inline(always)]
 pub fn capture_in_body(ctx: &ProbeContext) -> [u64; FRAMES] {
     let (_, fp) = stack_registers(ctx);
-    let mut frames = [0u64; FRAMES];
+    let mut frames = zero::words::<FRAMES>();
     // SAFETY: the helper faults safely on bad pointers.
     if let Ok(record) = unsafe { bpf_probe_read_user(fp as *const FrameRecord) } {
         frames[0] = record.return_address;

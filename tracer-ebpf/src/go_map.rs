@@ -2,11 +2,13 @@
 //! the user-side probe catalogue, says which operation this is and which
 //! registers hold the map, its type and the key.
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
     EbpfContext as _,
     helpers::{
         bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
-        bpf_probe_read_user_buf,
+        generated,
     },
     macros::{map, uprobe},
     maps::PerCpuArray,
@@ -20,7 +22,9 @@ use tracer_common::{
 };
 
 use crate::{
-    config, conflict, frames, goroutine, output,
+    config,
+    conflict::{self, Access, KeyRead},
+    frames, goroutine, output,
     regs::{self, Regs},
 };
 
@@ -52,79 +56,105 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     let regs = Regs::capture(ctx);
     let goid = goroutine::id(&regs);
     let who = goroutine::identity(goid);
-    if let Some(mut reserved) = output::reserve::<MapEvent>() {
-        let event = reserved.init(MapEvent::ZERO);
-        fill(ctx, &regs, probe, goid, event);
-        conflict::check(probe.window, event, who, armed_since);
+    let mut reserved = output::reserve::<MapEvent>();
+    let event = match reserved.as_mut() {
+        Some(reserved) => reserved.as_mut_ptr(),
+        // The ring is full (the drop is counted): the event is still built,
+        // for the concurrent-access detector, which must not go blind under
+        // load.
+        None => SCRATCH.get_ptr_mut(0).ok_or(())?,
+    };
+    let access = record(ctx, &regs, probe, goid, event);
+    conflict::check(probe.window, &access, who, armed_since);
+    if let Some(reserved) = reserved {
         reserved.submit();
-    } else {
-        // The ring is full (the drop is counted): the event still goes
-        // through the concurrent-access detector, which must not go blind
-        // under load.
-        let event = SCRATCH.get_ptr_mut(0).ok_or(())?;
-        // SAFETY: the per-CPU slot is ours while this program runs.
-        let event = unsafe { &mut *event };
-        *event = MapEvent::ZERO;
-        fill(ctx, &regs, probe, goid, event);
-        conflict::check(probe.window, event, who, armed_since);
     }
     Ok(())
 }
 
+/// Writes this operation's event into `event`, field by field: every field,
+/// and of the key only the bytes copied (`key_copied`), which is all that
+/// decoding reads. Zeroing the whole record first cost more than the rest
+/// of the program, the BPF `memset` being a loop over bytes. Returns what
+/// the concurrent-access detector needs, so that nothing reads the record
+/// back.
 #[inline(always)]
-fn fill(ctx: &ProbeContext, regs: &Regs, probe: MapCookie, goid: u64, event: &mut MapEvent) {
-    event.kind = EventKind::MapAccess as u8;
-    event.op = probe.op as u8;
-    event.tid = bpf_get_current_pid_tgid() as u32;
-    // SAFETY: no preconditions.
-    event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
-    event.goid = goid;
-    event.map = regs.get(probe.map);
-    event.frames = frames::capture_call_site(ctx);
-    read_key(regs, probe, event);
+fn record(
+    ctx: &ProbeContext,
+    regs: &Regs,
+    probe: MapCookie,
+    goid: u64,
+    event: *mut MapEvent,
+) -> Access {
+    // SAFETY: `event` is a ring or scratch slot for one `MapEvent`, ours
+    // until submitted; `key` stays inside it.
+    let key_bytes = unsafe { (&raw mut (*event).key).cast::<u8>() };
+    let access = Access {
+        map: regs.get(probe.map),
+        // SAFETY: no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        frames: frames::capture_call_site(ctx),
+        op: probe.op as u8,
+        key: read_key(regs, probe, key_bytes),
+        key_bytes,
+    };
+    // SAFETY: as above; every write is of one field, in bounds and aligned.
+    unsafe {
+        (&raw mut (*event).kind).write(EventKind::MapAccess as u8);
+        (&raw mut (*event).op).write(access.op);
+        (&raw mut (*event).key_kind).write(access.key.kind);
+        (&raw mut (*event)._pad0).write(0);
+        (&raw mut (*event).tid).write(bpf_get_current_pid_tgid() as u32);
+        (&raw mut (*event).timestamp_ns).write(access.timestamp_ns);
+        (&raw mut (*event).goid).write(goid);
+        (&raw mut (*event).map).write(access.map);
+        (&raw mut (*event).frames).write(access.frames);
+        (&raw mut (*event).key_len).write(access.key.len);
+        (&raw mut (*event).key_copied).write(access.key.copied);
+    }
+    access
 }
 
-/// Fills the key fields of `event` as the cookie's key ABI says.
+/// Reads the key as the cookie's key ABI says, its bytes into `dst` (room
+/// for `KEY_CAPACITY`, 8-aligned).
 #[inline(always)]
-fn read_key(regs: &Regs, probe: MapCookie, event: &mut MapEvent) {
+fn read_key(regs: &Regs, probe: MapCookie, dst: *mut u8) -> KeyRead {
     match probe.key {
-        KeyAbi::None => {}
-        KeyAbi::GoString => {
-            event.key_kind = Kind::String as u8;
-            read_string(regs.get(probe.key_a), regs.get(probe.key_b), event);
-        }
+        KeyAbi::None => KeyRead::NONE,
+        KeyAbi::GoString => read_string(regs.get(probe.key_a), regs.get(probe.key_b), dst),
         KeyAbi::Value => {
             let (size, kind) = key_type(regs.get(probe.map_type));
-            write_value(regs.get(probe.key_a), size, kind & KIND_MASK, event);
+            write_value(regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
         KeyAbi::Pointer => {
             let (size, kind) = key_type(regs.get(probe.map_type));
-            read_indirect(regs.get(probe.key_a), size, kind & KIND_MASK, event);
+            read_indirect(regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
-        KeyAbi::Interface => read_interface(regs.get(probe.key_a), regs.get(probe.key_b), event),
+        KeyAbi::Interface => read_interface(regs.get(probe.key_a), regs.get(probe.key_b), dst),
     }
 }
 
 /// A key of type `any` (its dynamic type's words): read as that type.
 #[inline(always)]
-fn read_interface(type_word: u64, data_word: u64, event: &mut MapEvent) {
+fn read_interface(type_word: u64, data_word: u64, dst: *mut u8) -> KeyRead {
     let (size, kind) = type_info(type_word);
     if kind & KIND_DIRECT_IFACE != 0 {
         // The data word is the (pointer-shaped) value itself.
-        write_value(data_word, 8, kind & KIND_MASK, event);
+        write_value(data_word, 8, kind & KIND_MASK, dst)
     } else {
-        read_pointed(data_word, size, kind & KIND_MASK, event);
+        read_pointed(data_word, size, kind & KIND_MASK, dst)
     }
 }
 
 /// A key of `size` bytes (at most 8) passed by value.
 #[inline(always)]
-fn write_value(value: u64, size: u64, kind: u8, event: &mut MapEvent) {
-    event.key_kind = kind;
-    event.key_len = size as u32;
-    if let Some(dst) = event.key.get_mut(..8) {
-        dst.copy_from_slice(&value.to_le_bytes());
-        event.key_copied = if size < 8 { size as u32 } else { 8 };
+fn write_value(value: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
+    // SAFETY: `dst` has room for 8 bytes and is 8-aligned (see `KEY_ALIGNED`).
+    unsafe { dst.cast::<u64>().write(value) };
+    KeyRead {
+        kind,
+        len: size as u32,
+        copied: if size < 8 { size as u32 } else { 8 },
     }
 }
 
@@ -132,37 +162,41 @@ fn write_value(value: u64, size: u64, kind: u8, event: &mut MapEvent) {
 /// `any` key (e.g. `map[any]V`, as inside `sync.Map` before Go 1.24) is read
 /// as its dynamic type.
 #[inline(always)]
-fn read_indirect(key: u64, size: u64, kind: u8, event: &mut MapEvent) {
+fn read_indirect(key: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
     if kind == Kind::Interface as u8 {
         // SAFETY (both reads): the helper faults safely on bad user pointers.
         let type_word = unsafe { bpf_probe_read_user(key as *const u64) }.unwrap_or(0);
         let data_word = unsafe { bpf_probe_read_user((key + 8) as *const u64) }.unwrap_or(0);
-        read_interface(type_word, data_word, event);
+        read_interface(type_word, data_word, dst)
     } else {
-        read_pointed(key, size, kind, event);
+        read_pointed(key, size, kind, dst)
     }
 }
 
 /// Reads a key of `size` bytes and concrete Go kind `kind` at `key`.
 #[inline(always)]
-fn read_pointed(key: u64, size: u64, kind: u8, event: &mut MapEvent) {
-    event.key_kind = kind;
+fn read_pointed(key: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
     if kind == Kind::String as u8 {
         // The key is a string header: (data pointer, length).
         // SAFETY: the helper faults safely on bad user pointers.
         let data = unsafe { bpf_probe_read_user(key as *const u64) }.unwrap_or(0);
         let len = unsafe { bpf_probe_read_user((key + 8) as *const u64) }.unwrap_or(0);
-        read_string(data, len, event);
-    } else {
-        event.key_len = size.min(u64::from(u32::MAX)) as u32;
-        event.key_copied = copy_user(key, size, &mut event.key);
+        return read_string(data, len, dst);
+    }
+    KeyRead {
+        kind,
+        len: size.min(u64::from(u32::MAX)) as u32,
+        copied: copy_user(key, size, dst),
     }
 }
 
 #[inline(always)]
-fn read_string(data: u64, len: u64, event: &mut MapEvent) {
-    event.key_len = len.min(u64::from(u32::MAX)) as u32;
-    event.key_copied = copy_user(data, len, &mut event.key);
+fn read_string(data: u64, len: u64, dst: *mut u8) -> KeyRead {
+    KeyRead {
+        kind: Kind::String as u8,
+        len: len.min(u64::from(u32::MAX)) as u32,
+        copied: copy_user(data, len, dst),
+    }
 }
 
 /// Size and kind byte (with its flags) of the map's key type.
@@ -184,24 +218,28 @@ fn type_info(typ: u64) -> (u64, u8) {
     (size, kind)
 }
 
-/// Copies up to the configured key limit of `len` bytes at `src`; returns
-/// how many were copied (0 on failure).
+/// Copies up to the configured key limit of `len` bytes at `src` into
+/// `dst` (room for `KEY_CAPACITY`); returns how many were copied (0 on
+/// failure).
 #[inline(always)]
-fn copy_user(src: u64, len: u64, dst: &mut [u8; KEY_CAPACITY]) -> u32 {
+fn copy_user(src: u64, len: u64, dst: *mut u8) -> u32 {
     let limit = u64::from(config::key_limit());
     let n = if len < limit { len } else { limit };
-    if n == 0 {
+    // The mask and the test prove `n <= KEY_CAPACITY` to the verifier
+    // (KEY_CAPACITY is a power of two, and n never exceeds it after the
+    // limit above).
+    let n = (n as usize) & (2 * KEY_CAPACITY - 1);
+    if n == 0 || n > KEY_CAPACITY {
         return 0;
     }
-    // The mask proves `n <= KEY_CAPACITY` to the verifier (KEY_CAPACITY is
-    // a power of two, and n never exceeds it after the limit above).
-    let n = (n as usize) & (2 * KEY_CAPACITY - 1);
-    let Some(dst) = dst.get_mut(..n) else {
-        return 0;
-    };
-    // SAFETY: the helper faults safely on bad user pointers.
-    match unsafe { bpf_probe_read_user_buf(src as *const u8, dst) } {
-        Ok(()) => n as u32,
-        Err(_) => 0,
+    // SAFETY: `dst` has room for `n` bytes; the helper faults safely on bad
+    // user pointers.
+    match unsafe { generated::bpf_probe_read_user(dst.cast(), n as u32, src as *const c_void) } {
+        0 => n as u32,
+        _ => 0,
     }
 }
+
+/// A key's bytes go into the record 8-aligned, so a key passed by value is
+/// one store.
+const _KEY_ALIGNED: () = assert!(core::mem::offset_of!(MapEvent, key) % 8 == 0);

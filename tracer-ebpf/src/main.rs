@@ -18,6 +18,7 @@ mod go_map;
 mod goroutine;
 mod output;
 mod regs;
+mod zero;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -63,6 +63,12 @@ impl<T: 'static> Reserved<T> {
         self.entry.write(value)
     }
 
+    /// The record, uninitialised, for filling in field by field.
+    #[inline(always)]
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self.entry.as_mut_ptr()
+    }
+
     /// Hands the record to the daemon.
     #[inline(always)]
     pub fn submit(self) {

@@ -1,5 +1,7 @@
 //! Reading Go's register-based arguments from the probe context.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::programs::ProbeContext;
 use tracer_common::Reg;
 
@@ -36,6 +38,7 @@ pub fn ends_here(ctx: &ProbeContext, branch: tracer_common::ExitBranch) -> bool 
 }
 
 /// The registers Go passes arguments in, captured at the probe.
+#[repr(transparent)]
 pub struct Regs([u64; SLOTS]);
 
 impl Regs {
@@ -49,27 +52,37 @@ impl Regs {
         // SAFETY: `regs` is the pt_regs the kernel passed to this uprobe;
         // volatile reads keep each access a separate, constant-offset load.
         let read = |field: *const u64| unsafe { core::ptr::read_volatile(field) };
+        let mut captured = MaybeUninit::<Self>::uninit();
+        let base = captured.as_mut_ptr().cast::<u64>();
+        let set = |reg: Reg, value: u64| {
+            // SAFETY: every `Reg` is below `SLOTS`.
+            unsafe { base.add(reg as usize).write(value) }
+        };
         // SAFETY (for the raw field pointers): `regs` is valid for reads.
         unsafe {
-            Self([
-                read(&raw const (*regs).rax),
-                read(&raw const (*regs).rbx),
-                read(&raw const (*regs).rcx),
-                read(&raw const (*regs).rdi),
-                read(&raw const (*regs).rsi),
-                read(&raw const (*regs).r8),
-                read(&raw const (*regs).r9),
-                read(&raw const (*regs).r10),
-                read(&raw const (*regs).r11),
-                read(&raw const (*regs).r14),
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            ])
+            set(Reg::Rax, read(&raw const (*regs).rax));
+            set(Reg::Rbx, read(&raw const (*regs).rbx));
+            set(Reg::Rcx, read(&raw const (*regs).rcx));
+            set(Reg::Rdi, read(&raw const (*regs).rdi));
+            set(Reg::Rsi, read(&raw const (*regs).rsi));
+            set(Reg::R8, read(&raw const (*regs).r8));
+            set(Reg::R9, read(&raw const (*regs).r9));
+            set(Reg::R10, read(&raw const (*regs).r10));
+            set(Reg::R11, read(&raw const (*regs).r11));
+            set(Reg::R14, read(&raw const (*regs).r14));
         }
+        // The slots past the registers are never indexed, but the verifier
+        // checks a read at a variable index against every slot it may
+        // reach: they must be written too. Not with zeros: LLVM copies known
+        // zeros with a `memset` call (see `zero`), and the copy of the
+        // captured registers it makes would then cost a loop over bytes.
+        // SAFETY (both): `Reg::COUNT <= SLOTS`, and RAX is written above.
+        let filler = unsafe { base.read() };
+        for slot in Reg::COUNT..SLOTS {
+            unsafe { base.add(slot).write(filler) };
+        }
+        // SAFETY: every slot is written above.
+        unsafe { captured.assume_init() }
     }
 
     /// The register's value.

@@ -8,8 +8,9 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats},
-    export::build::wait_figures,
-    sites::{self, CallSite, ResolveSites},
+    aggregate::{goroutines::GOROUTINE_CAPACITY, locks::WaitFigures},
+    export::{build::wait_figures, report::nanos},
+    sites::{self, CallSite, Origin, ResolveSites},
 };
 
 /// Call sites listed as a finding's evidence.
@@ -31,6 +32,14 @@ pub struct Thresholds {
     /// at any moment, on average: a lock whose queue is short and rare is
     /// no convoy, however long its tail.
     pub convoy_waiting: f64,
+    /// A hot key matters where something serialises on it: a map with at
+    /// least this share of writes (deletes and clears included; reads of
+    /// a Go map run in parallel, so a read-only lookup table's hot key
+    /// costs nothing) ...
+    pub hot_key_write_share: f64,
+    /// ... or one used in the functions that wait for a lock with at
+    /// least this many contended acquisitions.
+    pub contended_lock_waits: u64,
 }
 
 impl Default for Thresholds {
@@ -42,6 +51,8 @@ impl Default for Thresholds {
             convoy_goroutines: 4,
             convoy_waits: 100,
             convoy_waiting: 0.5,
+            hot_key_write_share: 0.01,
+            contended_lock_waits: 100,
         }
     }
 }
@@ -115,9 +126,10 @@ pub fn find(
     scale: &Scale,
     seconds: f64,
 ) -> Vec<Finding> {
-    let hot_keys = aggregate
-        .maps()
-        .filter_map(|(address, stats)| hot_key(address, stats, thresholds, resolver, scale));
+    let locks = contended_locks(aggregate, thresholds, resolver);
+    let hot_keys = aggregate.maps().filter_map(|(address, stats)| {
+        hot_key(address, stats, thresholds, resolver, scale, &locks)
+    });
     let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
         lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
     });
@@ -255,43 +267,140 @@ fn runtime_error(a: MapOp, b: MapOp) -> &'static str {
     }
 }
 
+/// A lock many goroutines waited for, and the functions they waited in.
+struct ContendedLock {
+    address: u64,
+    op: LockOp,
+    total_ns: u64,
+    functions: Vec<String>,
+}
+
+/// Locks with enough contended acquisitions to serialise a map used where
+/// they are waited for, most waited first.
+fn contended_locks(
+    aggregate: &Aggregate,
+    thresholds: &Thresholds,
+    resolver: &dyn ResolveSites,
+) -> Vec<ContendedLock> {
+    let mut locks: Vec<ContendedLock> = aggregate
+        .locks
+        .all()
+        .filter(|(_, _, stats)| stats.contended() >= thresholds.contended_lock_waits)
+        .map(|(address, op, stats)| ContendedLock {
+            address,
+            op,
+            total_ns: stats.total_ns,
+            functions: functions(&stats.stacks, resolver),
+        })
+        .collect();
+    locks.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.address.cmp(&b.address)));
+    locks
+}
+
+/// The distinct functions of the call sites of `stacks`.
+fn functions(stacks: &StackCounts, resolver: &dyn ResolveSites) -> Vec<String> {
+    let mut functions: Vec<String> = Vec::new();
+    for (site, _) in sites::merge(stacks, resolver) {
+        if !functions.contains(&site.function) {
+            functions.push(site.function);
+        }
+    }
+    functions
+}
+
+/// What makes a hot key matter: what serialises on it.
+enum Serialises<'a> {
+    /// A contended lock is waited for in a function that uses the map.
+    Lock(&'a ContendedLock, String),
+    /// The map is written: writes of one key contend for one place.
+    Writes(f64),
+}
+
 fn hot_key(
     address: u64,
     stats: &MapStats,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
     scale: &Scale,
+    locks: &[ContendedLock],
 ) -> Option<Finding> {
     let total = stats.ops.total();
     if total < thresholds.hot_map_ops {
         return None;
     }
-    let top = *stats.keys.top(1).first()?;
-    let share = top.count as f64 / total as f64;
+    // What the key surely took: a count within its error is no evidence.
+    let top = *stats.keys.evident(1).first()?;
+    let share = top.guaranteed() as f64 / total as f64;
     if share < thresholds.hot_key_share {
         return None;
     }
+    // The runtime's own maps and a sync.Map's internals are not the
+    // program's to change (a sync.Map's own operations are judged on it).
+    if !matches!(
+        sites::map_origin(&stats.stacks, resolver),
+        Origin::Program(_)
+    ) {
+        return None;
+    }
+    let serialises = serialises(stats, thresholds, resolver, locks)?;
     let about = if scale.maps_sampled() { "~" } else { "" };
-    let severity = if share >= 0.5 {
-        Severity::Critical
-    } else {
-        Severity::Warning
+    let severity = match serialises {
+        Serialises::Lock(..) if share >= 0.5 => Severity::Critical,
+        _ => Severity::Warning,
+    };
+    let why = match &serialises {
+        Serialises::Lock(lock, function) => format!(
+            "{} {:#x} is contended and waited for in {function}, which uses the map: every operation \
+             on this key takes that lock, and sharding the map cannot spread it (the key's shard stays as busy)",
+            lock.op.name(),
+            lock.address,
+        ),
+        Serialises::Writes(write_share) => format!(
+            "{:.0}% of the map's operations are writes: writes of one key all land in one bucket, \
+             and sharding the map cannot spread them",
+            100.0 * write_share,
+        ),
     };
     Some(Finding {
         kind: Kind::HotKey,
         severity,
         message: format!(
-            "key {:?} takes {:.0}% of the {about}{} operations on map {address:#x}: its load cannot spread, \
-             so anything guarding or sharding this map serialises on it",
+            "key {:?} takes {}{:.0}% of the {about}{} operations on map {address:#x}; {why}",
             top.key.display(),
+            if top.error > 0 { "at least " } else { "" },
             100.0 * share,
             scale.map_count(total),
         ),
         subject: address,
-        count: scale.map_count(top.count),
+        count: scale.map_count(top.guaranteed()),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
     })
+}
+
+/// What serialises on a map's hot key, if anything: a contended lock
+/// waited for where the map is used, else the map's writes; nothing on a
+/// map that is only read.
+fn serialises<'a>(
+    stats: &MapStats,
+    thresholds: &Thresholds,
+    resolver: &dyn ResolveSites,
+    locks: &'a [ContendedLock],
+) -> Option<Serialises<'a>> {
+    let uses = functions(&stats.stacks, resolver);
+    let guard = locks.iter().find_map(|lock| {
+        let shared = lock
+            .functions
+            .iter()
+            .find(|function| uses.contains(function))?;
+        Some(Serialises::Lock(lock, shared.clone()))
+    });
+    if guard.is_some() {
+        return guard;
+    }
+    let ops = &stats.ops;
+    let write_share = (ops.write + ops.delete + ops.clear) as f64 / ops.total().max(1) as f64;
+    (write_share >= thresholds.hot_key_write_share).then_some(Serialises::Writes(write_share))
 }
 
 fn lock_convoy(
@@ -315,20 +424,43 @@ fn lock_convoy(
     convoy.then(|| Finding {
         kind: Kind::LockConvoy,
         severity: Severity::Warning,
-        message: format!(
-            "{} {address:#x}: {} goroutines queue for it and the slowest waits (p99 {:.1} ms) are {}× the \
-             typical one (p50 {:.3} ms): a few long holds stall a queue of waiters",
-            op.name(),
-            stats.goroutines(),
-            p99 as f64 / 1e6,
-            p99 / p50,
-            p50 as f64 / 1e6,
-        ),
+        message: convoy_message(address, op, stats, &figures, seconds),
         subject: address,
         count: figures.contended,
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
     })
+}
+
+/// What was measured, said as such: waits are counted over the whole
+/// window and by distinct goroutines, not as a queue at one moment; and
+/// contend sees waits, not holds, so a long tail is not pinned on either.
+fn convoy_message(
+    address: u64,
+    op: LockOp,
+    stats: &WaitStats,
+    figures: &WaitFigures,
+    seconds: f64,
+) -> String {
+    let [p50, _, p99, _] = figures.quantiles_ns;
+    let waiting = figures.total_ns as f64 / 1e9 / seconds.max(1e-9);
+    let goroutines = stats.goroutines();
+    let at_least = if goroutines >= GOROUTINE_CAPACITY {
+        "at least "
+    } else {
+        ""
+    };
+    format!(
+        "{} {address:#x}: {} contended acquisitions over {seconds:.1} s by {at_least}{goroutines} distinct \
+         goroutines, {waiting:.1} waiting on average; the slowest waits (p99 {}) are {}× the typical one \
+         (p50 {}). Waits, not hold times, are measured: a few long holds or, at times, a long queue of \
+         short ones give this tail",
+        op.name(),
+        figures.contended,
+        nanos(p99),
+        p99 / p50.max(1),
+        nanos(p50),
+    )
 }
 
 #[cfg(test)]
@@ -338,7 +470,7 @@ mod tests {
     use super::*;
     use crate::{
         events::{
-            Batch, Event, LockWait, MapConflict, Stack,
+            Batch, Event, LockWait, MapAccess, MapConflict, Stack,
             fixtures::{access, map_access},
         },
         sites::{no_sites, tests::site},
@@ -373,11 +505,38 @@ mod tests {
         aggregate
     }
 
+    /// Reads of `map` by goroutine 1 from `pc`: 600 of cold keys, 400 of
+    /// "sku-42", with `writes` of the cold keys among them.
+    fn hot_key_events(map: u64, pc: u64, writes: u64) -> Vec<Event> {
+        (0..1000u64)
+            .map(|n| {
+                let key = if n < 600 {
+                    format!("cold-{n}")
+                } else {
+                    "sku-42".to_owned()
+                };
+                let op = if n < writes {
+                    MapOp::Write
+                } else {
+                    MapOp::Read
+                };
+                Event::MapAccess(MapAccess {
+                    stack: Stack([pc, 0, 0, 0]),
+                    ..match map_access(map, op, &key) {
+                        Event::MapAccess(access) => access,
+                        _ => unreachable!("map_access makes map accesses"),
+                    }
+                })
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_key_with_a_large_share_of_a_busy_map_is_hot() {
-        let mut events: Vec<Event> = (0..600).map(|i| map_op(1, &format!("cold-{i}"))).collect();
-        events.extend((0..400).map(|_| map_op(1, "sku-42")));
-        let findings = find(&aggregate(events), &Thresholds::default());
+    fn a_hot_key_of_a_written_map_is_a_finding() {
+        let findings = find(
+            &aggregate(hot_key_events(1, 0, 100)),
+            &Thresholds::default(),
+        );
         assert_eq!(findings.len(), 1, "{findings:?}");
         let finding = &findings[0];
         assert_eq!(
@@ -390,9 +549,56 @@ mod tests {
             (Kind::HotKey, Severity::Warning, 1, 400)
         );
         assert!(
-            finding.message.contains("\"sku-42\" takes 40%"),
+            finding.message.contains("\"sku-42\" takes 40%")
+                && finding
+                    .message
+                    .contains("10% of the map's operations are writes"),
             "{}",
             finding.message
+        );
+    }
+
+    #[test]
+    fn a_hot_key_of_a_read_only_map_is_no_finding() {
+        // A lookup table: reads of a Go map run in parallel, nothing
+        // serialises on its hot key.
+        let findings = find(&aggregate(hot_key_events(1, 0, 0)), &Thresholds::default());
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
+    fn a_hot_key_of_a_map_used_where_a_contended_lock_is_waited_for_names_the_lock() {
+        const GET: u64 = 0x10;
+        let mut events = hot_key_events(1, GET, 0);
+        let waits = (0..100).map(|i| {
+            let Event::LockWait(wait) = lock_wait(i % 4, 1_000) else {
+                unreachable!("lock_wait makes lock waits")
+            };
+            Event::LockWait(LockWait {
+                stack: Stack([GET, 0, 0, 0]),
+                ..wait
+            })
+        });
+        events.extend(waits);
+        let resolver = |stack: &Stack| (stack.0[0] == GET).then(|| site("main.(*Cache).Get", 20));
+        let findings = super::find(
+            &aggregate(events),
+            &Thresholds::default(),
+            &resolver,
+            &Scale::WHOLE,
+            1.0,
+        );
+        let hot: Vec<_> = findings
+            .iter()
+            .filter(|finding| finding.kind == Kind::HotKey)
+            .collect();
+        assert_eq!(hot.len(), 1, "{findings:?}");
+        assert!(
+            hot[0]
+                .message
+                .contains("mutex 0xc0de is contended and waited for in main.(*Cache).Get"),
+            "{}",
+            hot[0].message
         );
     }
 
@@ -415,6 +621,12 @@ mod tests {
         assert_eq!(
             (findings[0].kind, findings[0].subject, findings[0].count),
             (Kind::LockConvoy, 0xc0de, 210)
+        );
+        let message = &findings[0].message;
+        assert!(
+            message.contains("210 contended acquisitions over 1.0 s by 7 distinct goroutines, 0.6 waiting on average")
+                && !message.contains("goroutines queue"),
+            "says what was measured (goroutine 0 is unknown), not a queue: {message}"
         );
     }
 

@@ -22,3 +22,4 @@ pub mod inspect;
 pub mod probes;
 pub mod session;
 pub mod sites;
+pub mod size;

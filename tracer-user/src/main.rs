@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use commands::trace::TraceArgs;
-use tracer_user::duration;
+use tracer_user::{duration, export, size};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +57,10 @@ struct ReportArgs {
     /// Open it in the dashboard instead of printing the summary.
     #[arg(long)]
     tui: bool,
+    /// Refuse files larger than this: bytes, or with a unit (512M, 1G).
+    /// [default: 256M]
+    #[arg(long, value_parser = size::parse)]
+    max_size: Option<u64>,
 }
 
 impl Command {
@@ -79,10 +83,14 @@ impl Command {
                 output: args.output,
             }),
             Self::Top(args) => commands::top::run(&args.trace),
-            Self::Report(args) if args.tui => {
-                commands::report::run_dashboard(&args.file).map(success)
+            Self::Report(args) => {
+                let limit = args.max_size.unwrap_or(export::file::DEFAULT_READ_LIMIT);
+                if args.tui {
+                    commands::report::run_dashboard(&args.file, limit).map(success)
+                } else {
+                    commands::report::run(&args.file, limit).map(success)
+                }
             }
-            Self::Report(args) => commands::report::run(&args.file).map(success),
         }
     }
 }

@@ -146,18 +146,23 @@ impl Coverage {
             .collect()
     }
 
-    /// The busiest second's operations of `rate`, as an estimate: each
-    /// second's traced operations over the share of it the map probes were
-    /// armed, for seconds they were armed at least a quarter of.
-    pub fn peak_per_second(&self, rate: &super::Rate) -> u64 {
-        if self.exact {
-            return rate.peak_per_second();
-        }
+    /// The busiest second's operations of `rate`, as a rate: each second's
+    /// traced operations over the part of it, within the window ending at
+    /// `end_ns`, that the map probes were armed, for seconds armed at
+    /// least a quarter of. A second the window cuts counts as the part it
+    /// had: a recording's first and last seconds are rarely whole, and
+    /// counted as whole they read below the average.
+    pub fn peak_per_second(&self, rate: &super::Rate, end_ns: u64) -> u64 {
         const SECOND: u64 = 1_000_000_000;
         rate.seconds()
             .filter_map(|(second, count)| {
                 let from = (second * SECOND).max(self.start_ns);
-                let armed = self.maps_armed.covered(from, (second + 1) * SECOND);
+                let to = ((second + 1) * SECOND).min(end_ns);
+                let armed = if self.exact {
+                    to.saturating_sub(from)
+                } else {
+                    self.maps_armed.covered(from, to)
+                };
                 (armed * 4 >= SECOND).then(|| count * SECOND / armed)
             })
             .max()
@@ -338,7 +343,19 @@ mod tests {
         }
         // Second 0: 100 in half a second; second 3: 30 in a tenth, too
         // little to say.
-        assert_eq!(coverage.peak_per_second(&rate), 200);
+        assert_eq!(coverage.peak_per_second(&rate, 4 * second), 200);
+    }
+
+    #[test]
+    fn a_second_cut_by_the_window_counts_as_the_part_it_had() {
+        let second = 1_000_000_000;
+        // A window from 0.5 s to 2.5 s, 100 operations in each half second.
+        let coverage = Coverage::new(second / 2, true);
+        let mut rate = crate::aggregate::Rate::default();
+        for n in 0..400 {
+            rate.observe(second / 2 + n * second / 200);
+        }
+        assert_eq!(coverage.peak_per_second(&rate, 5 * second / 2), 200);
     }
 
     #[test]

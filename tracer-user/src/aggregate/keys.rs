@@ -90,6 +90,13 @@ pub struct KeyCount<'a> {
     pub error: u64,
 }
 
+impl KeyCount<'_> {
+    /// How many times the key was surely seen.
+    pub fn guaranteed(&self) -> u64 {
+        self.count - self.error
+    }
+}
+
 impl Default for KeyCounts {
     fn default() -> Self {
         Self::with_capacity(DEFAULT_CAPACITY)
@@ -198,6 +205,36 @@ impl KeyCounts {
         keys
     }
 
+    /// The `n` most counted keys whose counts are evidence, most counted
+    /// first: those surely seen more than [`Self::floor`] times. Past
+    /// capacity, every kept key inherits about the floor as its error, so
+    /// on a map whose keys never repeat the kept ones are whichever came
+    /// last, with counts near the floor: noise that only looks like a top.
+    pub fn evident(&self, n: usize) -> Vec<KeyCount<'_>> {
+        let floor = self.floor().max(1);
+        let mut keys = self.top(usize::MAX);
+        keys.retain(|kept| kept.guaranteed() > floor);
+        keys.truncate(n);
+        keys
+    }
+
+    /// The count no key needs to be kept or told apart: `total / capacity`
+    /// (a key seen more often is always kept, and no error exceeds it).
+    pub fn floor(&self) -> u64 {
+        self.total / self.capacity as u64
+    }
+
+    /// The share of operations a key must surely have to be evidence:
+    /// `1 / capacity`.
+    pub fn floor_share(&self) -> f64 {
+        1.0 / self.capacity as f64
+    }
+
+    /// Keys were observed but none stands out: they are spread.
+    pub fn spread(&self) -> bool {
+        self.total > 0 && self.evident(1).is_empty()
+    }
+
     /// Keys observed, kept or not.
     pub fn total(&self) -> u64 {
         self.total
@@ -258,6 +295,47 @@ mod tests {
         assert!(
             hot.count - hot.error <= 100_000 && 100_000 <= hot.count,
             "{hot:?}"
+        );
+    }
+
+    #[test]
+    fn keys_that_never_repeat_are_no_evidence() {
+        let mut counts = KeyCounts::with_capacity(16);
+        for id in 0..10_000 {
+            counts.observe(key(id));
+        }
+        assert_eq!(counts.top(3).len(), 3, "the sketch keeps keys regardless");
+        assert!(counts.evident(10).is_empty(), "{:?}", counts.evident(10));
+        assert!(counts.spread());
+    }
+
+    #[test]
+    fn a_hot_key_among_new_ones_is_evidence_and_they_are_not() {
+        let mut counts = KeyCounts::with_capacity(16);
+        for id in 1_000..11_000 {
+            counts.observe(key(id));
+            if id % 4 == 0 {
+                counts.observe(key(7));
+            }
+        }
+        let evident: Vec<_> = counts.evident(10).iter().map(|kc| kc.key.clone()).collect();
+        assert_eq!(evident, [key(7)]);
+        assert!(!counts.spread());
+    }
+
+    #[test]
+    fn exact_counts_of_repeated_keys_are_evidence() {
+        let mut counts = KeyCounts::with_capacity(1024);
+        for n in 0..100 {
+            counts.observe(key(n % 10));
+        }
+        assert_eq!(counts.evident(20).len(), 10);
+        let mut once = KeyCounts::with_capacity(1024);
+        (0..100).for_each(|id| once.observe(key(id)));
+        assert!(once.spread(), "keys seen once each are spread");
+        assert!(
+            !KeyCounts::default().spread(),
+            "no keys at all are not spread keys"
         );
     }
 

@@ -16,6 +16,9 @@ pub struct WaitStats {
     histogram: Histogram<u64>,
     /// Exact sum of the waits (the histogram's would be approximate).
     pub total_ns: u64,
+    /// The longest wait, exact: the histogram's is rounded up to its
+    /// precision, and could read above a lone wait's exact total.
+    max_ns: u64,
     /// Distinct goroutines that waited, up to `GOROUTINE_CAPACITY`: a lock
     /// every request takes sees millions.
     goroutines: HashSet<u64>,
@@ -30,6 +33,7 @@ impl Default for WaitStats {
             histogram: Histogram::new(SIGNIFICANT_FIGURES)
                 .expect("3 significant figures is a valid precision"),
             total_ns: 0,
+            max_ns: 0,
             goroutines: HashSet::new(),
             stacks: StackCounts::default(),
         }
@@ -44,6 +48,7 @@ impl WaitStats {
             self.histogram.saturating_record(value);
         }
         self.total_ns = self.total_ns.saturating_add(wait.wait_ns);
+        self.max_ns = self.max_ns.max(wait.wait_ns);
         if wait.goid != 0 && self.goroutines.len() < GOROUTINE_CAPACITY {
             self.goroutines.insert(wait.goid);
         }
@@ -55,12 +60,14 @@ impl WaitStats {
         self.histogram.len()
     }
 
+    /// A wait length at `quantile`, to the histogram's precision but
+    /// never above the longest wait.
     pub fn quantile_ns(&self, quantile: f64) -> u64 {
-        self.histogram.value_at_quantile(quantile)
+        self.histogram.value_at_quantile(quantile).min(self.max_ns)
     }
 
     pub fn max_ns(&self) -> u64 {
-        self.histogram.max()
+        self.max_ns
     }
 
     pub fn goroutines(&self) -> usize {
@@ -142,11 +149,14 @@ impl WaitStats {
         }
         WaitFigures {
             contended: count.round() as u64,
-            total_ns: points
+            // Never below the longest wait, which happened even where no
+            // gap could hold another like it (weight 0).
+            total_ns: (points
                 .iter()
                 .map(|&(ns, weighted)| ns as f64 * weighted)
-                .sum::<f64>() as u64,
-            quantiles_ns: QUANTILES.map(quantile),
+                .sum::<f64>() as u64)
+                .max(self.max_ns),
+            quantiles_ns: QUANTILES.map(|at| quantile(at).min(self.max_ns)),
             max_ns: self.max_ns(),
             buckets: buckets
                 .into_iter()
@@ -229,6 +239,21 @@ mod tests {
             buckets.windows(2).all(|pair| pair[0].0 < pair[1].0),
             "{buckets:?}"
         );
+    }
+
+    #[test]
+    fn the_longest_wait_is_exact_and_bounds_the_rest() {
+        let mut locks = LockWaits::default();
+        locks.record(&wait(0x10, LockOp::MutexLock, 1, 120_000_000));
+        let stats = locks.most_waited(1)[0].2;
+        for figures in [stats.figures(), stats.weighted_figures(|_| 1.0)] {
+            assert_eq!(figures.max_ns, 120_000_000, "the histogram rounds up");
+            assert!(figures.total_ns >= figures.max_ns, "{figures:?}");
+            assert!(
+                figures.quantiles_ns.iter().all(|&ns| ns <= figures.max_ns),
+                "{figures:?}"
+            );
+        }
     }
 
     #[test]

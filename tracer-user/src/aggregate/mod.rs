@@ -6,6 +6,7 @@ pub mod coverage;
 pub mod goroutines;
 pub mod keys;
 pub mod locks;
+pub mod maps;
 pub mod rate;
 pub mod stacks;
 
@@ -17,6 +18,7 @@ pub use coverage::{Coverage, Scale};
 pub use goroutines::Goroutines;
 pub use keys::KeyCounts;
 pub use locks::{LockWaits, WaitStats};
+pub use maps::{Forgotten, MapTable};
 pub use rate::Rate;
 pub use stacks::StackCounts;
 
@@ -53,6 +55,15 @@ impl OpCounts {
         };
         *counter += 1;
     }
+
+    /// Adds `other`'s counts, saturating.
+    fn absorb(&mut self, other: &Self) {
+        self.read = self.read.saturating_add(other.read);
+        self.write = self.write.saturating_add(other.write);
+        self.delete = self.delete.saturating_add(other.delete);
+        self.iterate = self.iterate.saturating_add(other.iterate);
+        self.clear = self.clear.saturating_add(other.clear);
+    }
 }
 
 /// Everything we know about one map.
@@ -76,13 +87,18 @@ pub struct Aggregate {
     pub dropped_by_cpu: Vec<u64>,
     /// Events received but not decodable.
     pub undecodable: u64,
-    maps: HashMap<u64, MapStats>,
+    /// Per-map statistics, for a bounded number of maps (see `maps.rs`).
+    maps: MapTable,
     pub locks: LockWaits,
     /// Lock waits left out of `locks` because a map probe was in the
     /// target meanwhile (see `coverage.rs`).
     pub unmeasured_waits: u64,
     pub conflicts: Conflicts,
     pub coverage: Coverage,
+    /// Operations on nil maps, which are no map's load: a read of a nil map
+    /// returns the zero value without touching anything, and merged under
+    /// one "map 0x0" they ranked first in programs that never write one.
+    pub nil_map_ops: u64,
 }
 
 impl Aggregate {
@@ -112,7 +128,11 @@ impl Aggregate {
     }
 
     fn record_map_access(&mut self, access: MapAccess) {
-        let stats = self.maps.entry(access.map).or_default();
+        if access.map == 0 {
+            self.nil_map_ops += 1;
+            return;
+        }
+        let stats = self.maps.stats(access.map);
         stats.ops.add(access.op);
         stats.stacks.observe(access.stack);
         stats.goroutines.observe(access.goid, access.op);
@@ -127,13 +147,19 @@ impl Aggregate {
         self.dropped_by_cpu.iter().sum()
     }
 
-    pub fn maps_seen(&self) -> usize {
-        self.maps.len()
+    /// Maps with at least one operation, kept or forgotten.
+    pub fn maps_seen(&self) -> u64 {
+        self.maps.seen()
     }
 
-    /// Every map with its address, in no particular order.
+    /// The quietest maps, let go to bound memory, summed.
+    pub fn forgotten_maps(&self) -> Forgotten {
+        self.maps.forgotten
+    }
+
+    /// Every kept map with its address, in no particular order.
     pub fn maps(&self) -> impl Iterator<Item = (u64, &MapStats)> + '_ {
-        self.maps.iter().map(|(address, stats)| (*address, stats))
+        self.maps.kept()
     }
 
     /// The `n` busiest maps with their addresses, busiest first. A live view
@@ -170,6 +196,22 @@ mod tests {
     use crate::events::fixtures::map_access as access;
 
     #[test]
+    fn nil_maps_are_counted_apart_from_every_map() {
+        let mut aggregate = Aggregate::default();
+        aggregate.apply(Batch {
+            events: vec![
+                access(0, MapOp::Read, "a"),
+                access(0, MapOp::Read, "a"),
+                access(7, MapOp::Read, "a"),
+            ],
+            undecodable: 0,
+        });
+        assert_eq!(aggregate.nil_map_ops, 2);
+        assert_eq!(aggregate.maps_seen(), 1, "map 0x0 is not a map");
+        assert_eq!(aggregate.events, 3);
+    }
+
+    #[test]
     fn counts_per_map_per_op_and_losses() {
         let mut aggregate = Aggregate::default();
         aggregate.apply(Batch {
@@ -197,6 +239,23 @@ mod tests {
         );
         assert_eq!(maps[1].1.ops.total(), 1);
         assert_eq!(aggregate.busiest_maps(1).len(), 1);
+    }
+
+    #[test]
+    fn memory_stays_bounded_however_many_maps() {
+        let mut aggregate = Aggregate::default();
+        let maps = 3 * maps::MAP_CAPACITY as u64;
+        for map in 1..=maps {
+            aggregate.record(access(map, MapOp::Read, "a"));
+        }
+        assert!(aggregate.maps().count() <= maps::MAP_CAPACITY);
+        assert_eq!(aggregate.maps_seen(), maps);
+        let forgotten = aggregate.forgotten_maps();
+        assert_eq!(
+            forgotten.ops.read + aggregate.maps().count() as u64,
+            maps,
+            "a forgotten map's operations are still counted"
+        );
     }
 
     #[test]

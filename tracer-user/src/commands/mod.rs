@@ -6,7 +6,7 @@ pub mod report;
 pub mod top;
 pub mod trace;
 
-use std::{fs::File, path::PathBuf, sync::Mutex};
+use std::{fs::File, io::IsTerminal as _, path::PathBuf, sync::Mutex};
 
 use anyhow::Context as _;
 
@@ -20,11 +20,13 @@ fn filter() -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
 }
 
-/// Logs go to stderr, warnings and up unless `CONTEND_LOG` says otherwise.
+/// Logs go to stderr, warnings and up unless `CONTEND_LOG` says otherwise;
+/// coloured only on a terminal, so a log file holds no escape codes.
 pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

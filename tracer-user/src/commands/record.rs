@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use tracer_user::{
     events::DumpWriter,
-    export::{self, ending, schema},
+    export::{self, ending, file::Saved, schema},
     inspect::process::{self, FileIdentity},
     session::{Session, SessionOptions, SharedDump},
 };
@@ -33,8 +33,9 @@ pub struct Options {
 /// the duration was over).
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
     trace::require_root()?;
+    // Before attaching, so a typo in `-o` costs nothing.
     if let Some(output) = &options.output {
-        check_writable(output)?;
+        export::file::check_destination(output)?;
     }
     let to_stdout = options.output.as_deref() == Some(Path::new("-"));
     // The export owns our stdout then: the command's goes to stderr.
@@ -99,16 +100,20 @@ async fn record(traced: &mut Traced, options: &Options, output: &Path) -> anyhow
         Stop::Exec(exec) => finished.export.target.exec = Some(exec.clone()),
         Stop::DurationElapsed | Stop::Interrupted(_) => {}
     }
-    let written = trace::write_export(output, &finished.export)?;
+    let Saved { path, instead_of } = export::file::write_or_fall_back(output, &finished.export)?;
     eprintln!(
         "contend: {stop}; wrote {} ({} events, {} dropped{}). Read it with `contend report {}`",
-        written.display(),
+        path.display(),
         finished.export.tracer.events,
         finished.export.tracer.dropped,
         slowdown(&finished.export),
-        written.display(),
+        path.display(),
     );
     finished.detach().await;
+    // Not where it was asked for: a script must not take it for success.
+    if let Some(why) = instead_of {
+        bail!("{why}; the recording is in {} instead", path.display());
+    }
     Ok(stop)
 }
 
@@ -155,26 +160,6 @@ fn dump_from_environment() -> anyhow::Result<Option<SharedDump>> {
     let writer = DumpWriter::create(&path)
         .with_context(|| format!("cannot create the event dump {}", path.display()))?;
     Ok(Some(Arc::new(Mutex::new(writer))))
-}
-
-/// Fails before tracing starts if the export could not be written, so a
-/// typo in `-o` costs nothing.
-fn check_writable(output: &Path) -> anyhow::Result<()> {
-    if output == Path::new("-") {
-        return Ok(());
-    }
-    let dir = match output.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "cannot write the export to {}: {} is not a directory",
-            output.display(),
-            dir.display()
-        );
-    }
-    Ok(())
 }
 
 /// Why a recording ended.

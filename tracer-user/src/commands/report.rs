@@ -1,7 +1,10 @@
 //! `contend report FILE`: render an export offline, as text or, with
 //! `--tui`, in the dashboard's views.
 
-use std::{io::IsTerminal as _, path::Path};
+use std::{
+    io::{self, IsTerminal as _, Write as _},
+    path::Path,
+};
 
 use anyhow::{Context as _, bail};
 use tracer_user::{
@@ -11,15 +14,24 @@ use tracer_user::{
 
 use super::trace::StopSignals;
 
-pub fn run(file: &Path) -> anyhow::Result<()> {
-    let export = export::read(file)?;
-    print!("{}", export::report::render(&export));
-    Ok(())
+/// Prints the summary of the export at `file`, of at most `limit` bytes.
+pub fn run(file: &Path, limit: u64) -> anyhow::Result<()> {
+    let export = export::read_at_most(file, limit)?;
+    let text = export::report::render(&export);
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // A reader that has seen enough (`| head`) is not an error.
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("cannot write the report"),
+    }
 }
 
 /// `--tui`: the recording in the dashboard, frozen.
-pub fn run_dashboard(file: &Path) -> anyhow::Result<()> {
-    let export = export::read(file)?;
+pub fn run_dashboard(file: &Path, limit: u64) -> anyhow::Result<()> {
+    let export = export::read_at_most(file, limit)?;
     if !std::io::stdout().is_terminal() {
         bail!("--tui draws on a terminal; without it, `contend report` prints the summary");
     }

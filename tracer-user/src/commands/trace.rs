@@ -5,7 +5,6 @@
 use std::{
     ffi::OsString,
     os::unix::process::ExitStatusExt as _,
-    path::Path,
     process::ExitStatus,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -13,9 +12,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracer_user::{
-    export::{self, file::Saved, schema},
+    export::{schema, untrusted::printable},
     findings::Thresholds,
-    inspect::{FunctionTable, Target, TargetError},
+    inspect::{FunctionTable, Target, TargetError, process},
     probes::LoadOptions,
     session::{Budget, DEFAULT_MAX_OVERHEAD, Session},
 };
@@ -143,8 +142,8 @@ impl Traced {
             });
         }
         match args.pid {
-            Some(pid) => Ok(Self {
-                pid,
+            Some(id) => Ok(Self {
+                pid: process_of(id)?,
                 held: None,
                 child: None,
             }),
@@ -215,6 +214,15 @@ impl Traced {
 pub fn unix_ns(at: SystemTime) -> u64 {
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The process `-p` names: a thread's ID stands for its process, saying so.
+fn process_of(id: u32) -> anyhow::Result<u32> {
+    let pid = process::process_of(id)?;
+    if pid != id {
+        eprintln!("contend: {id} is a thread of process {pid}; tracing the process");
+    }
+    Ok(pid)
 }
 
 /// A runtime for one tracing session: the aggregating task and the readers
@@ -294,7 +302,7 @@ pub fn announce(session: &Session, until: &str) {
     eprintln!(
         "contend: tracing PID {} ({}, {}{stripped}), {attached} of {} probes attached, {until}",
         target.pid,
-        target.exe.display(),
+        printable(&target.exe.to_string_lossy()),
         binary.go_version.as_deref().unwrap_or("unknown Go version"),
         probes.len(),
     );
@@ -303,17 +311,4 @@ pub fn announce(session: &Session, until: &str) {
             "contend: goroutine ids are unknown for this Go version; waits are paired by thread"
         );
     }
-}
-
-/// Writes the export; if that fails (disk full, directory gone), to the
-/// temporary directory instead, saying so, so a recording is never lost.
-pub fn write_export(output: &Path, export: &export::Export) -> anyhow::Result<std::path::PathBuf> {
-    let Saved { path, instead_of } = export::file::write_or_fall_back(output, export)?;
-    if let Some(error) = instead_of {
-        eprintln!(
-            "contend: {error}; saved the recording to {} instead",
-            path.display()
-        );
-    }
-    Ok(path)
 }

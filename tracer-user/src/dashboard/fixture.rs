@@ -55,6 +55,8 @@ fn empty(at_ns: u64) -> Export {
             dropped: 0,
             dropped_by_cpu: Vec::new(),
             maps_seen: 0,
+            nil_map_ops: 0,
+            other_maps: None,
             attach_ns: 250 * MS,
             probes: probes(),
             max_overhead: None,
@@ -127,6 +129,12 @@ pub fn shop_at(seconds: u64) -> Export {
         &[],
         &[site("main.report", "/src/shop/report.go", 12)],
     );
+    let stock = MapReport {
+        kind: Some("map".to_owned()),
+        go_type: Some("map[string]int".to_owned()),
+        global: Some("main.stock".to_owned()),
+        ..stock
+    };
     export.maps = vec![
         with_goroutines(stock, 12, 8, 4),
         with_goroutines(cart, 6, 6, 3),
@@ -225,6 +233,7 @@ fn map(id: &str, ops: Ops, keys: &[(&str, f64, f64)], sites: &[Site]) -> MapRepo
                 count: share_of(share),
                 share,
                 error: share_of(error),
+                key_hex: None,
             })
             .collect(),
         touched_by: sites.iter().map(|site| site.function.clone()).collect(),

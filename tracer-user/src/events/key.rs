@@ -141,14 +141,15 @@ impl Key {
         }
     }
 
-    /// The key as users read it: text (invalid UTF-8 replaced, `…` when
-    /// truncated), integers in decimal, pointers in hex, other types as hex
-    /// bytes (the first few, then a hash of all captured).
+    /// The key as users read it: text (bytes that are not UTF-8 written
+    /// `\xff`, `…` when truncated), integers in decimal, pointers in hex,
+    /// other types as hex bytes (the first few, then a hash of all
+    /// captured).
     pub fn display(&self) -> String {
         match self {
             Self::None => String::new(),
             Self::Text { bytes, truncated } => {
-                let mut text = String::from_utf8_lossy(bytes).into_owned();
+                let mut text = escaped_text(whole_characters(bytes, *truncated));
                 if *truncated {
                     text.push('…');
                 }
@@ -164,6 +165,45 @@ impl Key {
             Self::Unreadable => "<unreadable>".to_owned(),
         }
     }
+
+    /// A text key's bytes in hex, when they are not UTF-8: Go strings hold
+    /// any bytes, and two such keys may read alike once escaped.
+    pub fn raw_hex(&self) -> Option<String> {
+        let Self::Text { bytes, truncated } = self else {
+            return None;
+        };
+        let shown = whole_characters(bytes, *truncated);
+        if std::str::from_utf8(shown).is_ok() {
+            return None;
+        }
+        let mut hex = String::with_capacity(2 * bytes.len());
+        for byte in bytes.iter() {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        Some(hex)
+    }
+}
+
+/// `bytes` without a character cut in two at the end by truncation.
+fn whole_characters(bytes: &[u8], truncated: bool) -> &[u8] {
+    match std::str::from_utf8(bytes) {
+        Err(error) if truncated && error.error_len().is_none() => &bytes[..error.valid_up_to()],
+        _ => bytes,
+    }
+}
+
+/// UTF-8 as it is, each byte that is not UTF-8 as `\xNN`, so that keys
+/// differing in those bytes stay apart (a lossy conversion made them all
+/// `�`).
+fn escaped_text(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            let _ = write!(text, "\\x{byte:02x}");
+        }
+    }
+    text
 }
 
 fn hex_key(bytes: &[u8], truncated: bool) -> String {
@@ -245,6 +285,24 @@ mod tests {
         );
         let long = [0xab; 40];
         assert!(show(Kind::Array, &long, 40).starts_with(&format!("hex:{}…#", "ab".repeat(16))));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_stays_distinguishable() {
+        let ff = Key::decode(Some(Kind::String), b"id-\xff", 4);
+        let fe = Key::decode(Some(Kind::String), b"id-\xfe", 4);
+        assert_eq!(ff.display(), "id-\\xff");
+        assert_ne!(ff.display(), fe.display());
+        assert_eq!(ff.raw_hex().as_deref(), Some("69642dff"));
+        assert_eq!(
+            Key::decode(Some(Kind::String), "ключ".as_bytes(), 8).raw_hex(),
+            None,
+            "UTF-8 needs no hex"
+        );
+        // A capture that ends inside a character is truncation, not bad text.
+        let cut = Key::decode(Some(Kind::String), &"ключ".as_bytes()[..3], 8);
+        assert_eq!(cut.display(), "к…");
+        assert_eq!(cut.raw_hex(), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::{
     findings::{self, Thresholds},
     inspect::Target,
     probes::ProbeStatus,
-    sites::{self, CallSite, ResolveSites},
+    sites::{self, CallSite, Origin, ResolveSites},
 };
 
 /// Keys listed per map.
@@ -84,6 +84,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
     } = recording;
     let seconds = window.duration_ns as f64 / 1e9;
     let scale = &sampling.scale;
+    let (maps, sync_map_internals) = map_reports(aggregate, *sites, seconds, scale);
     Export {
         schema: SCHEMA_V1.to_owned(),
         target: (*target).clone(),
@@ -92,7 +93,11 @@ pub fn export(recording: &Recording<'_>) -> Export {
             events: aggregate.events,
             dropped: aggregate.dropped(),
             dropped_by_cpu: dropped_by_cpu(aggregate),
-            maps_seen: aggregate.maps_seen() as u64,
+            // sync.Map internals are not maps of the program (those past
+            // the listed ones are not told apart, and still counted).
+            maps_seen: aggregate.maps_seen() - sync_map_internals as u64,
+            nil_map_ops: aggregate.nil_map_ops,
+            other_maps: other_maps(aggregate, scale),
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes
                 .iter()
@@ -102,7 +107,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
             estimated_overhead: sampling.estimated_overhead,
             exact: sampling.exact,
         },
-        maps: map_reports(aggregate, *sites, seconds, scale),
+        maps,
         locks: lock_reports(aggregate, *sites, seconds, scale),
         findings: findings::find(aggregate, thresholds, *sites, scale, seconds)
             .into_iter()
@@ -212,20 +217,57 @@ fn dropped_by_cpu(aggregate: &Aggregate) -> Vec<u64> {
     }
 }
 
+/// The maps let go to bound memory, when there were any, their counts
+/// scaled like those of every map.
+fn other_maps(aggregate: &Aggregate, scale: &Scale) -> Option<schema::OtherMaps> {
+    let forgotten = aggregate.forgotten_maps();
+    let count = |traced| scale.map_count(traced);
+    (forgotten.maps > 0).then(|| schema::OtherMaps {
+        maps: forgotten.maps,
+        ops: Ops {
+            read: count(forgotten.ops.read),
+            write: count(forgotten.ops.write),
+            delete: count(forgotten.ops.delete),
+            iterate: count(forgotten.ops.iterate),
+            clear: count(forgotten.ops.clear),
+        },
+    })
+}
+
+/// The busiest maps' reports, and how many of the busiest were left out
+/// as a sync.Map's internals.
 fn map_reports(
     aggregate: &Aggregate,
     resolver: &dyn ResolveSites,
     seconds: f64,
     scale: &Scale,
-) -> Vec<MapReport> {
-    aggregate
-        .busiest_maps(TOP_MAPS)
+) -> (Vec<MapReport>, usize) {
+    let busiest = aggregate.busiest_maps(TOP_MAPS);
+    let considered = busiest.len();
+    let reports: Vec<MapReport> = busiest
         .into_iter()
-        .map(|(address, stats)| {
-            let peak = aggregate.coverage.peak_per_second(&stats.rate);
-            map_report(address, stats, resolver, seconds, scale, peak)
+        .filter_map(|(address, stats)| {
+            let origin = sites::map_origin(&stats.stacks, resolver);
+            // A sync.Map's own runtime maps (before Go 1.24): their
+            // operations are the sync.Map's, which its probes counted.
+            if origin == Origin::SyncMapInternals {
+                return None;
+            }
+            let end_ns = aggregate.coverage.start_ns + (seconds * 1e9) as u64;
+            let peak = aggregate.coverage.peak_per_second(&stats.rate, end_ns);
+            let mut report = map_report(address, stats, resolver, seconds, scale, peak);
+            report.kind = match origin {
+                Origin::Program(kind) => kind.map(|kind| kind.name().to_owned()),
+                _ => None,
+            };
+            report.runtime_internal = origin == Origin::Runtime;
+            let name = sites::map_name(&stats.stacks, resolver);
+            (report.go_type, report.global) = (name.go_type, name.global);
+            Some(report)
         })
-        .collect()
+        .collect();
+    let left_out = considered - reports.len();
+    (reports, left_out)
 }
 
 /// One map's figures. Sampled, counts are estimates for the whole
@@ -244,6 +286,10 @@ fn map_report(
     let sites = top_sites(&stats.stacks, resolver, count);
     MapReport {
         id: format!("{address:#x}"),
+        kind: None,
+        go_type: None,
+        global: None,
+        runtime_internal: false,
         ops: Ops {
             read: count(stats.ops.read),
             write: count(stats.ops.write),
@@ -253,22 +299,26 @@ fn map_report(
         },
         top_keys: stats
             .keys
-            .top(TOP_KEYS)
+            .evident(TOP_KEYS)
             .into_iter()
             .map(|kept| KeyReport {
                 key: kept.key.display(),
+                key_hex: kept.key.raw_hex(),
                 count: count(kept.count),
                 share: kept.count as f64 / total as f64,
                 error: count(kept.error),
             })
             .collect(),
+        keys_spread: stats.keys.spread(),
         touched_by: functions(&sites),
         sites,
         goroutines: stats.goroutines.count() as u64,
         readers: stats.goroutines.readers() as u64,
         writers: stats.goroutines.writers() as u64,
         ops_per_sec: per_second(count(total), seconds),
-        peak_ops_per_sec,
+        // The busiest second is at least as busy as the average one; a
+        // window under a quarter second has no second to count.
+        peak_ops_per_sec: peak_ops_per_sec.max(per_second(count(total), seconds).ceil() as u64),
         coverage: scale.maps_sampled().then_some(scale.maps),
     }
 }
@@ -324,5 +374,68 @@ fn wait_ns(figures: &WaitFigures) -> WaitNs {
         p999,
         max: figures.max_ns,
         total: figures.total_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::MapOp;
+
+    use super::*;
+    use crate::{
+        aggregate::Coverage,
+        events::{Event, MapAccess, Stack, fixtures::text_key},
+        sites::no_sites,
+    };
+
+    /// An export of `aggregate` over a window of `duration_ns`.
+    fn export_of(aggregate: &Aggregate, duration_ns: u64) -> Export {
+        export(&Recording {
+            target: &schema::Target {
+                pid: 1,
+                exe: "/srv/app".to_owned(),
+                language: "go".to_owned(),
+                go_version: None,
+                exit: None,
+                exec: None,
+            },
+            probes: &[],
+            attach: Duration::ZERO,
+            thresholds: &Thresholds::default(),
+            window: Window {
+                start_unix_ns: 0,
+                duration_ns,
+            },
+            aggregate,
+            sites: &no_sites,
+            sampling: &Sampling::WHOLE,
+        })
+    }
+
+    #[test]
+    fn the_peak_second_is_never_below_the_average() {
+        const SECOND: u64 = 1_000_000_000;
+        // Half a second, 1,000 reads: 2,000/s, in a second the window cuts.
+        let mut aggregate = Aggregate::default();
+        aggregate.coverage = Coverage::new(SECOND / 2, true);
+        for n in 0..1000 {
+            aggregate.record(Event::MapAccess(MapAccess {
+                op: MapOp::Read,
+                tid: 1,
+                goid: 1,
+                timestamp_ns: SECOND / 2 + n * SECOND / 2000,
+                map: 0xc000010000,
+                key: text_key("k"),
+                stack: Stack::default(),
+            }));
+        }
+        let map = &export_of(&aggregate, SECOND / 2).maps[0];
+        assert_eq!(map.ops_per_sec, 2_000.0);
+        assert_eq!(map.peak_ops_per_sec, 2_000);
+        let short = &export_of(&aggregate, SECOND / 10).maps[0];
+        assert!(
+            short.peak_ops_per_sec as f64 >= short.ops_per_sec,
+            "{short:?}"
+        );
     }
 }

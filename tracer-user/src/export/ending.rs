@@ -132,6 +132,8 @@ mod tests {
                 dropped: 0,
                 dropped_by_cpu: Vec::new(),
                 maps_seen: 1,
+                nil_map_ops: 0,
+                other_maps: None,
                 attach_ns: 0,
                 probes: Vec::new(),
                 max_overhead: None,

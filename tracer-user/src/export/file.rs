@@ -1,19 +1,53 @@
 //! Reading and writing export files.
+//!
+//! contend writes as root, often into shared directories, and reads files
+//! anyone may have written. So an export is written through a temporary
+//! file created exclusively, with an unpredictable name, beside the
+//! destination, readable by its owner alone, and renamed into place: a
+//! link planted at a predictable name is replaced, never written through.
+//! A device or FIFO named on purpose (`-o /dev/null`) is written to, not
+//! replaced. Reading takes regular files up to a size limit only, streamed.
 
 use std::{
-    fs,
-    io::{self, Write as _},
+    fs::{self, File, OpenOptions},
+    io::{self, BufReader, Read as _, Write as _},
+    os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
 use super::schema::{Export, SCHEMA_V1};
 
+/// The largest export `contend report` reads unless told otherwise: far
+/// above a real recording's few megabytes, far below what hurts a laptop.
+pub const DEFAULT_READ_LIMIT: u64 = 256 << 20;
+
+/// Exports hold the traced program's keys: only their owner reads them.
+const EXPORT_MODE: u32 = 0o600;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("cannot read {}: {cause}", path.display())]
     Read { path: PathBuf, cause: io::Error },
+    #[error("cannot read {}: it is {what}, not an export file", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error(
+        "cannot read {}: it is {size} bytes, over the limit of {limit} (raise it with --max-size)",
+        path.display()
+    )]
+    TooBig {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("cannot write {}: {cause}", path.display())]
     Write { path: PathBuf, cause: io::Error },
+    #[error("cannot write the export to {}: {} is not a directory", path.display(), dir.display())]
+    NoDirectory { path: PathBuf, dir: PathBuf },
+    #[error(
+        "cannot write the export to {}: it is {what}; name a file, a character device, a FIFO or `-`",
+        path.display()
+    )]
+    Unwritable { path: PathBuf, what: &'static str },
     #[error("{} is not a contend export: {cause}", path.display())]
     Corrupt {
         path: PathBuf,
@@ -38,7 +72,8 @@ pub struct Saved {
 }
 
 /// Writes `export` to `path`; if that fails (disk full, directory gone),
-/// to the temporary directory instead, so a recording is never lost.
+/// to a new file in the temporary directory instead, so a recording is
+/// never lost.
 pub fn write_or_fall_back(path: &Path, export: &Export) -> Result<Saved, ExportError> {
     let Err(first) = write(path, export) else {
         return Ok(Saved {
@@ -46,12 +81,8 @@ pub fn write_or_fall_back(path: &Path, export: &Export) -> Result<Saved, ExportE
             instead_of: None,
         });
     };
-    let fallback = std::env::temp_dir().join(format!(
-        "contend-{}-{}.json",
-        export.target.pid, export.window.start_unix_ns
-    ));
-    match write(&fallback, export) {
-        Ok(()) => Ok(Saved {
+    match write_fallback(export) {
+        Ok(fallback) => Ok(Saved {
             path: fallback,
             instead_of: Some(first),
         }),
@@ -62,56 +93,274 @@ pub fn write_or_fall_back(path: &Path, export: &Export) -> Result<Saved, ExportE
     }
 }
 
-/// Writes `export` to `path` (`-` for standard output). The file appears
-/// whole or not at all: we write a temporary file and rename it.
+/// What a path to write to is.
+#[derive(Debug, PartialEq, Eq)]
+enum Destination {
+    /// `-`.
+    Stdout,
+    /// A character device or FIFO the user named: written to as it is.
+    Stream,
+    /// A regular file, or nothing yet, in this directory.
+    File { dir: PathBuf },
+}
+
+/// Fails unless an export could be written to `path`: its directory
+/// exists and it is not itself a directory, a socket or a block device.
+/// `record` asks before attaching, so a typo in `-o` costs nothing.
+pub fn check_destination(path: &Path) -> Result<(), ExportError> {
+    destination(path).map(drop)
+}
+
+fn destination(path: &Path) -> Result<Destination, ExportError> {
+    if path == Path::new("-") {
+        return Ok(Destination::Stdout);
+    }
+    let unwritable = |what| ExportError::Unwritable {
+        path: path.to_owned(),
+        what,
+    };
+    // Followed through links: `/dev/stdout` is one. A link to a regular
+    // file is replaced, not followed, by the rename.
+    if let Ok(metadata) = fs::metadata(path) {
+        let kind = metadata.file_type();
+        if kind.is_char_device() || kind.is_fifo() {
+            return Ok(Destination::Stream);
+        }
+        if kind.is_dir() {
+            return Err(unwritable("a directory"));
+        }
+        if kind.is_block_device() {
+            return Err(unwritable("a block device"));
+        }
+        if kind.is_socket() {
+            return Err(unwritable("a socket"));
+        }
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(ExportError::NoDirectory {
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+        });
+    }
+    Ok(Destination::File {
+        dir: dir.to_owned(),
+    })
+}
+
+/// Writes `export` to `path` (`-` for standard output). A file appears
+/// whole or not at all, mode 0600, owned by whoever ran `sudo contend`.
 pub fn write(path: &Path, export: &Export) -> Result<(), ExportError> {
+    write_as(path, export, invoking_user())
+}
+
+fn write_as(path: &Path, export: &Export, owner: Option<Owner>) -> Result<(), ExportError> {
     let write_error = |cause| ExportError::Write {
         path: path.to_owned(),
         cause,
     };
-    let mut json = serde_json::to_vec_pretty(export)
-        .map_err(io::Error::from)
-        .map_err(write_error)?;
-    json.push(b'\n');
-    if path == Path::new("-") {
-        return io::stdout().lock().write_all(&json).map_err(write_error);
+    let json = to_json(export).map_err(write_error)?;
+    match destination(path)? {
+        Destination::Stdout => io::stdout().lock().write_all(&json),
+        Destination::Stream => write_stream(path, &json),
+        Destination::File { dir } => {
+            let name = path.file_name().unwrap_or(path.as_os_str());
+            let mut prefix = std::ffi::OsString::from(".");
+            prefix.push(name);
+            prefix.push(".");
+            new_file(&dir, &prefix, ".tmp", &json, owner)
+                .and_then(|file| file.persist(path).map_err(|error| error.error))
+                .map(drop)
+        }
     }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    fs::write(&temporary, &json)
-        .and_then(|()| fs::rename(&temporary, path))
+    .map_err(write_error)
+}
+
+/// Writes `export` to a new file of its own in the temporary directory.
+fn write_fallback(export: &Export) -> Result<PathBuf, ExportError> {
+    let dir = std::env::temp_dir();
+    let write_error = |cause| ExportError::Write {
+        path: dir.clone(),
+        cause,
+    };
+    let json = to_json(export).map_err(write_error)?;
+    let prefix = format!("contend-{}-", export.target.pid);
+    new_file(&dir, prefix.as_ref(), ".json", &json, invoking_user())
+        .and_then(|file| file.keep().map_err(|error| error.error))
+        .map(|(_, path)| path)
         .map_err(write_error)
 }
 
-/// Reads an export, checking that it is one and that we know its schema.
+fn to_json(export: &Export) -> io::Result<Vec<u8>> {
+    let mut json = serde_json::to_vec_pretty(export)?;
+    json.push(b'\n');
+    Ok(json)
+}
+
+/// A new file in `dir`, created exclusively under a random name (never
+/// through a link), holding `json` on disk, mode 0600, given to `owner`.
+/// Dropped before it is persisted, it is removed.
+fn new_file(
+    dir: &Path,
+    prefix: &std::ffi::OsStr,
+    suffix: &str,
+    json: &[u8],
+    owner: Option<Owner>,
+) -> io::Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(suffix)
+        .permissions(fs::Permissions::from_mode(EXPORT_MODE))
+        .tempfile_in(dir)?;
+    file.write_all(json)?;
+    // On disk before the rename, so a crash leaves the old file or the
+    // new one, not an empty one.
+    file.as_file().sync_all()?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::fchown(file.as_file(), Some(owner.uid), Some(owner.gid))?;
+    }
+    Ok(file)
+}
+
+/// Writes to a character device or FIFO as it is: never created,
+/// truncated or replaced. Checked again once open, in case a regular file
+/// took its place meanwhile.
+fn write_stream(path: &Path, json: &[u8]) -> io::Result<()> {
+    let mut stream = OpenOptions::new().write(true).open(path)?;
+    if stream.metadata()?.is_file() {
+        return Err(io::Error::other(
+            "it became a regular file while contend was recording",
+        ));
+    }
+    stream.write_all(json)
+}
+
+/// Who an export is given to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+}
+
+/// The user behind `sudo`, when we are root because of it: their exports
+/// are theirs, as if they had written them, so `contend report` needs no
+/// root.
+fn invoking_user() -> Option<Owner> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let variable = |name| std::env::var(name).ok();
+    sudo_user(euid, variable("SUDO_UID"), variable("SUDO_GID"))
+}
+
+fn sudo_user(euid: u32, uid: Option<String>, gid: Option<String>) -> Option<Owner> {
+    if euid != 0 {
+        return None;
+    }
+    Some(Owner {
+        uid: uid?.parse().ok()?,
+        gid: gid?.parse().ok()?,
+    })
+}
+
+/// Reads an export, checking that it is one and that we know its schema,
+/// and bringing its values into range (see `clamp`).
 pub fn read(path: &Path) -> Result<Export, ExportError> {
-    let bytes = fs::read(path).map_err(|cause| ExportError::Read {
-        path: path.to_owned(),
-        cause,
-    })?;
-    let corrupt = |cause| ExportError::Corrupt {
+    read_at_most(path, DEFAULT_READ_LIMIT)
+}
+
+/// [`read`], refusing files over `limit` bytes.
+pub fn read_at_most(path: &Path, limit: u64) -> Result<Export, ExportError> {
+    let file = open_regular(path, limit)?;
+    let parsed = serde_json::from_reader::<_, Export>(BufReader::new(file.take(limit)));
+    let mut export = match parsed {
+        Ok(export) => export,
+        Err(cause) => return Err(why_unreadable(path, limit, cause)),
+    };
+    if export.schema != SCHEMA_V1 {
+        return Err(ExportError::UnknownSchema {
+            path: path.to_owned(),
+            found: export.schema,
+        });
+    }
+    super::clamp::clamp(&mut export);
+    Ok(export)
+}
+
+/// Opens `path` if it is a regular file of at most `limit` bytes. Opened
+/// without blocking, so a FIFO is refused rather than waited on.
+fn open_regular(path: &Path, limit: u64) -> Result<File, ExportError> {
+    let read_error = |cause| ExportError::Read {
         path: path.to_owned(),
         cause,
     };
-    // Check the schema before the shape, so a future schema gets the right
-    // message instead of a parse error.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_error)?;
+    let metadata = file.metadata().map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(ExportError::NotAFile {
+            path: path.to_owned(),
+            what: kind_of(&metadata.file_type()),
+        });
+    }
+    if metadata.size() > limit {
+        return Err(ExportError::TooBig {
+            path: path.to_owned(),
+            size: metadata.size(),
+            limit,
+        });
+    }
+    Ok(file)
+}
+
+fn kind_of(kind: &fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "something other than a file"
+    }
+}
+
+/// Why an export did not parse: a schema we do not know (a future one may
+/// have another shape), or a corrupt file. The header is read again on
+/// its own, streamed, only on this path.
+fn why_unreadable(path: &Path, limit: u64, cause: serde_json::Error) -> ExportError {
     #[derive(serde::Deserialize)]
     struct Header {
         schema: String,
     }
-    let header: Header = serde_json::from_slice(&bytes).map_err(corrupt)?;
-    if header.schema != SCHEMA_V1 {
-        return Err(ExportError::UnknownSchema {
+    let header = open_regular(path, limit).ok().and_then(|file| {
+        serde_json::from_reader::<_, Header>(BufReader::new(file.take(limit))).ok()
+    });
+    match header {
+        Some(Header { schema }) if schema != SCHEMA_V1 => ExportError::UnknownSchema {
             path: path.to_owned(),
-            found: header.schema,
-        });
+            found: schema,
+        },
+        _ => ExportError::Corrupt {
+            path: path.to_owned(),
+            cause,
+        },
     }
-    serde_json::from_slice(&bytes).map_err(corrupt)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::FileTypeExt as _;
+
     use super::*;
     use crate::export::schema::{self, KeyReport, MapReport, Ops, Window};
 
@@ -135,6 +384,8 @@ mod tests {
                 dropped: 0,
                 dropped_by_cpu: Vec::new(),
                 maps_seen: 1,
+                nil_map_ops: 0,
+                other_maps: None,
                 attach_ns: 0,
                 probes: vec![],
                 max_overhead: None,
@@ -153,6 +404,7 @@ mod tests {
                     count: 4,
                     share: 0.4,
                     error: 0,
+                    key_hex: None,
                 }],
                 ..MapReport::default()
             }],
@@ -189,6 +441,174 @@ mod tests {
         );
         assert_eq!(read(&saved.path).expect("read the fallback"), sample());
         fs::remove_file(saved.path).expect("clean up");
+    }
+
+    /// Names of the files in `dir`.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("list the directory")
+            .map(|entry| {
+                let entry = entry.expect("directory entry");
+                entry.file_name().to_string_lossy().into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("stat").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn links_planted_where_the_export_goes_are_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").expect("write the victim");
+        let output = dir.path().join("run.json");
+        // The temporary name contend once used, and the output itself.
+        std::os::unix::fs::symlink(&victim, dir.path().join("run.json.tmp")).expect("plant");
+        write(&output, &sample()).expect("write export");
+        assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious");
+
+        fs::remove_file(&output).expect("remove the export");
+        std::os::unix::fs::symlink(&victim, &output).expect("plant");
+        write(&output, &sample()).expect("write export over a link");
+        assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious");
+        assert!(fs::symlink_metadata(&output).expect("stat").is_file());
+        assert_eq!(read(&output).expect("read export"), sample());
+        assert_eq!(listing(dir.path()), ["run.json", "run.json.tmp", "victim"]);
+    }
+
+    #[test]
+    fn exports_and_their_fallback_copies_are_for_their_owner_alone() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let output = dir.path().join("run.json");
+        fs::write(&output, "old").expect("an older export");
+        fs::set_permissions(&output, fs::Permissions::from_mode(0o644)).expect("chmod");
+        write(&output, &sample()).expect("write export");
+        assert_eq!(mode(&output), 0o600);
+
+        let saved = write_or_fall_back(&dir.path().join("gone/run.json"), &sample())
+            .expect("the fallback copy");
+        assert_eq!(mode(&saved.path), 0o600);
+        fs::remove_file(saved.path).expect("clean up");
+    }
+
+    #[test]
+    fn under_sudo_the_export_is_given_to_the_invoking_user() {
+        let sudo = |euid, uid: &str, gid: &str| sudo_user(euid, Some(uid.into()), Some(gid.into()));
+        assert_eq!(
+            sudo(0, "1000", "100"),
+            Some(Owner {
+                uid: 1000,
+                gid: 100
+            })
+        );
+        assert_eq!(sudo(1000, "1000", "100"), None, "not root: nothing to give");
+        assert_eq!(sudo(0, "x", "100"), None);
+        assert_eq!(sudo_user(0, None, None), None, "not under sudo");
+
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let output = dir.path().join("run.json");
+        let nobody = Owner {
+            uid: 65534,
+            gid: 65534,
+        };
+        write_as(&output, &sample(), Some(nobody)).expect("write export");
+        let metadata = fs::metadata(&output).expect("stat");
+        assert_eq!((metadata.uid(), metadata.gid()), (65534, 65534));
+    }
+
+    #[test]
+    fn a_fifo_is_written_to_not_replaced() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo");
+        let reader = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || fs::read(fifo).expect("read the FIFO")
+        });
+        write(&fifo, &sample()).expect("write to the FIFO");
+        let json = reader.join().expect("reader thread");
+        assert!(
+            fs::symlink_metadata(&fifo)
+                .expect("stat")
+                .file_type()
+                .is_fifo(),
+            "still a FIFO"
+        );
+        let export: Export = serde_json::from_slice(&json).expect("the export came through");
+        assert_eq!(export, sample());
+        assert_eq!(listing(dir.path()), ["fifo"], "nothing left beside it");
+    }
+
+    #[test]
+    fn a_directory_is_refused_and_nothing_is_left_behind() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let output = dir.path().join("out");
+        fs::create_dir(&output).expect("create a directory");
+        fs::write(output.join("keep"), "x").expect("fill it");
+        let error = write(&output, &sample()).expect_err("a directory");
+        assert!(error.to_string().contains("it is a directory"), "{error}");
+        assert_eq!(listing(dir.path()), ["out"]);
+        assert!(check_destination(&dir.path().join("no/such/file.json")).is_err());
+    }
+
+    #[test]
+    fn only_regular_files_within_the_limit_are_read() {
+        let error = read(Path::new("/dev/zero")).expect_err("a device");
+        assert!(error.to_string().contains("a character device"), "{error}");
+
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let error = read(dir.path()).expect_err("a directory");
+        assert!(error.to_string().contains("a directory"), "{error}");
+
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo");
+        let error = read(&fifo).expect_err("a FIFO, without waiting for a writer");
+        assert!(error.to_string().contains("a FIFO"), "{error}");
+
+        let path = dir.path().join("run.json");
+        write(&path, &sample()).expect("write export");
+        let error = read_at_most(&path, 100).expect_err("over the limit");
+        assert!(
+            error.to_string().contains("over the limit of 100"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn hostile_numbers_are_brought_into_range() {
+        let mut json = serde_json::to_value(sample()).expect("to json");
+        json["maps"][0]["top_keys"][0]["share"] = 1e308.into();
+        json["maps"][0]["ops"]["read"] = u64::MAX.into();
+        json["maps"][0]["ops"]["write"] = u64::MAX.into();
+        json["maps"][0]["coverage"] = (-3.0).into();
+        json["tracer"]["estimated_overhead"] = (-1.0).into();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("hostile.json");
+        fs::write(&path, json.to_string()).expect("write");
+        let export = read(&path).expect("a hostile but well-formed export");
+        assert_eq!(export.maps[0].top_keys[0].share, 1.0);
+        assert_eq!(export.maps[0].coverage, Some(0.0));
+        assert_eq!(export.tracer.estimated_overhead, None);
+        let text = crate::export::report::render(&export);
+        let longest = text.lines().map(str::len).max().unwrap_or(0);
+        assert!(longest < 200, "a line of {longest} bytes");
+
+        json["maps"][0]["top_keys"][0]["share"] = 1e7.into();
+        fs::write(&path, json.to_string()).expect("write");
+        let text = crate::export::report::render(&read(&path).expect("read"));
+        assert!(text.lines().all(|line| line.len() < 200), "{text}");
     }
 
     #[test]

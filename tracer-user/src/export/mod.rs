@@ -1,14 +1,16 @@
 //! The versioned JSON export: its schema (`schema`), how a recording becomes
-//! one (`build`), reading and writing files (`file`), the text report
+//! one (`build`), reading and writing files (`file`) and bringing what is
+//! read into range (`clamp`), the text report
 //! rendered from it (`report`), and how its strings, which come from the
 //! traced program, are made safe to show on a terminal (`untrusted`).
 
 pub mod build;
+mod clamp;
 pub mod ending;
 pub mod file;
 pub mod report;
 pub mod schema;
 pub mod untrusted;
 
-pub use file::{ExportError, read, write};
+pub use file::{ExportError, read, read_at_most, write};
 pub use schema::Export;

@@ -1,5 +1,7 @@
 //! The human-readable summary of an export: what `contend report` prints and
-//! what `record` shows when it finishes.
+//! what `record` shows when it finishes. Every string from the export goes
+//! through [`printable`] on its way into the text: it came from the traced
+//! program or from whoever wrote the file.
 
 use std::fmt::Write as _;
 
@@ -31,8 +33,10 @@ fn header(out: &mut String, export: &Export) {
     let version = target.go_version.as_deref().unwrap_or(&target.language);
     let _ = writeln!(
         out,
-        "contend · PID {} · {} ({version})",
-        target.pid, target.exe
+        "contend · PID {} · {} ({})",
+        target.pid,
+        printable(&target.exe),
+        printable(version),
     );
     let _ = writeln!(
         out,
@@ -167,7 +171,12 @@ fn probes(out: &mut String, export: &Export) {
         .filter(|probe| !probe.attached && !probe.unused)
     {
         let reason = probe.reason.as_deref().unwrap_or("unknown reason");
-        let _ = writeln!(out, "  not attached: {} ({reason})", probe.symbol);
+        let _ = writeln!(
+            out,
+            "  not attached: {} ({})",
+            printable(&probe.symbol),
+            printable(reason)
+        );
     }
 }
 
@@ -177,7 +186,12 @@ fn findings(out: &mut String, export: &Export) {
     }
     let _ = writeln!(out, "\nFindings");
     for finding in &export.findings {
-        let _ = writeln!(out, "  {:<8}  {}", finding.severity, finding.message);
+        let _ = writeln!(
+            out,
+            "  {:<8}  {}",
+            printable(&finding.severity),
+            printable(&finding.message)
+        );
         finding_evidence(out, finding);
         if let Some(fatal) = confirming_fatal_error(export, finding) {
             let _ = writeln!(
@@ -202,9 +216,9 @@ fn finding_evidence(out: &mut String, finding: &Finding) {
             .site
             .as_ref()
             .map_or("an unknown site".to_owned(), site_text);
-        let _ = write!(out, "            {:<7} at {site}", access.op);
+        let _ = write!(out, "            {:<7} at {site}", printable(&access.op));
         if let Some(key) = &access.key {
-            let _ = write!(out, " · key {:?}", shorten(key, 40));
+            let _ = write!(out, " · key \"{}\"", printable(&shorten(key, 40)));
         }
         if let Some(goroutine) = access.goroutine {
             let _ = write!(out, " · goroutine {goroutine}");
@@ -215,11 +229,12 @@ fn finding_evidence(out: &mut String, finding: &Finding) {
 
 /// `main.(*Cache).Get (cache.go:20)`.
 pub(crate) fn site_text(site: &Site) -> String {
+    let function = printable(&site.function);
     if site.file.is_empty() {
-        return site.function.clone();
+        return function.into_owned();
     }
-    let file = crate::sites::file_name(&site.file);
-    format!("{} ({file}:{})", site.function, site.line)
+    let file = printable(crate::sites::file_name(&site.file));
+    format!("{function} ({file}:{})", site.line)
 }
 
 /// "    from main.worker (main.go:44)  1,200 waits", for the busiest sites.
@@ -238,6 +253,7 @@ fn maps(out: &mut String, export: &Export) {
     let _ = writeln!(out);
     if export.maps.is_empty() {
         let _ = writeln!(out, "No map operations were traced.");
+        nil_maps(out, export);
         return;
     }
     let seconds = (export.window.duration_ns as f64 / 1e9).max(1e-9);
@@ -249,6 +265,27 @@ fn maps(out: &mut String, export: &Export) {
     let shown = export.maps.len().min(MAPS_SHOWN) as u64;
     if seen > shown {
         let _ = writeln!(out, "\n  … and {} quieter maps", seen - shown);
+    }
+    if let Some(other) = &export.tracer.other_maps {
+        let _ = writeln!(
+            out,
+            "  ({} of the quietest, with {} ops, were counted together to bound contend's memory)",
+            thousands(other.maps),
+            thousands(other.ops.total()),
+        );
+    }
+    nil_maps(out, export);
+}
+
+/// Operations on nil maps are nobody's load, but worth a line: a read of a
+/// nil map where a filled one was meant is a common bug.
+fn nil_maps(out: &mut String, export: &Export) {
+    let ops = export.tracer.nil_map_ops;
+    if ops > 0 {
+        let _ = writeln!(
+            out,
+            "\n  {ops} operations on nil maps (reads return zero values), not counted above"
+        );
     }
 }
 
@@ -269,40 +306,82 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
     .collect();
     let _ = writeln!(
         out,
-        "\n  map {}  {}{} ops ({}/s)  {}",
-        map.id,
+        "\n  {}{}  {}{} ops ({}/s)  {}",
+        printable(&map_label(map)),
+        if map.runtime_internal {
+            " (runtime-internal: none of its operations is the program's)"
+        } else {
+            ""
+        },
         about(map.coverage),
         thousands(total),
         thousands((total as f64 / seconds) as u64),
         mix.join(" · "),
     );
-    let key_width = map
+    let keys: Vec<String> = map
         .top_keys
         .iter()
         .take(KEYS_SHOWN)
-        .map(|key| key.key.chars().count())
+        .map(|key| printable(&shorten(&key_text(&key.key), 40)).into_owned())
+        .collect();
+    let key_width = keys
+        .iter()
+        .map(|key| key.chars().count())
         .max()
         .unwrap_or(0)
         .clamp(3, 40);
     who_touches(out, map);
-    for key in map.top_keys.iter().take(KEYS_SHOWN) {
-        let bar = "█".repeat((key.share * BAR_WIDTH as f64).round() as usize);
+    for (key, text) in map.top_keys.iter().zip(&keys) {
+        let bar = "█".repeat((key.share.clamp(0.0, 1.0) * BAR_WIDTH as f64).round() as usize);
         let line = format!(
-            "    {:<key_width$}  {:>12}  {:>5.1}%  {bar}",
-            shorten(&key.key, 40),
+            "    {text:<key_width$}  {:>12}  {:>5.1}%  {bar}",
             thousands(key.count),
             100.0 * key.share,
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    if map.keys_spread {
+        let _ = writeln!(out, "    {}", spread_keys_text());
+    }
     site_lines(out, &map.sites, "ops");
+}
+
+/// `map 0xc000123000`, with what else is known of the map:
+/// `main.events map[string]int 0xc000123000`, `sync.Map 0xc000123000`.
+pub(crate) fn map_label(map: &MapReport) -> String {
+    let what = match (&map.go_type, map.kind.as_deref()) {
+        (Some(go_type), _) => go_type.as_str(),
+        (None, Some(kind)) => kind,
+        (None, None) => "map",
+    };
+    match &map.global {
+        Some(global) => format!("{global} {what} {}", map.id),
+        None => format!("{what} {}", map.id),
+    }
+}
+
+/// What a map whose keys are spread shows instead of its top keys.
+pub(crate) fn spread_keys_text() -> String {
+    let floor = 1.0 / crate::aggregate::keys::DEFAULT_CAPACITY as f64;
+    format!("no key above {}: keys are spread", percent(floor))
+}
+
+/// A key as shown: the empty string quoted, so that it does not read as
+/// a missing key.
+pub(crate) fn key_text(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.is_empty() {
+        "\"\"".into()
+    } else {
+        key.into()
+    }
 }
 
 /// "touched by main.get, main.set · 8 goroutines (6 read, 2 write) · peak 1,200/s"
 fn who_touches(out: &mut String, map: &MapReport) {
     let mut parts = Vec::new();
     if !map.touched_by.is_empty() {
-        parts.push(format!("touched by {}", map.touched_by.join(", ")));
+        let functions: Vec<_> = map.touched_by.iter().map(|name| printable(name)).collect();
+        parts.push(format!("touched by {}", functions.join(", ")));
     }
     if map.goroutines > 0 {
         parts.push(format!(
@@ -324,11 +403,15 @@ fn locks(out: &mut String, export: &Export) {
         let _ = writeln!(out, "No contended lock waits were traced.");
         return;
     }
-    let _ = writeln!(
-        out,
-        "Contended locks ({}, most waiting first)",
-        export.locks.len()
-    );
+    let listed = export.locks.len();
+    let _ = if listed > MAPS_SHOWN {
+        writeln!(
+            out,
+            "Contended locks (top {MAPS_SHOWN} of {listed}, most waiting first)"
+        )
+    } else {
+        writeln!(out, "Contended locks ({listed}, most waiting first)")
+    };
     for lock in export.locks.iter().take(MAPS_SHOWN) {
         lock_line(out, lock);
     }
@@ -339,8 +422,8 @@ fn lock_line(out: &mut String, lock: &LockReport) {
     let _ = writeln!(
         out,
         "  {:<13} {}  {}{} waits · {} goroutines · p50 {} · p99 {} · max {} · total {}",
-        lock.kind,
-        lock.id,
+        printable(&lock.kind),
+        printable(&lock.id),
         about(lock.coverage),
         thousands(lock.contended),
         lock.goroutines,
@@ -439,6 +522,58 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_key_is_quoted_and_spread_keys_say_so() {
+        let map = MapReport {
+            id: "0xc000010000".to_owned(),
+            ops: schema::Ops {
+                read: 10,
+                ..schema::Ops::default()
+            },
+            top_keys: vec![schema::KeyReport {
+                key: String::new(),
+                count: 10,
+                share: 1.0,
+                error: 0,
+                key_hex: None,
+            }],
+            ..MapReport::default()
+        };
+        let mut out = String::new();
+        map_section(&mut out, &map, 1.0);
+        assert!(out.contains("\n    \"\"  "), "{out}");
+        let spread = MapReport {
+            top_keys: Vec::new(),
+            keys_spread: true,
+            ..map
+        };
+        let mut out = String::new();
+        map_section(&mut out, &spread, 1.0);
+        assert!(out.contains("no key above 0.1%: keys are spread"), "{out}");
+    }
+
+    #[test]
+    fn a_list_cut_short_says_so() {
+        let mut export = shop_export();
+        let lock = export.locks[0].clone();
+        export.locks = (0..6)
+            .map(|n| LockReport {
+                id: format!("0xc00045600{n}"),
+                ..lock.clone()
+            })
+            .collect();
+        let text = render(&export);
+        assert!(
+            text.contains("Contended locks (top 5 of 6, most waiting first)"),
+            "{text}"
+        );
+        export.locks.truncate(5);
+        assert!(
+            render(&export).contains("Contended locks (5, most waiting first)"),
+            "all shown"
+        );
+    }
+
+    #[test]
     fn thousands_separators() {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
@@ -464,6 +599,7 @@ mod tests {
         };
 
         const CACHE: u64 = 0xc000123000;
+        const SESSIONS: u64 = 0xc000789000;
         const GET: u64 = 0x4010;
         const SET: u64 = 0x4020;
         const WORKER: u64 = 0x4030;
@@ -493,6 +629,18 @@ mod tests {
             events.push(op(kind, &key, pc, 1 + n % 8));
         }
         events.push(op(MapOp::Read, "sku-1", GET, 9));
+        // A map of sessions, each written once: its keys are spread.
+        for n in 0..900u64 {
+            events.push(Event::MapAccess(MapAccess {
+                op: MapOp::Write,
+                tid: 1,
+                goid: 1 + n % 8,
+                timestamp_ns: 1_000_000_000,
+                map: SESSIONS,
+                key: text_key(&format!("session-{n}")),
+                stack: Stack([SET, 0, 0, 0]),
+            }));
+        }
         for n in 0..120u64 {
             events.push(Event::LockWait(LockWait {
                 op: LockOp::RwWrite,
@@ -576,6 +724,41 @@ mod tests {
             sites: &resolve,
             sampling: &Sampling::WHOLE,
         })
+    }
+
+    /// Every string of `value` with `tail` appended, but the schema.
+    fn append_to_every_string(value: &mut serde_json::Value, tail: &str) {
+        match value {
+            serde_json::Value::String(text) => text.push_str(tail),
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .for_each(|item| append_to_every_string(item, tail)),
+            serde_json::Value::Object(fields) => fields
+                .iter_mut()
+                .filter(|(name, _)| *name != "schema")
+                .for_each(|(_, item)| append_to_every_string(item, tail)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn strings_from_the_export_cannot_drive_the_terminal() {
+        let mut json = serde_json::to_value(shop_export()).expect("to json");
+        // Clear the screen, write the clipboard (OSC 52), return, backspace,
+        // NUL, a bidirectional override and a newline to forge a line.
+        let hostile = "\u{1b}[2J\u{1b}]52;c;cm0gLXJmIH4=\u{7}\r\u{8}\0\u{202e}\nforged";
+        append_to_every_string(&mut json, hostile);
+        let export: Export = serde_json::from_value(json).expect("from json");
+        let text = render(&export);
+        let raw = text
+            .chars()
+            .find(|&c| (c.is_control() && c != '\n') || c == '\u{202e}');
+        assert_eq!(raw, None, "{text}");
+        assert!(
+            !text.lines().any(|line| line.starts_with("forged")),
+            "a string began a line of its own: {text}"
+        );
+        assert!(text.contains("\\u{1b}[2J"), "escaped, visibly: {text}");
     }
 
     #[test]

@@ -89,6 +89,16 @@ pub struct Tracer {
     /// busiest of them.
     #[serde(default)]
     pub maps_seen: u64,
+    /// Operations on nil maps (a read of one returns the zero value): no
+    /// map's load, so counted here and not in `maps`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nil_map_ops: u64,
+    /// The quietest maps, counted together rather than one by one so that
+    /// a program creating a map per request cannot make contend's memory
+    /// grow without bound; absent when every map was kept (and in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_maps: Option<OtherMaps>,
     /// From reading the target to all probes attached: symbol resolution,
     /// disassembly, loading and attaching.
     #[serde(default)]
@@ -107,6 +117,16 @@ pub struct Tracer {
     /// figures include the tracer's own effect on the target.
     #[serde(default, skip_serializing_if = "is_false")]
     pub exact: bool,
+}
+
+/// Maps counted together, not one by one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherMaps {
+    /// How many (a map counted together, seen again and counted together
+    /// again counts twice).
+    pub maps: u64,
+    /// Their operations, summed.
+    pub ops: Ops,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -139,6 +159,10 @@ pub struct Probe {
     pub coverage: Option<f64>,
 }
 
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
 fn is_false(value: &bool) -> bool {
     !value
 }
@@ -147,8 +171,33 @@ fn is_false(value: &bool) -> bool {
 pub struct MapReport {
     /// The map's address in the target, `0x…`.
     pub id: String,
+    /// `map` or `sync.Map`, as the functions its operations call show;
+    /// absent when they do not (and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The map's Go type, `map[string]int`, from the type descriptor its
+    /// callers pass; absent for a `sync.Map` and where the code does not
+    /// show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_type: Option<String>,
+    /// The global variable the map is loaded from, `main.events`, where
+    /// its callers load it from one and the binary has data symbols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<String>,
+    /// Every operation came from the Go runtime or standard library on
+    /// its own behalf (the profiler's maps, …), none from the program's
+    /// code: the map is listed, but no finding is about it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub runtime_internal: bool,
     pub ops: Ops,
+    /// The busiest keys whose counts are evidence: each surely took more
+    /// than 1/1024 of the map's operations (`count - error` above that).
+    /// Files written before `keys_spread` may list keys that are not.
     pub top_keys: Vec<KeyReport>,
+    /// Keys were traced but none surely took more than 1/1024 of the
+    /// operations: the keys are spread, and `top_keys` is empty.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keys_spread: bool,
     /// Where the operations come from, busiest first.
     #[serde(default)]
     pub sites: Vec<Site>,
@@ -190,8 +239,11 @@ pub struct Ops {
 }
 
 impl Ops {
+    /// Saturating: the counts may come from a file anyone wrote.
     pub fn total(&self) -> u64 {
-        self.read + self.write + self.delete + self.iterate + self.clear
+        [self.write, self.delete, self.iterate, self.clear]
+            .into_iter()
+            .fold(self.read, u64::saturating_add)
     }
 }
 
@@ -206,6 +258,11 @@ pub struct KeyReport {
     /// `count - error` and `count` (keys are counted in bounded memory).
     #[serde(default)]
     pub error: u64,
+    /// A string key's captured bytes in hex, when they are not UTF-8 (`key`
+    /// then writes those bytes as `\xff`); absent otherwise and in older
+    /// files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hex: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

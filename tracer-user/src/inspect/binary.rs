@@ -1,7 +1,7 @@
 //! What we need from an executable, extracted once into owned data: its Go
 //! version, its functions and the file offsets uprobes attach to.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
@@ -54,8 +54,9 @@ pub struct Binary {
     /// panics), sorted.
     never_return: Vec<u64>,
     segments: Vec<Segment>,
-    /// The whole file: code is read from it for disassembly.
-    bytes: Vec<u8>,
+    /// The whole file: code is read from it for disassembly. Shared with
+    /// [`BinaryImage`], which reads it after attach.
+    bytes: Arc<[u8]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +102,7 @@ impl Binary {
             functions,
             function_table,
             segments,
-            bytes,
+            bytes: bytes.into(),
         })
     }
 
@@ -126,7 +127,7 @@ impl Binary {
     /// The executable as parsed ELF, for tables read after attach (the
     /// pclntab's line tables for call sites).
     pub fn object(&self) -> Result<object::File<'_>, object::Error> {
-        object::File::parse(self.bytes.as_slice())
+        object::File::parse(&*self.bytes)
     }
 
     /// The machine code of `function`.
@@ -215,10 +216,54 @@ impl Binary {
     /// The file offset of a virtual address, which is what a uprobe attaches
     /// to; independent of where a PIE happens to be loaded.
     pub fn file_offset(&self, address: u64) -> Option<u64> {
-        self.segments.iter().find_map(|segment| {
-            let delta = address.checked_sub(segment.address)?;
-            (delta < segment.file_size).then_some(segment.file_offset + delta)
-        })
+        file_offset(&self.segments, address)
+    }
+
+    /// The loaded image, to read code and static data after attach.
+    pub fn image(&self) -> BinaryImage {
+        BinaryImage {
+            bytes: Arc::clone(&self.bytes),
+            segments: self.segments.clone(),
+        }
+    }
+}
+
+fn file_offset(segments: &[Segment], address: u64) -> Option<u64> {
+    segments.iter().find_map(|segment| {
+        let delta = address.checked_sub(segment.address)?;
+        (delta < segment.file_size).then_some(segment.file_offset + delta)
+    })
+}
+
+/// The length of the call instruction Go emits for a direct call (`CALL
+/// rel32`).
+const DIRECT_CALL_LENGTH: u64 = 5;
+
+/// The executable as loaded, read by link-time address: code and static
+/// data (type descriptors). Its bytes are shared with the [`Binary`], not
+/// copied.
+#[derive(Clone, Debug)]
+pub struct BinaryImage {
+    bytes: Arc<[u8]>,
+    segments: Vec<Segment>,
+}
+
+impl BinaryImage {
+    /// `len` bytes at link-time `address`, if the file holds them.
+    pub fn bytes_at(&self, address: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(file_offset(&self.segments, address)?).ok()?;
+        self.bytes.get(start..start.checked_add(len)?)
+    }
+
+    /// The link-time address `return_address` (link-time too) was called
+    /// at: `None` after an indirect call, or where no call ends there.
+    pub fn called_before(&self, return_address: u64) -> Option<u64> {
+        let call = return_address.checked_sub(DIRECT_CALL_LENGTH)?;
+        let code = self.bytes_at(call, DIRECT_CALL_LENGTH as usize)?;
+        disasm::calls(code, call)
+            .into_iter()
+            .find(|&(at, _)| at == call)
+            .map(|(_, target)| target)
     }
 }
 
@@ -311,6 +356,29 @@ mod tests {
         assert!(offset < len);
         let code = binary.code(main).expect("main's code");
         assert_eq!(code.len() as u64, main.size);
+    }
+
+    #[test]
+    fn a_return_address_names_the_function_called() {
+        let binary = Binary::parse(std::fs::read("/proc/self/exe").expect("read own executable"))
+            .expect("parse own executable");
+        let image = binary.image();
+        let (name, call, target) = binary
+            .functions()
+            .filter_map(|(name, function)| {
+                let code = binary.code(function)?;
+                let (call, target) = disasm::calls(code, function.address).into_iter().next()?;
+                // Only the 5-byte form: `call rel32`.
+                let start = (call - function.address) as usize;
+                (code.get(start) == Some(&0xe8)).then_some((name, call, target))
+            })
+            .next()
+            .expect("some function of ours makes a direct call");
+        assert_eq!(
+            image.called_before(call + DIRECT_CALL_LENGTH),
+            Some(target),
+            "the call in {name} at {call:#x}"
+        );
     }
 
     #[test]

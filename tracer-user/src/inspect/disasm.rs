@@ -22,6 +22,86 @@ pub fn calls(code: &[u8], address: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Where a map call's first two arguments came from, as far as a straight
+/// read of the code before the call shows (Go's register ABI: RAX, RBX).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapCallArguments {
+    /// RAX was last set by `lea rax, [rip+X]`: X, a static address (the
+    /// map's type descriptor).
+    pub rax_address: Option<u64>,
+    /// RBX was last loaded by `mov rbx, [rip+X]`: X, a global variable
+    /// (the map held in it).
+    pub rbx_loaded_from: Option<u64>,
+}
+
+/// What RAX and RBX hold at the call at `call`, from the instructions of
+/// `code` (at `address`) before it, in straight-line order: a static
+/// address (`lea r, [rip+X]`) or a global's value (`mov r, [rip+X]`),
+/// followed through register copies. Anything else that writes a
+/// register, and any call, forgets what it held.
+pub fn map_call_arguments(code: &[u8], address: u64, call: u64) -> MapCallArguments {
+    let mut held: Vec<(Register, Held)> = Vec::new();
+    for instruction in instructions(code, address) {
+        if instruction.ip() >= call {
+            break;
+        }
+        if instruction.mnemonic() == Mnemonic::Call {
+            held.clear();
+            continue;
+        }
+        if instruction.op_count() == 0 || instruction.op0_kind() != OpKind::Register {
+            continue;
+        }
+        let written = instruction.op0_register().full_register();
+        let value = match (instruction.mnemonic(), instruction.op_count() == 2) {
+            (Mnemonic::Lea | Mnemonic::Mov, true)
+                if instruction.op1_kind() == OpKind::Memory
+                    && instruction.memory_base() == Register::RIP =>
+            {
+                let at = instruction.ip_rel_memory_address();
+                Some(if instruction.mnemonic() == Mnemonic::Lea {
+                    Held::Address(at)
+                } else {
+                    Held::LoadedFrom(at)
+                })
+            }
+            (Mnemonic::Mov, true) if instruction.op1_kind() == OpKind::Register => {
+                let source = instruction.op1_register().full_register();
+                held.iter()
+                    .find(|(register, _)| *register == source)
+                    .map(|(_, value)| *value)
+            }
+            _ => None,
+        };
+        held.retain(|(register, _)| *register != written);
+        if let Some(value) = value {
+            held.push((written, value));
+        }
+    }
+    let of = |wanted: Register| {
+        held.iter()
+            .find(|(register, _)| *register == wanted)
+            .map(|(_, value)| *value)
+    };
+    MapCallArguments {
+        rax_address: match of(Register::RAX) {
+            Some(Held::Address(at)) => Some(at),
+            _ => None,
+        },
+        rbx_loaded_from: match of(Register::RBX) {
+            Some(Held::LoadedFrom(at)) => Some(at),
+            _ => None,
+        },
+    }
+}
+
+/// What a register holds, where the code shows it.
+#[derive(Clone, Copy, Debug)]
+enum Held {
+    Address(u64),
+    LoadedFrom(u64),
+}
+
 /// Addresses of the instructions that leave the function for its caller:
 /// every RET, and every jump out of the function (a tail call, after which
 /// the callee returns straight to our caller). Probing these instead of a
@@ -394,6 +474,53 @@ fn is_direct(instruction: &Instruction) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_calls_type_and_global_come_from_the_code_before_it() {
+        // 0x1000: lea rax, [rip+0x100]     ; type descriptor at 0x1107
+        // 0x1007: mov rbx, [rip+0x200]     ; global at 0x120e
+        // 0x100e: lea rcx, [rsp+8]
+        // 0x1013: call +0
+        let code = [
+            0x48, 0x8d, 0x05, 0x00, 0x01, 0x00, 0x00, //
+            0x48, 0x8b, 0x1d, 0x00, 0x02, 0x00, 0x00, //
+            0x48, 0x8d, 0x4c, 0x24, 0x08, //
+            0xe8, 0x00, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(
+            map_call_arguments(&code, 0x1000, 0x1013),
+            MapCallArguments {
+                rax_address: Some(0x1107),
+                rbx_loaded_from: Some(0x120e),
+            }
+        );
+        // Before the global's load, RBX is unknown.
+        assert_eq!(
+            map_call_arguments(&code, 0x1000, 0x1007),
+            MapCallArguments {
+                rax_address: Some(0x1107),
+                rbx_loaded_from: None,
+            }
+        );
+        // Go 1.19 loads the global into another register first:
+        // mov rsi, [rip+0x200]; mov rbx, rsi.
+        let copied = [
+            0x48, 0x8b, 0x35, 0x00, 0x02, 0x00, 0x00, //
+            0x48, 0x89, 0xf3, //
+            0xe8, 0x00, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(
+            map_call_arguments(&copied, 0x1000, 0x100a).rbx_loaded_from,
+            Some(0x1207)
+        );
+        // A call between forgets both.
+        let mut with_call = code[..14].to_vec();
+        with_call.extend([0xe8, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0]);
+        assert_eq!(
+            map_call_arguments(&with_call, 0x1000, 0x1013),
+            MapCallArguments::default()
+        );
+    }
 
     #[test]
     fn finds_direct_calls_and_ignores_indirect_ones() {

@@ -10,6 +10,7 @@ pub mod goroutine;
 pub mod pclntab;
 pub mod process;
 pub mod symbolize;
+pub mod types;
 
 pub use binary::{Binary, BinaryError, Function, FunctionTable};
 pub use go_version::GoVersion;

@@ -723,6 +723,30 @@ fn find_moduledata(
     )
 }
 
+/// Words `indexes` of this binary's `runtime.moduledata` (Go 1.18+), for
+/// fields whose place varies by release (the type descriptors' bounds),
+/// left to the reader to pick and check; empty when the module data is not
+/// found.
+pub(crate) fn moduledata_words(
+    file: &object::File<'_>,
+    indexes: std::ops::Range<u64>,
+) -> Vec<Option<u64>> {
+    let image = Image::new(file);
+    let Ok(table) = Pclntab::parse(&image) else {
+        return Vec::new();
+    };
+    let header = &table.header;
+    let Some((moduledata, _)) = find_moduledata(&image, &table.located(), header) else {
+        return Vec::new();
+    };
+    indexes
+        .map(|index| {
+            let field = moduledata.checked_add(index * header.ptr_size as u64)?;
+            image.word(field, header)
+        })
+        .collect()
+}
+
 /// The non-zero values of the module data words that may be `gofunc`.
 fn gofunc_candidates(image: &Image<'_, '_>, table: &Pclntab) -> Vec<u64> {
     let header = &table.header;

@@ -9,6 +9,7 @@ use std::{
 use tokio::io::{Interest, unix::AsyncFd};
 
 use super::binary::{Binary, BinaryError};
+use crate::export::untrusted::printable;
 
 /// A process to trace, with its parsed executable.
 #[derive(Debug)]
@@ -58,9 +59,10 @@ pub enum TargetError {
     NoExecutable(u32),
     #[error("cannot read the executable of PID {pid}: {cause}")]
     Unreadable { pid: u32, cause: io::Error },
-    #[error("{path}: {cause}", path = path.display())]
+    // The executable's path is the target's to choose: escaped for the terminal.
+    #[error("{path}: {cause}", path = printable(&path.to_string_lossy()))]
     Binary { path: PathBuf, cause: BinaryError },
-    #[error("{} is not a Go program; contend traces Go binaries (built with Go 1.17 or newer)", .0.display())]
+    #[error("{} is not a Go program; contend traces Go binaries (built with Go 1.17 or newer)", printable(&.0.to_string_lossy()))]
     NotGo(PathBuf),
 }
 
@@ -158,6 +160,30 @@ pub async fn replaced(pid: u32, identity: FileIdentity, every: std::time::Durati
             Err(_) => return std::future::pending().await,
         }
     }
+}
+
+/// The process `id` belongs to: `id` itself for a process, the process a
+/// thread is in for a thread's ID (`Tgid` in `/proc/ID/status`). Threads
+/// have directories in `/proc` too, so `-p` given a thread's ID from `top
+/// -H` would otherwise trace that one thread, reported as a process.
+pub fn process_of(id: u32) -> Result<u32, TargetError> {
+    let status = fs::read_to_string(format!("/proc/{id}/status")).map_err(|cause| {
+        if cause.kind() == io::ErrorKind::NotFound {
+            TargetError::NoSuchProcess(id)
+        } else {
+            TargetError::Unreadable { pid: id, cause }
+        }
+    })?;
+    tgid(&status).ok_or_else(|| TargetError::Unreadable {
+        pid: id,
+        cause: io::Error::other("no Tgid in its status"),
+    })
+}
+
+fn tgid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:")?.trim().parse().ok())
 }
 
 /// The load bias from `/proc/PID/maps`: a mapping of the executable starts
@@ -299,6 +325,30 @@ mod tests {
             holds_bytes(std::process::id(), &[(address, 0x5a), (address + 1, 0xa5)]).expect("read")
         );
         assert!(!holds_bytes(std::process::id(), &[(address, 0xcc)]).expect("read"));
+    }
+
+    #[test]
+    fn a_thread_resolves_to_its_process() {
+        let ours = std::process::id();
+        assert_eq!(process_of(ours).expect("our own status"), ours);
+        let (tid_sender, tid) = std::sync::mpsc::channel();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let alive = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_sender
+                .send(unsafe { libc::gettid() } as u32)
+                .expect("send");
+            let _ = wait.recv();
+        });
+        let tid = tid.recv().expect("the thread's id");
+        assert_ne!(tid, ours);
+        assert_eq!(process_of(tid).expect("a live thread"), ours);
+        drop(done);
+        alive.join().expect("thread");
+        assert!(matches!(
+            process_of(u32::MAX - 1),
+            Err(TargetError::NoSuchProcess(_))
+        ));
     }
 
     #[test]

@@ -77,6 +77,12 @@ impl Symbolizer {
         self.inline_trees.is_some()
     }
 
+    /// The entry and end of the function `pc` is in.
+    pub fn function_bounds(&self, pc: u64) -> Option<(u64, u64)> {
+        let index = self.table.function_at(pc)?;
+        Some((self.table.entry(index), self.table.end(index)))
+    }
+
     /// Frames at link-time address `pc` (callers subtract a PIE's load bias
     /// and, for return addresses, pass `ret - 1`). Innermost first: for a pc
     /// inside code inlined into F, first the inlined function(s) with their

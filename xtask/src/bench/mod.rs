@@ -118,7 +118,7 @@ impl Measurement {
             Self::Observer => "lock waits reported against the program's own, and throughput kept",
             Self::Budget => "slowdown kept within --max-overhead 1%, 2%, 5%",
             Self::Loss => "loss versus event rate",
-            Self::Rss => "contend's memory with many distinct keys",
+            Self::Rss => "contend's memory with many distinct keys, and with many maps",
             Self::Replay => "aggregation throughput of a recorded stream, replayed",
             Self::Dashboard => "contend's CPU with the dashboard open, next to record's",
         }

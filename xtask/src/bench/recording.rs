@@ -242,6 +242,11 @@ impl Export {
         self.number(&self.json["tracer"]["events"], "tracer.events")
     }
 
+    /// `tracer.maps_seen`: distinct maps operated on, kept or not.
+    pub fn maps_seen(&self) -> anyhow::Result<u64> {
+        self.number(&self.json["tracer"]["maps_seen"], "tracer.maps_seen")
+    }
+
     /// `tracer.dropped`: events lost in the kernel.
     pub fn dropped(&self) -> anyhow::Result<u64> {
         self.number(&self.json["tracer"]["dropped"], "tracer.dropped")

@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     dashboard::state::{State, rows::MapRow},
-    export::schema::{KeyReport, MapReport},
+    export::{
+        report,
+        schema::{KeyReport, MapReport},
+    },
 };
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
@@ -41,8 +44,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
 fn draw_summary(frame: &mut Frame, area: Rect, state: &State, row: &MapRow<'_>) {
     let map = row.map;
     let block = Block::new().borders(Borders::TOP).title(format!(
-        " map {} · Esc back · ↑↓ other maps ",
-        shown(&map.id)
+        " {} · Esc back · ↑↓ other maps ",
+        maps::label(map, "map")
     ));
     let totals = format!(
         "{} ops since tracing began ({}/s on average{}) · {} goroutines ({} read, {} write)",
@@ -93,6 +96,11 @@ fn draw_keys(frame: &mut Frame, area: Rect, map: &MapReport) {
     let block = Block::new().borders(Borders::TOP).title(format!(
         " Top keys · the true count is within the range{estimate} "
     ));
+    if map.keys_spread {
+        let spread = Paragraph::new(report::spread_keys_text()).style(text::dim());
+        frame.render_widget(spread.block(block), area);
+        return;
+    }
     let header = Row::new([
         name("key"),
         number("count"),
@@ -103,7 +111,7 @@ fn draw_keys(frame: &mut Frame, area: Rect, map: &MapReport) {
     .style(text::heading());
     let rows = map.top_keys.iter().map(|key| {
         Row::new([
-            name(shown(&key.key)),
+            name(shown(&report::key_text(&key.key)).into_owned()),
             number(estimated(thousands(key.count), map.coverage)),
             number(percent(key.share)),
             name(bar(key.share, bar_width)),

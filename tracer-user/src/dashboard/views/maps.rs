@@ -13,7 +13,10 @@ use super::{
     is_wide,
     text::{self, estimated, name, number, rate, shown, si},
 };
-use crate::dashboard::state::{State, history::OpsRate, rows::MapRow};
+use crate::{
+    dashboard::state::{State, history::OpsRate, rows::MapRow},
+    export::{report, schema::MapReport},
+};
 
 /// Lines of the selected map's summary under the table, at least, and at
 /// most: its sparkline grows into what the table leaves.
@@ -158,6 +161,22 @@ fn table_row(state: &State, row: &MapRow<'_>, wide: bool, averages: bool) -> Row
     Row::new(cells)
 }
 
+/// `main.stock map[string]int 0xc000123000` or `sync.Map 0xc000123000`,
+/// as much as is known (`unknown` before the address where nothing is),
+/// and marked when the runtime's own.
+pub fn label(map: &MapReport, unknown: &str) -> String {
+    let known = map.kind.is_some() || map.go_type.is_some() || map.global.is_some();
+    let mut label = if known {
+        shown(&report::map_label(map)).into_owned()
+    } else {
+        format!("{unknown} {}", shown(&map.id))
+    };
+    if map.runtime_internal {
+        label.push_str(" (runtime-internal: none of its operations is the program's)");
+    }
+    label.trim_start().to_owned()
+}
+
 /// A table cell's sparkline: the last 20 seconds at one character each.
 fn last_20_seconds(state: &State, id: &str) -> Vec<u64> {
     let minute = state.map_sparkline(id);
@@ -170,7 +189,7 @@ fn draw_summary(frame: &mut Frame, area: Rect, state: &State, row: &MapRow<'_>) 
     let map = row.map;
     let block = Block::new().borders(Borders::TOP).title(format!(
         " {} · Enter for its keys and call sites ",
-        shown(&map.id)
+        label(map, "")
     ));
     let inner = block.inner(area);
     frame.render_widget(block, area);

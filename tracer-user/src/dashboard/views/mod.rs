@@ -126,6 +126,22 @@ mod tests {
     }
 
     #[test]
+    fn map_detail_says_when_keys_are_spread() {
+        let mut state = State::live(Arc::new({
+            let mut export = fixture::shop_at(END_SECONDS);
+            export.maps[0].top_keys.clear();
+            export.maps[0].keys_spread = true;
+            export
+        }));
+        update(&mut state, Action::DrillDown);
+        let screen = render(&state, LARGE).backend().to_string();
+        assert!(
+            screen.contains("no key above 0.1%: keys are spread"),
+            "{screen}"
+        );
+    }
+
+    #[test]
     fn addresses_are_whole_at_every_width() {
         let maps = live(&[]);
         let locks = live(&[Action::SwitchTo(View::Locks)]);
