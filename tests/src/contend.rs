@@ -33,8 +33,19 @@ impl Run {
             "contend failed: {}",
             self.stderr()
         );
-        export::read(&self.export_path)
-            .unwrap_or_else(|error| panic!("reading the export: {error}"))
+        self.export_whatever_the_status()
+    }
+
+    /// The export, which must exist and parse, whatever contend exited
+    /// with (a command it started decides that).
+    #[cfg(feature = "export")]
+    pub fn export_whatever_the_status(&self) -> Export {
+        export::read(&self.export_path).unwrap_or_else(|error| {
+            panic!(
+                "reading the export: {error}; contend said {}",
+                self.stderr()
+            )
+        })
     }
 }
 
@@ -42,6 +53,21 @@ impl Run {
 pub fn record(label: &str, args: &[&str]) -> Run {
     let export_path = export_path(label);
     let output = record_command(args, &export_path)
+        .output()
+        .expect("run contend");
+    Run {
+        output,
+        export_path,
+    }
+}
+
+/// Runs `contend record ARGS --output <path> -- COMMAND`: contend starts
+/// the command and traces it from its first instruction.
+pub fn record_command_line(label: &str, args: &[&str], command: &[&str]) -> Run {
+    let export_path = export_path(label);
+    let output = record_command(args, &export_path)
+        .arg("--")
+        .args(command)
         .output()
         .expect("run contend");
     Run {

@@ -113,7 +113,9 @@ impl Command {
         }
     }
 
-    fn run(self) -> anyhow::Result<()> {
+    /// Runs it; what contend exits with (a command it started decides).
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let success = |()| ExitCode::SUCCESS;
         match self {
             Self::Record(args) => commands::record::run(commands::record::Options {
                 trace: args.trace,
@@ -125,9 +127,9 @@ impl Command {
             Self::Report(args) => {
                 let limit = args.max_size.unwrap_or(export::file::DEFAULT_READ_LIMIT);
                 if args.tui {
-                    commands::report::run_dashboard(&args.file, limit)
+                    commands::report::run_dashboard(&args.file, limit).map(success)
                 } else {
-                    commands::report::run(&args.file, limit)
+                    commands::report::run(&args.file, limit).map(success)
                 }
             }
             Self::Diff(args) => commands::diff::run(
@@ -137,7 +139,8 @@ impl Command {
                     share_points: args.key_share,
                     wait_ratio: args.wait_ratio,
                 },
-            ),
+            )
+            .map(success),
         }
     }
 }
@@ -155,7 +158,7 @@ fn main() -> ExitCode {
         cli.command.run()
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("contend: {error:#}");
             ExitCode::FAILURE

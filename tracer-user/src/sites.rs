@@ -238,7 +238,7 @@ impl SiteResolver<Symbolizer> {
             .and_then(|file| Symbolizer::new(&file).map_err(|error| error.to_string()));
         match parsed {
             Ok(symbolizer) => Some(
-                Self::new(symbolizer, target.load_bias)
+                Self::new(symbolizer, target.load_bias.unwrap_or(0))
                     .with_map_functions(MapFunctions::new(&target.binary)),
             ),
             Err(error) => {
@@ -275,6 +275,13 @@ impl<S: Symbols> SiteResolver<S> {
             names: RefCell::default(),
             map_functions: None,
         }
+    }
+
+    /// Learns where the target is loaded, once a PIE contend started
+    /// runs; forgets what was resolved before.
+    pub fn set_load_bias(&mut self, load_bias: u64) {
+        self.load_bias = load_bias;
+        self.cache.get_mut().clear();
     }
 
     pub fn with_map_functions(self, map_functions: MapFunctions) -> Self {

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what the tracing ones share (`trace`).
 
 pub mod artefacts;
+pub mod child;
 pub mod diff;
 pub mod record;
 pub mod report;

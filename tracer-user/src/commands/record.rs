@@ -4,21 +4,23 @@
 
 use std::{
     path::{Path, PathBuf},
+    process::ExitCode,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context as _, bail};
 use tracer_user::{
     events::DumpWriter,
-    export::{self, file::Saved},
-    inspect::{Target, process},
+    export::{self, ending, file::Saved, schema},
+    inspect::process::{self, FileIdentity},
     session::{Session, SessionOptions, SharedDump},
 };
 
 use super::{
     artefacts::Artefacts,
-    trace::{self, ChildOutput, StopSignals, TraceArgs, Traced},
+    child::{self, Output},
+    trace::{self, StopSignals, TraceArgs, Traced},
 };
 
 pub struct Options {
@@ -28,7 +30,10 @@ pub struct Options {
     pub artefacts: Artefacts,
 }
 
-pub fn run(options: Options) -> anyhow::Result<()> {
+/// Records, and returns what contend exits with: the status of a command
+/// it started, as `strace` does (unless it ended the command itself when
+/// the duration was over).
+pub fn run(options: Options) -> anyhow::Result<ExitCode> {
     trace::require_root()?;
     // Before attaching, so a typo in `-o` costs nothing.
     if let Some(output) = &options.output {
@@ -42,22 +47,41 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         }
         export::file::check_destination(path)?;
     }
-    let traced = Traced::launch(&options.trace, ChildOutput::Inherit)?;
+    let to_stdout = options.output.as_deref() == Some(Path::new("-"));
+    // The export owns our stdout then: the command's goes to stderr.
+    let child_output = if to_stdout {
+        Output::StdoutToStderr
+    } else {
+        Output::Inherit
+    };
+    let mut traced = Traced::launch(&options.trace, child_output)?;
     let pid = traced.pid;
     let output = options
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("contend-{pid}.json")));
-    let result =
-        trace::runtime().and_then(|runtime| runtime.block_on(record(pid, &options, &output)));
-    traced.stop();
-    result
+    let stop = trace::runtime()
+        .and_then(|runtime| runtime.block_on(record(&mut traced, &options, &output)))?;
+    let status = traced.stop();
+    Ok(match (stop, status) {
+        (Stop::DurationElapsed | Stop::Exec(_), _) | (_, None) => ExitCode::SUCCESS,
+        (Stop::TargetExited(_) | Stop::Interrupted(_), Some(status)) => {
+            ExitCode::from(child::exit_code(status))
+        }
+    })
 }
 
-async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()> {
+/// How long a command has to end by itself after Ctrl-C, still traced,
+/// before the recording closes without its exit.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+/// How often to look for the target running another program.
+const EXEC_POLL: Duration = Duration::from_millis(100);
+
+async fn record(traced: &mut Traced, options: &Options, output: &Path) -> anyhow::Result<Stop> {
     let mut signals = StopSignals::catch()?;
-    let target = Target::from_pid(pid)?;
-    let session = Session::start(
+    let target = traced.target()?;
+    let identity = target.identity;
+    let mut session = Session::start(
         target,
         SessionOptions {
             probes: options.trace.probes(),
@@ -67,15 +91,25 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
             dump: dump_from_environment()?,
         },
     )?;
+    traced.release(&mut session)?;
     let until = match options.duration {
         Some(duration) => format!("for {:.1} s", duration.as_secs_f64()),
         None => "until Ctrl-C".to_owned(),
     };
     trace::announce(&session, &until);
-    let stop = wait_for_stop(pid, options.duration, &mut signals).await;
+    let pid = traced.pid;
+    let mut stop = wait_for_stop(pid, identity, options.duration, &mut signals).await;
+    if let Stop::Interrupted(signal) = stop {
+        stop = pass_on(traced, signal).await;
+    }
     // Once the window is closed, the export is written first and the probes
     // detached after: detaching takes seconds.
-    let finished = session.finish().await?;
+    let mut finished = session.finish().await?;
+    match &stop {
+        Stop::TargetExited(at) => ending::record_exit(&mut finished.export, traced.exit(*at)),
+        Stop::Exec(exec) => finished.export.target.exec = Some(exec.clone()),
+        Stop::DurationElapsed | Stop::Interrupted(_) => {}
+    }
     let Saved { path, instead_of } = export::file::write_or_fall_back(output, &finished.export)?;
     eprintln!(
         "contend: {stop}; wrote {} ({} events, {} dropped{}). Read it with `contend report {}`",
@@ -99,7 +133,31 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     if let Some(why) = instead_of {
         bail!("{why}; the recording is in {} instead", path.display());
     }
-    artefacts
+    artefacts?;
+    Ok(stop)
+}
+
+/// Ctrl-C or SIGTERM reaches a command we started too, once (a Ctrl-C at
+/// the terminal already reached it: it is in our process group), and the
+/// recording goes on for a moment to see it exit.
+async fn pass_on(traced: &Traced, signal: i32) -> Stop {
+    let Some(child) = &traced.child else {
+        return Stop::Interrupted(signal);
+    };
+    if !(signal == libc::SIGINT && in_terminal_foreground()) {
+        child.signal(signal);
+    }
+    match tokio::time::timeout(INTERRUPT_GRACE, process::exited(traced.pid)).await {
+        Ok(()) => Stop::TargetExited(SystemTime::now()),
+        Err(_) => Stop::Interrupted(signal),
+    }
+}
+
+/// Whether our process group is the foreground of the terminal on stdin,
+/// which then sends Ctrl-C's SIGINT to all of it.
+fn in_terminal_foreground() -> bool {
+    // SAFETY: both calls only read the process's and terminal's state.
+    unsafe { libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp() }
 }
 
 /// `, estimated slowdown 3.1%`, where the export has an estimate.
@@ -128,21 +186,35 @@ fn dump_from_environment() -> anyhow::Result<Option<SharedDump>> {
 #[derive(Debug)]
 enum Stop {
     DurationElapsed,
-    Interrupted,
-    TargetExited,
+    /// By this signal.
+    Interrupted(i32),
+    /// Seen then.
+    TargetExited(SystemTime),
+    /// The target runs another program.
+    Exec(schema::Exec),
 }
 
 impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::DurationElapsed => "recording complete",
-            Self::Interrupted => "interrupted",
-            Self::TargetExited => "the target exited",
-        })
+        match self {
+            Self::DurationElapsed => f.write_str("recording complete"),
+            Self::Interrupted(_) => f.write_str("interrupted"),
+            Self::TargetExited(_) => f.write_str("the target exited"),
+            Self::Exec(exec) => write!(
+                f,
+                "the target started another program ({}); the recording ends there",
+                exec.exe
+            ),
+        }
     }
 }
 
-async fn wait_for_stop(pid: u32, duration: Option<Duration>, signals: &mut StopSignals) -> Stop {
+async fn wait_for_stop(
+    pid: u32,
+    identity: FileIdentity,
+    duration: Option<Duration>,
+    signals: &mut StopSignals,
+) -> Stop {
     let elapsed = async {
         match duration {
             Some(duration) => tokio::time::sleep(duration).await,
@@ -151,7 +223,11 @@ async fn wait_for_stop(pid: u32, duration: Option<Duration>, signals: &mut StopS
     };
     tokio::select! {
         () = elapsed => Stop::DurationElapsed,
-        () = signals.recv() => Stop::Interrupted,
-        () = process::exited(pid) => Stop::TargetExited,
+        signal = signals.recv_which() => Stop::Interrupted(signal),
+        () = process::exited(pid) => Stop::TargetExited(SystemTime::now()),
+        exe = process::replaced(pid, identity, EXEC_POLL) => Stop::Exec(schema::Exec {
+            at_unix_ns: trace::unix_ns(SystemTime::now()),
+            exe: exe.display().to_string(),
+        }),
     }
 }

@@ -5,40 +5,49 @@
 
 use std::{
     io::IsTerminal as _,
-    os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
-    process::{Child, ExitStatus},
-    time::Duration,
+    process::ExitCode,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::bail;
 use tokio::sync::oneshot;
 use tracer_user::{
     dashboard::{self, Ending, Feed, state::State},
-    inspect::{Target, process},
+    export::{ending, report, schema},
+    inspect::process::{self, FileIdentity},
     session::{Finished, Session, SessionError, SessionOptions},
 };
 
-use super::trace::{self, ChildOutput, StopSignals, TraceArgs, Traced};
+use super::{
+    child::{self, Output},
+    trace::{self, StopSignals, TraceArgs, Traced},
+};
 
 /// How often the session publishes a snapshot: rates over the last second
 /// are differences of snapshots, so a few per second.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 
-pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
+/// Shows the dashboard; returns what contend exits with: the status of a
+/// command it started that exited by itself, as `strace` does.
+pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     trace::require_root()?;
     if !std::io::stdout().is_terminal() {
         bail!("contend top draws on a terminal; `contend record` writes an export instead");
     }
     let output = target_output();
-    let mut traced = Traced::launch(args, ChildOutput::File(&output))?;
+    let mut traced = Traced::launch(args, Output::File(&output))?;
     let result = trace::runtime().and_then(|runtime| runtime.block_on(top(&mut traced, args)));
     let started = traced.child.is_some();
-    traced.stop();
+    let status = traced.stop();
     if started {
         point_at_output(&output);
     }
-    result
+    let exited_by_itself = result?;
+    Ok(match status {
+        Some(status) if exited_by_itself => ExitCode::from(child::exit_code(status)),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// Where a command we start writes: not the terminal, which the dashboard
@@ -56,10 +65,12 @@ fn point_at_output(output: &Path) {
     }
 }
 
-async fn top(traced: &mut Traced, args: &TraceArgs) -> anyhow::Result<()> {
+/// Returns whether the target exited by itself.
+async fn top(traced: &mut Traced, args: &TraceArgs) -> anyhow::Result<bool> {
     let mut signals = StopSignals::catch_with_hangup()?;
-    let target = Target::from_pid(traced.pid)?;
-    let session = Session::start(
+    let target = traced.target()?;
+    let identity = target.identity;
+    let mut session = Session::start(
         target,
         SessionOptions {
             probes: args.probes(),
@@ -69,6 +80,7 @@ async fn top(traced: &mut Traced, args: &TraceArgs) -> anyhow::Result<()> {
             dump: None,
         },
     )?;
+    traced.release(&mut session)?;
     trace::announce(&session, "until you quit");
     let snapshots = session.snapshots();
     let state = State::live(snapshots.borrow().clone());
@@ -79,29 +91,63 @@ async fn top(traced: &mut Traced, args: &TraceArgs) -> anyhow::Result<()> {
         drop(quit);
         shown
     };
-    let keeper = keep(session, traced, tell_ending, quitting);
+    let keeper = keep(session, traced, identity, tell_ending, quitting);
     let (shown, kept) = tokio::join!(dashboard, keeper);
-    let events = kept?;
+    let (events, exited) = kept?;
     shown?;
     eprintln!("contend: stopped tracing; {events}");
-    Ok(())
+    Ok(exited)
 }
 
-/// Runs beside the dashboard until the target exits or the dashboard
-/// quits, then finishes the session and detaches. Returns a summary of the
-/// final export.
+/// How often to look for the target running another program.
+const EXEC_POLL: Duration = Duration::from_millis(100);
+
+/// How tracing ended without the user.
+enum Ended {
+    Exited(SystemTime),
+    Exec(schema::Exec),
+}
+
+/// Runs beside the dashboard until the target exits (or runs another
+/// program) or the dashboard quits, then finishes the session and
+/// detaches. Returns a summary of the final export, and whether the target
+/// exited.
 async fn keep(
     session: Session,
     traced: &mut Traced,
+    identity: FileIdentity,
     tell_ending: oneshot::Sender<Ending>,
     quitting: oneshot::Receiver<()>,
-) -> Result<String, SessionError> {
-    let how = tokio::select! {
-        () = process::exited(traced.pid) => Some(how_it_exited(traced.child.as_mut())),
+) -> Result<(String, bool), SessionError> {
+    let pid = traced.pid;
+    let ended = tokio::select! {
+        () = process::exited(pid) => Some(Ended::Exited(SystemTime::now())),
+        exe = process::replaced(pid, identity, EXEC_POLL) => Some(Ended::Exec(schema::Exec {
+            at_unix_ns: trace::unix_ns(SystemTime::now()),
+            exe: exe.display().to_string(),
+        })),
         _ = quitting => None,
     };
-    let finished = session.finish().await;
-    if let Some(how) = how {
+    let mut finished = session.finish().await;
+    let exited = matches!(ended, Some(Ended::Exited(_)));
+    if let Some(ended) = ended {
+        let how = match ended {
+            Ended::Exited(at) => {
+                let exit = traced.exit(at);
+                let how = how_it_exited(&exit, traced.child.is_some());
+                if let Ok(finished) = finished.as_mut() {
+                    ending::record_exit(&mut finished.export, exit);
+                }
+                how
+            }
+            Ended::Exec(exec) => {
+                let how = format!("the target started another program ({})", exec.exe);
+                if let Ok(finished) = finished.as_mut() {
+                    finished.export.target.exec = Some(exec);
+                }
+                how
+            }
+        };
         let last = finished
             .as_ref()
             .ok()
@@ -113,7 +159,7 @@ async fn keep(
     // Detaching waits seconds for the kernel (off the async workers), while
     // the dashboard shows the final numbers.
     finished.detach().await;
-    Ok(summary)
+    Ok((summary, exited))
 }
 
 /// `3,727,083 events, 12 dropped`
@@ -122,54 +168,12 @@ fn summary(finished: &Finished) -> String {
     format!("{} events, {} dropped", tracer.events, tracer.dropped)
 }
 
-/// What the dashboard says when the target exits: its status when we
-/// started it (and so can reap it), that it exited otherwise.
-fn how_it_exited(child: Option<&mut Child>) -> String {
-    let Some(child) = child else {
-        return "the target exited (status unknown: contend did not start it)".to_owned();
-    };
-    match child.wait() {
-        Ok(status) => describe(status),
-        Err(_) => "the target exited".to_owned(),
-    }
-}
-
-fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("the target exited with status {code}"),
-        (None, Some(signal)) => format!("the target was killed by {}", signal_name(signal)),
-        (None, None) => "the target exited".to_owned(),
-    }
-}
-
-fn signal_name(signal: i32) -> String {
-    let name = match signal {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        _ => return format!("signal {signal}"),
-    };
-    format!("signal {signal} ({name})")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exits_are_described_by_status_or_signal() {
-        assert_eq!(
-            describe(ExitStatus::from_raw(2 << 8)),
-            "the target exited with status 2"
-        );
-        assert_eq!(
-            describe(ExitStatus::from_raw(libc::SIGKILL)),
-            "the target was killed by signal 9 (SIGKILL)"
-        );
+/// What the dashboard says when the target exits: its status and fatal
+/// error when we started it (and so can reap it), that it exited otherwise.
+fn how_it_exited(exit: &schema::Exit, started: bool) -> String {
+    if started {
+        format!("the target {}", report::how_it_ended(exit))
+    } else {
+        "the target exited (status unknown: contend did not start it)".to_owned()
     }
 }

@@ -4,21 +4,22 @@
 
 use std::{
     ffi::OsString,
-    fs::File,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    os::unix::process::ExitStatusExt as _,
+    process::ExitStatus,
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context as _, bail};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracer_user::{
-    export::untrusted::printable,
+    export::{schema, untrusted::printable},
     findings::Thresholds,
-    inspect::{FunctionTable, process},
+    inspect::{FunctionTable, Target, TargetError, process},
     probes::LoadOptions,
     session::{Budget, DEFAULT_MAX_OVERHEAD, Session},
 };
+
+use super::child::{self, Held, Output, Running};
 
 /// Which process to trace and how: flattened into every command that traces.
 #[derive(clap::Args)]
@@ -121,49 +122,98 @@ pub fn require_root() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where a command we start writes.
-pub enum ChildOutput<'a> {
-    /// To our own stdout and stderr (`record`).
-    Inherit,
-    /// To this file, with stdin closed: the dashboard owns the terminal.
-    File(&'a Path),
-}
-
-/// The process being traced, and the command we started for it, if we did.
+/// The process being traced, and the command we started for it, if we
+/// did: held before `exec` until [`Traced::release`], then running.
 pub struct Traced {
     pub pid: u32,
-    pub child: Option<Child>,
+    held: Option<Held>,
+    pub child: Option<Running>,
 }
 
 impl Traced {
-    /// Starts `args.command`, or takes `args.pid`.
-    pub fn launch(args: &TraceArgs, output: ChildOutput) -> anyhow::Result<Self> {
-        let child = match args.command.split_first() {
-            Some((program, rest)) => Some(spawn(program, rest, output)?),
-            None => None,
-        };
-        let pid = match (&child, args.pid) {
-            (Some(child), _) => child.id(),
-            (None, Some(id)) => process_of(id)?,
-            (None, None) => bail!("give a process to trace: -p PID, or a command after --"),
-        };
-        Ok(Self { pid, child })
+    /// Starts `args.command` (held before `exec`), or takes `args.pid`.
+    pub fn launch(args: &TraceArgs, output: Output) -> anyhow::Result<Self> {
+        if !args.command.is_empty() {
+            let held = Held::spawn(&args.command, output)?;
+            return Ok(Self {
+                pid: held.pid(),
+                held: Some(held),
+                child: None,
+            });
+        }
+        match args.pid {
+            Some(id) => Ok(Self {
+                pid: process_of(id)?,
+                held: None,
+                child: None,
+            }),
+            None => bail!("give a process to trace: -p PID, or a command after --"),
+        }
     }
 
-    /// Ends the command we started, if any (as dropping does).
-    pub fn stop(self) {
-        drop(self);
+    /// What is traced: the program a held command is about to run, or the
+    /// running process.
+    pub fn target(&self) -> Result<Target, TargetError> {
+        match &self.held {
+            Some(held) => Target::for_command(self.pid, held.program()),
+            None => Target::from_pid(self.pid),
+        }
+    }
+
+    /// Lets a held command run its program, now that `session` traces it
+    /// from its first instruction.
+    pub fn release(&mut self, session: &mut Session) -> anyhow::Result<()> {
+        if let Some(held) = self.held.take() {
+            self.child = Some(held.release()?);
+            session.program_started();
+        }
+        Ok(())
+    }
+
+    /// How the target ended, for the export, once it has: its status and
+    /// fatal error when we started it.
+    pub fn exit(&mut self, at: SystemTime) -> schema::Exit {
+        let at_unix_ns = unix_ns(at);
+        let Some(child) = self.child.as_mut() else {
+            return schema::Exit {
+                at_unix_ns,
+                ..schema::Exit::default()
+            };
+        };
+        let status = child.try_wait();
+        let crash = child.crash();
+        schema::Exit {
+            at_unix_ns,
+            code: status.and_then(|status| status.code()),
+            signal: status.and_then(|status| status.signal()),
+            fatal_site: crash.as_ref().and_then(|crash| {
+                let site = crash.site.as_ref()?;
+                Some(schema::Site {
+                    function: site.function.clone(),
+                    file: site.file.clone(),
+                    line: site.line,
+                    ops: 0,
+                })
+            }),
+            fatal_error: crash.map(|crash| crash.fatal_error),
+        }
+    }
+
+    /// Ends the command we started, if any (as dropping does), and says
+    /// how it ended. Returns its status.
+    pub fn stop(mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.stop();
+        if let Some(status) = status {
+            eprintln!("contend: the command {}", child::describe(status));
+        }
+        status
     }
 }
 
-impl Drop for Traced {
-    /// Also when a panic unwinds past us: a command we started does not
-    /// outlive us.
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            stop_child(child);
-        }
-    }
+/// Nanoseconds since the epoch.
+pub fn unix_ns(at: SystemTime) -> u64 {
+    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The process `-p` names: a thread's ID stands for its process, saying so.
@@ -173,47 +223,6 @@ fn process_of(id: u32) -> anyhow::Result<u32> {
         eprintln!("contend: {id} is a thread of process {pid}; tracing the process");
     }
     Ok(pid)
-}
-
-fn spawn(program: &OsString, args: &[OsString], output: ChildOutput) -> anyhow::Result<Child> {
-    let mut command = Command::new(program);
-    command.args(args);
-    if let ChildOutput::File(path) = output {
-        let file = File::create(path).with_context(|| {
-            format!("cannot create {} for the command's output", path.display())
-        })?;
-        let copy = file
-            .try_clone()
-            .context("cannot share the command's output file")?;
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(copy));
-    }
-    // spawn() returns once exec has succeeded, so /proc/PID/exe already names
-    // the new program when we attach.
-    command
-        .spawn()
-        .with_context(|| format!("cannot start {}", program.to_string_lossy()))
-}
-
-/// Ends a command we started, politely first.
-fn stop_child(child: &mut Child) {
-    if let Ok(None) = child.try_wait() {
-        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-            // SAFETY: signalling our own child, which has not been reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-    }
-    let _ = child.wait();
 }
 
 /// A runtime for one tracing session: the aggregating task and the readers
@@ -256,6 +265,11 @@ impl StopSignals {
 
     /// Resolves at the first of them.
     pub async fn recv(&mut self) {
+        self.recv_which().await;
+    }
+
+    /// Resolves at the first of them, with its number.
+    pub async fn recv_which(&mut self) -> i32 {
         let hangup = async {
             match self.hangup.as_mut() {
                 Some(hangup) => drop(hangup.recv().await),
@@ -263,9 +277,9 @@ impl StopSignals {
             }
         };
         tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-            () = hangup => {}
+            _ = self.interrupt.recv() => libc::SIGINT,
+            _ = self.terminate.recv() => libc::SIGTERM,
+            () = hangup => libc::SIGHUP,
         }
     }
 }

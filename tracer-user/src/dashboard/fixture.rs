@@ -43,6 +43,8 @@ fn empty(at_ns: u64) -> Export {
             exe: "/srv/shop".to_owned(),
             language: "go".to_owned(),
             go_version: Some("go1.27.3".to_owned()),
+            exit: None,
+            exec: None,
         },
         window: Window {
             start_unix_ns: 1_763_780_000 * SECOND,

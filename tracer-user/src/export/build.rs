@@ -123,6 +123,8 @@ pub fn target_info(target: &Target) -> schema::Target {
         exe: target.exe.display().to_string(),
         language: "go".to_owned(),
         go_version: target.binary.go_version.clone(),
+        exit: None,
+        exec: None,
     }
 }
 
@@ -394,6 +396,8 @@ mod tests {
                 exe: "/srv/app".to_owned(),
                 language: "go".to_owned(),
                 go_version: None,
+                exit: None,
+                exec: None,
             },
             probes: &[],
             attach: Duration::ZERO,

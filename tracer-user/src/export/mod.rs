@@ -7,6 +7,7 @@
 pub mod build;
 mod clamp;
 pub mod diff;
+pub mod ending;
 pub mod file;
 pub mod report;
 pub mod schema;

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    schema::{Export, Finding, LockReport, MapReport, Site},
+    schema::{Exit, Export, Finding, LockReport, MapReport, Site},
     untrusted::printable,
 };
 
@@ -48,6 +48,53 @@ fn header(out: &mut String, export: &Export) {
     if let Some(line) = sampling_line(export) {
         let _ = writeln!(out, "{line}");
     }
+    if let Some(exit) = &target.exit {
+        let _ = writeln!(out, "the target {}", how_it_ended(exit));
+    }
+    if let Some(exec) = &target.exec {
+        let _ = writeln!(
+            out,
+            "the target started another program ({}); the recording ends there",
+            printable(&exec.exe)
+        );
+    }
+}
+
+/// `exited with status 2: fatal error: concurrent map writes`, `was killed
+/// by signal 9 (SIGKILL)`; `exited` when contend did not start it, and so
+/// could not see how.
+pub fn how_it_ended(exit: &Exit) -> String {
+    let how = match (exit.code, exit.signal) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by {}", signal_name(signal)),
+        (None, None) => "exited".to_owned(),
+    };
+    match &exit.fatal_error {
+        Some(fatal) => format!("{how}: {}", printable(fatal)),
+        None => how,
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        6 => "SIGABRT",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => return format!("signal {signal}"),
+    };
+    format!("signal {signal} ({name})")
+}
+
+/// The runtime's own word on a race, when the program died of one: Go
+/// names map races `concurrent map …`.
+fn confirming_fatal_error<'a>(export: &'a Export, finding: &Finding) -> Option<&'a str> {
+    let fatal = export.target.exit.as_ref()?.fatal_error.as_deref()?;
+    (finding.kind == "concurrent_map_access" && fatal.contains("concurrent map")).then_some(fatal)
 }
 
 /// How the figures were taken: everything all the time, or within a
@@ -146,6 +193,13 @@ fn findings(out: &mut String, export: &Export) {
             printable(&finding.message)
         );
         finding_evidence(out, finding);
+        if let Some(fatal) = confirming_fatal_error(export, finding) {
+            let _ = writeln!(
+                out,
+                "            confirmed: the program died of {:?}",
+                printable(fatal)
+            );
+        }
     }
 }
 
@@ -656,6 +710,8 @@ mod tests {
                 exe: "/srv/shop".to_owned(),
                 language: "go".to_owned(),
                 go_version: Some("go1.27.3".to_owned()),
+                exit: None,
+                exec: None,
             },
             probes: &probes,
             attach: std::time::Duration::from_millis(250),

@@ -27,6 +27,45 @@ pub struct Target {
     pub language: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub go_version: Option<String>,
+    /// How the target ended, when it did during the recording; absent when
+    /// it outlived it (and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
+    /// The target replaced its program (`exec`) during the recording, which
+    /// ended there: the figures are the old program's alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Exec>,
+}
+
+/// The end of the traced process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    /// Wall-clock time contend saw it end.
+    pub at_unix_ns: u64,
+    /// Its exit status, when it exited (known only for a command contend
+    /// started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// The signal that killed it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// The Go runtime's `fatal error: …` line it died with, read from its
+    /// stderr (a command contend started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fatal_error: Option<String>,
+    /// Where the goroutine that died was: its innermost frame outside the
+    /// runtime, from the traceback (`ops` is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fatal_site: Option<Site>,
+}
+
+/// The traced process started another program.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exec {
+    /// Wall-clock time contend saw the new program.
+    pub at_unix_ns: u64,
+    /// The new program's executable.
+    pub exe: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

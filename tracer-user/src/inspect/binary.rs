@@ -106,6 +106,13 @@ impl Binary {
         })
     }
 
+    /// Whether it is a PIE (ELF type `ET_DYN`), loaded wherever the
+    /// kernel places it.
+    pub fn is_position_independent(&self) -> bool {
+        self.object()
+            .is_ok_and(|file| file.kind() == object::ObjectKind::Dynamic)
+    }
+
     /// Every function, by name, in no particular order.
     pub fn functions(&self) -> impl Iterator<Item = (&str, Function)> + '_ {
         self.functions

@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod buildinfo;
+pub mod crash;
 pub mod disasm;
 pub mod go_version;
 pub mod goroutine;

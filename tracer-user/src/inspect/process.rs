@@ -25,7 +25,30 @@ pub struct Target {
     /// Where the executable is loaded relative to its link-time addresses:
     /// 0 for a fixed-address executable, the random base of a PIE. Turns
     /// addresses seen in the process (stacks) into the binary's own.
-    pub load_bias: u64,
+    /// `None` while unknown: a PIE that contend starts is placed only when
+    /// it execs (see [`load_bias_of`]).
+    pub load_bias: Option<u64>,
+    /// The executable's device and inode: a process that execs another
+    /// program has another.
+    pub identity: FileIdentity,
+}
+
+/// A file's device and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = fs::metadata(path)?;
+        Ok(Self {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,24 +86,79 @@ impl Target {
             Err(cause) => return Err(TargetError::Unreadable { pid, cause }),
         };
         let host_path = host_path(&proc_dir, &exe);
-        let bytes = fs::read(&host_path).map_err(|cause| TargetError::Unreadable { pid, cause })?;
-        let binary = Binary::parse(bytes).map_err(|cause| TargetError::Binary {
-            path: exe.clone(),
-            cause,
-        })?;
-        if binary.go_version.is_none() {
-            return Err(TargetError::NotGo(exe));
-        }
-        let maps = fs::read_to_string(proc_dir.join("maps"))
-            .map_err(|cause| TargetError::Unreadable { pid, cause })?;
-        let load_bias = load_bias(&maps, &exe, &binary).unwrap_or(0);
+        let unreadable = |cause| TargetError::Unreadable { pid, cause };
+        let identity = FileIdentity::of(&proc_dir.join("exe")).map_err(unreadable)?;
+        let binary = go_binary(pid, &host_path, &exe)?;
+        let maps = fs::read_to_string(proc_dir.join("maps")).map_err(unreadable)?;
+        let load_bias = Some(load_bias(&maps, &exe, &binary).unwrap_or(0));
         Ok(Self {
             pid,
             exe,
             host_path,
             binary,
             load_bias,
+            identity,
         })
+    }
+
+    /// The program a command contend started will run, read from its
+    /// path before the child `exec`s it (`pid`, held until the probes are
+    /// in). A PIE's load bias is known only once it runs.
+    pub fn for_command(pid: u32, program: &Path) -> Result<Self, TargetError> {
+        let exe =
+            fs::canonicalize(program).map_err(|cause| TargetError::Unreadable { pid, cause })?;
+        let identity =
+            FileIdentity::of(&exe).map_err(|cause| TargetError::Unreadable { pid, cause })?;
+        let binary = go_binary(pid, &exe, &exe)?;
+        let load_bias = (!binary.is_position_independent()).then_some(0);
+        Ok(Self {
+            pid,
+            host_path: exe.clone(),
+            exe,
+            binary,
+            load_bias,
+            identity,
+        })
+    }
+}
+
+/// Reads and parses the Go executable of `pid`: `path` opens it, `exe`
+/// names it.
+fn go_binary(pid: u32, path: &Path, exe: &Path) -> Result<Binary, TargetError> {
+    let bytes = fs::read(path).map_err(|cause| TargetError::Unreadable { pid, cause })?;
+    let binary = Binary::parse(bytes).map_err(|cause| TargetError::Binary {
+        path: exe.to_owned(),
+        cause,
+    })?;
+    if binary.go_version.is_none() {
+        return Err(TargetError::NotGo(exe.to_owned()));
+    }
+    Ok(binary)
+}
+
+/// The load bias of process `pid`, running `binary`: for a PIE contend
+/// started, read once it has `exec`ed. `None` if the process is gone.
+pub fn load_bias_of(pid: u32, binary: &Binary) -> Option<u64> {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let exe = fs::read_link(proc_dir.join("exe")).ok()?;
+    let maps = fs::read_to_string(proc_dir.join("maps")).ok()?;
+    load_bias(&maps, &exe, binary)
+}
+
+/// Resolves, with its new executable, once process `pid` runs another
+/// program than `identity` (it `exec`ed). Looks every `every`; never
+/// resolves once the process is gone (its exit is watched elsewhere).
+pub async fn replaced(pid: u32, identity: FileIdentity, every: std::time::Duration) -> PathBuf {
+    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    loop {
+        tokio::time::sleep(every).await;
+        match FileIdentity::of(&exe) {
+            Ok(now) if now != identity => {
+                return fs::read_link(&exe).unwrap_or_else(|_| exe.clone());
+            }
+            Ok(_) => {}
+            Err(_) => return std::future::pending().await,
+        }
     }
 }
 

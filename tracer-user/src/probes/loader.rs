@@ -133,6 +133,9 @@ pub struct Tracer {
     /// The executable as we open it, and the process the probes are for.
     host_path: PathBuf,
     pid: u32,
+    /// The target's load bias, which turns the placements' link-time
+    /// addresses into the process's (0 until a PIE's is known).
+    load_bias: u64,
     /// Every unit that could be attached, with its links while it is in.
     units: Vec<(Unit, Vec<UProbeLink>)>,
     /// Hit slots handed out so far (see `tracer_common::hit_slot`).
@@ -179,7 +182,10 @@ impl Tracer {
         raise_memlock_limit();
         let goid_offset = target.binary.goid_offset.map_or(0, |goid| goid.offset);
         let rings = RingPlan::for_cpus(rings::online_cpus()?.len());
-        let plumbing = plumbing::ranges(&target.binary, target.load_bias);
+        // Unknown until a PIE runs: every stack is then walked instead.
+        let plumbing = target
+            .load_bias
+            .and_then(|bias| plumbing::ranges(&target.binary, bias));
         let plumbing_used = plumbing
             .as_ref()
             .map_or(u32::MAX, |ranges| ranges.len() as u32);
@@ -201,6 +207,7 @@ impl Tracer {
             rings,
             host_path: target.host_path.clone(),
             pid: target.pid,
+            load_bias: target.load_bias.unwrap_or(0),
             units: Vec::new(),
             slots: 0,
             probes: Vec::new(),
@@ -290,6 +297,11 @@ impl Tracer {
             .map_err(|error| format!("attach failed: {error}"))
     }
 
+    /// Learns where the target is loaded, once a PIE contend started runs.
+    pub fn set_load_bias(&mut self, load_bias: u64) {
+        self.load_bias = load_bias;
+    }
+
     /// The placements of the attached units of `group`.
     pub fn placements(&self, group: ProbeGroup) -> impl Iterator<Item = &Placement> + '_ {
         self.units
@@ -316,7 +328,8 @@ impl Tracer {
             let placements = unit.exits.iter().chain(&unit.starts);
             // Links are in the order of the unit's placements.
             for (placement, link) in placements.zip(links.drain(..)) {
-                let breakpoint = (placement.address, placement.original_byte);
+                let address = placement.address.wrapping_add(self.load_bias);
+                let breakpoint = (address, placement.original_byte);
                 out.push((hits_of(placement), link, breakpoint));
             }
         }

@@ -54,9 +54,10 @@ pub enum Trap {
 pub struct Placement {
     pub program: Program,
     pub file_offset: u64,
-    /// Where it sits in the running process (for PIEs, past the load
-    /// bias), and the instruction byte the kernel's breakpoint replaces
-    /// there: a probe is out of the target once that byte is back.
+    /// Where it sits in the binary (its link-time address; a PIE runs it
+    /// past its load bias), and the instruction byte the kernel's
+    /// breakpoint replaces there: a probe is out of the target once that
+    /// byte is back.
     pub address: u64,
     pub original_byte: u8,
     pub cookie: u64,
@@ -165,7 +166,7 @@ fn semaphore_units(target: &Target) -> Result<Vec<Unit>, Skip> {
 fn semaphore_unit(target: &Target, call: &SemaphoreCall) -> Result<Unit, Skip> {
     let (function, code) = function_code(target, call.symbol)?;
     let starts = call_sites(target, function, code, call.calls)?;
-    let entry_offset = starts[0].address.wrapping_sub(target.load_bias) - function.address;
+    let entry_offset = starts[0].address - function.address;
     Ok(lock_probes(
         call.symbol,
         starts,
@@ -241,7 +242,7 @@ fn lock_unit(target: &Target, probe: &LockProbe) -> Result<Unit, Skip> {
         }
         Start::CallsTo(callee) => {
             let starts = call_sites(target, function, code, callee)?;
-            let offset = starts[0].address.wrapping_sub(target.load_bias) - function.address;
+            let offset = starts[0].address - function.address;
             (starts, offset)
         }
     };
@@ -300,7 +301,7 @@ impl Site {
             .ok_or_else(|| Skip::Failed(format!("{address:#x} is outside its function's code")))?;
         Ok(Self {
             file_offset,
-            address: address.wrapping_add(target.load_bias),
+            address,
             original_byte,
             trap,
         })

@@ -92,6 +92,8 @@ pub struct Session {
     probes: Vec<ProbeStatus>,
     snapshots: watch::Receiver<Arc<Export>>,
     stop: oneshot::Sender<()>,
+    /// Tells the pipeline a PIE's load bias, once it runs.
+    load_bias: Option<oneshot::Sender<u64>>,
     pipeline: JoinHandle<Finished>,
 }
 
@@ -169,6 +171,7 @@ impl Session {
         let probes = tracer.probes.clone();
         let (publish, snapshots) = watch::channel(Arc::new(context.empty_export()));
         let (stop, stopped) = oneshot::channel();
+        let (load_bias, learned_bias) = oneshot::channel();
         let mut aggregate = Aggregate::default();
         aggregate.coverage = Coverage::new(start_ns, options.budget == Budget::Exact);
         let pipeline = Pipeline {
@@ -184,6 +187,7 @@ impl Session {
             program_timing,
             breakpoints_gone: None,
             releasing: Vec::new(),
+            learned_bias: target.load_bias.is_none().then_some(learned_bias),
             context,
             publish,
             dump: options.dump,
@@ -195,8 +199,29 @@ impl Session {
             probes,
             snapshots,
             stop,
+            load_bias: Some(load_bias),
             pipeline,
         })
+    }
+
+    /// Says that the command contend started for this session now runs
+    /// its program: a PIE's load bias can be read now (call sites and the
+    /// budget's breakpoints need it; the probes, placed by file offset, do
+    /// not). Attached to a running process, there is nothing to learn.
+    pub fn program_started(&mut self) {
+        if self.target.load_bias.is_some() {
+            return;
+        }
+        let Some(bias) = process::load_bias_of(self.target.pid, &self.target.binary) else {
+            tracing::warn!(
+                "the program exited before its load address could be read: call sites are unknown"
+            );
+            return;
+        };
+        self.target.load_bias = Some(bias);
+        if let Some(tell) = self.load_bias.take() {
+            let _ = tell.send(bias);
+        }
     }
 
     pub fn target(&self) -> &Target {
@@ -304,6 +329,8 @@ struct Pipeline {
     /// last taken out are gone from the target's code.
     breakpoints_gone: Option<JoinHandle<u64>>,
     releasing: Vec<JoinHandle<()>>,
+    /// A PIE's load bias, when it is learnt only once the program runs.
+    learned_bias: Option<oneshot::Receiver<u64>>,
     context: Context,
     publish: watch::Sender<Arc<Export>>,
     dump: Option<SharedDump>,
@@ -340,6 +367,12 @@ impl Pipeline {
                             self.controller.maps_gone(Instant::now());
                         }
                         Err(error) => tracing::warn!("watching breakpoints go failed: {error}"),
+                    }
+                }
+                bias = learnt(&mut self.learned_bias) => {
+                    self.learned_bias = None;
+                    if let Ok(bias) = bias {
+                        self.set_load_bias(bias);
                     }
                 }
                 _ = &mut stop, if ended.is_none() => {
@@ -529,7 +562,21 @@ impl Pipeline {
         self.publish.send_replace(Arc::new(export));
     }
 
+    fn set_load_bias(&mut self, bias: u64) {
+        self.tracer.set_load_bias(bias);
+        if let Some(sites) = self.sites.as_mut() {
+            sites.set_load_bias(bias);
+        }
+    }
+
     fn finish(mut self, ended: Instant) -> Finished {
+        if let Some(Ok(bias)) = self
+            .learned_bias
+            .take()
+            .map(|mut learned| learned.try_recv())
+        {
+            self.set_load_bias(bias);
+        }
         self.read_drops();
         let now_ns = monotonic_ns();
         let export = self.export(ended, now_ns);
@@ -646,6 +693,16 @@ async fn next_tick(tick: &mut Option<Interval>) {
 async fn wait<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
     match task {
         Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a oneshot channel delivers, or never without one.
+async fn learnt<T>(
+    receiver: &mut Option<oneshot::Receiver<T>>,
+) -> Result<T, oneshot::error::RecvError> {
+    match receiver {
+        Some(receiver) => receiver.await,
         None => std::future::pending().await,
     }
 }

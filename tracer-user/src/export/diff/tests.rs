@@ -82,6 +82,8 @@ fn export(
             exe: "/srv/shop".to_owned(),
             language: "go".to_owned(),
             go_version: Some("go1.27.3".to_owned()),
+            exit: None,
+            exec: None,
         },
         window: Window {
             start_unix_ns: 0,
