@@ -3,15 +3,14 @@
 //! the export once the recording ends.
 
 use std::{
-    fs::File,
-    io::{BufWriter, Write as _},
+    io::Write as _,
     path::{Path, PathBuf},
 };
 
 use anyhow::Context as _;
 use clap::Args;
 use tracer_user::{
-    export::Export,
+    export::{self, Export},
     profile::{
         Measure, Profile,
         flamegraph::{self, Drawn},
@@ -101,14 +100,13 @@ impl Artefacts {
 fn write_file(
     path: &Path,
     what: &str,
-    fill: impl FnOnce(&mut BufWriter<File>) -> anyhow::Result<()>,
+    fill: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut out = BufWriter::new(
-        File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-    );
-    fill(&mut out)
-        .and_then(|()| Ok(out.flush()?))
-        .with_context(|| format!("cannot write the {what} {}", path.display()))?;
+    let mut bytes = Vec::new();
+    fill(&mut bytes).with_context(|| format!("cannot write the {what} {}", path.display()))?;
+    // As the export is written: 0600, through a new file renamed into
+    // place, given to the user behind sudo.
+    export::file::write_bytes(path, &bytes)?;
     eprintln!("contend: wrote the {what} {}", path.display());
     Ok(())
 }

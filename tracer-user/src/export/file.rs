@@ -41,10 +41,10 @@ pub enum ExportError {
     },
     #[error("cannot write {}: {cause}", path.display())]
     Write { path: PathBuf, cause: io::Error },
-    #[error("cannot write the export to {}: {} is not a directory", path.display(), dir.display())]
+    #[error("cannot write to {}: {} is not a directory", path.display(), dir.display())]
     NoDirectory { path: PathBuf, dir: PathBuf },
     #[error(
-        "cannot write the export to {}: it is {what}; name a file, a character device, a FIFO or `-`",
+        "cannot write to {}: it is {what}; name a file, a character device, a FIFO or `-`",
         path.display()
     )]
     Unwritable { path: PathBuf, what: &'static str },
@@ -158,20 +158,33 @@ pub fn write(path: &Path, export: &Export) -> Result<(), ExportError> {
 }
 
 fn write_as(path: &Path, export: &Export, owner: Option<Owner>) -> Result<(), ExportError> {
+    let json = to_json(export).map_err(|cause| ExportError::Write {
+        path: path.to_owned(),
+        cause,
+    })?;
+    write_bytes_as(path, &json, owner)
+}
+
+/// Writes `bytes` to `path` the way an export is written (see [`write`]):
+/// for the other files a recording leaves, such as profiles.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    write_bytes_as(path, bytes, invoking_user())
+}
+
+fn write_bytes_as(path: &Path, bytes: &[u8], owner: Option<Owner>) -> Result<(), ExportError> {
     let write_error = |cause| ExportError::Write {
         path: path.to_owned(),
         cause,
     };
-    let json = to_json(export).map_err(write_error)?;
     match destination(path)? {
-        Destination::Stdout => io::stdout().lock().write_all(&json),
-        Destination::Stream => write_stream(path, &json),
+        Destination::Stdout => io::stdout().lock().write_all(bytes),
+        Destination::Stream => write_stream(path, bytes),
         Destination::File { dir } => {
             let name = path.file_name().unwrap_or(path.as_os_str());
             let mut prefix = std::ffi::OsString::from(".");
             prefix.push(name);
             prefix.push(".");
-            new_file(&dir, &prefix, ".tmp", &json, owner)
+            new_file(&dir, &prefix, ".tmp", bytes, owner)
                 .and_then(|file| file.persist(path).map_err(|error| error.error))
                 .map(drop)
         }
