@@ -43,6 +43,9 @@ pub const DEFAULT_MAX_OVERHEAD: f64 = 0.05;
 const MEASURING: Duration = Duration::from_millis(200);
 /// A cycle of the map probes (in, then out) lasts this long, at random.
 const CYCLE: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(6));
+/// While measuring, a duty below this ends the measuring early (see
+/// [`Controller::clearly_over_budget`]).
+const CLEARLY_OVER: f64 = 0.5;
 /// The shortest stretch in: attaching costs milliseconds.
 const SHORTEST_IN: Duration = Duration::from_millis(100);
 /// The least duty: below it, too few operations are seen to say anything.
@@ -268,7 +271,8 @@ impl Controller {
     /// Takes in a new sample and says what to do now.
     pub fn on_sample(&mut self, sample: Sample) -> Vec<Action> {
         self.measure(sample);
-        if self.budget == Budget::Exact || sample.at < self.next_change {
+        let due = sample.at >= self.next_change || self.clearly_over_budget();
+        if self.budget == Budget::Exact || !due {
             return Vec::new();
         }
         match self.phase {
@@ -305,6 +309,17 @@ impl Controller {
                 self.put_back(sample.at, vec![Action::PutBackLocks, Action::PutBackMaps])
             }
         }
+    }
+
+    /// While measuring with everything in: whether what is measured so far
+    /// already says the map probes must be out most of the time. Then they
+    /// go out at once rather than at the end of [`MEASURING`]: on a busy
+    /// target, every tenth of a second with everything in costs more than
+    /// a short recording's whole budget.
+    fn clearly_over_budget(&self) -> bool {
+        self.phase == Phase::Measuring
+            && self.map_rate.is_some()
+            && self.duties().maps < CLEARLY_OVER
     }
 
     fn put_back(&mut self, now: Instant, actions: Vec<Action>) -> Vec<Action> {
@@ -420,6 +435,15 @@ mod tests {
         let (mut maps_steps, mut locks_steps) = (0, 0);
         let mut gone_at = None;
         let steps = seconds * 10;
+        // The session's first look is at once, as its interval first ticks.
+        controller.on_sample(Sample {
+            at: start,
+            map_cost,
+            lock_cost,
+            cpu,
+            maps_armed: true,
+            locks_armed: true,
+        });
         for n in 1..=steps {
             if gone_at == Some(n) {
                 maps_present = false;
@@ -485,6 +509,20 @@ mod tests {
             "estimated {:.4}, the first second's excess paid back",
             overhead(&run)
         );
+    }
+
+    #[test]
+    fn a_busy_target_is_trimmed_at_the_first_measure() {
+        let run = simulate(Budget::Max(0.01), 1_000_000.0, 0.0, 1);
+        // One step of 100 ms measures; the map probes go out after it
+        // (and are gone two steps later), not after all of MEASURING.
+        assert!(
+            run.maps_in <= 0.2 + 1e-9,
+            "maps in {:.2} of the first second",
+            run.maps_in
+        );
+        let run = simulate(Budget::Max(0.05), 10_000.0, 0.0, 1);
+        assert_eq!(run.maps_in, 1.0, "a cheap target stays traced");
     }
 
     #[test]
