@@ -20,10 +20,21 @@ pub const KEY_CAPACITY: usize = 128;
 /// Bytes of a key captured when the user does not say.
 pub const DEFAULT_KEY_LIMIT: u32 = 64;
 
-/// Return addresses captured per event: the probed function's caller first,
-/// then up the frame-pointer chain. Enough to get past the `sync` and
-/// `runtime` wrappers to the user's code, which is all a call site needs.
+/// Return addresses a map event captures: the probed function's caller
+/// first, then up the frame-pointer chain. Enough to get past the `sync`
+/// and `runtime` wrappers to the user's code, which is all a call site
+/// needs (and operations called from the user's code read only the first).
 pub const FRAMES: usize = 4;
+/// Return addresses a lock wait captures: deeper, for profiles (pprof,
+/// flame graphs). Waits are far rarer than map operations, and the stack is
+/// walked as the goroutine is about to park anyway.
+pub const LOCK_FRAMES: usize = 8;
+/// The most return addresses any event carries.
+pub const MAX_FRAMES: usize = if LOCK_FRAMES > FRAMES {
+    LOCK_FRAMES
+} else {
+    FRAMES
+};
 
 /// Bytes of each key a concurrent-access record carries.
 pub const SIDE_KEY_CAPACITY: usize = 32;
@@ -226,7 +237,7 @@ pub struct LockEvent {
     pub lock: u64,
     pub wait_ns: u64,
     /// Return addresses where the wait began, the caller first.
-    pub frames: [u64; FRAMES],
+    pub frames: [u64; LOCK_FRAMES],
 }
 
 /// A wait in progress, kept in the kernel between a slow path's entry and
@@ -246,7 +257,7 @@ pub struct PendingWait {
     /// must not be ended by a wake-up from a later park elsewhere.)
     pub parked: u8,
     pub _pad0: [u8; 6],
-    pub frames: [u64; FRAMES],
+    pub frames: [u64; LOCK_FRAMES],
 }
 
 /// One side of a concurrent map access: a write in flight, or the
@@ -289,8 +300,9 @@ pub struct ConflictEvent {
 const FRAME_BYTES: usize = 8 * FRAMES;
 const _: () = assert!(core::mem::size_of::<MapEvent>() == 40 + FRAME_BYTES + KEY_CAPACITY);
 const _: () = assert!(core::mem::align_of::<MapEvent>() == 8);
-const _: () = assert!(core::mem::size_of::<LockEvent>() == 40 + FRAME_BYTES);
-const _: () = assert!(core::mem::size_of::<PendingWait>() == 32 + FRAME_BYTES);
+const LOCK_FRAME_BYTES: usize = 8 * LOCK_FRAMES;
+const _: () = assert!(core::mem::size_of::<LockEvent>() == 40 + LOCK_FRAME_BYTES);
+const _: () = assert!(core::mem::size_of::<PendingWait>() == 32 + LOCK_FRAME_BYTES);
 const _: () = assert!(core::mem::size_of::<AccessSide>() == 32 + FRAME_BYTES + SIDE_KEY_CAPACITY);
 const _: () =
     assert!(core::mem::size_of::<ConflictEvent>() == 16 + 2 * core::mem::size_of::<AccessSide>());

@@ -47,9 +47,9 @@ pub fn capture_call_site(ctx: &ProbeContext) -> [u64; FRAMES] {
 
 /// The caller's return address and the frame-pointer chain above it.
 #[inline(always)]
-pub fn capture(ctx: &ProbeContext) -> [u64; FRAMES] {
+pub fn capture<const N: usize>(ctx: &ProbeContext) -> [u64; N] {
     let (sp, fp) = stack_registers(ctx);
-    let mut frames = zero::words::<FRAMES>();
+    let mut frames = zero::words::<N>();
     // SAFETY: the helper faults safely on bad pointers.
     frames[0] = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
     walk(fp, &mut frames);
@@ -60,9 +60,9 @@ pub fn capture(ctx: &ProbeContext) -> [u64; FRAMES] {
 /// prologue: there RBP is the function's own frame, whose record holds the
 /// return address into its caller (RSP points at locals).
 #[inline(always)]
-pub fn capture_in_body(ctx: &ProbeContext) -> [u64; FRAMES] {
+pub fn capture_in_body<const N: usize>(ctx: &ProbeContext) -> [u64; N] {
     let (_, fp) = stack_registers(ctx);
-    let mut frames = zero::words::<FRAMES>();
+    let mut frames = zero::words::<N>();
     // SAFETY: the helper faults safely on bad pointers.
     if let Ok(record) = unsafe { bpf_probe_read_user(fp as *const FrameRecord) } {
         frames[0] = record.return_address;
@@ -86,7 +86,7 @@ fn stack_registers(ctx: &ProbeContext) -> (u64, u64) {
 
 /// Fills `frames[1..]` from the frame-pointer chain starting at `fp`.
 #[inline(always)]
-fn walk(mut fp: u64, frames: &mut [u64; FRAMES]) {
+fn walk<const N: usize>(mut fp: u64, frames: &mut [u64; N]) {
     for frame in frames.iter_mut().skip(1) {
         if fp == 0 {
             break;

@@ -521,7 +521,7 @@ mod tests {
                     MapOp::Read
                 };
                 Event::MapAccess(MapAccess {
-                    stack: Stack([pc, 0, 0, 0]),
+                    stack: Stack::of([pc, 0, 0, 0]),
                     ..match map_access(map, op, &key) {
                         Event::MapAccess(access) => access,
                         _ => unreachable!("map_access makes map accesses"),
@@ -575,7 +575,7 @@ mod tests {
                 unreachable!("lock_wait makes lock waits")
             };
             Event::LockWait(LockWait {
-                stack: Stack([GET, 0, 0, 0]),
+                stack: Stack::of([GET, 0, 0, 0]),
                 ..wait
             })
         });

@@ -543,26 +543,26 @@ pub(crate) mod tests {
     #[test]
     fn the_site_is_the_first_frame_outside_the_plumbing() {
         let resolver = SiteResolver::new(FakeSymbols, 0x1000);
-        let stack = Stack([0x1100, 0x1200, 0x1300, 0]);
+        let stack = Stack::of([0x1100, 0x1200, 0x1300, 0]);
         assert_eq!(resolver.site(&stack), Some(site("main.get", 20)));
-        let runtime_only = Stack([0x1100, 0, 0, 0]);
+        let runtime_only = Stack::of([0x1100, 0, 0, 0]);
         assert_eq!(
             resolver.site(&runtime_only),
             Some(site("runtime.mapaccess2_faststr", 1)),
             "a stack of plumbing only falls back to its first frame"
         );
         assert_eq!(
-            resolver.site(&Stack([0x1100, 0x1500, 0x1100, 0])),
+            resolver.site(&Stack::of([0x1100, 0x1500, 0x1100, 0])),
             Some(site("runtime/pprof.(*profMap).lookup", 60)),
             "without the program's frames, the first outside the runtime's core"
         );
         assert_eq!(
-            resolver.origin(&Stack([0x1100, 0x1500, 0, 0])),
+            resolver.origin(&Stack::of([0x1100, 0x1500, 0, 0])),
             Origin::Runtime
         );
         assert_eq!(
             resolver
-                .site(&Stack([0x9999, 0, 0, 0]))
+                .site(&Stack::of([0x9999, 0, 0, 0]))
                 .map(|site| site.function),
             Some("0x9999".to_owned())
         );
@@ -572,7 +572,7 @@ pub(crate) mod tests {
     #[test]
     fn a_stack_tells_the_program_from_the_runtime_and_sync_map_internals() {
         let resolver = SiteResolver::new(FakeSymbols, 0x1000);
-        let origin = |pcs: [u64; 4]| resolver.origin(&Stack(pcs));
+        let origin = |pcs: [u64; 4]| resolver.origin(&Stack::of(pcs));
         assert_eq!(
             origin([0x1400, 0x1300, 0, 0]),
             Origin::SyncMapInternals,
@@ -616,7 +616,7 @@ pub(crate) mod tests {
         let origin = |pcs: &[u64]| {
             let mut stacks = StackCounts::default();
             for &pc in pcs {
-                stacks.observe(Stack([pc, 0, 0, 0]));
+                stacks.observe(Stack::of([pc, 0, 0, 0]));
             }
             map_origin(&stacks, &Origins)
         };
@@ -632,7 +632,7 @@ pub(crate) mod tests {
     #[test]
     fn locations_keep_every_frame_and_inlined_call() {
         let resolver = SiteResolver::new(FakeSymbols, 0x1000);
-        let locations = resolver.locations(&Stack([0x1200, 0x1300, 0x1999, 0]));
+        let locations = resolver.locations(&Stack::of([0x1200, 0x1300, 0x1999, 0]));
         let functions: Vec<Vec<&str>> = (locations.iter())
             .map(|location| {
                 location
@@ -678,9 +678,9 @@ pub(crate) mod tests {
     #[test]
     fn merges_stacks_that_share_a_site() {
         let mut stacks = StackCounts::default();
-        stacks.add(Stack([1, 0, 0, 0]), 5);
-        stacks.add(Stack([2, 0, 0, 0]), 7);
-        stacks.add(Stack([3, 0, 0, 0]), 1);
+        stacks.add(Stack::of([1, 0, 0, 0]), 5);
+        stacks.add(Stack::of([2, 0, 0, 0]), 7);
+        stacks.add(Stack::of([3, 0, 0, 0]), 1);
         let resolver = |stack: &Stack| match stack.0[0] {
             1 | 2 => Some(site("main.get", 20)),
             _ => Some(site("main.set", 30)),

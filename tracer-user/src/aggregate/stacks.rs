@@ -52,12 +52,12 @@ mod tests {
     fn keeps_the_first_stacks_and_counts_the_rest() {
         let mut counts = StackCounts::default();
         for n in 0..STACK_CAPACITY as u64 + 10 {
-            counts.observe(Stack([n + 1, 0, 0, 0]));
+            counts.observe(Stack::of([n + 1, 0, 0, 0]));
         }
-        counts.add(Stack([1, 0, 0, 0]), 5);
+        counts.add(Stack::of([1, 0, 0, 0]), 5);
         let kept = counts.by_count();
         assert_eq!(kept.len(), STACK_CAPACITY);
-        assert_eq!(kept[0], (Stack([1, 0, 0, 0]), 6));
+        assert_eq!(kept[0], (Stack::of([1, 0, 0, 0]), 6));
         assert_eq!(counts.overflow, 10);
     }
 }

@@ -6,8 +6,8 @@
 use std::mem::{offset_of, size_of};
 
 use tracer_common::{
-    AccessSide, ConflictEvent, EventKind, FRAMES, KEY_CAPACITY, LockEvent, LockOp, MapEvent, MapOp,
-    SIDE_KEY_CAPACITY, go::Kind,
+    AccessSide, ConflictEvent, EventKind, FRAMES, KEY_CAPACITY, LOCK_FRAMES, LockEvent, LockOp,
+    MAX_FRAMES, MapEvent, MapOp, SIDE_KEY_CAPACITY, go::Kind,
 };
 
 pub use super::key::Key;
@@ -25,9 +25,16 @@ pub enum Event {
 /// Return addresses in the target's address space, the probed function's
 /// caller first; 0 past the end of what was captured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Stack(pub [u64; FRAMES]);
+pub struct Stack(pub [u64; MAX_FRAMES]);
 
 impl Stack {
+    /// These return addresses, the caller first, and zeros after them.
+    pub fn of<const N: usize>(pcs: [u64; N]) -> Self {
+        Self(std::array::from_fn(|frame| {
+            pcs.get(frame).copied().unwrap_or(0)
+        }))
+    }
+
     /// The captured return addresses, without the empty tail.
     pub fn frames(&self) -> impl Iterator<Item = u64> + '_ {
         self.0.iter().copied().take_while(|&pc| pc != 0)
@@ -137,7 +144,7 @@ fn decode_map_access(bytes: &[u8]) -> Result<MapAccess, DecodeError> {
         timestamp_ns: u64_at(bytes, offset_of!(MapEvent, timestamp_ns)),
         map: u64_at(bytes, offset_of!(MapEvent, map)),
         key,
-        stack: stack_at(bytes, offset_of!(MapEvent, frames)),
+        stack: stack_at(bytes, offset_of!(MapEvent, frames), FRAMES),
     })
 }
 
@@ -153,7 +160,7 @@ fn decode_lock_wait(bytes: &[u8]) -> Result<LockWait, DecodeError> {
         timestamp_ns: u64_at(bytes, offset_of!(LockEvent, timestamp_ns)),
         lock: u64_at(bytes, offset_of!(LockEvent, lock)),
         wait_ns: u64_at(bytes, offset_of!(LockEvent, wait_ns)),
-        stack: stack_at(bytes, offset_of!(LockEvent, frames)),
+        stack: stack_at(bytes, offset_of!(LockEvent, frames), LOCK_FRAMES),
     })
 }
 
@@ -188,13 +195,18 @@ fn decode_side(bytes: &[u8]) -> Result<Access, DecodeError> {
             &bytes[start..start + copied],
             u32_at(bytes, offset_of!(AccessSide, key_len)),
         ),
-        stack: stack_at(bytes, offset_of!(AccessSide, frames)),
+        stack: stack_at(bytes, offset_of!(AccessSide, frames), FRAMES),
     })
 }
 
-fn stack_at(bytes: &[u8], offset: usize) -> Stack {
+/// The `count` return addresses at `offset`, zeros after them.
+fn stack_at(bytes: &[u8], offset: usize, count: usize) -> Stack {
     Stack(std::array::from_fn(|frame| {
-        u64_at(bytes, offset + 8 * frame)
+        if frame < count {
+            u64_at(bytes, offset + 8 * frame)
+        } else {
+            0
+        }
     }))
 }
 
@@ -372,7 +384,7 @@ mod tests {
 
     #[test]
     fn the_stack_ends_at_the_first_empty_frame() {
-        let stack = Stack([0x10, 0x20, 0, 0x40]);
+        let stack = Stack::of([0x10, 0x20, 0, 0x40]);
         assert_eq!(stack.frames().collect::<Vec<_>>(), [0x10, 0x20]);
     }
 

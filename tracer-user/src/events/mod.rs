@@ -37,7 +37,7 @@ pub(crate) mod fixtures {
             started_ns: 0,
             op,
             key: text_key(key),
-            stack: Stack([pc, 0, 0, 0]),
+            stack: Stack::of([pc, 0, 0, 0]),
         }
     }
 

@@ -611,7 +611,7 @@ mod tests {
                 timestamp_ns: 1_000_000_000,
                 map: CACHE,
                 key: text_key(key),
-                stack: Stack([pc, 0, 0, 0]),
+                stack: Stack::of([pc, 0, 0, 0]),
             })
         };
         let mut events = Vec::new();
@@ -638,7 +638,7 @@ mod tests {
                 timestamp_ns: 1_000_000_000,
                 map: SESSIONS,
                 key: text_key(&format!("session-{n}")),
-                stack: Stack([SET, 0, 0, 0]),
+                stack: Stack::of([SET, 0, 0, 0]),
             }));
         }
         for n in 0..120u64 {
@@ -654,7 +654,7 @@ mod tests {
                 } else {
                     40_000 + 100 * n
                 },
-                stack: Stack([WORKER, 0, 0, 0]),
+                stack: Stack::of([WORKER, 0, 0, 0]),
             }));
         }
         for _ in 0..3 {

@@ -35,7 +35,7 @@ pub fn render(profile: &Profile, measure: Measure, mut writer: impl Write) -> io
     options.count_name = count_name.to_owned();
     options.subtitle = Some(format!(
         "stacks of up to {} frames, from where the captured stack ends",
-        tracer_common::FRAMES
+        tracer_common::MAX_FRAMES
     ));
     flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), writer)?;
     Ok(Drawn::Stacks)

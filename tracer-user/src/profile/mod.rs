@@ -6,8 +6,9 @@
 //! names.
 //!
 //! Stacks are short: the kernel side captures at most
-//! [`tracer_common::FRAMES`] return addresses. A lock wait has the
-//! frame-pointer chain from the caller of the slow path up; a map
+//! [`tracer_common::LOCK_FRAMES`] return addresses for a lock wait, the
+//! frame-pointer chain from the caller of the slow path up, and
+//! [`tracer_common::FRAMES`] for a map operation. A map
 //! operation called from the user's code has its call site only (walking
 //! further would cost every operation three more reads of user memory),
 //! and one called through Go's plumbing (sync.Map, say) the chain. So a

@@ -196,7 +196,7 @@ pub fn encode(profile: &Profile, exe: &str) -> ProfileProto {
         .collect();
     let comment = vec![builder.string(&format!(
         "contend: stacks of up to {} frames",
-        tracer_common::FRAMES
+        tracer_common::MAX_FRAMES
     ))];
     ProfileProto {
         sample_type: sample_type.to_vec(),

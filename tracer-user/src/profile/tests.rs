@@ -53,7 +53,7 @@ fn profile() -> Profile {
             timestamp_ns: 0,
             map: CACHE,
             key: text_key("sku-42"),
-            stack: Stack(stack),
+            stack: Stack::of(stack),
         })
     };
     for _ in 0..600 {
@@ -70,7 +70,7 @@ fn profile() -> Profile {
             timestamp_ns: 0,
             lock: LOCK,
             wait_ns: if n < 10 { 5_000 } else { 1_000_000 },
-            stack: Stack([SET_LOCK, WORKER, 0, 0]),
+            stack: Stack::of([SET_LOCK, WORKER, 0, 0]),
         }));
     }
     build(
@@ -114,7 +114,7 @@ fn overflowing_stacks_are_counted_under_a_frame_of_their_own() {
             timestamp_ns: 0,
             map: CACHE,
             key: text_key("k"),
-            stack: Stack([pc, 0, 0, 0]),
+            stack: Stack::of([pc, 0, 0, 0]),
         }));
     }
     let profile = build(
