@@ -20,12 +20,16 @@ fn filter() -> tracing_subscriber::EnvFilter {
 }
 
 /// Logs go to stderr, warnings and up unless `CONTEND_LOG` says otherwise;
-/// coloured only on a terminal, so a log file holds no escape codes.
+/// coloured only on a terminal, so a log file holds no escape codes; lost
+/// quietly if stderr is closed.
 pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // Its complaint about a closed stderr is an `eprintln!`, which
+        // panics: a log line must not cost the recording.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -61,7 +65,7 @@ impl LogFile {
     pub fn close(self) {
         match std::fs::metadata(&self.path) {
             Ok(metadata) if metadata.len() > 0 => {
-                eprintln!("contend: log messages are in {}", self.path.display());
+                say!("contend: log messages are in {}", self.path.display());
             }
             Ok(_) if !self.chosen => drop(std::fs::remove_file(&self.path)),
             Ok(_) | Err(_) => {}

@@ -65,7 +65,7 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     // detached after: detaching takes seconds.
     let finished = session.finish().await?;
     let Saved { path, instead_of } = export::file::write_or_fall_back(output, &finished.export)?;
-    eprintln!(
+    say!(
         "contend: {stop}; wrote {} ({} events, {} dropped{}). Read it with `contend report {}`",
         path.display(),
         finished.export.tracer.events,

@@ -50,7 +50,7 @@ fn target_output() -> PathBuf {
 fn point_at_output(output: &Path) {
     match std::fs::metadata(output) {
         Ok(metadata) if metadata.len() > 0 => {
-            eprintln!("contend: the target's output is in {}", output.display());
+            say!("contend: the target's output is in {}", output.display());
         }
         _ => drop(std::fs::remove_file(output)),
     }
@@ -83,7 +83,7 @@ async fn top(traced: &mut Traced, args: &TraceArgs) -> anyhow::Result<()> {
     let (shown, kept) = tokio::join!(dashboard, keeper);
     let events = kept?;
     shown?;
-    eprintln!("contend: stopped tracing; {events}");
+    say!("contend: stopped tracing; {events}");
     Ok(())
 }
 
