@@ -4,7 +4,8 @@
 //! anyone may have written. So an export is written through a temporary
 //! file created exclusively, with an unpredictable name, beside the
 //! destination, readable by its owner alone, and renamed into place: a
-//! link planted at a predictable name is replaced, never written through.
+//! link planted at a predictable name is replaced, never written through
+//! (only links root owns, like `/dev/stdout`, are followed).
 //! A device or FIFO named on purpose (`-o /dev/null`) is written to, not
 //! replaced. Reading takes regular files up to a size limit only, streamed.
 
@@ -100,9 +101,13 @@ enum Destination {
     Stdout,
     /// A character device or FIFO the user named: written to as it is.
     Stream,
-    /// A regular file, or nothing yet, in this directory.
-    File { dir: PathBuf },
+    /// A regular file, or nothing yet, at `path` (the one asked for, or
+    /// where trusted links lead), in `dir`.
+    File { path: PathBuf, dir: PathBuf },
 }
+
+/// Links followed at most, as the kernel does.
+const MAX_LINKS: usize = 40;
 
 /// Fails unless an export could be written to `path`: its directory
 /// exists and it is not itself a directory, a socket or a block device.
@@ -136,7 +141,8 @@ fn destination(path: &Path) -> Result<Destination, ExportError> {
             return Err(unwritable("a socket"));
         }
     }
-    let dir = match path.parent() {
+    let target = through_trusted_links(path);
+    let dir = match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
@@ -148,7 +154,29 @@ fn destination(path: &Path) -> Result<Destination, ExportError> {
     }
     Ok(Destination::File {
         dir: dir.to_owned(),
+        path: target,
     })
+}
+
+/// Where `path` leads through links owned by root or by us: `-o
+/// /dev/stdout` with stdout redirected to a file is that file, not a
+/// reason to replace `/dev/stdout`. A link anyone else owns is not
+/// followed: it may have been planted, and the rename replaces it.
+fn through_trusted_links(path: &Path) -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let mut path = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        let trusted_link = fs::symlink_metadata(&path).is_ok_and(|metadata| {
+            metadata.file_type().is_symlink() && (metadata.uid() == 0 || metadata.uid() == euid)
+        });
+        let Some(target) = trusted_link.then(|| fs::read_link(&path).ok()).flatten() else {
+            break;
+        };
+        // Relative to the link's directory; an absolute target replaces it.
+        path = path.parent().unwrap_or(Path::new("/")).join(target);
+    }
+    path
 }
 
 /// Writes `export` to `path` (`-` for standard output). A file appears
@@ -166,13 +194,13 @@ fn write_as(path: &Path, export: &Export, owner: Option<Owner>) -> Result<(), Ex
     match destination(path)? {
         Destination::Stdout => io::stdout().lock().write_all(&json),
         Destination::Stream => write_stream(path, &json),
-        Destination::File { dir } => {
+        Destination::File { path, dir } => {
             let name = path.file_name().unwrap_or(path.as_os_str());
             let mut prefix = std::ffi::OsString::from(".");
             prefix.push(name);
             prefix.push(".");
             new_file(&dir, &prefix, ".tmp", &json, owner)
-                .and_then(|file| file.persist(path).map_err(|error| error.error))
+                .and_then(|file| file.persist(&path).map_err(|error| error.error))
                 .map(drop)
         }
     }
@@ -470,11 +498,26 @@ mod tests {
 
         fs::remove_file(&output).expect("remove the export");
         std::os::unix::fs::symlink(&victim, &output).expect("plant");
+        // Planted by someone else: a link of ours would be followed.
+        std::os::unix::fs::lchown(&output, Some(65534), Some(65534)).expect("chown the link");
         write(&output, &sample()).expect("write export over a link");
         assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious");
         assert!(fs::symlink_metadata(&output).expect("stat").is_file());
         assert_eq!(read(&output).expect("read export"), sample());
         assert_eq!(listing(dir.path()), ["run.json", "run.json.tmp", "victim"]);
+    }
+
+    #[test]
+    fn links_of_our_own_are_followed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        fs::create_dir(dir.path().join("real")).expect("a directory");
+        let link = dir.path().join("stdout");
+        // Like /dev/stdout -> /proc/self/fd/1 -> a file the shell opened.
+        std::os::unix::fs::symlink("real/out.json", &link).expect("link");
+        write(&link, &sample()).expect("write through the link");
+        assert!(fs::symlink_metadata(&link).expect("stat").is_symlink());
+        assert_eq!(read(&link).expect("read export"), sample());
+        assert_eq!(listing(&dir.path().join("real")), ["out.json"]);
     }
 
     #[test]
