@@ -129,6 +129,11 @@ fn destination(path: &Path) -> Result<Destination, ExportError> {
     if let Ok(metadata) = fs::metadata(path) {
         let kind = metadata.file_type();
         if kind.is_char_device() || kind.is_fifo() {
+            // Someone else's FIFO at the name we write to would read the
+            // export: only ours, root's or the sudo user's is written to.
+            if !owned_by_us(metadata.uid()) {
+                return Err(unwritable("a FIFO or device of another user's"));
+            }
             return Ok(Destination::Stream);
         }
         if kind.is_dir() {
@@ -156,6 +161,14 @@ fn destination(path: &Path) -> Result<Destination, ExportError> {
         dir: dir.to_owned(),
         path: target,
     })
+}
+
+/// Whether a file owned by `uid` is ours to write to: root's, ours, or
+/// that of the user who ran `sudo contend`.
+fn owned_by_us(uid: u32) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    uid == 0 || uid == euid || invoking_user().is_some_and(|owner| owner.uid == uid)
 }
 
 /// Where `path` leads through links owned by root or by us: `-o
@@ -585,6 +598,26 @@ mod tests {
         let export: Export = serde_json::from_slice(&json).expect("the export came through");
         assert_eq!(export, sample());
         assert_eq!(listing(dir.path()), ["fifo"], "nothing left beside it");
+    }
+
+    #[test]
+    fn another_users_fifo_is_refused() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let fifo = dir.path().join("contend-1234.json");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo");
+        std::os::unix::fs::lchown(&fifo, Some(65534), Some(65534)).expect("chown");
+        // Its owner listening: a write would not block, it would leak.
+        let _listening = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("open the FIFO to read");
+        let error = write(&fifo, &sample()).expect_err("someone else's FIFO");
+        assert!(error.to_string().contains("of another user's"), "{error}");
     }
 
     #[test]
