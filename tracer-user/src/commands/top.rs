@@ -30,21 +30,24 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!("contend top draws on a terminal; `contend record` writes an export instead");
     }
-    let output = target_output();
-    let mut traced = Traced::launch(args, ChildOutput::File(&output))?;
-    let result = trace::runtime().and_then(|runtime| runtime.block_on(top(&mut traced, args)));
-    let started = traced.child.is_some();
-    traced.stop();
-    if started {
-        point_at_output(&output);
-    }
+    let output = target_output()?;
+    let traced = Traced::launch(args, ChildOutput::File(&output));
+    let result = traced.and_then(|mut traced| {
+        let result = trace::runtime().and_then(|runtime| runtime.block_on(top(&mut traced, args)));
+        traced.stop();
+        result
+    });
+    // Empty, as with -p, it is removed.
+    point_at_output(&output);
     result
 }
 
 /// Where a command we start writes: not the terminal, which the dashboard
-/// draws on.
-fn target_output() -> PathBuf {
-    std::env::temp_dir().join(format!("contend-top-{}-target.log", std::process::id()))
+/// draws on. A new file of ours in the temporary directory, so the command
+/// is not started first (a name known in advance could be a planted link).
+fn target_output() -> anyhow::Result<PathBuf> {
+    super::new_private_file(&format!("contend-top-{}-target-", std::process::id()))
+        .map(|(_, path)| path)
 }
 
 fn point_at_output(output: &Path) {
