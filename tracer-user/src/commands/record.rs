@@ -66,18 +66,28 @@ async fn record(pid: u32, options: &Options, output: &Path) -> anyhow::Result<()
     let finished = session.finish().await?;
     let Saved { path, instead_of } = export::file::write_or_fall_back(output, &finished.export)?;
     say!(
-        "contend: {stop}; wrote {} ({} events, {} dropped{}). Read it with `contend report {}`",
+        "contend: {stop}; wrote {} ({} events, {} dropped{}){}",
         path.display(),
         finished.export.tracer.events,
         finished.export.tracer.dropped,
         slowdown(&finished.export),
-        path.display(),
+        how_to_read(&path),
     );
     finished.detach().await;
     // Not where it was asked for: a script must not take it for success.
     match instead_of {
         Some(why) => bail!("{why}; the recording is in {} instead", path.display()),
         None => Ok(()),
+    }
+}
+
+/// `. Read it with …` for a file; nothing for standard output, a device
+/// or a FIFO, which `report` does not read.
+fn how_to_read(path: &Path) -> String {
+    if path.is_file() {
+        format!(". Read it with `contend report {}`", path.display())
+    } else {
+        String::new()
     }
 }
 
