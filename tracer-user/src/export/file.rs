@@ -124,9 +124,14 @@ fn destination(path: &Path) -> Result<Destination, ExportError> {
         path: path.to_owned(),
         what,
     };
-    // Followed through links: `/dev/stdout` is one. A link to a regular
-    // file is replaced, not followed, by the rename.
-    if let Ok(metadata) = fs::metadata(path) {
+    // Through links only if all are trusted (`/dev/stdout` is one): a
+    // planted link to `/dev/mem` is replaced by the rename, not written
+    // through.
+    if let Ok(metadata) = fs::metadata(path).and_then(|metadata| {
+        trusted_chain(path)
+            .then_some(metadata)
+            .ok_or_else(|| io::Error::other("a link of another user's"))
+    }) {
         let kind = metadata.file_type();
         if kind.is_char_device() || kind.is_fifo() {
             // Someone else's FIFO at the name we write to would read the
@@ -176,20 +181,55 @@ fn owned_by_us(uid: u32) -> bool {
 /// reason to replace `/dev/stdout`. A link anyone else owns is not
 /// followed: it may have been planted, and the rename replaces it.
 fn through_trusted_links(path: &Path) -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
     let mut path = path.to_owned();
     for _ in 0..MAX_LINKS {
-        let trusted_link = fs::symlink_metadata(&path).is_ok_and(|metadata| {
-            metadata.file_type().is_symlink() && (metadata.uid() == 0 || metadata.uid() == euid)
-        });
-        let Some(target) = trusted_link.then(|| fs::read_link(&path).ok()).flatten() else {
-            break;
-        };
-        // Relative to the link's directory; an absolute target replaces it.
-        path = path.parent().unwrap_or(Path::new("/")).join(target);
+        match link_step(&path) {
+            Some(Link::Trusted(next)) => path = next,
+            Some(Link::Untrusted) | None => break,
+        }
     }
     path
+}
+
+/// Whether every link from `path` to the file it names is trusted. A
+/// link whose target is not a path (`/proc/self/fd/1` to `pipe:[…]`) ends
+/// the chain: the kernel resolves it.
+fn trusted_chain(path: &Path) -> bool {
+    let mut path = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        match link_step(&path) {
+            Some(Link::Untrusted) => return false,
+            Some(Link::Trusted(next)) if fs::symlink_metadata(&next).is_ok() => path = next,
+            Some(Link::Trusted(_)) | None => return true,
+        }
+    }
+    false
+}
+
+/// One step through a symbolic link.
+enum Link {
+    /// Owned by root or by us: where it leads.
+    Trusted(PathBuf),
+    /// Owned by anyone else.
+    Untrusted,
+}
+
+/// `None` when `path` is not a link (or cannot be read as one).
+fn link_step(path: &Path) -> Option<Link> {
+    let metadata = fs::symlink_metadata(path).ok()?;
+    if !metadata.file_type().is_symlink() {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if metadata.uid() != 0 && metadata.uid() != euid {
+        return Some(Link::Untrusted);
+    }
+    let target = fs::read_link(path).ok()?;
+    // Relative to the link's directory; an absolute target replaces it.
+    Some(Link::Trusted(
+        path.parent().unwrap_or(Path::new("/")).join(target),
+    ))
 }
 
 /// Writes `export` to `path` (`-` for standard output). A file appears
@@ -598,6 +638,23 @@ mod tests {
         let export: Export = serde_json::from_slice(&json).expect("the export came through");
         assert_eq!(export, sample());
         assert_eq!(listing(dir.path()), ["fifo"], "nothing left beside it");
+    }
+
+    #[test]
+    fn a_planted_link_to_a_device_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let output = dir.path().join("contend-1234.json");
+        // /dev/full: were it written through, the write would fail.
+        std::os::unix::fs::symlink("/dev/full", &output).expect("plant");
+        std::os::unix::fs::lchown(&output, Some(65534), Some(65534)).expect("chown the link");
+        write(&output, &sample()).expect("the link replaced by the export");
+        assert!(fs::symlink_metadata(&output).expect("stat").is_file());
+        assert!(
+            fs::metadata("/dev/full")
+                .expect("stat /dev/full")
+                .file_type()
+                .is_char_device()
+        );
     }
 
     #[test]
