@@ -6,6 +6,7 @@
 
 use std::{
     fs,
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     thread,
     time::{Duration, Instant},
@@ -110,10 +111,15 @@ fn shows_that_the_target_exited_and_keeps_the_final_numbers() {
 
 /// `contend report FILE --tui` shows the saved export, as nobody.
 fn report_opens_without_root(tmux: &Tmux, dir: &Path, saved: &Path) {
-    // Somewhere nobody can read it.
+    // Written under (simulated) sudo: the export is the user's, 0600.
+    let metadata = fs::metadata(saved).expect("stat the export");
+    assert_eq!((metadata.uid(), metadata.gid()), (NOBODY, NOBODY));
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+    // Copied where that user can reach it (target/e2e may not be), still theirs.
     let readable =
         std::env::temp_dir().join(format!("contend-dashboard-{}.json", std::process::id()));
     fs::copy(saved, &readable).expect("copy the export");
+    std::os::unix::fs::chown(&readable, Some(NOBODY), Some(NOBODY)).expect("chown the copy");
     let contend = path_from_env("CONTEND_BIN");
     let exit = dir.join("report-exit");
     tmux.type_line(&format!(
@@ -133,6 +139,9 @@ fn report_opens_without_root(tmux: &Tmux, dir: &Path, saved: &Path) {
     assert_eq!(wait_for_file(&exit), "EXIT=0");
     let _ = fs::remove_file(readable);
 }
+
+/// The user `report` runs as, and whom `top` runs for under sudo.
+const NOBODY: u32 = 65534;
 
 fn fixture_binary() -> PathBuf {
     let toolchain = GoToolchain::at(path_from_env("CONTEND_GO_NEW")).expect("Go toolchain");
@@ -154,8 +163,9 @@ fn run_dir(label: &str) -> PathBuf {
 /// modes as contend left them.
 fn command_line(dir: &Path, args: &str) -> String {
     let contend = path_from_env("CONTEND_BIN");
+    // As `sudo contend` run by nobody: saved exports are theirs.
     format!(
-        "CONTEND_LOG_FILE={log} {contend} {args}; echo EXIT=$? > {exit}; stty -a > {stty}",
+        "SUDO_UID={NOBODY} SUDO_GID={NOBODY} CONTEND_LOG_FILE={log} {contend} {args}; echo EXIT=$? > {exit}; stty -a > {stty}",
         log = dir.join("contend.log").display(),
         contend = contend.display(),
         exit = dir.join("exit").display(),

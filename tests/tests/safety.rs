@@ -250,3 +250,27 @@ fn a_thread_id_traces_its_process() {
         "the whole process traced, not one thread"
     );
 }
+
+/// `sudo contend record … 2>&1 | head` closes contend's stderr early: what
+/// it has to say is lost, not the recording.
+#[test]
+fn a_closed_stderr_does_not_cost_the_recording() {
+    let fixture = Fixture::start(&hotkeys(), &["-seconds", "30"]).expect("start fixture");
+    let export_path = scratch("closed-stderr.json");
+    let _ = fs::remove_file(&export_path);
+    let mut child = contend::command()
+        .args(["record", "--pid", &fixture.pid().to_string()])
+        .args(["--duration", "1", "--output"])
+        .arg(&export_path)
+        // Logs at every step, so the first write meets the closed pipe.
+        .env("CONTEND_LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run contend");
+    drop(child.stderr.take());
+    let status = child.wait().expect("wait for contend");
+    drop(fixture);
+    assert!(status.success(), "{status}");
+    let export = tracer_user::export::read(&export_path).expect("the export was written");
+    assert!(export.tracer.events > 0, "and holds the recording");
+}

@@ -1,6 +1,15 @@
 //! The `contend` command line. Library code returns typed errors; here they
 //! become one line on stderr and a non-zero exit.
 
+/// `eprintln!` that cannot panic: with stderr closed (`2>&1 | head`), a
+/// message is lost, not the recording being written.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod commands;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -160,7 +169,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("contend: {error:#}");
+            say!("contend: {error:#}");
             ExitCode::FAILURE
         }
     }

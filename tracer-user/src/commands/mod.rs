@@ -23,32 +23,55 @@ fn filter() -> tracing_subscriber::EnvFilter {
 }
 
 /// Logs go to stderr, warnings and up unless `CONTEND_LOG` says otherwise;
-/// coloured only on a terminal, so a log file holds no escape codes.
+/// coloured only on a terminal, so a log file holds no escape codes; lost
+/// quietly if stderr is closed.
 pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // Its complaint about a closed stderr is an `eprintln!`, which
+        // panics: a log line must not cost the recording.
+        .log_internal_errors(false)
         .init();
 }
 
 /// Logs go to a file, for commands that own the terminal: a line on stderr
 /// would scribble over the dashboard. `CONTEND_LOG_FILE` names the file,
-/// else `<temp dir>/contend-top-<our pid>.log`. Returns the file.
+/// else `<temp dir>/contend-top-<our pid>-<random>.log`. Returns the file.
 pub fn init_logging_to_file() -> anyhow::Result<LogFile> {
     let named = std::env::var_os(FILE_VARIABLE).map(PathBuf::from);
     let chosen = named.is_some();
-    let path = named.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("contend-top-{}.log", std::process::id()))
-    });
-    let file = File::create(&path)
-        .with_context(|| format!("cannot create the log file {}", path.display()))?;
+    let (file, path) = match named {
+        Some(path) => File::create(&path)
+            .map(|file| (file, path.clone()))
+            .with_context(|| format!("cannot create the log file {}", path.display()))?,
+        None => new_private_file(&format!("contend-top-{}-", std::process::id()))?,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(Mutex::new(file))
         .with_ansi(false)
         .init();
     Ok(LogFile { path, chosen })
+}
+
+/// A new `.log` file in the temporary directory, named `<prefix>` and
+/// random characters, created exclusively and readable by its owner
+/// alone: root writing to a name known in advance in a shared directory
+/// would follow a link planted there.
+fn new_private_file(prefix: &str) -> anyhow::Result<(File, PathBuf)> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".log")
+        .tempfile_in(std::env::temp_dir())
+        .and_then(|file| file.keep().map_err(|error| error.error))
+        .with_context(|| {
+            format!(
+                "cannot create a log file in {}",
+                std::env::temp_dir().display()
+            )
+        })
 }
 
 /// The file a dashboard logged to.
@@ -64,7 +87,7 @@ impl LogFile {
     pub fn close(self) {
         match std::fs::metadata(&self.path) {
             Ok(metadata) if metadata.len() > 0 => {
-                eprintln!("contend: log messages are in {}", self.path.display());
+                say!("contend: log messages are in {}", self.path.display());
             }
             Ok(_) if !self.chosen => drop(std::fs::remove_file(&self.path)),
             Ok(_) | Err(_) => {}

@@ -111,13 +111,13 @@ async fn record(traced: &mut Traced, options: &Options, output: &Path) -> anyhow
         Stop::DurationElapsed | Stop::Interrupted(_) => {}
     }
     let Saved { path, instead_of } = export::file::write_or_fall_back(output, &finished.export)?;
-    eprintln!(
-        "contend: {stop}; wrote {} ({} events, {} dropped{}). Read it with `contend report {}`",
+    say!(
+        "contend: {stop}; wrote {} ({} events, {} dropped{}){}",
         path.display(),
         finished.export.tracer.events,
         finished.export.tracer.dropped,
         slowdown(&finished.export),
-        path.display(),
+        how_to_read(&path),
     );
     // The profiles after the export, which matters most, and before
     // detaching, which takes seconds.
@@ -158,6 +158,16 @@ async fn pass_on(traced: &Traced, signal: i32) -> Stop {
 fn in_terminal_foreground() -> bool {
     // SAFETY: both calls only read the process's and terminal's state.
     unsafe { libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp() }
+}
+
+/// `. Read it with …` for a file; nothing for standard output, a device
+/// or a FIFO, which `report` does not read.
+fn how_to_read(path: &Path) -> String {
+    if path.is_file() {
+        format!(". Read it with `contend report {}`", path.display())
+    } else {
+        String::new()
+    }
 }
 
 /// `, estimated slowdown 3.1%`, where the export has an estimate.

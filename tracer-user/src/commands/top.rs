@@ -35,14 +35,12 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() {
         bail!("contend top draws on a terminal; `contend record` writes an export instead");
     }
-    let output = target_output();
+    let output = target_output()?;
     let mut traced = Traced::launch(args, Output::File(&output))?;
     let result = trace::runtime().and_then(|runtime| runtime.block_on(top(&mut traced, args)));
-    let started = traced.child.is_some();
     let status = traced.stop();
-    if started {
-        point_at_output(&output);
-    }
+    // Empty, as with -p, it is removed.
+    point_at_output(&output);
     let exited_by_itself = result?;
     Ok(match status {
         Some(status) if exited_by_itself => ExitCode::from(child::exit_code(status)),
@@ -51,15 +49,17 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Where a command we start writes: not the terminal, which the dashboard
-/// draws on.
-fn target_output() -> PathBuf {
-    std::env::temp_dir().join(format!("contend-top-{}-target.log", std::process::id()))
+/// draws on. A new file of ours in the temporary directory, so the command
+/// is not started first (a name known in advance could be a planted link).
+fn target_output() -> anyhow::Result<PathBuf> {
+    super::new_private_file(&format!("contend-top-{}-target-", std::process::id()))
+        .map(|(_, path)| path)
 }
 
 fn point_at_output(output: &Path) {
     match std::fs::metadata(output) {
         Ok(metadata) if metadata.len() > 0 => {
-            eprintln!("contend: the target's output is in {}", output.display());
+            say!("contend: the target's output is in {}", output.display());
         }
         _ => drop(std::fs::remove_file(output)),
     }
@@ -95,7 +95,7 @@ async fn top(traced: &mut Traced, args: &TraceArgs) -> anyhow::Result<bool> {
     let (shown, kept) = tokio::join!(dashboard, keeper);
     let (events, exited) = kept?;
     shown?;
-    eprintln!("contend: stopped tracing; {events}");
+    say!("contend: stopped tracing; {events}");
     Ok(exited)
 }
 

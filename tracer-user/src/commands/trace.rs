@@ -220,7 +220,7 @@ pub fn unix_ns(at: SystemTime) -> u64 {
 fn process_of(id: u32) -> anyhow::Result<u32> {
     let pid = process::process_of(id)?;
     if pid != id {
-        eprintln!("contend: {id} is a thread of process {pid}; tracing the process");
+        say!("contend: {id} is a thread of process {pid}; tracing the process");
     }
     Ok(pid)
 }
@@ -299,7 +299,7 @@ pub fn announce(session: &Session, until: &str) {
         FunctionTable::Pclntab => ", stripped: functions from the Go pclntab",
         FunctionTable::Symbols | FunctionTable::Missing => "",
     };
-    eprintln!(
+    say!(
         "contend: tracing PID {} ({}, {}{stripped}), {attached} of {} probes attached, {until}",
         target.pid,
         printable(&target.exe.to_string_lossy()),
@@ -307,8 +307,6 @@ pub fn announce(session: &Session, until: &str) {
         probes.len(),
     );
     if binary.goid_offset.is_none() {
-        eprintln!(
-            "contend: goroutine ids are unknown for this Go version; waits are paired by thread"
-        );
+        say!("contend: goroutine ids are unknown for this Go version; waits are paired by thread");
     }
 }

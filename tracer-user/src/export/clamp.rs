@@ -118,3 +118,61 @@ fn overhead(value: Option<f64>) -> Option<f64> {
         .filter(|value| *value >= 0.0)
         .map(|value| value.min(MAX_OVERHEAD))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::export::report::render;
+
+    fn export() -> Export {
+        serde_json::from_str(
+            r#"{"schema": "contend/v1",
+                "target": {"pid": 7, "exe": "/srv/shop", "language": "go"},
+                "window": {"start_unix_ns": 0, "duration_ns": 1000000000},
+                "tracer": {"events": 3, "dropped": 0, "probes": [
+                    {"symbol": "runtime.mapassign", "attached": true}]},
+                "maps": [{"id": "0x1", "ops": {"read": 3, "write": 0, "delete": 0, "iterate": 0},
+                          "top_keys": [{"key": "sku-42", "count": 3, "share": 1.0}]}],
+                "locks": [{"id": "0x2", "kind": "mutex", "contended": 1,
+                           "wait_ns": {"p50": 1, "p90": 1, "p99": 1, "p999": 1, "max": 1, "total": 1},
+                           "histogram": [{"le_ns": 1, "count": 1}]}]}"#,
+        )
+        .expect("a valid export")
+    }
+
+    proptest! {
+        /// Whatever the numbers (NaN and infinities included, which a
+        /// reader may meet), the clamped export renders in bounded lines.
+        #[test]
+        fn any_numbers_render_in_bounded_lines(
+            share in any::<f64>(),
+            coverage in any::<f64>(),
+            overhead in any::<f64>(),
+            rate in any::<f64>(),
+            counts in proptest::collection::vec(any::<u64>(), 8),
+        ) {
+            let mut export = export();
+            let map = &mut export.maps[0];
+            map.top_keys[0].share = share;
+            map.coverage = Some(coverage);
+            map.ops_per_sec = rate;
+            map.ops.read = counts[0];
+            map.ops.write = counts[1];
+            map.ops.clear = counts[2];
+            map.top_keys[0].count = counts[3];
+            export.tracer.events = counts[4];
+            export.tracer.dropped_by_cpu = vec![counts[5], counts[6]];
+            export.tracer.estimated_overhead = Some(overhead);
+            export.tracer.max_overhead = Some(overhead);
+            export.locks[0].coverage = Some(coverage);
+            export.locks[0].contended = counts[7];
+            export.locks[0].histogram[0].count = counts[7];
+            clamp(&mut export);
+            let text = render(&export);
+            let longest = text.lines().map(str::len).max().unwrap_or(0);
+            prop_assert!(longest < 400, "a line of {} bytes", longest);
+        }
+    }
+}

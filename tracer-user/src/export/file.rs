@@ -4,7 +4,8 @@
 //! anyone may have written. So an export is written through a temporary
 //! file created exclusively, with an unpredictable name, beside the
 //! destination, readable by its owner alone, and renamed into place: a
-//! link planted at a predictable name is replaced, never written through.
+//! link planted at a predictable name is replaced, never written through
+//! (only links root owns, like `/dev/stdout`, are followed).
 //! A device or FIFO named on purpose (`-o /dev/null`) is written to, not
 //! replaced. Reading takes regular files up to a size limit only, streamed.
 
@@ -100,9 +101,13 @@ enum Destination {
     Stdout,
     /// A character device or FIFO the user named: written to as it is.
     Stream,
-    /// A regular file, or nothing yet, in this directory.
-    File { dir: PathBuf },
+    /// A regular file, or nothing yet, at `path` (the one asked for, or
+    /// where trusted links lead), in `dir`.
+    File { path: PathBuf, dir: PathBuf },
 }
+
+/// Links followed at most, as the kernel does.
+const MAX_LINKS: usize = 40;
 
 /// Fails unless an export could be written to `path`: its directory
 /// exists and it is not itself a directory, a socket or a block device.
@@ -119,11 +124,21 @@ fn destination(path: &Path) -> Result<Destination, ExportError> {
         path: path.to_owned(),
         what,
     };
-    // Followed through links: `/dev/stdout` is one. A link to a regular
-    // file is replaced, not followed, by the rename.
-    if let Ok(metadata) = fs::metadata(path) {
+    // Through links only if all are trusted (`/dev/stdout` is one): a
+    // planted link to `/dev/mem` is replaced by the rename, not written
+    // through.
+    if let Ok(metadata) = fs::metadata(path).and_then(|metadata| {
+        trusted_chain(path)
+            .then_some(metadata)
+            .ok_or_else(|| io::Error::other("a link of another user's"))
+    }) {
         let kind = metadata.file_type();
         if kind.is_char_device() || kind.is_fifo() {
+            // Someone else's FIFO at the name we write to would read the
+            // export: only ours, root's or the sudo user's is written to.
+            if !owned_by_us(metadata.uid()) {
+                return Err(unwritable("a FIFO or device of another user's"));
+            }
             return Ok(Destination::Stream);
         }
         if kind.is_dir() {
@@ -136,7 +151,8 @@ fn destination(path: &Path) -> Result<Destination, ExportError> {
             return Err(unwritable("a socket"));
         }
     }
-    let dir = match path.parent() {
+    let target = through_trusted_links(path);
+    let dir = match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
@@ -148,7 +164,72 @@ fn destination(path: &Path) -> Result<Destination, ExportError> {
     }
     Ok(Destination::File {
         dir: dir.to_owned(),
+        path: target,
     })
+}
+
+/// Whether a file owned by `uid` is ours to write to: root's, ours, or
+/// that of the user who ran `sudo contend`.
+fn owned_by_us(uid: u32) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    uid == 0 || uid == euid || invoking_user().is_some_and(|owner| owner.uid == uid)
+}
+
+/// Where `path` leads through links owned by root or by us: `-o
+/// /dev/stdout` with stdout redirected to a file is that file, not a
+/// reason to replace `/dev/stdout`. A link anyone else owns is not
+/// followed: it may have been planted, and the rename replaces it.
+fn through_trusted_links(path: &Path) -> PathBuf {
+    let mut path = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        match link_step(&path) {
+            Some(Link::Trusted(next)) => path = next,
+            Some(Link::Untrusted) | None => break,
+        }
+    }
+    path
+}
+
+/// Whether every link from `path` to the file it names is trusted. A
+/// link whose target is not a path (`/proc/self/fd/1` to `pipe:[…]`) ends
+/// the chain: the kernel resolves it.
+fn trusted_chain(path: &Path) -> bool {
+    let mut path = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        match link_step(&path) {
+            Some(Link::Untrusted) => return false,
+            Some(Link::Trusted(next)) if fs::symlink_metadata(&next).is_ok() => path = next,
+            Some(Link::Trusted(_)) | None => return true,
+        }
+    }
+    false
+}
+
+/// One step through a symbolic link.
+enum Link {
+    /// Owned by root or by us: where it leads.
+    Trusted(PathBuf),
+    /// Owned by anyone else.
+    Untrusted,
+}
+
+/// `None` when `path` is not a link (or cannot be read as one).
+fn link_step(path: &Path) -> Option<Link> {
+    let metadata = fs::symlink_metadata(path).ok()?;
+    if !metadata.file_type().is_symlink() {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if metadata.uid() != 0 && metadata.uid() != euid {
+        return Some(Link::Untrusted);
+    }
+    let target = fs::read_link(path).ok()?;
+    // Relative to the link's directory; an absolute target replaces it.
+    Some(Link::Trusted(
+        path.parent().unwrap_or(Path::new("/")).join(target),
+    ))
 }
 
 /// Writes `export` to `path` (`-` for standard output). A file appears
@@ -179,13 +260,13 @@ fn write_bytes_as(path: &Path, bytes: &[u8], owner: Option<Owner>) -> Result<(),
     match destination(path)? {
         Destination::Stdout => io::stdout().lock().write_all(bytes),
         Destination::Stream => write_stream(path, bytes),
-        Destination::File { dir } => {
+        Destination::File { path, dir } => {
             let name = path.file_name().unwrap_or(path.as_os_str());
             let mut prefix = std::ffi::OsString::from(".");
             prefix.push(name);
             prefix.push(".");
             new_file(&dir, &prefix, ".tmp", bytes, owner)
-                .and_then(|file| file.persist(path).map_err(|error| error.error))
+                .and_then(|file| file.persist(&path).map_err(|error| error.error))
                 .map(drop)
         }
     }
@@ -486,11 +567,26 @@ mod tests {
 
         fs::remove_file(&output).expect("remove the export");
         std::os::unix::fs::symlink(&victim, &output).expect("plant");
+        // Planted by someone else: a link of ours would be followed.
+        std::os::unix::fs::lchown(&output, Some(65534), Some(65534)).expect("chown the link");
         write(&output, &sample()).expect("write export over a link");
         assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious");
         assert!(fs::symlink_metadata(&output).expect("stat").is_file());
         assert_eq!(read(&output).expect("read export"), sample());
         assert_eq!(listing(dir.path()), ["run.json", "run.json.tmp", "victim"]);
+    }
+
+    #[test]
+    fn links_of_our_own_are_followed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        fs::create_dir(dir.path().join("real")).expect("a directory");
+        let link = dir.path().join("stdout");
+        // Like /dev/stdout -> /proc/self/fd/1 -> a file the shell opened.
+        std::os::unix::fs::symlink("real/out.json", &link).expect("link");
+        write(&link, &sample()).expect("write through the link");
+        assert!(fs::symlink_metadata(&link).expect("stat").is_symlink());
+        assert_eq!(read(&link).expect("read export"), sample());
+        assert_eq!(listing(&dir.path().join("real")), ["out.json"]);
     }
 
     #[test]
@@ -558,6 +654,43 @@ mod tests {
         let export: Export = serde_json::from_slice(&json).expect("the export came through");
         assert_eq!(export, sample());
         assert_eq!(listing(dir.path()), ["fifo"], "nothing left beside it");
+    }
+
+    #[test]
+    fn a_planted_link_to_a_device_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let output = dir.path().join("contend-1234.json");
+        // /dev/full: were it written through, the write would fail.
+        std::os::unix::fs::symlink("/dev/full", &output).expect("plant");
+        std::os::unix::fs::lchown(&output, Some(65534), Some(65534)).expect("chown the link");
+        write(&output, &sample()).expect("the link replaced by the export");
+        assert!(fs::symlink_metadata(&output).expect("stat").is_file());
+        assert!(
+            fs::metadata("/dev/full")
+                .expect("stat /dev/full")
+                .file_type()
+                .is_char_device()
+        );
+    }
+
+    #[test]
+    fn another_users_fifo_is_refused() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let fifo = dir.path().join("contend-1234.json");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo");
+        std::os::unix::fs::lchown(&fifo, Some(65534), Some(65534)).expect("chown");
+        // Its owner listening: a write would not block, it would leak.
+        let _listening = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("open the FIFO to read");
+        let error = write(&fifo, &sample()).expect_err("someone else's FIFO");
+        assert!(error.to_string().contains("of another user's"), "{error}");
     }
 
     #[test]

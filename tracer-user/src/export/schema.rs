@@ -86,7 +86,7 @@ pub struct Tracer {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped_by_cpu: Vec<u64>,
     /// Distinct maps with at least one traced operation; `maps` lists the
-    /// busiest of them.
+    /// busiest of them. Includes those in `other_maps`.
     #[serde(default)]
     pub maps_seen: u64,
     /// Operations on nil maps (a read of one returns the zero value): no
