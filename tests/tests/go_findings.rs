@@ -64,6 +64,30 @@ fn check_findings(toolchain_env: &str, expected_version: &str, symbols: Symbols)
         "nothing serialises on a read-only map's hot key: {about_keywords:#?}"
     );
 
+    let prices = only(maps_of("main.price"), "the prices map", &export);
+    assert_eq!(prices.ops.total(), prices.ops.read, "only read");
+    let hot_prices: Vec<_> = (export.findings.iter())
+        .filter(|finding| finding.subject == prices.id && finding.kind == "hot_key")
+        .collect();
+    let lock = export
+        .locks
+        .iter()
+        .find(|lock| lock.sites.iter().any(|site| site.function == "main.price"));
+    match (&hot_prices[..], lock) {
+        ([finding], Some(lock)) => assert!(
+            finding
+                .message
+                .contains(&format!("mutex {} is contended", lock.id))
+                && finding.message.contains("waited for in main.price"),
+            "{}",
+            finding.message
+        ),
+        _ => panic!(
+            "a hot key under a contended lock is a finding naming the lock: {hot_prices:#?}, locks {:#?}",
+            export.locks
+        ),
+    }
+
     let events = only(maps_of("main.record"), "the events map", &export);
     assert!(
         events.keys_spread && events.top_keys.is_empty(),

@@ -38,8 +38,10 @@ pub struct Thresholds {
     /// costs nothing) ...
     pub hot_key_write_share: f64,
     /// ... or one used in the functions that wait for a lock with at
-    /// least this many contended acquisitions.
+    /// least this many contended acquisitions, adding up to at least this
+    /// many goroutines waiting on average.
     pub contended_lock_waits: u64,
+    pub contended_lock_waiting: f64,
 }
 
 impl Default for Thresholds {
@@ -52,7 +54,8 @@ impl Default for Thresholds {
             convoy_waits: 100,
             convoy_waiting: 0.5,
             hot_key_write_share: 0.01,
-            contended_lock_waits: 100,
+            contended_lock_waits: 10,
+            contended_lock_waiting: 0.1,
         }
     }
 }
@@ -126,7 +129,7 @@ pub fn find(
     scale: &Scale,
     seconds: f64,
 ) -> Vec<Finding> {
-    let locks = contended_locks(aggregate, thresholds, resolver);
+    let locks = contended_locks(aggregate, thresholds, resolver, scale, seconds);
     let hot_keys = aggregate.maps().filter_map(|(address, stats)| {
         hot_key(address, stats, thresholds, resolver, scale, &locks)
     });
@@ -267,33 +270,46 @@ fn runtime_error(a: MapOp, b: MapOp) -> &'static str {
     }
 }
 
-/// A lock many goroutines waited for, and the functions they waited in.
+/// A lock goroutines often wait for, and the functions they wait in.
 struct ContendedLock {
     address: u64,
     op: LockOp,
-    total_ns: u64,
+    contended: u64,
+    /// Goroutines waiting for it, on average over the window.
+    waiting: f64,
     functions: Vec<String>,
 }
 
-/// Locks with enough contended acquisitions to serialise a map used where
-/// they are waited for, most waited first.
+/// Locks waited for enough to serialise a map used where they are waited
+/// for, most waited first.
 fn contended_locks(
     aggregate: &Aggregate,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
+    scale: &Scale,
+    seconds: f64,
 ) -> Vec<ContendedLock> {
     let mut locks: Vec<ContendedLock> = aggregate
         .locks
         .all()
         .filter(|(_, _, stats)| stats.contended() >= thresholds.contended_lock_waits)
-        .map(|(address, op, stats)| ContendedLock {
-            address,
-            op,
-            total_ns: stats.total_ns,
-            functions: functions(&stats.stacks, resolver),
+        .filter_map(|(address, op, stats)| {
+            let figures = wait_figures(stats, scale);
+            let waiting = figures.total_ns as f64 / 1e9 / seconds.max(1e-9);
+            (waiting >= thresholds.contended_lock_waiting).then(|| ContendedLock {
+                address,
+                op,
+                contended: figures.contended,
+                waiting,
+                functions: functions(&stats.stacks, resolver),
+            })
         })
         .collect();
-    locks.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.address.cmp(&b.address)));
+    locks.sort_by(|a, b| {
+        b.waiting
+            .total_cmp(&a.waiting)
+            .then(a.address.cmp(&b.address))
+    });
     locks
 }
 
@@ -350,10 +366,13 @@ fn hot_key(
     };
     let why = match &serialises {
         Serialises::Lock(lock, function) => format!(
-            "{} {:#x} is contended and waited for in {function}, which uses the map: every operation \
-             on this key takes that lock, and sharding the map cannot spread it (the key's shard stays as busy)",
+            "{} {:#x} is contended ({} waits, {:.1} goroutines waiting on average) and waited for in \
+             {function}, which uses the map: every operation on this key takes that lock, and sharding \
+             the map cannot spread it (the key's shard stays as busy)",
             lock.op.name(),
             lock.address,
+            lock.contended,
+            lock.waiting,
         ),
         Serialises::Writes(write_share) => format!(
             "{:.0}% of the map's operations are writes: writes of one key all land in one bucket, \
@@ -570,8 +589,9 @@ mod tests {
     fn a_hot_key_of_a_map_used_where_a_contended_lock_is_waited_for_names_the_lock() {
         const GET: u64 = 0x10;
         let mut events = hot_key_events(1, GET, 0);
+        // 100 waits of 2 ms in a second: 0.2 goroutines waiting on average.
         let waits = (0..100).map(|i| {
-            let Event::LockWait(wait) = lock_wait(i % 4, 1_000) else {
+            let Event::LockWait(wait) = lock_wait(i % 4, 2_000_000) else {
                 unreachable!("lock_wait makes lock waits")
             };
             Event::LockWait(LockWait {
@@ -596,7 +616,7 @@ mod tests {
         assert!(
             hot[0]
                 .message
-                .contains("mutex 0xc0de is contended and waited for in main.(*Cache).Get"),
+                .contains("mutex 0xc0de is contended (100 waits, 0.2 goroutines waiting on average) and waited for in main.(*Cache).Get"),
             "{}",
             hot[0].message
         );
@@ -610,6 +630,31 @@ mod tests {
             .map(|i| map_op(2, &format!("k{}", i % 10)))
             .collect();
         assert!(find(&aggregate(even), &Thresholds::default()).is_empty());
+    }
+
+    #[test]
+    fn a_lock_rarely_waited_for_does_not_make_a_read_only_maps_hot_key_a_finding() {
+        const GET: u64 = 0x10;
+        let mut events = hot_key_events(1, GET, 0);
+        // 100 waits of 1 µs in a second: nobody is really held up.
+        events.extend((0..100).map(|i| {
+            let Event::LockWait(wait) = lock_wait(i % 4, 1_000) else {
+                unreachable!("lock_wait makes lock waits")
+            };
+            Event::LockWait(LockWait {
+                stack: Stack([GET, 0, 0, 0]),
+                ..wait
+            })
+        }));
+        let resolver = |stack: &Stack| (stack.0[0] == GET).then(|| site("main.(*Cache).Get", 20));
+        let findings = super::find(
+            &aggregate(events),
+            &Thresholds::default(),
+            &resolver,
+            &Scale::WHOLE,
+            1.0,
+        );
+        assert!(findings.is_empty(), "{findings:?}");
     }
 
     #[test]
