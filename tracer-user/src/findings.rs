@@ -471,11 +471,12 @@ fn convoy_message(
     };
     format!(
         "{} {address:#x}: {} contended acquisitions over {seconds:.1} s by {at_least}{goroutines} distinct \
-         goroutines, {waiting:.1} waiting on average; the slowest waits (p99 {}) are {}× the typical one \
-         (p50 {}). Waits, not hold times, are measured: a few long holds or, at times, a long queue of \
-         short ones give this tail",
+         goroutines, {waiting:.1} waiting on average and {:.1} in the busiest second; the slowest waits \
+         (p99 {}) are {}× the typical one (p50 {}). Waits, not hold times, are measured: a few long \
+         holds or, at times, a long queue of short ones give this tail",
         op.name(),
         figures.contended,
+        stats.busiest_second_waiting(),
         nanos(p99),
         p99 / p50.max(1),
         nanos(p50),
@@ -508,7 +509,8 @@ mod tests {
             op: LockOp::MutexLock,
             tid: 1,
             goid,
-            timestamp_ns: 0,
+            // Waits up to a second long end in the first second.
+            timestamp_ns: 1_000_000_000,
             lock: 0xc0de,
             wait_ns,
             stack: Stack::default(),
@@ -669,7 +671,7 @@ mod tests {
         );
         let message = &findings[0].message;
         assert!(
-            message.contains("210 contended acquisitions over 1.0 s by 7 distinct goroutines, 0.6 waiting on average")
+            message.contains("210 contended acquisitions over 1.0 s by 7 distinct goroutines, 0.6 waiting on average and 0.6 in the busiest second")
                 && !message.contains("goroutines queue"),
             "says what was measured (goroutine 0 is unknown), not a queue: {message}"
         );
