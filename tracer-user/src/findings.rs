@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use tracer_common::{LockOp, MapOp};
 
 use crate::{
-    aggregate::{Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats},
-    aggregate::{goroutines::GOROUTINE_CAPACITY, locks::WaitFigures},
+    aggregate::{
+        Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
+        goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
+    },
     export::{build::wait_figures, report::nanos},
     sites::{self, CallSite, Origin, ResolveSites},
 };

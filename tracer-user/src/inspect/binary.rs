@@ -231,7 +231,7 @@ fn file_offset(segments: &[Segment], address: u64) -> Option<u64> {
 
 /// The length of the call instruction Go emits for a direct call (`CALL
 /// rel32`).
-const DIRECT_CALL_LENGTH: u64 = 5;
+pub const DIRECT_CALL_LENGTH: u64 = 5;
 
 /// The executable as loaded, read by link-time address: code and static
 /// data (type descriptors). Its bytes are shared with the [`Binary`], not
