@@ -78,7 +78,9 @@ fn check_findings(toolchain_env: &str, expected_version: &str, symbols: Symbols)
             finding
                 .message
                 .contains(&format!("mutex {} is contended", lock.id))
-                && finding.message.contains("waited for in main.price"),
+                && finding.message.contains("waited for in main.price")
+                && (finding.message)
+                    .contains(&format!("operations on map[string]int {}", prices.id)),
             "{}",
             finding.message
         ),

@@ -11,8 +11,11 @@ use crate::{
         Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
         goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
     },
-    export::{build::wait_figures, report::nanos},
-    sites::{self, CallSite, Origin, ResolveSites},
+    export::{
+        build::wait_figures,
+        report::{self, nanos},
+    },
+    sites::{self, CallSite, MapName, Origin, ResolveSites},
 };
 
 /// Call sites listed as a finding's evidence.
@@ -165,17 +168,18 @@ fn concurrent_map_accesses(
     resolver: &dyn ResolveSites,
     scale: &Scale,
 ) -> Vec<Finding> {
-    let mut by_sites: BTreeMap<(u64, ResolvedSide, ResolvedSide), (u64, &RaceStats)> =
+    let mut by_sites: BTreeMap<(u64, ResolvedSide, ResolvedSide), (u64, &RaceStats, &RacePair)> =
         BTreeMap::new();
     for (pair, stats) in aggregate.conflicts.by_count() {
         let sides = resolved_sides(pair, resolver);
-        let entry = by_sites.entry(sides).or_insert((0, stats));
+        let entry = by_sites.entry(sides).or_insert((0, stats, pair));
         entry.0 += stats.count;
     }
     by_sites
         .into_iter()
-        .map(|((map, first, second), (count, example))| {
-            race_finding(map, [first, second], count, example, scale)
+        .map(|((map, first, second), (count, example, pair))| {
+            let label = map_label(map, &resolver.map_name(&pair.first.stack));
+            race_finding(&label, map, [first, second], count, example, scale)
         })
         .collect()
 }
@@ -194,7 +198,14 @@ fn resolved_sides(
     }
 }
 
+/// `main.cache map[string]int 0xc000123000`, or `map 0xc000123000`.
+fn map_label(address: u64, name: &MapName) -> String {
+    let id = format!("{address:#x}");
+    report::label_map(name.global.as_deref(), name.go_type.as_deref(), &id)
+}
+
 fn race_finding(
+    label: &str,
     map: u64,
     sides: [ResolvedSide; 2],
     count: u64,
@@ -216,7 +227,7 @@ fn race_finding(
         })
         .collect();
     let mut message = format!(
-        "map {map:#x} was used by two goroutines at once {count} times, {} and {}: \
+        "{label} was used by two goroutines at once {count} times, {} and {}: \
          an unsynchronised map is corrupted by this, and Go kills the program with \"fatal error: {}\" \
          when it notices; guard the map with a sync.Mutex or use sync.Map",
         describe(first),
@@ -386,11 +397,12 @@ fn hot_key(
         kind: Kind::HotKey,
         severity,
         message: format!(
-            "key {:?} takes {}{:.0}% of the {about}{} operations on map {address:#x}; {why}",
+            "key {:?} takes {}{:.0}% of the {about}{} operations on {}; {why}",
             top.key.display(),
             if top.error > 0 { "at least " } else { "" },
             100.0 * share,
             scale.map_count(total),
+            map_label(address, &sites::map_name(&stats.stacks, resolver)),
         ),
         subject: address,
         count: scale.map_count(top.guaranteed()),
