@@ -2,7 +2,8 @@
 //! tests/fixtures/go/advisor/main.go): a read-only lookup table's hot key
 //! is no finding, a map with ever-new keys shows no top keys but says its
 //! keys are spread, and a sync.Map is one map of kind `sync.Map`, its
-//! internal runtime maps (before Go 1.24) not listed. Maps are named by
+//! internal runtime maps (before Go 1.24) not listed, and the CPU
+//! profiler's maps are the runtime's, raising nothing. Maps are named by
 //! their Go type, stripped binary or not, and by their global where the
 //! binary has symbols.
 
@@ -63,6 +64,32 @@ fn check_findings(toolchain_env: &str, expected_version: &str, symbols: Symbols)
         "nothing serialises on a read-only map's hot key: {about_keywords:#?}"
     );
 
+    let prices = only(maps_of("main.price"), "the prices map", &export);
+    assert_eq!(prices.ops.total(), prices.ops.read, "only read");
+    let hot_prices: Vec<_> = (export.findings.iter())
+        .filter(|finding| finding.subject == prices.id && finding.kind == "hot_key")
+        .collect();
+    let lock = export
+        .locks
+        .iter()
+        .find(|lock| lock.sites.iter().any(|site| site.function == "main.price"));
+    match (&hot_prices[..], lock) {
+        ([finding], Some(lock)) => assert!(
+            finding
+                .message
+                .contains(&format!("mutex {} is contended", lock.id))
+                && finding.message.contains("waited for in main.price")
+                && (finding.message)
+                    .contains(&format!("operations on map[string]int {}", prices.id)),
+            "{}",
+            finding.message
+        ),
+        _ => panic!(
+            "a hot key under a contended lock is a finding naming the lock: {hot_prices:#?}, locks {:#?}",
+            export.locks
+        ),
+    }
+
     let events = only(maps_of("main.record"), "the events map", &export);
     assert!(
         events.keys_spread && events.top_keys.is_empty(),
@@ -80,6 +107,30 @@ fn check_findings(toolchain_env: &str, expected_version: &str, symbols: Symbols)
     assert!(
         sessions.ops.read > 0 && sessions.ops.write > 0,
         "{sessions:#?}"
+    );
+    // The CPU profiler's own maps (Go 1.19 keeps its samples in one).
+    let runtime_maps: Vec<&MapReport> = (export.maps.iter())
+        .filter(|map| map.touched_by.iter().all(|by| by.starts_with("runtime")))
+        .collect();
+    assert!(
+        runtime_maps.iter().all(|map| map.runtime_internal),
+        "{runtime_maps:#?}"
+    );
+    if expected_version == "go1.19" {
+        assert!(
+            runtime_maps.iter().any(|map| map
+                .touched_by
+                .iter()
+                .any(|by| by.starts_with("runtime/pprof."))),
+            "the profiler's map, named by its own code: {:#?}",
+            export.maps
+        );
+    }
+    assert!(
+        (export.findings.iter())
+            .all(|finding| runtime_maps.iter().all(|map| map.id != finding.subject)),
+        "{:#?}",
+        export.findings
     );
     assert_eq!(
         export.tracer.maps_seen,

@@ -7,10 +7,15 @@ use std::collections::BTreeMap;
 use tracer_common::{LockOp, MapOp};
 
 use crate::{
-    aggregate::{Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats},
-    aggregate::{goroutines::GOROUTINE_CAPACITY, locks::WaitFigures},
-    export::{build::wait_figures, report::nanos},
-    sites::{self, CallSite, Origin, ResolveSites},
+    aggregate::{
+        Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
+        goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
+    },
+    export::{
+        build::wait_figures,
+        report::{self, nanos},
+    },
+    sites::{self, CallSite, MapName, Origin, ResolveSites},
 };
 
 /// Call sites listed as a finding's evidence.
@@ -38,8 +43,10 @@ pub struct Thresholds {
     /// costs nothing) ...
     pub hot_key_write_share: f64,
     /// ... or one used in the functions that wait for a lock with at
-    /// least this many contended acquisitions.
+    /// least this many contended acquisitions, adding up to at least this
+    /// many goroutines waiting on average.
     pub contended_lock_waits: u64,
+    pub contended_lock_waiting: f64,
 }
 
 impl Default for Thresholds {
@@ -52,7 +59,8 @@ impl Default for Thresholds {
             convoy_waits: 100,
             convoy_waiting: 0.5,
             hot_key_write_share: 0.01,
-            contended_lock_waits: 100,
+            contended_lock_waits: 10,
+            contended_lock_waiting: 0.1,
         }
     }
 }
@@ -126,7 +134,7 @@ pub fn find(
     scale: &Scale,
     seconds: f64,
 ) -> Vec<Finding> {
-    let locks = contended_locks(aggregate, thresholds, resolver);
+    let locks = contended_locks(aggregate, thresholds, resolver, scale, seconds);
     let hot_keys = aggregate.maps().filter_map(|(address, stats)| {
         hot_key(address, stats, thresholds, resolver, scale, &locks)
     });
@@ -160,17 +168,18 @@ fn concurrent_map_accesses(
     resolver: &dyn ResolveSites,
     scale: &Scale,
 ) -> Vec<Finding> {
-    let mut by_sites: BTreeMap<(u64, ResolvedSide, ResolvedSide), (u64, &RaceStats)> =
+    let mut by_sites: BTreeMap<(u64, ResolvedSide, ResolvedSide), (u64, &RaceStats, &RacePair)> =
         BTreeMap::new();
     for (pair, stats) in aggregate.conflicts.by_count() {
         let sides = resolved_sides(pair, resolver);
-        let entry = by_sites.entry(sides).or_insert((0, stats));
+        let entry = by_sites.entry(sides).or_insert((0, stats, pair));
         entry.0 += stats.count;
     }
     by_sites
         .into_iter()
-        .map(|((map, first, second), (count, example))| {
-            race_finding(map, [first, second], count, example, scale)
+        .map(|((map, first, second), (count, example, pair))| {
+            let label = map_label(map, &resolver.map_name(&pair.first.stack));
+            race_finding(&label, map, [first, second], count, example, scale)
         })
         .collect()
 }
@@ -189,7 +198,14 @@ fn resolved_sides(
     }
 }
 
+/// `main.cache map[string]int 0xc000123000`, or `map 0xc000123000`.
+fn map_label(address: u64, name: &MapName) -> String {
+    let id = format!("{address:#x}");
+    report::label_map(name.global.as_deref(), name.go_type.as_deref(), &id)
+}
+
 fn race_finding(
+    label: &str,
     map: u64,
     sides: [ResolvedSide; 2],
     count: u64,
@@ -211,7 +227,7 @@ fn race_finding(
         })
         .collect();
     let mut message = format!(
-        "map {map:#x} was used by two goroutines at once {count} times, {} and {}: \
+        "{label} was used by two goroutines at once {count} times, {} and {}: \
          an unsynchronised map is corrupted by this, and Go kills the program with \"fatal error: {}\" \
          when it notices; guard the map with a sync.Mutex or use sync.Map",
         describe(first),
@@ -267,33 +283,46 @@ fn runtime_error(a: MapOp, b: MapOp) -> &'static str {
     }
 }
 
-/// A lock many goroutines waited for, and the functions they waited in.
+/// A lock goroutines often wait for, and the functions they wait in.
 struct ContendedLock {
     address: u64,
     op: LockOp,
-    total_ns: u64,
+    contended: u64,
+    /// Goroutines waiting for it, on average over the window.
+    waiting: f64,
     functions: Vec<String>,
 }
 
-/// Locks with enough contended acquisitions to serialise a map used where
-/// they are waited for, most waited first.
+/// Locks waited for enough to serialise a map used where they are waited
+/// for, most waited first.
 fn contended_locks(
     aggregate: &Aggregate,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
+    scale: &Scale,
+    seconds: f64,
 ) -> Vec<ContendedLock> {
     let mut locks: Vec<ContendedLock> = aggregate
         .locks
         .all()
         .filter(|(_, _, stats)| stats.contended() >= thresholds.contended_lock_waits)
-        .map(|(address, op, stats)| ContendedLock {
-            address,
-            op,
-            total_ns: stats.total_ns,
-            functions: functions(&stats.stacks, resolver),
+        .filter_map(|(address, op, stats)| {
+            let figures = wait_figures(stats, scale);
+            let waiting = figures.total_ns as f64 / 1e9 / seconds.max(1e-9);
+            (waiting >= thresholds.contended_lock_waiting).then(|| ContendedLock {
+                address,
+                op,
+                contended: figures.contended,
+                waiting,
+                functions: functions(&stats.stacks, resolver),
+            })
         })
         .collect();
-    locks.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.address.cmp(&b.address)));
+    locks.sort_by(|a, b| {
+        b.waiting
+            .total_cmp(&a.waiting)
+            .then(a.address.cmp(&b.address))
+    });
     locks
 }
 
@@ -350,10 +379,13 @@ fn hot_key(
     };
     let why = match &serialises {
         Serialises::Lock(lock, function) => format!(
-            "{} {:#x} is contended and waited for in {function}, which uses the map: every operation \
-             on this key takes that lock, and sharding the map cannot spread it (the key's shard stays as busy)",
+            "{} {:#x} is contended ({} waits, {:.1} goroutines waiting on average) and waited for in \
+             {function}, which uses the map: every operation on this key takes that lock, and sharding \
+             the map cannot spread it (the key's shard stays as busy)",
             lock.op.name(),
             lock.address,
+            lock.contended,
+            lock.waiting,
         ),
         Serialises::Writes(write_share) => format!(
             "{:.0}% of the map's operations are writes: writes of one key all land in one bucket, \
@@ -365,11 +397,12 @@ fn hot_key(
         kind: Kind::HotKey,
         severity,
         message: format!(
-            "key {:?} takes {}{:.0}% of the {about}{} operations on map {address:#x}; {why}",
+            "key {:?} takes {}{:.0}% of the {about}{} operations on {}; {why}",
             top.key.display(),
             if top.error > 0 { "at least " } else { "" },
             100.0 * share,
             scale.map_count(total),
+            map_label(address, &sites::map_name(&stats.stacks, resolver)),
         ),
         subject: address,
         count: scale.map_count(top.guaranteed()),
@@ -452,11 +485,12 @@ fn convoy_message(
     };
     format!(
         "{} {address:#x}: {} contended acquisitions over {seconds:.1} s by {at_least}{goroutines} distinct \
-         goroutines, {waiting:.1} waiting on average; the slowest waits (p99 {}) are {}× the typical one \
-         (p50 {}). Waits, not hold times, are measured: a few long holds or, at times, a long queue of \
-         short ones give this tail",
+         goroutines, {waiting:.1} waiting on average and {:.1} in the busiest second; the slowest waits \
+         (p99 {}) are {}× the typical one (p50 {}). Waits, not hold times, are measured: a few long \
+         holds or, at times, a long queue of short ones give this tail",
         op.name(),
         figures.contended,
+        stats.busiest_second_waiting(),
         nanos(p99),
         p99 / p50.max(1),
         nanos(p50),
@@ -489,7 +523,8 @@ mod tests {
             op: LockOp::MutexLock,
             tid: 1,
             goid,
-            timestamp_ns: 0,
+            // Waits up to a second long end in the first second.
+            timestamp_ns: 1_000_000_000,
             lock: 0xc0de,
             wait_ns,
             stack: Stack::default(),
@@ -570,8 +605,9 @@ mod tests {
     fn a_hot_key_of_a_map_used_where_a_contended_lock_is_waited_for_names_the_lock() {
         const GET: u64 = 0x10;
         let mut events = hot_key_events(1, GET, 0);
+        // 100 waits of 2 ms in a second: 0.2 goroutines waiting on average.
         let waits = (0..100).map(|i| {
-            let Event::LockWait(wait) = lock_wait(i % 4, 1_000) else {
+            let Event::LockWait(wait) = lock_wait(i % 4, 2_000_000) else {
                 unreachable!("lock_wait makes lock waits")
             };
             Event::LockWait(LockWait {
@@ -596,7 +632,7 @@ mod tests {
         assert!(
             hot[0]
                 .message
-                .contains("mutex 0xc0de is contended and waited for in main.(*Cache).Get"),
+                .contains("mutex 0xc0de is contended (100 waits, 0.2 goroutines waiting on average) and waited for in main.(*Cache).Get"),
             "{}",
             hot[0].message
         );
@@ -613,6 +649,31 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_rarely_waited_for_does_not_make_a_read_only_maps_hot_key_a_finding() {
+        const GET: u64 = 0x10;
+        let mut events = hot_key_events(1, GET, 0);
+        // 100 waits of 1 µs in a second: nobody is really held up.
+        events.extend((0..100).map(|i| {
+            let Event::LockWait(wait) = lock_wait(i % 4, 1_000) else {
+                unreachable!("lock_wait makes lock waits")
+            };
+            Event::LockWait(LockWait {
+                stack: Stack::of([GET, 0, 0, 0]),
+                ..wait
+            })
+        }));
+        let resolver = |stack: &Stack| (stack.0[0] == GET).then(|| site("main.(*Cache).Get", 20));
+        let findings = super::find(
+            &aggregate(events),
+            &Thresholds::default(),
+            &resolver,
+            &Scale::WHOLE,
+            1.0,
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
     fn long_tail_waits_by_many_goroutines_are_a_convoy() {
         let mut events: Vec<Event> = (0..200).map(|i| lock_wait(i % 8, 10_000)).collect();
         events.extend((0..10).map(|i| lock_wait(i % 8, 60_000_000)));
@@ -624,7 +685,7 @@ mod tests {
         );
         let message = &findings[0].message;
         assert!(
-            message.contains("210 contended acquisitions over 1.0 s by 7 distinct goroutines, 0.6 waiting on average")
+            message.contains("210 contended acquisitions over 1.0 s by 7 distinct goroutines, 0.6 waiting on average and 0.6 in the busiest second")
                 && !message.contains("goroutines queue"),
             "says what was measured (goroutine 0 is unknown), not a queue: {message}"
         );

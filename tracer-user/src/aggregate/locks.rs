@@ -27,6 +27,49 @@ pub struct WaitStats {
     /// Nanoseconds waited, by the same stacks (for profiles: a flame graph
     /// of lock waits is one of time).
     pub waited_ns: StackCounts,
+    busiest: BusiestSecond,
+}
+
+/// Seconds of waiting still open to waits that arrive late (events come
+/// roughly in time order, and a long wait reaches back): older seconds
+/// are closed into the peak. A wait reaching back further is counted in
+/// the open seconds only, which can only understate the peak.
+const OPEN_SECONDS: usize = 8;
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// How many goroutines waited on average in the second with the most
+/// waiting: a lower bound of how many waited at once, in bounded memory.
+#[derive(Debug, Default)]
+struct BusiestSecond {
+    /// Nanoseconds of waiting by second of `bpf_ktime_get_ns`.
+    open: std::collections::BTreeMap<u64, u64>,
+    closed_peak_ns: u64,
+}
+
+impl BusiestSecond {
+    fn record(&mut self, end_ns: u64, wait_ns: u64) {
+        let reach = OPEN_SECONDS as u64 * NANOS_PER_SECOND;
+        let start_ns = end_ns
+            .saturating_sub(wait_ns)
+            .max(end_ns.saturating_sub(reach));
+        let mut second = start_ns / NANOS_PER_SECOND;
+        while second * NANOS_PER_SECOND < end_ns {
+            let from = start_ns.max(second * NANOS_PER_SECOND);
+            let to = end_ns.min((second + 1) * NANOS_PER_SECOND);
+            *self.open.entry(second).or_default() += to - from;
+            second += 1;
+        }
+        while self.open.len() > OPEN_SECONDS {
+            if let Some((_, waited)) = self.open.pop_first() {
+                self.closed_peak_ns = self.closed_peak_ns.max(waited);
+            }
+        }
+    }
+
+    fn waiting(&self) -> f64 {
+        let open = self.open.values().copied().max().unwrap_or(0);
+        self.closed_peak_ns.max(open) as f64 / NANOS_PER_SECOND as f64
+    }
 }
 
 impl Default for WaitStats {
@@ -40,6 +83,7 @@ impl Default for WaitStats {
             goroutines: HashSet::new(),
             stacks: StackCounts::default(),
             waited_ns: StackCounts::default(),
+            busiest: BusiestSecond::default(),
         }
     }
 }
@@ -58,6 +102,13 @@ impl WaitStats {
         }
         self.stacks.observe(wait.stack);
         self.waited_ns.add(wait.stack, wait.wait_ns);
+        self.busiest.record(wait.timestamp_ns, wait.wait_ns);
+    }
+
+    /// Goroutines waiting on average in the second with the most waiting
+    /// (of the measured waits): at least that many waited at once.
+    pub fn busiest_second_waiting(&self) -> f64 {
+        self.busiest.waiting()
     }
 
     /// Contended acquisitions: waits that reached the slow path.
@@ -259,6 +310,31 @@ mod tests {
                 "{figures:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_busiest_second_says_how_many_waited_at_least_at_once() {
+        let second = NANOS_PER_SECOND;
+        let mut stats = WaitStats::default();
+        let wait_ending = |end: u64, wait_ns: u64| LockWait {
+            timestamp_ns: end,
+            ..wait(0x10, LockOp::MutexLock, 1, wait_ns)
+        };
+        // Second 10: four goroutines waiting all along; second 11: one.
+        for _ in 0..4 {
+            stats.record(&wait_ending(11 * second, second));
+        }
+        stats.record(&wait_ending(11 * second + second / 2, second / 2));
+        assert!((stats.busiest_second_waiting() - 4.0).abs() < 1e-9);
+        // Twenty quiet seconds later the busy one is closed, not lost.
+        for n in 12..32 {
+            stats.record(&wait_ending(n * second, 1_000));
+        }
+        assert!((stats.busiest_second_waiting() - 4.0).abs() < 1e-9);
+        // A wait across a boundary counts in both seconds.
+        let mut across = WaitStats::default();
+        across.record(&wait_ending(5 * second + second / 4, second / 2));
+        assert!((across.busiest_second_waiting() - 0.25).abs() < 1e-9);
     }
 
     #[test]

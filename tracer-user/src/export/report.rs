@@ -349,14 +349,17 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
 /// `map 0xc000123000`, with what else is known of the map:
 /// `main.events map[string]int 0xc000123000`, `sync.Map 0xc000123000`.
 pub(crate) fn map_label(map: &MapReport) -> String {
-    let what = match (&map.go_type, map.kind.as_deref()) {
-        (Some(go_type), _) => go_type.as_str(),
-        (None, Some(kind)) => kind,
-        (None, None) => "map",
-    };
-    match &map.global {
-        Some(global) => format!("{global} {what} {}", map.id),
-        None => format!("{what} {}", map.id),
+    let what = map.go_type.as_deref().or(map.kind.as_deref());
+    label_map(map.global.as_deref(), what, &map.id)
+}
+
+/// `main.events map[string]int 0xc000123000`: a map's global, if any, what
+/// it is (`map` when unknown) and its address.
+pub(crate) fn label_map(global: Option<&str>, what: Option<&str>, id: &str) -> String {
+    let what = what.unwrap_or("map");
+    match global {
+        Some(global) => format!("{global} {what} {id}"),
+        None => format!("{what} {id}"),
     }
 }
 

@@ -56,7 +56,7 @@ pub struct Binary {
     segments: Vec<Segment>,
     /// The whole file: code is read from it for disassembly. Shared with
     /// [`BinaryImage`], which reads it after attach.
-    bytes: Arc<[u8]>,
+    bytes: Arc<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +102,8 @@ impl Binary {
             functions,
             function_table,
             segments,
-            bytes: bytes.into(),
+            // Shared, not copied: executables run to hundreds of MB.
+            bytes: Arc::new(bytes),
         })
     }
 
@@ -127,7 +128,7 @@ impl Binary {
     /// The executable as parsed ELF, for tables read after attach (the
     /// pclntab's line tables for call sites).
     pub fn object(&self) -> Result<object::File<'_>, object::Error> {
-        object::File::parse(&*self.bytes)
+        object::File::parse(self.bytes.as_slice())
     }
 
     /// The machine code of `function`.
@@ -237,14 +238,14 @@ fn file_offset(segments: &[Segment], address: u64) -> Option<u64> {
 
 /// The length of the call instruction Go emits for a direct call (`CALL
 /// rel32`).
-const DIRECT_CALL_LENGTH: u64 = 5;
+pub const DIRECT_CALL_LENGTH: u64 = 5;
 
 /// The executable as loaded, read by link-time address: code and static
 /// data (type descriptors). Its bytes are shared with the [`Binary`], not
 /// copied.
 #[derive(Clone, Debug)]
 pub struct BinaryImage {
-    bytes: Arc<[u8]>,
+    bytes: Arc<Vec<u8>>,
     segments: Vec<Segment>,
 }
 
