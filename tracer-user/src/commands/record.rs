@@ -109,6 +109,10 @@ async fn record(traced: &mut Traced, options: &Options, output: &Path) -> anyhow
         slowdown(&finished.export),
         path.display(),
     );
+    // The command goes before the probes, which take seconds to detach
+    // (as `perf record` ends its workload when the recording ends). This
+    // future runs on the thread of `block_on`, not on a runtime worker.
+    traced.stop();
     finished.detach().await;
     // Not where it was asked for: a script must not take it for success.
     if let Some(why) = instead_of {
