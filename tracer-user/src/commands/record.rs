@@ -1,6 +1,7 @@
-//! `contend record`: attach, trace until the duration ends, Ctrl-C or the
-//! target exits, write the export, detach. Whatever stops the recording,
-//! what was recorded is written.
+//! `contend record`: attach (to a command, before its first instruction),
+//! trace until the duration ends, Ctrl-C, the target exits or runs another
+//! program, write the export, end a command we started, detach. Whatever
+//! stops the recording, what was recorded is written.
 
 use std::{
     path::{Path, PathBuf},
