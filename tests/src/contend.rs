@@ -106,8 +106,17 @@ pub struct Background {
 
 /// Starts `contend record` with `args`; see [`Background::wait_until_tracing`].
 pub fn start_record(label: &str, args: &[&str]) -> Background {
+    start_record_command_line(label, args, &[])
+}
+
+/// Starts `contend record ARGS -- COMMAND` (no `--` without a command).
+pub fn start_record_command_line(label: &str, args: &[&str], command: &[&str]) -> Background {
     let export_path = export_path(label);
-    let mut child = record_command(args, &export_path)
+    let mut contend = record_command(args, &export_path);
+    if !command.is_empty() {
+        contend.arg("--").args(command);
+    }
+    let mut child = contend
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -141,12 +150,28 @@ impl Background {
 
     /// Sends Ctrl-C (SIGINT), as a user at the terminal would.
     pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    /// Sends contend the signal of this name (`INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill")
-            .args(["-INT", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -INT {pid} failed");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// The PID contend said it traces, once it is tracing.
+    pub fn traced_pid(&self) -> u32 {
+        self.said
+            .lines()
+            .find_map(|line| {
+                let rest = line.strip_prefix("contend: tracing PID ")?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no traced PID in {}", self.said))
     }
 
     /// Waits for contend to finish by itself.

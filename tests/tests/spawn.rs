@@ -205,3 +205,67 @@ mod status {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }
+
+mod ending {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Long enough that only an interruption ends it.
+    const LINGER: &str = "60";
+
+    fn start(label: &str) -> contend::Background {
+        let build = Build::new("startup", Go::New, Variant::Default);
+        let program = build.binary.display().to_string();
+        let mut recording = contend::start_record_command_line(
+            &format!("{}-{label}", build.label),
+            &[],
+            &[&program, "-writes", "10", "-linger", LINGER],
+        );
+        recording.wait_until_tracing();
+        recording
+    }
+
+    /// A SIGINT to contend reaches the command too; contend records how it
+    /// died and exits as it did.
+    #[test]
+    fn ctrl_c_reaches_the_command() {
+        let recording = start("interrupted");
+        recording.interrupt();
+        let run = recording.finish();
+        assert_eq!(
+            run.output.status.code(),
+            Some(128 + 2),
+            "killed by SIGINT: {}",
+            run.stderr()
+        );
+        let export = run.export_whatever_the_status();
+        let exit = export.target.exit.expect("the exit is recorded");
+        assert_eq!((exit.code, exit.signal), (None, Some(2)));
+    }
+
+    /// Killed outright, contend takes the command with it.
+    #[test]
+    fn the_command_does_not_outlive_contend() {
+        let recording = start("killed");
+        let pid = recording.traced_pid();
+        recording.signal("KILL");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while is_alive(pid) {
+            assert!(Instant::now() < deadline, "PID {pid} outlived contend");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(recording.finish());
+    }
+
+    /// Running: not gone and not a zombie waiting to be reaped.
+    fn is_alive(pid: u32) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        state != Some("Z")
+    }
+}

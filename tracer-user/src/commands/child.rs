@@ -158,7 +158,7 @@ impl Held {
     }
 
     /// Lets the child `exec` its program; returns once it has, or with why
-    /// it could not.
+    /// it could not (the child is then reaped).
     pub fn release(mut self) -> Result<Running, SpawnError> {
         let pid = self.pid;
         let io = |source| SpawnError::Io {
@@ -168,20 +168,29 @@ impl Held {
         let Some(pipes) = self.pipes.take() else {
             return Err(io(io::Error::other("released twice")));
         };
-        File::from(pipes.release).write_all(&[1]).map_err(io)?;
-        let mut errno = Vec::new();
-        File::from(pipes.exec_error)
-            .read_to_end(&mut errno)
-            .map_err(io)?;
-        if let Ok(errno) = <[u8; 4]>::try_from(errno.as_slice()) {
-            reap(pid);
-            return Err(io(io::Error::from_raw_os_error(i32::from_ne_bytes(errno))));
+        match let_go(pipes.release, pipes.exec_error) {
+            Ok(()) => Ok(Running {
+                pid,
+                status: None,
+                stderr: StderrCopy::start(File::from(pipes.stderr), pipes.stderr_sink),
+            }),
+            Err(error) => {
+                reap(pid);
+                Err(io(error))
+            }
         }
-        Ok(Running {
-            pid,
-            status: None,
-            stderr: StderrCopy::start(File::from(pipes.stderr), pipes.stderr_sink),
-        })
+    }
+}
+
+/// Writes the byte that lets the child go, and waits for `exec`: the
+/// error pipe closes on success, and carries the errno on failure.
+fn let_go(release: OwnedFd, exec_error: OwnedFd) -> io::Result<()> {
+    File::from(release).write_all(&[1])?;
+    let mut errno = Vec::new();
+    File::from(exec_error).read_to_end(&mut errno)?;
+    match <[u8; 4]>::try_from(errno.as_slice()) {
+        Ok(errno) => Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno))),
+        Err(_) => Ok(()),
     }
 }
 
@@ -519,6 +528,29 @@ mod tests {
         let mut running = held.release().expect("exec sh");
         let status = running.wait().expect("a status");
         assert_eq!(exit_code(status), 3);
+    }
+
+    #[test]
+    fn a_failed_exec_is_an_error_with_its_cause() {
+        let not_a_program =
+            std::env::temp_dir().join(format!("contend-data-{}", std::process::id()));
+        std::fs::write(&not_a_program, "data").expect("write a data file");
+        let command = vec![not_a_program.clone().into_os_string()];
+        let error = match Held::spawn(&command, Output::Inherit)
+            .expect("fork")
+            .release()
+        {
+            Ok(_) => panic!("a data file ran"),
+            Err(error) => error,
+        };
+        let _ = std::fs::remove_file(&not_a_program);
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(
+            cause
+                .as_deref()
+                .is_some_and(|cause| cause.contains("Permission denied")),
+            "{error}: {cause:?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! `contend record`: attach, trace until the duration ends, Ctrl-C or the
-//! target exits, write the export, detach. Whatever stops the recording,
-//! what was recorded is written.
+//! `contend record`: attach (to a command, before its first instruction),
+//! trace until the duration ends, Ctrl-C, the target exits or runs another
+//! program, write the export, end a command we started, detach. Whatever
+//! stops the recording, what was recorded is written.
 
 use std::{
     path::{Path, PathBuf},
@@ -128,6 +129,10 @@ async fn record(traced: &mut Traced, options: &Options, output: &Path) -> anyhow
     } else {
         Ok(())
     };
+    // The command goes before the probes, which take seconds to detach
+    // (as `perf record` ends its workload when the recording ends). This
+    // future runs on the thread of `block_on`, not on a runtime worker.
+    traced.stop();
     finished.detach().await;
     // Not where it was asked for: a script must not take it for success.
     if let Some(why) = instead_of {

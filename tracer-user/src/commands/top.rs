@@ -1,7 +1,8 @@
 //! `contend top`: trace a process and show what is hot, live. A session
 //! publishes snapshots that the dashboard draws; beside it, a keeper waits
-//! for the target to exit (then finishes the session, hands the dashboard
-//! the final export and detaches) or for the user to quit.
+//! for the target to exit or run another program (then finishes the
+//! session, hands the dashboard the final export and detaches) or for the
+//! user to quit.
 
 use std::{
     io::IsTerminal as _,

@@ -128,6 +128,8 @@ pub struct Traced {
     pub pid: u32,
     held: Option<Held>,
     pub child: Option<Running>,
+    /// How the command ended, once [`Traced::stop`] saw it end.
+    ended: Option<ExitStatus>,
 }
 
 impl Traced {
@@ -139,6 +141,7 @@ impl Traced {
                 pid: held.pid(),
                 held: Some(held),
                 child: None,
+                ended: None,
             });
         }
         match args.pid {
@@ -146,6 +149,7 @@ impl Traced {
                 pid: process_of(id)?,
                 held: None,
                 child: None,
+                ended: None,
             }),
             None => bail!("give a process to trace: -p PID, or a command after --"),
         }
@@ -199,14 +203,17 @@ impl Traced {
         }
     }
 
-    /// Ends the command we started, if any (as dropping does), and says
-    /// how it ended. Returns its status.
-    pub fn stop(mut self) -> Option<ExitStatus> {
-        let status = self.child.as_mut()?.stop();
-        if let Some(status) = status {
-            eprintln!("contend: the command {}", child::describe(status));
+    /// Ends the command we started, if any and not yet (as dropping
+    /// does), saying once how it ended. Returns its status. Blocks for up
+    /// to a few seconds.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        if let Some(mut child) = self.child.take() {
+            self.ended = child.stop();
+            if let Some(status) = self.ended {
+                eprintln!("contend: the command {}", child::describe(status));
+            }
         }
-        status
+        self.ended
     }
 }
 

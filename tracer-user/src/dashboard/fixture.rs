@@ -43,8 +43,7 @@ fn empty(at_ns: u64) -> Export {
             exe: "/srv/shop".to_owned(),
             language: "go".to_owned(),
             go_version: Some("go1.27.3".to_owned()),
-            exit: None,
-            exec: None,
+            ..schema::Target::default()
         },
         window: Window {
             start_unix_ns: 1_763_780_000 * SECOND,
@@ -52,16 +51,10 @@ fn empty(at_ns: u64) -> Export {
         },
         tracer: schema::Tracer {
             events: 0,
-            dropped: 0,
-            dropped_by_cpu: Vec::new(),
             maps_seen: 0,
-            nil_map_ops: 0,
-            other_maps: None,
             attach_ns: 250 * MS,
             probes: probes(),
-            max_overhead: None,
-            estimated_overhead: None,
-            exact: false,
+            ..schema::Tracer::default()
         },
         maps: Vec::new(),
         locks: Vec::new(),

@@ -120,8 +120,7 @@ mod tests {
                 exe: "/src/earlyrace".to_owned(),
                 language: "go".to_owned(),
                 go_version: None,
-                exit: None,
-                exec: None,
+                ..Target::default()
             },
             window: Window {
                 start_unix_ns: 0,
@@ -129,16 +128,9 @@ mod tests {
             },
             tracer: Tracer {
                 events: 0,
-                dropped: 0,
-                dropped_by_cpu: Vec::new(),
                 maps_seen: 1,
-                nil_map_ops: 0,
-                other_maps: None,
-                attach_ns: 0,
-                probes: Vec::new(),
-                max_overhead: None,
-                estimated_overhead: None,
                 exact: true,
+                ..Tracer::default()
             },
             maps: vec![MapReport {
                 id: "0xc000070060".to_owned(),

@@ -466,8 +466,7 @@ mod tests {
                 exe: "/srv/shop".to_owned(),
                 language: "go".to_owned(),
                 go_version: Some("go1.27.3".to_owned()),
-                exit: None,
-                exec: None,
+                ..schema::Target::default()
             },
             window: Window {
                 start_unix_ns: 1,
@@ -475,16 +474,8 @@ mod tests {
             },
             tracer: schema::Tracer {
                 events: 10,
-                dropped: 0,
-                dropped_by_cpu: Vec::new(),
                 maps_seen: 1,
-                nil_map_ops: 0,
-                other_maps: None,
-                attach_ns: 0,
-                probes: vec![],
-                max_overhead: None,
-                estimated_overhead: None,
-                exact: false,
+                ..schema::Tracer::default()
             },
             maps: vec![MapReport {
                 id: "0xc000123000".to_owned(),

@@ -91,8 +91,9 @@ fn signal_name(signal: i32) -> String {
 }
 
 /// The runtime's own word on a race, when the program died of one: Go
-/// names map races `concurrent map …`.
-fn confirming_fatal_error<'a>(export: &'a Export, finding: &Finding) -> Option<&'a str> {
+/// names map races `concurrent map …`. The report and the dashboard show
+/// it beside the finding.
+pub fn confirming_fatal_error<'a>(export: &'a Export, finding: &Finding) -> Option<&'a str> {
     let fatal = export.target.exit.as_ref()?.fatal_error.as_deref()?;
     (finding.kind == "concurrent_map_access" && fatal.contains("concurrent map")).then_some(fatal)
 }
@@ -774,5 +775,42 @@ mod tests {
             export.findings
         );
         insta::assert_snapshot!(render(&export));
+    }
+
+    #[test]
+    fn a_target_that_died_of_a_race_says_so_beside_it() {
+        let mut export = shop_export();
+        export.target.exit = Some(Exit {
+            at_unix_ns: 1,
+            code: Some(2),
+            fatal_error: Some("fatal error: concurrent map writes".to_owned()),
+            ..Exit::default()
+        });
+        let text = render(&export);
+        assert!(
+            text.contains("the target exited with status 2: fatal error: concurrent map writes"),
+            "{text}"
+        );
+        let race = text.find("critical").expect("the race finding");
+        let confirmed = text
+            .find("confirmed: the program died of \"fatal error: concurrent map writes\"")
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(confirmed > race, "{text}");
+    }
+
+    #[test]
+    fn a_target_that_ran_another_program_says_so() {
+        let mut export = shop_export();
+        export.target.exec = Some(crate::export::schema::Exec {
+            at_unix_ns: 1,
+            exe: "/usr/bin/sleep".to_owned(),
+        });
+        let text = render(&export);
+        assert!(
+            text.contains(
+                "the target started another program (/usr/bin/sleep); the recording ends there"
+            ),
+            "{text}"
+        );
     }
 }

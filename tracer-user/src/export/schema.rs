@@ -19,7 +19,7 @@ pub struct Export {
     pub findings: Vec<Finding>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub pid: u32,
     pub exe: String,
@@ -76,7 +76,7 @@ pub struct Window {
     pub duration_ns: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tracer {
     /// Events received from the kernel.
     pub events: u64,

@@ -12,7 +12,10 @@ use ratatui::{
 use super::text::{self, clock, name, number, shown, thousands};
 use crate::{
     dashboard::state::{State, rows::FindingRow},
-    export::schema::{Access, Finding},
+    export::{
+        report,
+        schema::{Access, Export, Finding},
+    },
 };
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
@@ -22,7 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         Layout::vertical([Constraint::Length(list_height), Constraint::Min(3)]).areas(area);
     draw_list(frame, list_area, state);
     match rows.selected_row() {
-        Some(row) => draw_detail(frame, detail_area, row.finding),
+        Some(row) => draw_detail(frame, detail_area, row.finding, state.shown()),
         None => frame.render_widget(
             Paragraph::new(nothing(state)).style(text::dim()),
             detail_area,
@@ -110,9 +113,10 @@ fn kind_name(kind: &str) -> String {
     }
 }
 
-/// The message in full, then the evidence: a race's two sides, or the
-/// sites of anything else.
-fn draw_detail(frame: &mut Frame, area: Rect, finding: &Finding) {
+/// The message in full, then the evidence: a race's two sides (and the
+/// runtime's fatal error, if the program died of it), or the sites of
+/// anything else.
+fn draw_detail(frame: &mut Frame, area: Rect, finding: &Finding, export: &Export) {
     let mut lines = vec![Line::raw(shown(&finding.message).into_owned())];
     if finding.accesses.is_empty() {
         lines.extend(finding.sites.iter().map(|site| {
@@ -123,6 +127,12 @@ fn draw_detail(frame: &mut Frame, area: Rect, finding: &Finding) {
         }));
     } else {
         lines.extend(finding.accesses.iter().map(access_line));
+    }
+    if let Some(fatal) = report::confirming_fatal_error(export, finding) {
+        lines.push(Line::from(vec![
+            Span::styled("confirmed: ", text::critical()),
+            Span::raw(format!("the program died of \"{}\"", shown(fatal))),
+        ]));
     }
     let block = Block::new().borders(Borders::TOP).title(format!(
         " {} {} ",

@@ -217,6 +217,25 @@ mod tests {
     }
 
     #[test]
+    fn a_race_the_program_died_of_says_so_beside_the_finding() {
+        let mut export = fixture::shop_at(END_SECONDS);
+        export.target.exit = Some(crate::export::schema::Exit {
+            at_unix_ns: 1,
+            code: Some(2),
+            fatal_error: Some("fatal error: concurrent map writes".to_owned()),
+            ..Default::default()
+        });
+        let mut state = State::recording(export, "crashed.json".to_owned());
+        update(&mut state, Action::SwitchTo(View::Findings));
+        let screen = render(&state, LARGE).backend().to_string();
+        assert!(
+            screen
+                .contains("confirmed: the program died of \"fatal error: concurrent map writes\""),
+            "{screen}"
+        );
+    }
+
+    #[test]
     fn exact_recordings_say_the_tracer_is_in_the_figures() {
         let mut export = fixture::shop_at(END_SECONDS);
         export.tracer.exact = true;

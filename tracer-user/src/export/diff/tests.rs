@@ -82,8 +82,7 @@ fn export(
             exe: "/srv/shop".to_owned(),
             language: "go".to_owned(),
             go_version: Some("go1.27.3".to_owned()),
-            exit: None,
-            exec: None,
+            ..Target::default()
         },
         window: Window {
             start_unix_ns: 0,
@@ -91,16 +90,9 @@ fn export(
         },
         tracer: Tracer {
             events: 20_000,
-            dropped: 0,
-            dropped_by_cpu: Vec::new(),
             maps_seen: maps.len() as u64,
-            nil_map_ops: 0,
-            other_maps: None,
-            attach_ns: 0,
-            probes: Vec::new(),
-            max_overhead: None,
-            estimated_overhead: None,
             exact: true,
+            ..Tracer::default()
         },
         maps,
         locks,
