@@ -1,9 +1,10 @@
-//! `cargo xtask setup | demo | test | bench`: everything a fresh machine
+//! `cargo xtask setup | demo | test | bench | fuzz`: everything a fresh machine
 //! needs to build, run, test and measure contend, in one place.
 
 mod bench;
 mod cmd;
 mod demo;
+mod fuzz;
 mod setup;
 mod test;
 
@@ -40,6 +41,13 @@ enum Task {
         #[arg(long, value_enum)]
         only: Option<bench::Measurement>,
     },
+    /// Feed the event decoder and the export reader arbitrary input for
+    /// longer than the unit tests do.
+    Fuzz {
+        /// Cases per property.
+        #[arg(long, default_value_t = 100_000)]
+        cases: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +56,7 @@ fn main() -> ExitCode {
         Task::Demo { seconds } => demo::run(seconds),
         Task::Test => test::run(),
         Task::Bench { smoke, only } => bench::run(smoke, only),
+        Task::Fuzz { cases } => fuzz::run(cases),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -142,7 +142,33 @@ mod tests {
         .expect("a valid export")
     }
 
+    /// The export's text with bytes replaced at random.
+    fn mutated_export() -> impl Strategy<Value = Vec<u8>> {
+        let text = serde_json::to_vec(&export()).expect("serialise");
+        let len = text.len();
+        proptest::collection::vec((0..len, any::<u8>()), 1..8).prop_map(move |edits| {
+            let mut bytes = text.clone();
+            for (at, byte) in edits {
+                bytes[at] = byte;
+            }
+            bytes
+        })
+    }
+
     proptest! {
+        /// An export file damaged anywhere is refused or read, never a
+        /// panic; what is read renders in bounded lines. A short run is
+        /// part of the unit tests; `cargo xtask fuzz` runs it long.
+        #[test]
+        fn damaged_exports_are_refused_or_rendered(bytes in mutated_export()) {
+            if let Ok(mut export) = serde_json::from_slice::<Export>(&bytes) {
+                clamp(&mut export);
+                let text = render(&export);
+                let longest = text.lines().map(str::len).max().unwrap_or(0);
+                prop_assert!(longest < 400, "a line of {} bytes", longest);
+            }
+        }
+
         /// Whatever the numbers (NaN and infinities included, which a
         /// reader may meet), the clamped export renders in bounded lines.
         #[test]
