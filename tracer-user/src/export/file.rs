@@ -498,6 +498,14 @@ mod tests {
         }
     }
 
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
     fn temp_path(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("contend-{}-{name}", std::process::id()))
     }
@@ -624,11 +632,7 @@ mod tests {
     fn a_fifo_is_written_to_not_replaced() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let fifo = dir.path().join("fifo");
-        let status = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .expect("run mkfifo");
-        assert!(status.success(), "mkfifo");
+        mkfifo(&fifo);
         let reader = std::thread::spawn({
             let fifo = fifo.clone();
             move || fs::read(fifo).expect("read the FIFO")
@@ -668,11 +672,7 @@ mod tests {
     fn another_users_fifo_is_refused() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let fifo = dir.path().join("contend-1234.json");
-        let status = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .expect("run mkfifo");
-        assert!(status.success(), "mkfifo");
+        mkfifo(&fifo);
         std::os::unix::fs::lchown(&fifo, Some(65534), Some(65534)).expect("chown");
         // Its owner listening: a write would not block, it would leak.
         let _listening = OpenOptions::new()
@@ -706,11 +706,7 @@ mod tests {
         assert!(error.to_string().contains("a directory"), "{error}");
 
         let fifo = dir.path().join("fifo");
-        let status = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .expect("run mkfifo");
-        assert!(status.success(), "mkfifo");
+        mkfifo(&fifo);
         let error = read(&fifo).expect_err("a FIFO, without waiting for a writer");
         assert!(error.to_string().contains("a FIFO"), "{error}");
 
