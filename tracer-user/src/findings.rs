@@ -2,6 +2,8 @@
 //! each with its evidence. Pure functions of the aggregate and the call
 //! sites its stacks resolve to.
 
+pub mod advice;
+
 use std::collections::BTreeMap;
 
 use tracer_common::{LockOp, MapOp};

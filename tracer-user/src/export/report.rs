@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    schema::{Exit, Export, Finding, LockReport, MapReport, Site},
+    schema::{Exit, Export, Finding, GuardedBy, LockReport, MapReport, Site},
     untrusted::printable,
 };
 
@@ -332,6 +332,9 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         .unwrap_or(0)
         .clamp(3, 40);
     who_touches(out, map);
+    if let Some(guard) = &map.guarded_by {
+        let _ = writeln!(out, "    {}", guarded_by_text(guard));
+    }
     for (key, text) in map.top_keys.iter().zip(&keys) {
         let bar = "█".repeat((key.share.clamp(0.0, 1.0) * BAR_WIDTH as f64).round() as usize);
         let line = format!(
@@ -378,6 +381,28 @@ pub(crate) fn key_text(key: &str) -> std::borrow::Cow<'_, str> {
     } else {
         key.into()
     }
+}
+
+/// "guarded by RWMutex 0xc000012345 at main.(*PriceCache).Price, confidence
+/// 97% (212 of 212 waits then map operations)".
+pub(crate) fn guarded_by_text(guard: &GuardedBy) -> String {
+    let kind = match guard.kind.as_deref() {
+        Some("rwmutex") => "RWMutex",
+        Some("mutex") => "Mutex",
+        _ => "lock",
+    };
+    let at = guard
+        .function
+        .as_deref()
+        .map(|function| format!(" at {}", printable(function)))
+        .unwrap_or_default();
+    format!(
+        "guarded by {kind} {}{at}, confidence {:.0}% ({} of {} waits then map operations)",
+        printable(&guard.lock),
+        100.0 * guard.confidence.clamp(0.0, 1.0),
+        thousands(guard.sequences),
+        thousands(guard.sequences_any),
+    )
 }
 
 /// "touched by main.get, main.set · 8 goroutines (6 read, 2 write) · peak 1,200/s"

@@ -225,6 +225,36 @@ pub struct MapReport {
     /// the traced part alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
+    /// The lock that guards the map, where contend saw goroutines use it
+    /// straight after waiting for one lock; absent when no lock was seen
+    /// (an uncontended lock is never seen), when the evidence is weak, and
+    /// in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarded_by: Option<GuardedBy>,
+}
+
+/// A map's lock, and how sure contend is of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuardedBy {
+    /// The lock's address, `0x…`, as its `locks[].id`.
+    pub lock: String,
+    /// `mutex`, or `rwmutex` when readers' or a writer's RWMutex waits
+    /// were seen at that address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// From 0 to 1: the lower bound (95% Wilson interval) of the share of
+    /// `sequences_any` that went through this lock.
+    pub confidence: f64,
+    /// The function that waits for the lock before using the map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Times a goroutine's first map operation after its wait for this
+    /// lock ended was on this map ...
+    #[serde(default)]
+    pub sequences: u64,
+    /// ... and after a wait for any lock.
+    #[serde(default)]
+    pub sequences_any: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
