@@ -10,7 +10,10 @@ use super::schema::{
 };
 use crate::{
     aggregate::{Aggregate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures},
-    findings::{self, Thresholds, advice::ADVICE},
+    findings::{
+        self, Thresholds,
+        advice::{ADVICE, Advice},
+    },
     inspect::Target,
     probes::ProbeStatus,
     sites::{self, CallSite, Origin, ResolveSites},
@@ -129,7 +132,8 @@ pub fn target_info(target: &Target) -> schema::Target {
 }
 
 fn finding(finding: findings::Finding) -> schema::Finding {
-    schema::Finding {
+    let advice = finding.advice.clone();
+    let mut report = schema::Finding {
         kind: finding.kind.name().to_owned(),
         severity: finding.severity.name().to_owned(),
         message: finding.message,
@@ -150,7 +154,30 @@ fn finding(finding: findings::Finding) -> schema::Finding {
                 site: access.site.map(|site| site_report(site, finding.count)),
             })
             .collect(),
+        ..schema::Finding::default()
+    };
+    if let Some(advice) = advice {
+        add_advice(&mut report, advice);
     }
+    report
+}
+
+/// Puts what `advice` recommends into a finding of the export.
+pub(crate) fn add_advice(report: &mut schema::Finding, advice: Advice) {
+    report.remedy = Some(advice.remedy.name().to_owned());
+    report.lock = advice.lock.map(|lock| format!("{lock:#x}"));
+    report.shards = advice.shards;
+    report.derivation = advice.derivation;
+    report.evidence = (advice.evidence.into_iter())
+        .map(|measure| schema::Measure {
+            name: measure.name.to_owned(),
+            value: measure.value,
+            threshold: measure.threshold,
+            at_most: measure.at_most,
+        })
+        .collect();
+    report.effect = Some(advice.effect);
+    report.sketch = Some(advice.sketch);
 }
 
 fn site_report(site: CallSite, ops: u64) -> Site {

@@ -354,10 +354,10 @@ pub struct Bucket {
 }
 
 /// Something contend concluded from the recording.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// `concurrent_map_access`, `hot_key` or `lock_convoy` (more kinds come;
-    /// readers skip unknown ones).
+    /// `concurrent_map_access`, `hot_key`, `lock_convoy` or `advice` (more
+    /// kinds come; readers skip unknown ones).
     pub kind: String,
     /// `warning` or `critical`.
     pub severity: String,
@@ -374,6 +374,43 @@ pub struct Finding {
     /// `concurrent_map_access`: the two operations that overlapped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accesses: Vec<Access>,
+    /// `advice` and `concurrent_map_access`: the change the numbers
+    /// support, one of `snapshot_or_sync_map`, `shard`, `per_key`,
+    /// `map_with_mutex` or `guard` (more may come; readers skip unknown
+    /// ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+    /// The `id` of the lock the map (`subject`) is guarded by, when the
+    /// advice is about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// `shard`: how many shards, and how that number was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivation: Option<String>,
+    /// The numbers the remedy rests on, each with the threshold it met.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Measure>,
+    /// What the change should do, as surely as the numbers allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    /// A short Go sketch of the change, lines separated by newlines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<String>,
+}
+
+/// One number a remedy rests on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Measure {
+    /// `read_share`, `lock_waits`, … (the README's advice table names
+    /// them), or `collisions`.
+    pub name: String,
+    pub value: f64,
+    /// The threshold `value` met: at least it, or, with `at_most`, at most.
+    pub threshold: f64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub at_most: bool,
 }
 
 /// One side of a concurrent map access.
