@@ -2,7 +2,8 @@
 //! and Set use one map from two goroutines (tests/fixtures/go/race). Without
 //! a lock, contend must report a `concurrent_map_access` naming both
 //! methods, even when the Go runtime kills the program for it (Go 1.19 and
-//! 1.27 both may); with a mutex, it must report none.
+//! 1.27 both may), with the remedy `guard`; with a mutex, it must report
+//! none.
 
 use contend_tests::{
     contend,
@@ -44,6 +45,20 @@ mod racy {
         };
         let race = races(&export)[0];
         assert_eq!(race.severity, "critical");
+        // The unguarded map's remedy, and no other.
+        let remedies: Vec<_> = (export.findings.iter())
+            .filter_map(|finding| finding.remedy.as_deref())
+            .collect();
+        assert!(
+            race.remedy.as_deref() == Some("guard")
+                && remedies.iter().all(|remedy| *remedy == "guard")
+                && race
+                    .sketch
+                    .as_deref()
+                    .is_some_and(|sketch| sketch.contains("mu.Lock()")),
+            "{:#?}",
+            export.findings
+        );
         assert!(race.count >= 1);
         let mut sides: Vec<(String, String)> = race
             .accesses

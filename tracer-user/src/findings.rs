@@ -2,6 +2,8 @@
 //! each with its evidence. Pure functions of the aggregate and the call
 //! sites its stacks resolve to.
 
+pub mod advice;
+
 use std::collections::BTreeMap;
 
 use tracer_common::{LockOp, MapOp};
@@ -15,8 +17,9 @@ use crate::{
         build::wait_figures,
         report::{self, nanos},
     },
-    sites::{self, CallSite, MapName, Origin, ResolveSites},
+    sites::{self, CallSite, MapKind, MapName, Origin, ResolveSites},
 };
+use advice::{Advice, LockFacts, MapFacts};
 
 /// Call sites listed as a finding's evidence.
 const EVIDENCE_SITES: usize = 3;
@@ -70,6 +73,8 @@ pub enum Kind {
     HotKey,
     LockConvoy,
     ConcurrentMapAccess,
+    /// A change the numbers support (see `advice.rs`).
+    Advice,
 }
 
 impl Kind {
@@ -78,6 +83,7 @@ impl Kind {
             Self::HotKey => "hot_key",
             Self::LockConvoy => "lock_convoy",
             Self::ConcurrentMapAccess => "concurrent_map_access",
+            Self::Advice => "advice",
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct Finding {
     pub sites: Vec<(CallSite, u64)>,
     /// For a concurrent map access, the two operations that overlapped.
     pub accesses: Vec<RaceAccess>,
+    /// The change recommended, for advice and races.
+    pub advice: Option<Advice>,
 }
 
 /// One side of a concurrent map access, as evidence.
@@ -142,13 +150,119 @@ pub fn find(
         lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
     });
     let races = concurrent_map_accesses(aggregate, resolver, scale);
-    let mut findings: Vec<Finding> = races.into_iter().chain(hot_keys).chain(convoys).collect();
+    let advice = advice_findings(aggregate, resolver, scale, seconds);
+    let mut findings: Vec<Finding> = (races.into_iter())
+        .chain(hot_keys)
+        .chain(convoys)
+        .chain(advice)
+        .collect();
     findings.sort_by(|a, b| {
         (b.severity.cmp(&a.severity))
             .then(b.count.cmp(&a.count))
             .then(a.subject.cmp(&b.subject))
     });
     findings
+}
+
+/// Advice for every map of the program's whose numbers support one.
+fn advice_findings(
+    aggregate: &Aggregate,
+    resolver: &dyn ResolveSites,
+    scale: &Scale,
+    seconds: f64,
+) -> Vec<Finding> {
+    aggregate
+        .maps()
+        .filter_map(|(address, stats)| {
+            // The runtime's maps and a sync.Map's internals are not the
+            // program's to change.
+            let Origin::Program(kind) = sites::map_origin(&stats.stacks, resolver) else {
+                return None;
+            };
+            let name = sites::map_name(&stats.stacks, resolver);
+            let label = map_label(address, &name);
+            let guard = (aggregate.guards)
+                .guard(address, aggregate.conflicts.on_map(address))
+                .map(|guard| lock_facts(aggregate, &guard, scale, seconds));
+            let facts = map_facts(stats, &label, &name, kind, guard, scale);
+            let (message, advice) = advice::advise(&facts)?;
+            Some(Finding {
+                kind: Kind::Advice,
+                severity: Severity::Warning,
+                message,
+                subject: address,
+                count: scale.map_count(stats.ops.total()),
+                sites: evidence(&stats.stacks, resolver),
+                accesses: Vec::new(),
+                advice: Some(advice),
+            })
+        })
+        .collect()
+}
+
+fn map_facts<'a>(
+    stats: &MapStats,
+    label: &'a str,
+    name: &'a MapName,
+    kind: Option<MapKind>,
+    guard: Option<LockFacts>,
+    scale: &Scale,
+) -> MapFacts<'a> {
+    let ops = &stats.ops;
+    let total = ops.total();
+    let top_key = stats.keys.top(1).first().map(|top| {
+        let share = |count: u64| count as f64 / total.max(1) as f64;
+        (top.key.display(), share(top.guaranteed()), share(top.count))
+    });
+    MapFacts {
+        label,
+        go_type: name.go_type.as_deref(),
+        sync_map: kind == Some(MapKind::SyncMap),
+        ops: total,
+        reads: ops.read + ops.iterate,
+        writes: ops.write + ops.delete + ops.clear,
+        deletes: ops.delete + ops.clear,
+        top_key,
+        keys_spread: stats.keys.spread(),
+        guard,
+        coverage: scale.maps_sampled().then_some(scale.maps),
+    }
+}
+
+/// How the lock `guard` names is waited for, over the whole recording.
+fn lock_facts(
+    aggregate: &Aggregate,
+    guard: &crate::aggregate::Guard,
+    scale: &Scale,
+    seconds: f64,
+) -> LockFacts {
+    let mut facts = LockFacts {
+        address: guard.lock,
+        rw: guard.rw,
+        confidence: guard.confidence,
+        waits: 0,
+        waiting: 0.0,
+        reader_waits: 0,
+        reader_waiting: 0.0,
+        busiest_waiting: 0.0,
+        coverage: scale.lock_coverage(),
+    };
+    let of_lock = aggregate
+        .locks
+        .all()
+        .filter(|(lock, ..)| *lock == guard.lock);
+    for (_, op, stats) in of_lock {
+        let waiting = wait_figures(stats, scale).total_ns as f64 / 1e9 / seconds.max(1e-9);
+        facts.waits += stats.contended();
+        facts.waiting += waiting;
+        // The busiest second of any kind of wait: at least that many at once.
+        facts.busiest_waiting = facts.busiest_waiting.max(stats.busiest_second_waiting());
+        if op == LockOp::RwRead {
+            facts.reader_waits += stats.contended();
+            facts.reader_waiting += waiting;
+        }
+    }
+    facts
 }
 
 /// The busiest call sites of `stacks`, as evidence.
@@ -178,8 +292,17 @@ fn concurrent_map_accesses(
     by_sites
         .into_iter()
         .map(|((map, first, second), (count, example, pair))| {
-            let label = map_label(map, &resolver.map_name(&pair.first.stack));
-            race_finding(&label, map, [first, second], count, example, scale)
+            let name = resolver.map_name(&pair.first.stack);
+            let mut finding = race_finding(
+                &map_label(map, &name),
+                map,
+                [first, second],
+                count,
+                example,
+                scale,
+            );
+            finding.advice = Some(advice::guard(count, name.go_type.as_deref()));
+            finding
         })
         .collect()
 }
@@ -251,6 +374,7 @@ fn race_finding(
             .filter_map(|(_, site)| site.clone().map(|site| (site, count)))
             .collect(),
         accesses,
+        advice: None,
     }
 }
 
@@ -408,6 +532,7 @@ fn hot_key(
         count: scale.map_count(top.guaranteed()),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
+        advice: None,
     })
 }
 
@@ -462,6 +587,7 @@ fn lock_convoy(
         count: figures.contended,
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
+        advice: None,
     })
 }
 

@@ -70,6 +70,14 @@ impl Conflicts {
         pairs
     }
 
+    /// Collisions seen on `map`.
+    pub fn on_map(&self, map: u64) -> u64 {
+        (self.pairs.iter())
+            .filter(|(pair, _)| pair.map == map)
+            .map(|(_, stats)| stats.count)
+            .sum()
+    }
+
     pub fn total(&self) -> u64 {
         self.pairs.values().map(|stats| stats.count).sum::<u64>() + self.overflow
     }

@@ -4,6 +4,7 @@
 pub mod conflicts;
 pub mod coverage;
 pub mod goroutines;
+pub mod guards;
 pub mod keys;
 pub mod locks;
 pub mod maps;
@@ -16,6 +17,7 @@ use crate::events::{Batch, Event, Key, LockWait, MapAccess};
 pub use conflicts::{Conflicts, RacePair, RaceStats};
 pub use coverage::{Coverage, Scale};
 pub use goroutines::Goroutines;
+pub use guards::{Guard, Guards};
 pub use keys::KeyCounts;
 pub use locks::{LockWaits, WaitStats};
 pub use maps::{Forgotten, MapTable};
@@ -94,6 +96,8 @@ pub struct Aggregate {
     /// target meanwhile (see `coverage.rs`).
     pub unmeasured_waits: u64,
     pub conflicts: Conflicts,
+    /// Lock-then-map sequences: which lock guards which map.
+    pub guards: Guards,
     pub coverage: Coverage,
     /// Operations on nil maps, which are no map's load: a read of a nil map
     /// returns the zero value without touching anything, and merged under
@@ -119,6 +123,9 @@ impl Aggregate {
     }
 
     fn record_lock_wait(&mut self, wait: &LockWait) {
+        // Which lock was taken does not depend on whether the wait's
+        // length was disturbed by a map probe: every wait counts here.
+        (self.guards).lock_wait(wait.goid, wait.lock, wait.op, wait.timestamp_ns, wait.stack);
         let began = wait.timestamp_ns.saturating_sub(wait.wait_ns);
         if self.coverage.is_clean_wait(began, wait.timestamp_ns) {
             self.locks.record(wait);
@@ -132,6 +139,7 @@ impl Aggregate {
             self.nil_map_ops += 1;
             return;
         }
+        (self.guards).map_access(access.goid, access.map, access.timestamp_ns);
         let stats = self.maps.stats(access.map);
         stats.ops.add(access.op);
         stats.stacks.observe(access.stack);

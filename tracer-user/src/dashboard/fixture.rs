@@ -346,6 +346,8 @@ fn findings(seconds: u64, stock: &MapReport, mutex: &LockReport) -> Vec<Finding>
                     site: Some(set),
                 },
             ],
+            remedy: Some("guard".to_owned()),
+            ..Finding::default()
         });
     }
     findings.push(Finding {
@@ -360,6 +362,7 @@ fn findings(seconds: u64, stock: &MapReport, mutex: &LockReport) -> Vec<Finding>
         sites: stock.sites.clone(),
         count: stock.top_keys[0].count,
         accesses: Vec::new(),
+        ..Finding::default()
     });
     findings.push(Finding {
         kind: "lock_convoy".to_owned(),
@@ -371,6 +374,7 @@ fn findings(seconds: u64, stock: &MapReport, mutex: &LockReport) -> Vec<Finding>
         sites: mutex.sites.clone(),
         count: mutex.contended,
         accesses: Vec::new(),
+        ..Finding::default()
     });
     findings
 }

@@ -5,12 +5,15 @@ use std::time::Duration;
 use tracer_common::ProbeGroup;
 
 use super::schema::{
-    self, Bucket, Export, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, Site, WaitNs,
-    Window,
+    self, Bucket, Export, GuardedBy, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, Site,
+    WaitNs, Window,
 };
 use crate::{
     aggregate::{Aggregate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures},
-    findings::{self, Thresholds},
+    findings::{
+        self, Thresholds,
+        advice::{ADVICE, Advice},
+    },
     inspect::Target,
     probes::ProbeStatus,
     sites::{self, CallSite, Origin, ResolveSites},
@@ -129,7 +132,8 @@ pub fn target_info(target: &Target) -> schema::Target {
 }
 
 fn finding(finding: findings::Finding) -> schema::Finding {
-    schema::Finding {
+    let advice = finding.advice.clone();
+    let mut report = schema::Finding {
         kind: finding.kind.name().to_owned(),
         severity: finding.severity.name().to_owned(),
         message: finding.message,
@@ -150,7 +154,30 @@ fn finding(finding: findings::Finding) -> schema::Finding {
                 site: access.site.map(|site| site_report(site, finding.count)),
             })
             .collect(),
+        ..schema::Finding::default()
+    };
+    if let Some(advice) = advice {
+        add_advice(&mut report, advice);
     }
+    report
+}
+
+/// Puts what `advice` recommends into a finding of the export.
+pub(crate) fn add_advice(report: &mut schema::Finding, advice: Advice) {
+    report.remedy = Some(advice.remedy.name().to_owned());
+    report.lock = advice.lock.map(|lock| format!("{lock:#x}"));
+    report.shards = advice.shards;
+    report.derivation = advice.derivation;
+    report.evidence = (advice.evidence.into_iter())
+        .map(|measure| schema::Measure {
+            name: measure.name.to_owned(),
+            value: measure.value,
+            threshold: measure.threshold,
+            at_most: measure.at_most,
+        })
+        .collect();
+    report.effect = Some(advice.effect);
+    report.sketch = Some(advice.sketch);
 }
 
 fn site_report(site: CallSite, ops: u64) -> Site {
@@ -263,6 +290,7 @@ fn map_reports(
             report.runtime_internal = origin == Origin::Runtime;
             let name = sites::map_name(&stats.stacks, resolver);
             (report.go_type, report.global) = (name.go_type, name.global);
+            report.guarded_by = guarded_by(aggregate, address, resolver);
             Some(report)
         })
         .collect();
@@ -320,7 +348,29 @@ fn map_report(
         // window under a quarter second has no second to count.
         peak_ops_per_sec: peak_ops_per_sec.max(per_second(count(total), seconds).ceil() as u64),
         coverage: scale.maps_sampled().then_some(scale.maps),
+        guarded_by: None,
     }
+}
+
+/// The lock a map is used under, where the evidence is worth showing.
+fn guarded_by(aggregate: &Aggregate, map: u64, resolver: &dyn ResolveSites) -> Option<GuardedBy> {
+    let guard = aggregate
+        .guards
+        .guard(map, aggregate.conflicts.on_map(map))
+        .filter(|guard| guard.confidence >= ADVICE.guarded_by_confidence)?;
+    Some(GuardedBy {
+        lock: format!("{:#x}", guard.lock),
+        kind: Some(lock_kind(guard.rw).to_owned()),
+        confidence: guard.confidence,
+        function: resolver.site(&guard.wait_stack).map(|site| site.function),
+        sequences: guard.sequences,
+        sequences_any: guard.entered,
+    })
+}
+
+/// `rwmutex` or `mutex`, as `guarded_by.kind` says.
+pub fn lock_kind(rw: bool) -> &'static str {
+    if rw { "rwmutex" } else { "mutex" }
 }
 
 fn lock_reports(

@@ -8,6 +8,7 @@
 //! operations from contend's recording as the other side.
 
 use super::schema::{Access, Exit, Export, Finding, MapReport, Site};
+use crate::findings::advice;
 
 /// The kind of finding a map race is.
 const RACE: &str = "concurrent_map_access";
@@ -46,7 +47,7 @@ fn caught_by_runtime(export: &Export, exit: &Exit) -> Option<Finding> {
         .find(|site| site.function != died_at.function)
         .unwrap_or(&dying)
         .clone();
-    Some(Finding {
+    let mut finding = Finding {
         kind: RACE.to_owned(),
         severity: "critical".to_owned(),
         message: format!(
@@ -59,7 +60,10 @@ fn caught_by_runtime(export: &Export, exit: &Exit) -> Option<Finding> {
         sites: vec![dying.clone(), other.clone()],
         count: 1,
         accesses: vec![access(died_doing, dying), access(other_doing, other)],
-    })
+        ..Finding::default()
+    };
+    super::build::add_advice(&mut finding, advice::guard(1, map.go_type.as_deref()));
+    Some(finding)
 }
 
 /// What the goroutine that died and the other one were doing, from the
@@ -204,6 +208,7 @@ mod tests {
             sites: Vec::new(),
             count: 3,
             accesses: Vec::new(),
+            ..Finding::default()
         };
         export.findings.push(seen.clone());
         record_exit(&mut export, died_of("fatal error: concurrent map writes"));

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    schema::{Exit, Export, Finding, LockReport, MapReport, Site},
+    schema::{self, Exit, Export, Finding, GuardedBy, LockReport, MapReport, Site},
     untrusted::printable,
 };
 
@@ -194,6 +194,9 @@ fn findings(out: &mut String, export: &Export) {
             printable(&finding.message)
         );
         finding_evidence(out, finding);
+        for line in advice_lines(finding) {
+            let _ = writeln!(out, "            {line}");
+        }
         if let Some(fatal) = confirming_fatal_error(export, finding) {
             let _ = writeln!(
                 out,
@@ -202,6 +205,58 @@ fn findings(out: &mut String, export: &Export) {
             );
         }
     }
+}
+
+/// What a finding recommends: the remedy, the numbers that met the
+/// thresholds, the effect to expect and a sketch of the change, one line
+/// each (the sketch's own lines indented), printable; nothing when it
+/// recommends nothing.
+pub(crate) fn advice_lines(finding: &Finding) -> Vec<String> {
+    let Some(remedy) = &finding.remedy else {
+        return Vec::new();
+    };
+    let mut lines = vec![match finding.shards {
+        Some(shards) => format!("remedy: {} ({shards} shards)", printable(remedy)),
+        None => format!("remedy: {}", printable(remedy)),
+    }];
+    if !finding.evidence.is_empty() {
+        let measures: Vec<String> = finding.evidence.iter().map(measure_text).collect();
+        lines.push(format!("because: {}", measures.join(" · ")));
+    }
+    if let Some(effect) = &finding.effect {
+        lines.push(format!("expect: {}", printable(effect)));
+    }
+    if let Some(sketch) = &finding.sketch {
+        lines.push("sketch:".to_owned());
+        lines.extend(
+            sketch
+                .lines()
+                .map(|line| format!("    {}", printable(line))),
+        );
+    }
+    lines
+}
+
+/// `read_share 97.5% ≥ 95.0%`, `lock_waits 1,204 ≥ 20`.
+fn measure_text(measure: &schema::Measure) -> String {
+    let is_share = measure.name.ends_with("share") || measure.name.ends_with("confidence");
+    let value = |value: f64| {
+        if is_share {
+            // Rounded down: 99.96% is not 100%.
+            format!("{:.1}%", (1000.0 * value).floor() / 10.0)
+        } else if value.fract() == 0.0 && value.abs() < 1e15 {
+            thousands(value as u64)
+        } else {
+            format!("{value:.2}")
+        }
+    };
+    let relation = if measure.at_most { "≤" } else { "≥" };
+    format!(
+        "{} {} {relation} {}",
+        printable(&measure.name),
+        value(measure.value),
+        value(measure.threshold)
+    )
 }
 
 /// The two sides of a race, or the sites of any other finding.
@@ -332,6 +387,9 @@ fn map_section(out: &mut String, map: &MapReport, seconds: f64) {
         .unwrap_or(0)
         .clamp(3, 40);
     who_touches(out, map);
+    if let Some(guard) = &map.guarded_by {
+        let _ = writeln!(out, "    {}", guarded_by_text(guard));
+    }
     for (key, text) in map.top_keys.iter().zip(&keys) {
         let bar = "█".repeat((key.share.clamp(0.0, 1.0) * BAR_WIDTH as f64).round() as usize);
         let line = format!(
@@ -378,6 +436,28 @@ pub(crate) fn key_text(key: &str) -> std::borrow::Cow<'_, str> {
     } else {
         key.into()
     }
+}
+
+/// "guarded by RWMutex 0xc000012345 at main.(*PriceCache).Price, confidence
+/// 97% (212 of 212 waits then map operations)".
+pub(crate) fn guarded_by_text(guard: &GuardedBy) -> String {
+    let kind = match guard.kind.as_deref() {
+        Some("rwmutex") => "RWMutex",
+        Some("mutex") => "Mutex",
+        _ => "lock",
+    };
+    let at = guard
+        .function
+        .as_deref()
+        .map(|function| format!(" at {}", printable(function)))
+        .unwrap_or_default();
+    format!(
+        "guarded by {kind} {}{at}, confidence {} ({} of {} waits then map operations)",
+        printable(&guard.lock),
+        crate::findings::advice::floor_percent(guard.confidence),
+        thousands(guard.sequences),
+        thousands(guard.sequences_any),
+    )
 }
 
 /// "touched by main.get, main.set · 8 goroutines (6 read, 2 write) · peak 1,200/s"

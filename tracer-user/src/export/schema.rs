@@ -225,6 +225,36 @@ pub struct MapReport {
     /// the traced part alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
+    /// The lock that guards the map, where contend saw goroutines use it
+    /// straight after waiting for one lock; absent when no lock was seen
+    /// (an uncontended lock is never seen), when the evidence is weak, and
+    /// in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarded_by: Option<GuardedBy>,
+}
+
+/// A map's lock, and how sure contend is of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuardedBy {
+    /// The lock's address, `0x…`, as its `locks[].id`.
+    pub lock: String,
+    /// `mutex`, or `rwmutex` when readers' or a writer's RWMutex waits
+    /// were seen at that address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// From 0 to 1: the lower bound (95% Wilson interval) of the share of
+    /// `sequences_any` that went through this lock.
+    pub confidence: f64,
+    /// The function that waits for the lock before using the map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Times a goroutine's first map operation after its wait for this
+    /// lock ended was on this map ...
+    #[serde(default)]
+    pub sequences: u64,
+    /// ... and after a wait for any lock.
+    #[serde(default)]
+    pub sequences_any: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,10 +354,10 @@ pub struct Bucket {
 }
 
 /// Something contend concluded from the recording.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// `concurrent_map_access`, `hot_key` or `lock_convoy` (more kinds come;
-    /// readers skip unknown ones).
+    /// `concurrent_map_access`, `hot_key`, `lock_convoy` or `advice` (more
+    /// kinds come; readers skip unknown ones).
     pub kind: String,
     /// `warning` or `critical`.
     pub severity: String,
@@ -344,6 +374,43 @@ pub struct Finding {
     /// `concurrent_map_access`: the two operations that overlapped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accesses: Vec<Access>,
+    /// `advice` and `concurrent_map_access`: the change the numbers
+    /// support, one of `snapshot_or_sync_map`, `shard`, `per_key`,
+    /// `map_with_mutex` or `guard` (more may come; readers skip unknown
+    /// ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+    /// The `id` of the lock the map (`subject`) is guarded by, when the
+    /// advice is about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// `shard`: how many shards, and how that number was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivation: Option<String>,
+    /// The numbers the remedy rests on, each with the threshold it met.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Measure>,
+    /// What the change should do, as surely as the numbers allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    /// A short Go sketch of the change, lines separated by newlines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<String>,
+}
+
+/// One number a remedy rests on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Measure {
+    /// `read_share`, `lock_waits`, … (the README's advice table names
+    /// them), or `collisions`.
+    pub name: String,
+    pub value: f64,
+    /// The threshold `value` met: at least it, or, with `at_most`, at most.
+    pub threshold: f64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub at_most: bool,
 }
 
 /// One side of a concurrent map access.

@@ -1,4 +1,5 @@
-//! What contend concluded: races with both their sides, hot keys, convoys;
+//! What contend concluded: races with both their sides, hot keys, convoys,
+//! advice with its remedy, numbers and sketch;
 //! newest first, the new ones marked, and the selected one in full.
 
 use ratatui::{
@@ -35,7 +36,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
 
 fn nothing(state: &State) -> &'static str {
     if state.filter().text.is_empty() {
-        "Nothing found yet: no racing map accesses, hot keys or lock convoys."
+        "Nothing found yet: no racing map accesses, hot keys, lock convoys or advice."
     } else {
         "No finding matches the filter."
     }
@@ -109,6 +110,7 @@ fn kind_name(kind: &str) -> String {
         "concurrent_map_access" => "concurrent map access".to_owned(),
         "hot_key" => "hot key".to_owned(),
         "lock_convoy" => "lock convoy".to_owned(),
+        "advice" => "advice".to_owned(),
         other => shown(other).into_owned(),
     }
 }
@@ -128,6 +130,11 @@ fn draw_detail(frame: &mut Frame, area: Rect, finding: &Finding, export: &Export
     } else {
         lines.extend(finding.accesses.iter().map(access_line));
     }
+    lines.extend(
+        report::advice_lines(finding)
+            .into_iter()
+            .map(|line| Line::raw(shown(&line).into_owned())),
+    );
     if let Some(fatal) = report::confirming_fatal_error(export, finding) {
         lines.push(Line::from(vec![
             Span::styled("confirmed: ", text::critical()),

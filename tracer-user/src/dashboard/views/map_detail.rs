@@ -27,8 +27,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     };
     let map = row.map;
     let sites_height = (map.sites.len().min(5) as u16 + 2).min(area.height / 3);
+    let summary_height = 3 + u16::from(map.guarded_by.is_some());
     let [summary_area, spark_area, keys_area, sites_area] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(summary_height),
         Constraint::Length(3),
         Constraint::Min(3),
         Constraint::Length(sites_height),
@@ -40,7 +41,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     draw_sites(frame, sites_area, map);
 }
 
-/// `map 0xc000123000 · touched by …`, its kinds now, totals since start.
+/// `map 0xc000123000 · touched by …`, its kinds now, totals since start,
+/// and the lock it is used under, when one was seen.
 fn draw_summary(frame: &mut Frame, area: Rect, state: &State, row: &MapRow<'_>) {
     let map = row.map;
     let block = Block::new().borders(Borders::TOP).title(format!(
@@ -56,7 +58,12 @@ fn draw_summary(frame: &mut Frame, area: Rect, state: &State, row: &MapRow<'_>) 
         map.readers,
         map.writers,
     );
-    let lines = vec![maps::kind_line(state, row), Line::raw(totals)];
+    let mut lines = vec![maps::kind_line(state, row), Line::raw(totals)];
+    if let Some(guard) = &map.guarded_by {
+        lines.push(Line::raw(
+            shown(&report::guarded_by_text(guard)).into_owned(),
+        ));
+    }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 

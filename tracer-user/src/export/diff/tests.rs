@@ -66,6 +66,7 @@ fn finding(kind: &str, subject: &str, message: &str) -> Finding {
         sites: Vec::new(),
         count: 0,
         accesses: Vec::new(),
+        ..Finding::default()
     }
 }
 

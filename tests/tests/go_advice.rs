@@ -1,0 +1,199 @@
+//! Lock → map attribution and advice on real programs
+//! (tests/fixtures/go/advice): each pattern's map gets its remedy and no
+//! other, each map of two under two locks is attributed to its own lock,
+//! and a quiet, well-guarded map gets no advice, on Go 1.27 and 1.19. The
+//! unguarded map's remedy (`guard`) is checked on the race fixture, in
+//! go_races.rs.
+//!
+//! Each lock pattern runs in a process of its own: on two CPUs, a pattern
+//! sharing them with the others sees its lock waited for too rarely to be
+//! judged. The sync.Map, which has no lock of ours, rides along with the
+//! hot key, and the quiet map runs beside each.
+
+use contend_tests::{
+    contend,
+    matrix::{Build, Go, Variant},
+};
+use tracer_user::export::{
+    Export,
+    schema::{Finding, MapReport},
+};
+
+/// Seconds recorded per process.
+const SECONDS: &str = "2";
+
+#[test]
+fn go_1_27_advice() {
+    check_advice(Go::New);
+}
+
+#[test]
+fn go_1_19_advice() {
+    check_advice(Go::Old);
+}
+
+fn check_advice(go: Go) {
+    let build = Build::new("advice", go, Variant::Default);
+
+    let export = record(&build, "readmostly,quiet");
+    let prices = map_of(&export, "main.(*PriceCache).Price");
+    assert_eq!(remedies_about(&export, prices), ["snapshot_or_sync_map"]);
+    assert_guarded_by(&export, prices, "main.(*PriceCache)", "rwmutex");
+    assert_advice_about(&export, prices);
+    assert_eq!(
+        remedies(&export),
+        ["snapshot_or_sync_map"],
+        "nothing else: {:#?}",
+        export.findings
+    );
+    assert_quiet_map_has_nothing(&export);
+
+    let export = record(&build, "spread,quiet");
+    let inventory = map_of(&export, "main.(*Inventory).Put");
+    assert_eq!(remedies(&export), ["shard"], "{:#?}", export.findings);
+    assert_guarded_by(&export, inventory, "main.(*Inventory)", "mutex");
+    let shard = assert_advice_about(&export, inventory);
+    let shards = shard.shards.expect("a number of shards");
+    assert!(
+        shards.is_power_of_two() && (2..=256).contains(&shards),
+        "{shard:#?}"
+    );
+    let derivation = shard.derivation.as_deref().unwrap_or_default();
+    assert!(derivation.contains("N = 4 × k"), "{derivation}");
+    assert_quiet_map_has_nothing(&export);
+
+    // The sync.Map has no lock to contend for: it shares the process.
+    let export = record(&build, "hotkey,syncmap,quiet");
+    let counters = map_of(&export, "main.(*Counters).Inc");
+    assert_eq!(remedies_about(&export, counters), ["per_key"]);
+    assert_guarded_by(&export, counters, "main.(*Counters)", "mutex");
+    let per_key = assert_advice_about(&export, counters);
+    assert!(
+        per_key.message.contains("key \"requests\""),
+        "{}",
+        per_key.message
+    );
+    let sessions = map_of(&export, "main.openSession");
+    assert_eq!(sessions.kind.as_deref(), Some("sync.Map"));
+    assert_eq!(remedies_about(&export, sessions), ["map_with_mutex"]);
+    assert_eq!(sessions.guarded_by, None, "a sync.Map has no lock of ours");
+    assert_eq!(
+        remedies(&export),
+        ["map_with_mutex", "per_key"],
+        "nothing else: {:#?}",
+        export.findings
+    );
+    assert_quiet_map_has_nothing(&export);
+
+    let export = record(&build, "twolocks,quiet");
+    let users = map_of(&export, "main.(*Users).Login");
+    let orders = map_of(&export, "main.(*Orders).Add");
+    let users_lock = assert_guarded_by(&export, users, "main.(*Users)", "mutex");
+    let orders_lock = assert_guarded_by(&export, orders, "main.(*Orders)", "mutex");
+    assert_ne!(users_lock, orders_lock, "two maps, two locks");
+    assert_quiet_map_has_nothing(&export);
+}
+
+/// Records the fixture running `patterns`, every probe in all the time.
+fn record(build: &Build, patterns: &str) -> Export {
+    let fixture = build.start(&["-seconds", "60", "-patterns", patterns]);
+    let pid = fixture.pid().to_string();
+    let label = format!("{}-{}", build.label, patterns.replace(',', "-"));
+    let run = contend::record(&label, &["--exact", "--pid", &pid, "--duration", SECONDS]);
+    run.export()
+}
+
+/// The one map touched by `function`.
+fn map_of<'a>(export: &'a Export, function: &str) -> &'a MapReport {
+    let maps: Vec<&MapReport> = (export.maps.iter())
+        .filter(|map| map.touched_by.iter().any(|by| by == function))
+        .collect();
+    match maps[..] {
+        [map] => map,
+        _ => panic!(
+            "{} maps touched by {function}: {:#?}",
+            maps.len(),
+            export.maps
+        ),
+    }
+}
+
+/// Every remedy in the export, each once.
+fn remedies(export: &Export) -> Vec<&str> {
+    let mut remedies: Vec<&str> = (export.findings.iter())
+        .filter_map(|finding| finding.remedy.as_deref())
+        .collect();
+    remedies.sort_unstable();
+    remedies.dedup();
+    remedies
+}
+
+/// The remedies of the findings about `map`.
+fn remedies_about<'a>(export: &'a Export, map: &MapReport) -> Vec<&'a str> {
+    (export.findings.iter())
+        .filter(|finding| finding.subject == map.id)
+        .filter_map(|finding| finding.remedy.as_deref())
+        .collect()
+}
+
+/// Checks that `map` is guarded by the lock waited for in the methods of
+/// `receiver`, of `kind`, with confidence; returns the lock's id.
+fn assert_guarded_by<'a>(
+    export: &Export,
+    map: &'a MapReport,
+    receiver: &str,
+    kind: &str,
+) -> &'a str {
+    let guard = map
+        .guarded_by
+        .as_ref()
+        .unwrap_or_else(|| panic!("no lock attributed to {map:#?}; locks {:#?}", export.locks));
+    let lock_ids: Vec<&str> = (export.locks.iter())
+        .filter(|lock| (lock.sites.iter()).any(|site| site.function.starts_with(receiver)))
+        .map(|lock| lock.id.as_str())
+        .collect();
+    assert!(
+        lock_ids.contains(&guard.lock.as_str()),
+        "{guard:#?} is not the lock of {receiver} ({lock_ids:?})"
+    );
+    assert_eq!(guard.kind.as_deref(), Some(kind), "{guard:#?}");
+    assert!(guard.confidence >= 0.8, "{guard:#?}");
+    let function = guard.function.as_deref().unwrap_or_default();
+    assert!(function.starts_with(receiver), "{guard:#?}");
+    &guard.lock
+}
+
+/// The one advice finding about `map`, which names its lock and carries
+/// its numbers, effect and sketch.
+fn assert_advice_about<'a>(export: &'a Export, map: &MapReport) -> &'a Finding {
+    let advice: Vec<&Finding> = (export.findings.iter())
+        .filter(|finding| finding.kind == "advice" && finding.subject == map.id)
+        .collect();
+    let [finding] = advice[..] else {
+        panic!("one advice about {}: {:#?}", map.id, export.findings);
+    };
+    let guard = map.guarded_by.as_ref().expect("a guard");
+    assert_eq!(finding.lock.as_deref(), Some(guard.lock.as_str()));
+    assert!(
+        finding.evidence.len() >= 3
+            && (finding.evidence.iter()).all(|measure| if measure.at_most {
+                measure.value <= measure.threshold
+            } else {
+                measure.value >= measure.threshold
+            }),
+        "{finding:#?}"
+    );
+    assert!(
+        finding.effect.is_some() && finding.sketch.is_some(),
+        "{finding:#?}"
+    );
+    finding
+}
+
+fn assert_quiet_map_has_nothing(export: &Export) {
+    let config = map_of(export, "main.(*Config).Setting");
+    let about: Vec<&Finding> = (export.findings.iter())
+        .filter(|finding| finding.subject == config.id)
+        .collect();
+    assert!(about.is_empty(), "a quiet, guarded map: {about:#?}");
+}
