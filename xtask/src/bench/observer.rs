@@ -117,15 +117,18 @@ fn mode_rows(mode: &str, observed: &[Observed]) -> Vec<Row> {
 }
 
 fn observe(trial: &Trial) -> anyhow::Result<Observed> {
-    let untraced = trial::metric_rates(&trial.untraced).context("untraced")?;
+    let untraced_wait = trial
+        .untraced_baseline(|lines| Ok(trial::metric_rates(lines)?.0))
+        .context("untraced")?;
+    let untraced_ops = trial.untraced_baseline(|lines| Ok(trial::metric_rates(lines)?.1))?;
     let traced = trial::metric_rates(&trial.traced).context("traced")?;
     let (armed, disarmed) = trial.export.window()?;
     let seconds = disarmed.duration_since(armed)?.as_secs_f64();
     let (total_ns, convoy) = trial.export.lock_wait_total();
     Ok(Observed {
-        untraced_wait: untraced.0,
+        untraced_wait: untraced_wait.value,
         reported_wait: total_ns as f64 / 1e9 / seconds,
-        throughput_kept: traced.1 / untraced.1,
+        throughput_kept: traced.1 / untraced_ops.value,
         convoy,
         estimated: trial.export.estimated_overhead(),
     })

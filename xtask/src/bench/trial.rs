@@ -1,7 +1,11 @@
-//! A fixture run first untraced, then recorded by contend, each stretch
-//! measured by the fixture itself: the rows about what contend does to a
-//! program (its slowdown, the contention it reports against the program's
-//! own view) are made of these.
+//! A fixture run untraced, then recorded by contend, then untraced again,
+//! each stretch measured by the fixture itself: the rows about what
+//! contend does to a program (its slowdown, the contention it reports
+//! against the program's own view) are made of these. The untraced
+//! stretches on both sides of the traced one make the baseline: on a
+//! shared VM a program's own speed drifts by tens of percent over a
+//! minute, and a baseline taken only before would charge that drift to
+//! contend.
 
 use std::{
     path::Path,
@@ -40,12 +44,58 @@ impl Stretches {
     }
 }
 
-/// What the fixture printed in each stretch, with when each line came, and
-/// contend's export.
+/// What the fixture printed in each stretch, and contend's export.
 pub struct Trial {
+    /// Before contend attached.
     pub untraced: Vec<String>,
     pub traced: Vec<String>,
+    /// After contend detached and exited.
+    pub untraced_after: Vec<String>,
     pub export: Export,
+}
+
+impl Trial {
+    /// The mean of `figure` over the two untraced stretches, or the one
+    /// that has it; and how far apart the two are, relative to the mean
+    /// (the drift of the machine over the trial).
+    pub fn untraced_baseline(
+        &self,
+        figure: impl Fn(&[String]) -> anyhow::Result<f64>,
+    ) -> anyhow::Result<Baseline> {
+        match (figure(&self.untraced), figure(&self.untraced_after)) {
+            (Ok(before), Ok(after)) => Ok(Baseline {
+                value: (before + after) / 2.0,
+                drift: (after - before).abs() / ((before + after) / 2.0),
+            }),
+            (Ok(one), Err(_)) | (Err(_), Ok(one)) => Ok(Baseline {
+                value: one,
+                drift: f64::NAN,
+            }),
+            (Err(error), Err(_)) => Err(error),
+        }
+    }
+}
+
+/// An untraced figure from both sides of the traced stretch.
+#[derive(Clone, Copy, Debug)]
+pub struct Baseline {
+    pub value: f64,
+    /// |after − before| / mean: NaN when only one side had the figure.
+    pub drift: f64,
+}
+
+impl Baseline {
+    /// "untraced drifted 4% over the trial", for a row's note.
+    pub fn describe_drift(&self) -> String {
+        if self.drift.is_nan() {
+            "untraced measured on one side only".to_owned()
+        } else {
+            format!(
+                "untraced before and after differ by {:.0}%",
+                100.0 * self.drift
+            )
+        }
+    }
 }
 
 /// Lines from the fixture's first second, and from just around attaching,
@@ -70,6 +120,9 @@ pub fn run(
         Recording::start_with(bench, fixture.pid(), stretches.traced, label, options, &[])?;
     recording.wait_until_tracing()?;
     let export = recording.finish()?.export;
+    // contend has exited, so its probes are out of the target.
+    let detached = SystemTime::now();
+    thread::sleep(SETTLE + stretches.untraced);
     drop(fixture);
     let (armed, disarmed) = export.window()?;
     let before = armed
@@ -80,6 +133,7 @@ pub fn run(
     Ok(Trial {
         untraced: between(&lines, started + SETTLE, before),
         traced: between(&lines, armed + SETTLE, disarmed),
+        untraced_after: between(&lines, detached + SETTLE, SystemTime::now()),
         export,
     })
 }

@@ -25,7 +25,7 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             Stretches::for_bench(bench),
             &format!("writes-{op}"),
         )?;
-        added.push(mean_ns(&trial.traced)? - mean_ns(&trial.untraced)?);
+        added.push(mean_ns(&trial.traced)? - trial.untraced_baseline(mean_ns)?.value);
     }
     let [read, write] = added[..] else {
         bail!("two trials expected");
