@@ -9,9 +9,9 @@
 //! [`capture_call_site`]).
 
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::map, maps::Array, programs::ProbeContext};
-use tracer_common::{CodeRange, FRAMES, PLUMBING_RANGES};
+use tracer_common::{CodeRange, FRAMES, PLUMBING_RANGES, ProbeFailure};
 
-use crate::zero;
+use crate::{failures, zero};
 
 /// Go's plumbing code (`runtime`, `sync`, `internal/…`) as sorted, disjoint
 /// address ranges, filled in by the daemon before it arms the probes.
@@ -35,12 +35,11 @@ const SEARCH_STEPS: usize = PLUMBING_RANGES.ilog2() as usize + 1;
 pub fn capture_call_site(ctx: &ProbeContext) -> [u64; FRAMES] {
     let (sp, fp) = stack_registers(ctx);
     let mut frames = zero::words::<FRAMES>();
-    // SAFETY: the helper faults safely on bad pointers.
-    frames[0] = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
+    frames[0] = return_address(ctx, sp);
     // The call instruction is just before its return address, which may be
     // the first byte of the next function.
     if in_plumbing(frames[0].wrapping_sub(1)) {
-        walk(fp, &mut frames);
+        walk(ctx, fp, &mut frames);
     }
     frames
 }
@@ -50,10 +49,23 @@ pub fn capture_call_site(ctx: &ProbeContext) -> [u64; FRAMES] {
 pub fn capture<const N: usize>(ctx: &ProbeContext) -> [u64; N] {
     let (sp, fp) = stack_registers(ctx);
     let mut frames = zero::words::<N>();
-    // SAFETY: the helper faults safely on bad pointers.
-    frames[0] = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
-    walk(fp, &mut frames);
+    frames[0] = return_address(ctx, sp);
+    walk(ctx, fp, &mut frames);
     frames
+}
+
+/// The return address at the top of the stack, at a function's entry; 0
+/// (and a failure counted) if the stack cannot be read.
+#[inline(always)]
+fn return_address(ctx: &ProbeContext, sp: u64) -> u64 {
+    // SAFETY: the helper faults safely on bad pointers.
+    match unsafe { bpf_probe_read_user(sp as *const u64) } {
+        Ok(address) => address,
+        Err(_) => {
+            failures::count(ctx, ProbeFailure::ReadStack);
+            0
+        }
+    }
 }
 
 /// The frame-pointer chain from a probe in a function's body, past its
@@ -64,9 +76,12 @@ pub fn capture_in_body<const N: usize>(ctx: &ProbeContext) -> [u64; N] {
     let (_, fp) = stack_registers(ctx);
     let mut frames = zero::words::<N>();
     // SAFETY: the helper faults safely on bad pointers.
-    if let Ok(record) = unsafe { bpf_probe_read_user(fp as *const FrameRecord) } {
-        frames[0] = record.return_address;
-        walk(record.caller_fp, &mut frames);
+    match unsafe { bpf_probe_read_user(fp as *const FrameRecord) } {
+        Ok(record) => {
+            frames[0] = record.return_address;
+            walk(ctx, record.caller_fp, &mut frames);
+        }
+        Err(_) => failures::count(ctx, ProbeFailure::ReadStack),
     }
     frames
 }
@@ -84,9 +99,10 @@ fn stack_registers(ctx: &ProbeContext) -> (u64, u64) {
     }
 }
 
-/// Fills `frames[1..]` from the frame-pointer chain starting at `fp`.
+/// Fills `frames[1..]` from the frame-pointer chain starting at `fp`, to
+/// its end (a zero frame pointer) or as far as there is room.
 #[inline(always)]
-fn walk<const N: usize>(mut fp: u64, frames: &mut [u64; N]) {
+fn walk<const N: usize>(ctx: &ProbeContext, mut fp: u64, frames: &mut [u64; N]) {
     for frame in frames.iter_mut().skip(1) {
         if fp == 0 {
             break;
@@ -95,6 +111,7 @@ fn walk<const N: usize>(mut fp: u64, frames: &mut [u64; N]) {
         // the bytes it copies.
         // SAFETY: the helper faults safely on bad pointers.
         let Ok(record) = (unsafe { bpf_probe_read_user(fp as *const FrameRecord) }) else {
+            failures::count(ctx, ProbeFailure::ReadStack);
             break;
         };
         *frame = record.return_address;

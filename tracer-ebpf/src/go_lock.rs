@@ -14,10 +14,11 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    EventKind, LockCookie, LockEvent, LockOp, PendingWait, ProbeGroup, Reg, go::SUDOG_G_OFFSET,
+    EventKind, LockCookie, LockEvent, LockOp, PendingWait, ProbeFailure, ProbeGroup, Reg,
+    go::SUDOG_G_OFFSET,
 };
 
-use crate::{config, frames, goroutine, output, regs::Regs};
+use crate::{config, failures, frames, goroutine, output, regs::Regs};
 
 /// Waits in progress by goroutine. An entry whose wake-up never comes (the
 /// semaphore was free, and the goroutine never parked) is replaced by the
@@ -39,12 +40,15 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     if armed_since == 0 {
         return Ok(());
     }
-    let probe = LockCookie::decode(cookie).ok_or(())?;
+    let Some(probe) = LockCookie::decode(cookie) else {
+        failures::count(ctx, ProbeFailure::Cookie);
+        return Err(());
+    };
     let regs = Regs::capture(ctx);
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if probe.wake {
-        return wake(regs.get(probe.reg), now, armed_since);
+        return wake(ctx, regs.get(probe.reg), now, armed_since);
     }
     let waiter = goroutine::identity(goroutine::id(&regs));
     if probe.park {
@@ -52,7 +56,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     }
     let sema = regs.get(probe.reg);
     let (op, field_offset) = if probe.shared_semaphore {
-        classify_shared_semaphore(&regs, sema).ok_or(())?
+        classify_shared_semaphore(ctx, &regs, sema).ok_or(())?
     } else {
         (probe.op, probe.field_offset)
     };
@@ -89,9 +93,8 @@ fn park(waiter: u64, sema: u64) -> Result<(), ()> {
 /// parked since the lock probes were armed, ends now. (The sudog no
 /// longer says which semaphore: the runtime clears that as it dequeues.)
 #[inline(always)]
-fn wake(sudog: u64, now: u64, armed_since: u64) -> Result<(), ()> {
-    // SAFETY: the helper faults safely on bad user pointers.
-    let g = unsafe { bpf_probe_read_user((sudog + SUDOG_G_OFFSET) as *const u64) }.map_err(drop)?;
+fn wake(ctx: &ProbeContext, sudog: u64, now: u64, armed_since: u64) -> Result<(), ()> {
+    let g = read_lock_field::<u64>(ctx, sudog + SUDOG_G_OFFSET)?;
     let goid = goroutine::id_of(g);
     if goid == 0 {
         // Without goroutine ids, the woken goroutine cannot be named.
@@ -132,15 +135,23 @@ fn wake(sudog: u64, now: u64, armed_since: u64) -> Result<(), ()> {
 /// `&writerSem`, with `readerCount` one field further. A wait that fits
 /// neither (the writer left in the meantime) is not recorded.
 #[inline(always)]
-fn classify_shared_semaphore(regs: &Regs, sema: u64) -> Option<(LockOp, u8)> {
+fn classify_shared_semaphore(ctx: &ProbeContext, regs: &Regs, sema: u64) -> Option<(LockOp, u8)> {
     if regs.get(Reg::Rcx) != 0 {
         return None;
     }
-    // SAFETY (both reads): the helper faults safely on bad user pointers.
-    let after_reader_sem = unsafe { bpf_probe_read_user((sema + 4) as *const i32) }.ok()?;
+    let after_reader_sem = read_lock_field::<i32>(ctx, sema + 4).ok()?;
     if after_reader_sem < 0 {
         return Some((LockOp::RwRead, 12));
     }
-    let after_writer_sem = unsafe { bpf_probe_read_user((sema + 8) as *const i32) }.ok()?;
+    let after_writer_sem = read_lock_field::<i32>(ctx, sema + 8).ok()?;
     (after_writer_sem < 0).then_some((LockOp::RwWrite, 8))
+}
+
+/// Reads a `T` of the target's at `address`, counting a failure against
+/// this hit's probe.
+#[inline(always)]
+fn read_lock_field<T>(ctx: &ProbeContext, address: u64) -> Result<T, ()> {
+    // SAFETY: the helper faults safely on bad user pointers.
+    unsafe { bpf_probe_read_user(address as *const T) }
+        .map_err(|_| failures::count(ctx, ProbeFailure::ReadLock))
 }

@@ -15,7 +15,7 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent, ProbeGroup,
+    EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent, ProbeFailure, ProbeGroup,
     go::{
         KIND_DIRECT_IFACE, KIND_MASK, Kind, MAP_TYPE_KEY_OFFSET, TYPE_KIND_OFFSET, TYPE_SIZE_OFFSET,
     },
@@ -24,7 +24,7 @@ use tracer_common::{
 use crate::{
     config,
     conflict::{self, Access, KeyRead},
-    frames, goroutine, output,
+    failures, frames, goroutine, output,
     regs::{self, Regs},
 };
 
@@ -47,7 +47,10 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     if armed_since == 0 {
         return Ok(());
     }
-    let probe = MapCookie::decode(cookie).ok_or(())?;
+    let Some(probe) = MapCookie::decode(cookie) else {
+        failures::count(ctx, ProbeFailure::Cookie);
+        return Err(());
+    };
     if probe.on_stack_check && regs::stack_must_grow(ctx) {
         // The prologue goes to `morestack` and then starts over: the hit
         // that falls through counts this call.
@@ -95,7 +98,7 @@ fn record(
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
         frames: frames::capture_call_site(ctx),
         op: probe.op as u8,
-        key: read_key(regs, probe, key_bytes),
+        key: read_key(ctx, regs, probe, key_bytes),
         key_bytes,
     };
     // SAFETY: as above; every write is of one field, in bounds and aligned.
@@ -118,31 +121,49 @@ fn record(
 /// Reads the key as the cookie's key ABI says, its bytes into `dst` (room
 /// for `KEY_CAPACITY`, 8-aligned).
 #[inline(always)]
-fn read_key(regs: &Regs, probe: MapCookie, dst: *mut u8) -> KeyRead {
+fn read_key(ctx: &ProbeContext, regs: &Regs, probe: MapCookie, dst: *mut u8) -> KeyRead {
     match probe.key {
         KeyAbi::None => KeyRead::NONE,
-        KeyAbi::GoString => read_string(regs.get(probe.key_a), regs.get(probe.key_b), dst),
+        KeyAbi::GoString => read_string(ctx, regs.get(probe.key_a), regs.get(probe.key_b), dst),
         KeyAbi::Value => {
-            let (size, kind) = key_type(regs.get(probe.map_type));
+            let (size, kind) = key_type(ctx, regs.get(probe.map_type));
             write_value(regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
         KeyAbi::Pointer => {
-            let (size, kind) = key_type(regs.get(probe.map_type));
-            read_indirect(regs.get(probe.key_a), size, kind & KIND_MASK, dst)
+            let (size, kind) = key_type(ctx, regs.get(probe.map_type));
+            read_indirect(ctx, regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
-        KeyAbi::Interface => read_interface(regs.get(probe.key_a), regs.get(probe.key_b), dst),
+        KeyAbi::Interface => read_interface(ctx, regs.get(probe.key_a), regs.get(probe.key_b), dst),
+    }
+}
+
+/// Reads a `T` of the target's at `address`; a failure is counted
+/// against this hit's probe and reads as zero.
+#[inline(always)]
+fn read_user<T: Default>(ctx: &ProbeContext, address: u64) -> T {
+    // SAFETY: the helper faults safely on bad user pointers.
+    match unsafe { bpf_probe_read_user(address as *const T) } {
+        Ok(value) => value,
+        Err(_) => {
+            failures::count(ctx, ProbeFailure::ReadKey);
+            T::default()
+        }
     }
 }
 
 /// A key of type `any` (its dynamic type's words): read as that type.
 #[inline(always)]
-fn read_interface(type_word: u64, data_word: u64, dst: *mut u8) -> KeyRead {
-    let (size, kind) = type_info(type_word);
+fn read_interface(ctx: &ProbeContext, type_word: u64, data_word: u64, dst: *mut u8) -> KeyRead {
+    if type_word == 0 {
+        // A nil `any`: no type to read, no bytes.
+        return KeyRead::NONE;
+    }
+    let (size, kind) = type_info(ctx, type_word);
     if kind & KIND_DIRECT_IFACE != 0 {
         // The data word is the (pointer-shaped) value itself.
         write_value(data_word, 8, kind & KIND_MASK, dst)
     } else {
-        read_pointed(data_word, size, kind & KIND_MASK, dst)
+        read_pointed(ctx, data_word, size, kind & KIND_MASK, dst)
     }
 }
 
@@ -162,59 +183,59 @@ fn write_value(value: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
 /// `any` key (e.g. `map[any]V`, as inside `sync.Map` before Go 1.24) is read
 /// as its dynamic type.
 #[inline(always)]
-fn read_indirect(key: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
+fn read_indirect(ctx: &ProbeContext, key: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
     if kind == Kind::Interface as u8 {
-        // SAFETY (both reads): the helper faults safely on bad user pointers.
-        let type_word = unsafe { bpf_probe_read_user(key as *const u64) }.unwrap_or(0);
-        let data_word = unsafe { bpf_probe_read_user((key + 8) as *const u64) }.unwrap_or(0);
-        read_interface(type_word, data_word, dst)
+        let type_word = read_user(ctx, key);
+        let data_word = read_user(ctx, key + 8);
+        read_interface(ctx, type_word, data_word, dst)
     } else {
-        read_pointed(key, size, kind, dst)
+        read_pointed(ctx, key, size, kind, dst)
     }
 }
 
 /// Reads a key of `size` bytes and concrete Go kind `kind` at `key`.
 #[inline(always)]
-fn read_pointed(key: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
+fn read_pointed(ctx: &ProbeContext, key: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
     if kind == Kind::String as u8 {
         // The key is a string header: (data pointer, length).
-        // SAFETY: the helper faults safely on bad user pointers.
-        let data = unsafe { bpf_probe_read_user(key as *const u64) }.unwrap_or(0);
-        let len = unsafe { bpf_probe_read_user((key + 8) as *const u64) }.unwrap_or(0);
-        return read_string(data, len, dst);
+        let data = read_user(ctx, key);
+        let len = read_user(ctx, key + 8);
+        return read_string(ctx, data, len, dst);
     }
     KeyRead {
         kind,
         len: size.min(u64::from(u32::MAX)) as u32,
-        copied: copy_user(key, size, dst),
+        copied: copy_user(ctx, key, size, dst),
     }
 }
 
 #[inline(always)]
-fn read_string(data: u64, len: u64, dst: *mut u8) -> KeyRead {
+fn read_string(ctx: &ProbeContext, data: u64, len: u64, dst: *mut u8) -> KeyRead {
     KeyRead {
         kind: Kind::String as u8,
         len: len.min(u64::from(u32::MAX)) as u32,
-        copied: copy_user(data, len, dst),
+        copied: copy_user(ctx, data, len, dst),
     }
 }
 
 /// Size and kind byte (with its flags) of the map's key type.
 #[inline(always)]
-fn key_type(map_type: u64) -> (u64, u8) {
+fn key_type(ctx: &ProbeContext, map_type: u64) -> (u64, u8) {
     // SAFETY: the helper faults safely on bad user pointers.
     match unsafe { bpf_probe_read_user((map_type + MAP_TYPE_KEY_OFFSET) as *const u64) } {
-        Ok(key_type) => type_info(key_type),
-        Err(_) => (0, 0),
+        Ok(key_type) => type_info(ctx, key_type),
+        Err(_) => {
+            failures::count(ctx, ProbeFailure::ReadKey);
+            (0, 0)
+        }
     }
 }
 
 /// Size and kind byte (with its flags) of a Go type.
 #[inline(always)]
-fn type_info(typ: u64) -> (u64, u8) {
-    // SAFETY (both reads): the helper faults safely on bad user pointers.
-    let size = unsafe { bpf_probe_read_user((typ + TYPE_SIZE_OFFSET) as *const u64) }.unwrap_or(0);
-    let kind = unsafe { bpf_probe_read_user((typ + TYPE_KIND_OFFSET) as *const u8) }.unwrap_or(0);
+fn type_info(ctx: &ProbeContext, typ: u64) -> (u64, u8) {
+    let size = read_user(ctx, typ + TYPE_SIZE_OFFSET);
+    let kind = read_user(ctx, typ + TYPE_KIND_OFFSET);
     (size, kind)
 }
 
@@ -222,7 +243,7 @@ fn type_info(typ: u64) -> (u64, u8) {
 /// `dst` (room for `KEY_CAPACITY`); returns how many were copied (0 on
 /// failure).
 #[inline(always)]
-fn copy_user(src: u64, len: u64, dst: *mut u8) -> u32 {
+fn copy_user(ctx: &ProbeContext, src: u64, len: u64, dst: *mut u8) -> u32 {
     let limit = u64::from(config::key_limit());
     let n = if len < limit { len } else { limit };
     // The mask and the test prove `n <= KEY_CAPACITY` to the verifier
@@ -236,7 +257,10 @@ fn copy_user(src: u64, len: u64, dst: *mut u8) -> u32 {
     // user pointers.
     match unsafe { generated::bpf_probe_read_user(dst.cast(), n as u32, src as *const c_void) } {
         0 => n as u32,
-        _ => 0,
+        _ => {
+            failures::count(ctx, ProbeFailure::ReadKey);
+            0
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod config;
 mod conflict;
+mod failures;
 mod frames;
 mod go_lock;
 mod go_map;

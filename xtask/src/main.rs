@@ -1,4 +1,4 @@
-//! `cargo xtask setup | demo | test | bench | fuzz`: everything a fresh machine
+//! `cargo xtask setup | demo | test | bench | fuzz | soak`: everything a fresh machine
 //! needs to build, run, test and measure contend, in one place.
 
 mod bench;
@@ -6,6 +6,7 @@ mod cmd;
 mod demo;
 mod fuzz;
 mod setup;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -48,6 +49,14 @@ enum Task {
         #[arg(long, default_value_t = 100_000)]
         cases: u32,
     },
+    /// Leave contend on under the fixtures' heaviest load, attaching and
+    /// detaching all along, and check that no target crashes, every export
+    /// reads back and contend's memory stays flat (root).
+    Soak {
+        /// How long to run.
+        #[arg(long, default_value_t = 30)]
+        minutes: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +66,7 @@ fn main() -> ExitCode {
         Task::Test => test::run(),
         Task::Bench { smoke, only } => bench::run(smoke, only),
         Task::Fuzz { cases } => fuzz::run(cases),
+        Task::Soak { minutes } => soak::run(minutes),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

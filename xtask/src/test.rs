@@ -1,5 +1,7 @@
 //! `cargo xtask test`: the one test command (CI runs exactly this).
 
+use std::time::Duration;
+
 use anyhow::bail;
 
 use crate::{
@@ -35,5 +37,11 @@ pub fn run() -> anyhow::Result<()> {
             .args(["--", "--test-threads=1"]),
     )?;
     // Benchmarks are not tests; this only checks that the suite still runs.
-    crate::bench::measure(&go, &contend, true, None)
+    crate::bench::measure(&go, &contend, true, None)?;
+    // The soak is a test: a crash, an export that does not read back or
+    // growing memory fails it, in a minute as in hours.
+    crate::soak::soak(&go, &contend, SOAK_SMOKE)
 }
+
+/// The soak's length in CI.
+const SOAK_SMOKE: Duration = Duration::from_secs(60);

@@ -178,6 +178,7 @@ fn probes() -> Vec<Probe> {
         entry_offset: reason.is_none().then_some(4),
         exits: None,
         coverage: None,
+        failures: Default::default(),
     };
     vec![
         probe("runtime.mapaccess1_faststr", None, false),

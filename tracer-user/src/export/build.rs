@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tracer_common::ProbeGroup;
+use tracer_common::{ProbeFailure, ProbeGroup};
 
 use super::schema::{
     self, Bucket, Export, GuardedBy, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, Site,
@@ -15,7 +15,7 @@ use crate::{
         advice::{ADVICE, Advice},
     },
     inspect::Target,
-    probes::ProbeStatus,
+    probes::{Failures, ProbeStatus},
     sites::{self, CallSite, Origin, ResolveSites},
 };
 
@@ -231,6 +231,16 @@ fn probe(status: &ProbeStatus, sampling: &Sampling) -> Probe {
         entry_offset: status.entry_offset,
         exits: status.exits.map(|exits| exits.name().to_owned()),
         coverage: sampling.coverage(status.group),
+        failures: probe_failures(status.failures),
+    }
+}
+
+fn probe_failures(failures: Failures) -> schema::ProbeFailures {
+    schema::ProbeFailures {
+        read_key: failures.of(ProbeFailure::ReadKey),
+        read_stack: failures.of(ProbeFailure::ReadStack),
+        read_lock: failures.of(ProbeFailure::ReadLock),
+        cookie: failures.of(ProbeFailure::Cookie),
     }
 }
 

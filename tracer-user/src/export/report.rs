@@ -179,6 +179,18 @@ fn probes(out: &mut String, export: &Export) {
             printable(reason)
         );
     }
+    for probe in probes.iter().filter(|probe| !probe.failures.is_empty()) {
+        let counts: Vec<String> = (probe.failures.counts().into_iter())
+            .filter(|&(_, count)| count > 0)
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  probe failures: {}: {}",
+            printable(&probe.symbol),
+            counts.join(", ")
+        );
+    }
 }
 
 fn findings(out: &mut String, export: &Export) {
@@ -774,6 +786,7 @@ mod tests {
             entry_offset: reason.is_none().then_some(4),
             exits: None,
             group: None,
+            failures: Default::default(),
         };
         let probes = [
             probe("runtime.mapassign_faststr", None, false),
@@ -876,6 +889,22 @@ mod tests {
             .find("confirmed: the program died of \"fatal error: concurrent map writes\"")
             .unwrap_or_else(|| panic!("{text}"));
         assert!(confirmed > race, "{text}");
+    }
+
+    #[test]
+    fn failing_probes_are_listed_with_what_failed() {
+        let mut export = shop_export();
+        export.tracer.probes[0].failures = crate::export::schema::ProbeFailures {
+            read_key: 12,
+            cookie: 1,
+            ..Default::default()
+        };
+        let text = render(&export);
+        assert!(
+            text.contains("  probe failures: runtime.mapassign_faststr: read_key 12, cookie 1\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("probe failures:").count(), 1, "{text}");
     }
 
     #[test]

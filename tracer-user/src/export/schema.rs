@@ -157,6 +157,50 @@ pub struct Probe {
     /// absent when it always was (and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
+    /// Hits that could not do all their work, by what failed; absent when
+    /// none did (and in older files).
+    #[serde(default, skip_serializing_if = "ProbeFailures::is_empty")]
+    pub failures: ProbeFailures,
+}
+
+/// What a probe's hits failed to do, each count absent when zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeFailures {
+    /// A map key (its bytes, string header, interface words or type) could
+    /// not be read from the target.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_key: u64,
+    /// The caller's return address or a frame above it could not be read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_stack: u64,
+    /// A lock's fields or a woken goroutine's could not be read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_lock: u64,
+    /// The probe's attach cookie did not decode (a contend bug).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cookie: u64,
+}
+
+impl ProbeFailures {
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+
+    pub fn total(&self) -> u64 {
+        (self.counts().into_iter())
+            .map(|(_, count)| count)
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Each failure's name, as in the export, with its count.
+    pub fn counts(&self) -> [(&'static str, u64); 4] {
+        [
+            ("read_key", self.read_key),
+            ("read_stack", self.read_stack),
+            ("read_lock", self.read_lock),
+            ("cookie", self.cookie),
+        ]
+    }
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -425,4 +469,31 @@ pub struct Access {
     pub goroutine: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<Site>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_failures_are_written_only_when_there_are_some() {
+        let older: Probe =
+            serde_json::from_str(r#"{"symbol": "runtime.mapaccess1_faststr", "attached": true}"#)
+                .expect("a probe from before failures were counted");
+        assert!(older.failures.is_empty());
+        let written = serde_json::to_value(&older).expect("to json");
+        assert!(written.get("failures").is_none(), "{written}");
+
+        let failing = Probe {
+            failures: ProbeFailures {
+                read_stack: 3,
+                ..ProbeFailures::default()
+            },
+            ..older
+        };
+        let written = serde_json::to_value(&failing).expect("to json");
+        assert_eq!(written["failures"], serde_json::json!({"read_stack": 3}));
+        let read: Probe = serde_json::from_value(written).expect("from json");
+        assert_eq!(read, failing);
+    }
 }

@@ -18,10 +18,12 @@ use aya::{
     },
 };
 use tracer_common::{
-    CodeRange, DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeGroup, hit_slot, with_hit_slot,
+    CodeRange, DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeFailure, ProbeGroup, failure_slot,
+    hit_slot, with_hit_slot,
 };
 
 use super::{
+    Failures,
     calibrate::{self, TrapCosts},
     catalogue::FIRST_REGISTER_ABI,
     placement::{self, ExitPlacement, Placement, Program, Skip, Trap, Unit},
@@ -38,6 +40,7 @@ use crate::{
 const RINGS_MAP: &str = "RINGS";
 const DROPPED_MAP: &str = "DROPPED";
 const HITS_MAP: &str = "HITS";
+const FAILURES_MAP: &str = "FAILURES";
 /// Hit slots: one per attachment, the last but one shared by any beyond
 /// it, and the last for contend's own calibration probes, which must not
 /// count as the target's cost.
@@ -84,6 +87,8 @@ pub struct ProbeStatus {
     pub exits: Option<ExitPlacement>,
     /// The group it goes in and out of the target with.
     pub group: Option<ProbeGroup>,
+    /// What its hits failed to do so far (all zero until read).
+    pub failures: Failures,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +123,8 @@ pub enum LoadError {
     Dropped(aya::maps::MapError),
     #[error("cannot read the probes' hit counts: {0}")]
     Hits(aya::maps::MapError),
+    #[error("cannot read the probes' failure counts: {0}")]
+    Failures(aya::maps::MapError),
     #[error("{exe} uses none of the Go runtime map and lock functions contend traces{hint}")]
     NothingToTrace { exe: String, hint: &'static str },
     #[error("no probe could be attached to {exe}: {reasons}")]
@@ -364,6 +371,35 @@ impl Tracer {
                 Ok(per_cpu.iter().sum())
             })
             .collect()
+    }
+
+    /// What each attached probe failed to do so far, by symbol (its
+    /// attachments summed).
+    pub fn failures(&self) -> Result<Vec<(&'static str, Failures)>, LoadError> {
+        let map = self
+            .ebpf
+            .map(FAILURES_MAP)
+            .ok_or(LoadError::Missing(FAILURES_MAP))?;
+        let counts: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(LoadError::Failures)?;
+        let in_use = failure_slot(self.slots, ProbeFailure::ReadKey);
+        let by_index = (0..in_use)
+            .map(|index| {
+                let per_cpu = counts.get(&index, 0).map_err(LoadError::Failures)?;
+                Ok(per_cpu.iter().sum())
+            })
+            .collect::<Result<Vec<u64>, LoadError>>()?;
+        Ok(self
+            .units
+            .iter()
+            .map(|(unit, _)| {
+                let mut failures = Failures::default();
+                for placement in unit.exits.iter().chain(&unit.starts) {
+                    failures.add(Failures::of_slot(&by_index, hit_slot(placement.cookie)));
+                }
+                (unit.symbol, failures)
+            })
+            .collect())
     }
 
     /// Puts `group`'s probes back into the target, each unit's ends before
@@ -629,6 +665,7 @@ fn status(symbol: &str, result: Result<&Unit, Skip>) -> ProbeStatus {
         entry_offset: attached.map(|unit| unit.entry_offset),
         exits: attached.and_then(|unit| unit.exit_placement),
         group: attached.map(|unit| unit.group),
+        failures: Failures::default(),
     }
 }
 

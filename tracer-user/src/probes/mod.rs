@@ -1,13 +1,16 @@
 //! Which probes the catalogue knows (`catalogue`), where they go in this
 //! binary (`placement`), where Go's own code lies for the stack walk
-//! (`plumbing`), and loading and attaching the eBPF programs (`loader`).
+//! (`plumbing`), loading and attaching the eBPF programs (`loader`), and
+//! what the probes failed to do (`failures`).
 
 pub mod calibrate;
 pub mod catalogue;
+pub mod failures;
 pub mod loader;
 pub mod placement;
 pub mod plumbing;
 
 pub use calibrate::TrapCosts;
+pub use failures::Failures;
 pub use loader::{Detached, LoadError, LoadOptions, ProbeStatus, Tracer};
 pub use placement::{ExitPlacement, Placement, Program, Trap};

@@ -39,8 +39,8 @@ use crate::{
     findings::Thresholds,
     inspect::{Symbolizer, Target, process},
     probes::{
-        Detached, LoadError, LoadOptions, Placement, ProbeStatus, Program, Tracer, TrapCosts,
-        loader::monotonic_ns,
+        Detached, Failures, LoadError, LoadOptions, Placement, ProbeStatus, Program, Tracer,
+        TrapCosts, loader::monotonic_ns,
     },
     profile::{self, Profile},
     sites::{ResolveSites, ResolveStacks, SiteResolver, no_sites, unsymbolised},
@@ -558,6 +558,7 @@ impl Pipeline {
 
     fn publish_snapshot(&mut self) {
         self.read_drops();
+        self.read_failures();
         let export = self.export(Instant::now(), monotonic_ns());
         self.publish.send_replace(Arc::new(export));
     }
@@ -578,6 +579,7 @@ impl Pipeline {
             self.set_load_bias(bias);
         }
         self.read_drops();
+        self.read_failures();
         let now_ns = monotonic_ns();
         let export = self.export(ended, now_ns);
         self.publish.send_replace(Arc::new(export.clone()));
@@ -598,6 +600,27 @@ impl Pipeline {
         match self.tracer.dropped_by_cpu() {
             Ok(dropped) => self.aggregate.dropped_by_cpu = dropped,
             Err(error) => tracing::warn!("{error}"),
+        }
+    }
+
+    /// What each probe failed to do so far, into the probes' statuses.
+    fn read_failures(&mut self) {
+        let failures = match self.tracer.failures() {
+            Ok(failures) => failures,
+            Err(error) => {
+                tracing::warn!("{error}");
+                return;
+            }
+        };
+        for probe in &mut self.context.probes {
+            let mut counted = Failures::default();
+            for (_, of_unit) in failures
+                .iter()
+                .filter(|(symbol, _)| *symbol == probe.symbol)
+            {
+                counted.add(*of_unit);
+            }
+            probe.failures = counted;
         }
     }
 

@@ -12,7 +12,7 @@ mod loss;
 mod observer;
 mod overhead;
 mod probe_time;
-mod recording;
+pub(crate) mod recording;
 mod replay;
 mod rss;
 mod trial;
@@ -33,19 +33,19 @@ use crate::{
     setup::{self, GoToolchains},
 };
 
-/// What every measurement needs.
-struct Bench<'a> {
+/// What every measurement needs (the soak's too).
+pub(crate) struct Bench<'a> {
     /// Go 1.27, which builds every fixture.
-    toolchain: GoToolchain,
-    contend: &'a Path,
+    pub toolchain: GoToolchain,
+    pub contend: &'a Path,
     /// `target/bench`, where exports and results go.
-    out_dir: PathBuf,
-    smoke: bool,
+    pub out_dir: PathBuf,
+    pub smoke: bool,
 }
 
 impl Bench<'_> {
     /// Builds a fixture from `tests/fixtures/go/<name>`.
-    fn fixture(&self, name: &str) -> anyhow::Result<PathBuf> {
+    pub fn fixture(&self, name: &str) -> anyhow::Result<PathBuf> {
         let source = cmd::workspace_root().join("tests/fixtures/go").join(name);
         self.toolchain
             .build(&source, &[])
@@ -55,7 +55,7 @@ impl Bench<'_> {
 
 /// One measurement.
 #[derive(Serialize)]
-struct Row {
+pub(crate) struct Row {
     name: String,
     value: f64,
     unit: &'static str,
@@ -70,7 +70,7 @@ struct Row {
 }
 
 impl Row {
-    fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+    pub fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
         Self {
             name: name.into(),
             value,
@@ -81,13 +81,13 @@ impl Row {
         }
     }
 
-    fn target(mut self, target: impl Into<String>, met: bool) -> Self {
+    pub fn target(mut self, target: impl Into<String>, met: bool) -> Self {
         self.target = Some(target.into());
         self.met = Some(met);
         self
     }
 
-    fn note(mut self, note: impl Into<String>) -> Self {
+    pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = note.into();
         self
     }
@@ -191,7 +191,7 @@ pub fn measure(
     Ok(())
 }
 
-fn print_table(rows: &[Row], smoke: bool) {
+pub(crate) fn print_table(rows: &[Row], smoke: bool) {
     if smoke {
         println!(
             "\n(smoke run: one short sample each, debug build; numbers are not representative)"
@@ -234,7 +234,7 @@ fn print_load(before: Option<f64>, after: Option<f64>) {
 /// Counts as integers, ratios to two places, the rest to one.
 fn format_value(value: f64, unit: &str) -> String {
     match unit {
-        "events" => format!("{value:.0} {unit}"),
+        "events" | "crashes" | "exports" | "cycles" => format!("{value:.0} {unit}"),
         "events/s" => format!("{:.2} M {unit}", value / 1e6),
         "×" => format!("{value:.2}{unit}"),
         "%" | "s/s" | "trials" => format!("{value:.2} {unit}"),

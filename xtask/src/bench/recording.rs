@@ -237,6 +237,11 @@ impl Export {
         })
     }
 
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// `tracer.events`: events received from the kernel.
     pub fn events(&self) -> anyhow::Result<u64> {
         self.number(&self.json["tracer"]["events"], "tracer.events")
