@@ -10,7 +10,7 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{
-        Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
+        Aggregate, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
         goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
     },
     export::{
@@ -184,14 +184,15 @@ fn advice_findings(
             let guard = (aggregate.guards)
                 .guard(address, aggregate.conflicts.on_map(address))
                 .map(|guard| lock_facts(aggregate, &guard, scale, seconds));
-            let facts = map_facts(stats, &label, &name, kind, guard, scale);
+            let estimate = MapEstimate::of(stats, scale);
+            let facts = map_facts(stats, &estimate, &label, &name, kind, guard, scale);
             let (message, advice) = advice::advise(&facts)?;
             Some(Finding {
                 kind: Kind::Advice,
                 severity: Severity::Warning,
                 message,
                 subject: address,
-                count: scale.map_count(stats.ops.total()),
+                count: estimate.ops.total(),
                 sites: evidence(&stats.stacks, resolver),
                 accesses: Vec::new(),
                 advice: Some(advice),
@@ -200,18 +201,21 @@ fn advice_findings(
         .collect()
 }
 
+/// `estimate`'s operations: a map filled at start and then read is
+/// read-mostly, though the start was traced whole and the rest sampled.
 fn map_facts<'a>(
     stats: &MapStats,
+    estimate: &MapEstimate,
     label: &'a str,
     name: &'a MapName,
     kind: Option<MapKind>,
     guard: Option<LockFacts>,
     scale: &Scale,
 ) -> MapFacts<'a> {
-    let ops = &stats.ops;
+    let ops = &estimate.ops;
     let total = ops.total();
     let top_key = stats.keys.top(1).first().map(|top| {
-        let share = |count: u64| count as f64 / total.max(1) as f64;
+        let share = |count: u64| estimate.count(count) as f64 / total.max(1) as f64;
         (top.key.display(), share(top.guaranteed()), share(top.count))
     });
     MapFacts {
@@ -496,6 +500,7 @@ fn hot_key(
         return None;
     }
     let serialises = serialises(stats, thresholds, resolver, locks)?;
+    let estimate = MapEstimate::of(stats, scale);
     let about = if scale.maps_sampled() { "~" } else { "" };
     let severity = match serialises {
         Serialises::Lock(..) if share >= 0.5 => Severity::Critical,
@@ -525,11 +530,11 @@ fn hot_key(
             top.key.display(),
             if top.error > 0 { "at least " } else { "" },
             100.0 * share,
-            scale.map_count(total),
+            estimate.ops.total(),
             map_label(address, &sites::map_name(&stats.stacks, resolver)),
         ),
         subject: address,
-        count: scale.map_count(top.guaranteed()),
+        count: estimate.count(top.guaranteed()),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
         advice: None,

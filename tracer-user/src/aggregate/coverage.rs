@@ -127,6 +127,33 @@ impl Coverage {
         coverage
     }
 
+    /// Whether a map operation at `at` falls in the recording's first
+    /// stretch of a budgeted recording, before the map probes were first
+    /// taken out: while they have not been, every operation is.
+    pub fn in_first_stretch(&self, at: u64) -> bool {
+        if self.exact {
+            return false;
+        }
+        match self.maps_armed.0.first() {
+            Some(&(_, None)) => true,
+            Some(&(_, Some(end))) => at < end,
+            None => false,
+        }
+    }
+
+    /// The coverage of the map probes after the first stretch, up to
+    /// `now`; `None` until the first stretch has ended, or when nothing
+    /// after it was traced (then the first stretch is all there is to go
+    /// on).
+    fn maps_after_first_stretch(&self, now: u64) -> Option<f64> {
+        let &(_, Some(end)) = self.maps_armed.0.first()? else {
+            return None;
+        };
+        let span = now.checked_sub(end).filter(|&span| span > 0)?;
+        let covered = self.maps_armed.covered(end, now);
+        (covered > 0).then(|| covered as f64 / span as f64)
+    }
+
     /// Whether a lock wait from `from` to `to` describes the program and
     /// not the tracer: no map probe was in the target meanwhile.
     pub fn is_clean_wait(&self, from: u64, to: u64) -> bool {
@@ -178,6 +205,7 @@ impl Coverage {
         Scale {
             span_ns: span,
             maps: self.maps_armed.covered(self.start_ns, now) as f64 / span as f64,
+            maps_after_start: self.maps_after_first_stretch(now),
             lock_gaps: Some(self.lock_stretches(now)),
         }
     }
@@ -189,6 +217,9 @@ pub struct Scale {
     span_ns: u64,
     /// The fraction of the recording the map probes were armed.
     pub maps: f64,
+    /// The fraction of the recording after its first stretch (every probe
+    /// in) the map probes were armed, once there is one: see `estimate.rs`.
+    maps_after_start: Option<f64>,
     /// The stretches lock waits were measured in; `None` when they were
     /// measured all the time.
     lock_gaps: Option<Vec<u64>>,
@@ -199,6 +230,7 @@ impl Scale {
     pub const WHOLE: Self = Self {
         span_ns: 0,
         maps: 1.0,
+        maps_after_start: None,
         lock_gaps: None,
     };
 
@@ -214,6 +246,19 @@ impl Scale {
             (traced as f64 / self.maps).round() as u64
         } else {
             traced
+        }
+    }
+
+    /// A count of map operations traced, `at_start` of them in the first
+    /// stretch, as an estimate for the whole recording: the first stretch
+    /// was traced whole, the rest is scaled by its own coverage.
+    pub fn map_count_after_start(&self, traced: u64, at_start: u64) -> u64 {
+        match self.maps_after_start {
+            Some(after) if self.maps_sampled() => {
+                let later = traced.saturating_sub(at_start);
+                at_start.min(traced) + (later as f64 / after).round() as u64
+            }
+            _ => self.map_count(traced),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod conflicts;
 pub mod coverage;
+pub mod estimate;
 pub mod goroutines;
 pub mod guards;
 pub mod keys;
@@ -16,6 +17,7 @@ use tracer_common::MapOp;
 use crate::events::{Batch, Event, Key, LockWait, MapAccess};
 pub use conflicts::{Conflicts, RacePair, RaceStats};
 pub use coverage::{Coverage, Scale};
+pub use estimate::{AtStart, MapEstimate};
 pub use goroutines::Goroutines;
 pub use guards::{Guard, Guards};
 pub use keys::KeyCounts;
@@ -77,6 +79,9 @@ pub struct MapStats {
     pub stacks: StackCounts,
     pub goroutines: Goroutines,
     pub rate: Rate,
+    /// What was traced of it in a budgeted recording's first stretch, while
+    /// every probe was in: see `estimate.rs`.
+    pub at_start: Option<Box<AtStart>>,
 }
 
 /// The aggregate of a whole recording.
@@ -140,9 +145,15 @@ impl Aggregate {
             return;
         }
         (self.guards).map_access(access.goid, access.map, access.timestamp_ns);
+        let at_start = self.coverage.in_first_stretch(access.timestamp_ns);
         let stats = self.maps.stats(access.map);
         stats.ops.add(access.op);
         stats.stacks.observe(access.stack);
+        if at_start {
+            let first = stats.at_start.get_or_insert_default();
+            first.ops.add(access.op);
+            first.stacks.observe(access.stack);
+        }
         stats.goroutines.observe(access.goid, access.op);
         stats.rate.observe(access.timestamp_ns);
         if access.key != Key::None {

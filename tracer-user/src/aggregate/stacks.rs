@@ -9,7 +9,7 @@ use crate::events::Stack;
 /// in [`StackCounts::overflow`].
 pub const STACK_CAPACITY: usize = 256;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct StackCounts {
     counts: HashMap<Stack, u64>,
     /// Counted but not kept: their stack came after the table was full.

@@ -9,7 +9,9 @@ use super::schema::{
     WaitNs, Window,
 };
 use crate::{
-    aggregate::{Aggregate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures},
+    aggregate::{
+        Aggregate, MapEstimate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures,
+    },
     findings::{
         self, Thresholds,
         advice::{ADVICE, Advice},
@@ -320,8 +322,9 @@ fn map_report(
     peak_ops_per_sec: u64,
 ) -> MapReport {
     let total = stats.ops.total();
-    let count = |traced| scale.map_count(traced);
-    let sites = top_sites(&stats.stacks, resolver, count);
+    let estimate = MapEstimate::of(stats, scale);
+    let count = |traced| estimate.count(traced);
+    let sites = top_sites(&estimate.stacks, resolver, |whole| whole);
     MapReport {
         id: format!("{address:#x}"),
         kind: None,
@@ -329,11 +332,11 @@ fn map_report(
         global: None,
         runtime_internal: false,
         ops: Ops {
-            read: count(stats.ops.read),
-            write: count(stats.ops.write),
-            delete: count(stats.ops.delete),
-            iterate: count(stats.ops.iterate),
-            clear: count(stats.ops.clear),
+            read: estimate.ops.read,
+            write: estimate.ops.write,
+            delete: estimate.ops.delete,
+            iterate: estimate.ops.iterate,
+            clear: estimate.ops.clear,
         },
         top_keys: stats
             .keys
@@ -353,10 +356,11 @@ fn map_report(
         goroutines: stats.goroutines.count() as u64,
         readers: stats.goroutines.readers() as u64,
         writers: stats.goroutines.writers() as u64,
-        ops_per_sec: per_second(count(total), seconds),
+        ops_per_sec: per_second(estimate.ops.total(), seconds),
         // The busiest second is at least as busy as the average one; a
         // window under a quarter second has no second to count.
-        peak_ops_per_sec: peak_ops_per_sec.max(per_second(count(total), seconds).ceil() as u64),
+        peak_ops_per_sec: peak_ops_per_sec
+            .max(per_second(estimate.ops.total(), seconds).ceil() as u64),
         coverage: scale.maps_sampled().then_some(scale.maps),
         guarded_by: None,
     }

@@ -21,7 +21,7 @@ pub mod pprof;
 use tracer_common::LockOp;
 
 use crate::{
-    aggregate::{Aggregate, Scale, StackCounts},
+    aggregate::{Aggregate, MapEstimate, Scale, StackCounts},
     events::Stack,
     export::{build::wait_figures, schema::Window},
     sites::{CallSite, Location, ResolveStacks},
@@ -87,11 +87,12 @@ pub fn build(
     let mut samples = Vec::new();
     for (address, stats) in aggregate.maps() {
         let subject = Subject::Map { address };
-        for (stack, count, _) in with_overflow(&stats.stacks, None) {
+        let estimate = MapEstimate::of(stats, scale);
+        for (stack, count, _) in with_overflow(&estimate.stacks, None) {
             samples.push(Sample {
                 subject,
                 locations: locations(resolver, stack),
-                count: scale.map_count(count),
+                count,
                 wait_ns: 0,
             });
         }
