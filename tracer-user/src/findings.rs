@@ -8,7 +8,7 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{
-        Aggregate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
+        Aggregate, MapId, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
         goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
     },
     export::{
@@ -103,8 +103,9 @@ pub struct Finding {
     pub severity: Severity,
     /// One sentence: what, how much, and why it matters.
     pub message: String,
-    /// Address of the map or lock the finding is about.
-    pub subject: u64,
+    /// The map or lock the finding is about, as the export names it
+    /// (`0xc000123000`, `0xc000123000#2` for the second map there).
+    pub subject: String,
     /// The operations or waits the finding rests on.
     pub count: u64,
     /// Where it happens, with the operations or waits from each, busiest
@@ -135,9 +136,9 @@ pub fn find(
     seconds: f64,
 ) -> Vec<Finding> {
     let locks = contended_locks(aggregate, thresholds, resolver, scale, seconds);
-    let hot_keys = aggregate.maps().filter_map(|(address, stats)| {
-        hot_key(address, stats, thresholds, resolver, scale, &locks)
-    });
+    let hot_keys = aggregate
+        .maps()
+        .filter_map(|(map, stats)| hot_key(map, stats, thresholds, resolver, scale, &locks));
     let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
         lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
     });
@@ -178,7 +179,7 @@ fn concurrent_map_accesses(
     by_sites
         .into_iter()
         .map(|((map, first, second), (count, example, pair))| {
-            let label = map_label(map, &resolver.map_name(&pair.first.stack));
+            let label = map_label(&format!("{map:#x}"), &resolver.map_name(&pair.first.stack));
             race_finding(&label, map, [first, second], count, example, scale)
         })
         .collect()
@@ -199,9 +200,8 @@ fn resolved_sides(
 }
 
 /// `main.cache map[string]int 0xc000123000`, or `map 0xc000123000`.
-fn map_label(address: u64, name: &MapName) -> String {
-    let id = format!("{address:#x}");
-    report::label_map(name.global.as_deref(), name.go_type.as_deref(), &id)
+fn map_label(map: &str, name: &MapName) -> String {
+    report::label_map(name.global.as_deref(), name.go_type.as_deref(), map)
 }
 
 fn race_finding(
@@ -244,7 +244,7 @@ fn race_finding(
         kind: Kind::ConcurrentMapAccess,
         severity: Severity::Critical,
         message,
-        subject: map,
+        subject: format!("{map:#x}"),
         count,
         sites: sides
             .iter()
@@ -346,7 +346,7 @@ enum Serialises<'a> {
 }
 
 fn hot_key(
-    address: u64,
+    map: MapId,
     stats: &MapStats,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
@@ -402,9 +402,9 @@ fn hot_key(
             if top.error > 0 { "at least " } else { "" },
             100.0 * share,
             scale.map_count(total),
-            map_label(address, &sites::map_name(&stats.stacks, resolver)),
+            map_label(&map.to_string(), &sites::map_name(&stats.stacks, resolver)),
         ),
-        subject: address,
+        subject: map.to_string(),
         count: scale.map_count(top.guaranteed()),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
@@ -458,7 +458,7 @@ fn lock_convoy(
         kind: Kind::LockConvoy,
         severity: Severity::Warning,
         message: convoy_message(address, op, stats, &figures, seconds),
-        subject: address,
+        subject: format!("{address:#x}"),
         count: figures.contended,
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
@@ -578,10 +578,10 @@ mod tests {
             (
                 finding.kind,
                 finding.severity,
-                finding.subject,
+                finding.subject.as_str(),
                 finding.count
             ),
-            (Kind::HotKey, Severity::Warning, 1, 400)
+            (Kind::HotKey, Severity::Warning, "0x1", 400)
         );
         assert!(
             finding.message.contains("\"sku-42\" takes 40%")
@@ -668,8 +668,12 @@ mod tests {
         let findings = find(&aggregate(events), &Thresholds::default());
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(
-            (findings[0].kind, findings[0].subject, findings[0].count),
-            (Kind::LockConvoy, 0xc0de, 210)
+            (
+                findings[0].kind,
+                findings[0].subject.as_str(),
+                findings[0].count
+            ),
+            (Kind::LockConvoy, "0xc0de", 210)
         );
         let message = &findings[0].message;
         assert!(
@@ -723,10 +727,10 @@ mod tests {
             (
                 finding.kind,
                 finding.severity,
-                finding.subject,
+                finding.subject.as_str(),
                 finding.count
             ),
-            (Kind::ConcurrentMapAccess, Severity::Critical, 0xc0ffee, 3)
+            (Kind::ConcurrentMapAccess, Severity::Critical, "0xc0ffee", 3)
         );
         let sides: Vec<_> = finding
             .accesses

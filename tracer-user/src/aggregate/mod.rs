@@ -4,6 +4,7 @@
 pub mod conflicts;
 pub mod coverage;
 pub mod goroutines;
+pub mod instances;
 pub mod keys;
 pub mod locks;
 pub mod maps;
@@ -16,6 +17,7 @@ use crate::events::{Batch, Event, Key, LockWait, MapAccess};
 pub use conflicts::{Conflicts, RacePair, RaceStats};
 pub use coverage::{Coverage, Scale};
 pub use goroutines::Goroutines;
+pub use instances::{Instances, MapId};
 pub use keys::KeyCounts;
 pub use locks::{LockWaits, WaitStats};
 pub use maps::{Forgotten, MapTable};
@@ -89,6 +91,8 @@ pub struct Aggregate {
     pub undecodable: u64,
     /// Per-map statistics, for a bounded number of maps (see `maps.rs`).
     maps: MapTable,
+    /// Which of the maps an address held in turn each operation is on.
+    instances: Instances,
     pub locks: LockWaits,
     /// Lock waits left out of `locks` because a map probe was in the
     /// target meanwhile (see `coverage.rs`).
@@ -132,14 +136,17 @@ impl Aggregate {
             self.nil_map_ops += 1;
             return;
         }
-        let stats = self.maps.stats(access.map);
-        stats.ops.add(access.op);
-        stats.stacks.observe(access.stack);
-        stats.goroutines.observe(access.goid, access.op);
-        stats.rate.observe(access.timestamp_ns);
-        if access.key != Key::None {
-            stats.keys.observe(access.key);
-        }
+        let maps = &mut self.maps;
+        self.instances
+            .route(access, &mut |id, access| observe(maps.stats(id), access));
+    }
+
+    /// Counts the operations still waiting to learn which map they are on
+    /// (see `instances.rs`): call once no more events come.
+    pub fn finish(&mut self) {
+        let maps = &mut self.maps;
+        self.instances
+            .flush(&mut |id, access| observe(maps.stats(id), access));
     }
 
     /// Events the kernel dropped, on all CPUs.
@@ -157,18 +164,28 @@ impl Aggregate {
         self.maps.forgotten
     }
 
-    /// Every kept map with its address, in no particular order.
-    pub fn maps(&self) -> impl Iterator<Item = (u64, &MapStats)> + '_ {
+    /// Every kept map, in no particular order.
+    pub fn maps(&self) -> impl Iterator<Item = (MapId, &MapStats)> + '_ {
         self.maps.kept()
     }
 
-    /// The `n` busiest maps with their addresses, busiest first. A live view
-    /// asks for this every tick of a program that may have a million maps:
-    /// the busiest are selected, not the whole table sorted.
-    pub fn busiest_maps(&self, n: usize) -> Vec<(u64, &MapStats)> {
+    /// The `n` busiest maps, busiest first. A live view asks for this every
+    /// tick of a program that may have a million maps: the busiest are
+    /// selected, not the whole table sorted.
+    pub fn busiest_maps(&self, n: usize) -> Vec<(MapId, &MapStats)> {
         top_n(self.maps().collect(), n, |a, b| {
             b.1.ops.total().cmp(&a.1.ops.total()).then(a.0.cmp(&b.0))
         })
+    }
+}
+
+fn observe(stats: &mut MapStats, access: MapAccess) {
+    stats.ops.add(access.op);
+    stats.stacks.observe(access.stack);
+    stats.goroutines.observe(access.goid, access.op);
+    stats.rate.observe(access.timestamp_ns);
+    if access.key != Key::None {
+        stats.keys.observe(access.key);
     }
 }
 
@@ -228,7 +245,7 @@ mod tests {
         assert_eq!(aggregate.dropped(), 5);
         let maps = aggregate.busiest_maps(10);
         assert_eq!(maps.len(), 2);
-        assert_eq!(maps[0].0, 1, "busiest map first");
+        assert_eq!(maps[0].0, MapId::at(1), "busiest map first");
         assert_eq!(
             maps[0].1.ops,
             OpCounts {

@@ -9,7 +9,7 @@ use super::schema::{
     Window,
 };
 use crate::{
-    aggregate::{Aggregate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures},
+    aggregate::{Aggregate, MapId, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures},
     findings::{self, Thresholds},
     inspect::Target,
     probes::ProbeStatus,
@@ -133,7 +133,7 @@ fn finding(finding: findings::Finding) -> schema::Finding {
         kind: finding.kind.name().to_owned(),
         severity: finding.severity.name().to_owned(),
         message: finding.message,
-        subject: format!("{:#x}", finding.subject),
+        subject: finding.subject,
         sites: finding
             .sites
             .into_iter()
@@ -246,7 +246,7 @@ fn map_reports(
     let considered = busiest.len();
     let reports: Vec<MapReport> = busiest
         .into_iter()
-        .filter_map(|(address, stats)| {
+        .filter_map(|(map, stats)| {
             let origin = sites::map_origin(&stats.stacks, resolver);
             // A sync.Map's own runtime maps (before Go 1.24): their
             // operations are the sync.Map's, which its probes counted.
@@ -255,7 +255,7 @@ fn map_reports(
             }
             let end_ns = aggregate.coverage.start_ns + (seconds * 1e9) as u64;
             let peak = aggregate.coverage.peak_per_second(&stats.rate, end_ns);
-            let mut report = map_report(address, stats, resolver, seconds, scale, peak);
+            let mut report = map_report(map, stats, resolver, seconds, scale, peak);
             report.kind = match origin {
                 Origin::Program(kind) => kind.map(|kind| kind.name().to_owned()),
                 _ => None,
@@ -274,7 +274,7 @@ fn map_reports(
 /// recording (traced counts over coverage); shares, goroutines and sites'
 /// order come from what was traced.
 fn map_report(
-    address: u64,
+    map: MapId,
     stats: &MapStats,
     resolver: &dyn ResolveSites,
     seconds: f64,
@@ -285,7 +285,7 @@ fn map_report(
     let count = |traced| scale.map_count(traced);
     let sites = top_sites(&stats.stacks, resolver, count);
     MapReport {
-        id: format!("{address:#x}"),
+        id: map.to_string(),
         kind: None,
         go_type: None,
         global: None,
@@ -425,6 +425,7 @@ mod tests {
                 goid: 1,
                 timestamp_ns: SECOND / 2 + n * SECOND / 2000,
                 map: 0xc000010000,
+                header: None,
                 key: text_key("k"),
                 stack: Stack::default(),
             }));

@@ -577,6 +577,7 @@ impl Pipeline {
         {
             self.set_load_bias(bias);
         }
+        self.aggregate.finish();
         self.read_drops();
         let now_ns = monotonic_ns();
         let export = self.export(ended, now_ns);
