@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tracer_common::ProbeGroup;
+use tracer_common::{LockOp, ProbeGroup};
 
 use super::schema::{
     self, Bucket, Export, KeyReport, LockReport, MapReport, Ops, Probe, SCHEMA_V1, Site, WaitNs,
@@ -351,6 +351,7 @@ fn lock_reports(
                 sites: top_sites(&stats.stacks, resolver, count),
                 contended_per_sec: per_second(figures.contended, seconds),
                 coverage: scale.lock_coverage(),
+                behind_writer: (op == LockOp::RwWrite).then(|| count(stats.behind_writer)),
             }
         })
         .collect()

@@ -436,6 +436,13 @@ fn lock_line(out: &mut String, lock: &LockReport) {
         nanos(wait.max),
         nanos(wait.total),
     );
+    if let Some(behind) = lock.behind_writer.filter(|&behind| behind > 0) {
+        let _ = writeln!(
+            out,
+            "    {} of them behind another writer, the rest for readers to leave",
+            thousands(behind)
+        );
+    }
     site_lines(out, &lock.sites, "waits");
 }
 
@@ -522,6 +529,20 @@ mod tests {
             sampling_line(&export).is_some_and(|line| line.starts_with("exact:")),
             "{:?}",
             sampling_line(&export)
+        );
+    }
+
+    #[test]
+    fn rwmutex_writers_behind_another_writer_are_told_apart() {
+        let mut export = shop_export();
+        assert_eq!(export.locks[0].kind, "rwmutex.write");
+        assert_eq!(export.locks[0].behind_writer, Some(0));
+        assert!(!render(&export).contains("behind another writer"));
+        export.locks[0].behind_writer = Some(40);
+        let text = render(&export);
+        assert!(
+            text.contains("    40 of them behind another writer, the rest for readers to leave"),
+            "{text}"
         );
     }
 

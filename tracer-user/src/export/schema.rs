@@ -307,6 +307,12 @@ pub struct LockReport {
     /// come from the measured waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
+    /// `rwmutex.write`: of the writer waits, those queued behind another
+    /// writer (on the `sync.Mutex` inside the RWMutex, which is not listed
+    /// as a lock of its own); the rest waited for readers to leave.
+    /// Absent in recordings from before contend told them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind_writer: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -396,6 +396,11 @@ impl SemaphoreCall {
     }
 }
 
+/// Where an RWMutex writer queues behind other writers: it locks the
+/// `sync.Mutex` at the RWMutex's start, whose slow path the Mutex probes
+/// see at the RWMutex's own address (see `aggregate/locks.rs`).
+pub const RWMUTEX_WRITER_LOCK: &str = "sync.(*RWMutex).Lock";
+
 /// `sync.Mutex.Lock`'s fast path is inlined into callers; only contended
 /// acquisitions reach these functions, and only those that park reach the
 /// probes.

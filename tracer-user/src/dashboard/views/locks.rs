@@ -144,8 +144,12 @@ fn draw_histogram(frame: &mut Frame, area: Rect, lock: &LockReport) {
         Some(coverage) => format!(", measured in {} of the window", percent(coverage)),
         None => String::new(),
     };
+    let behind_writer = match lock.behind_writer {
+        Some(behind) if behind > 0 => format!(" ({} behind another writer)", thousands(behind)),
+        _ => String::new(),
+    };
     let block = Block::new().borders(Borders::TOP).title(format!(
-        " Waits of {} {} by length · {} waits{measured} ",
+        " Waits of {} {} by length · {} waits{behind_writer}{measured} ",
         shown(&lock.kind),
         shown(&lock.id),
         thousands(waits),
@@ -233,6 +237,35 @@ mod tests {
                 bucket(4096, 0),
                 bucket(8192, 1)
             ]
+        );
+    }
+
+    #[test]
+    fn writer_waits_say_how_many_queued_behind_another_writer() {
+        let lock = LockReport {
+            id: "0xc000789000".to_owned(),
+            kind: "rwmutex.write".to_owned(),
+            contended: 30,
+            goroutines: 2,
+            wait_ns: crate::export::schema::WaitNs::default(),
+            histogram: vec![Bucket {
+                le_ns: 1 << 22,
+                count: 30,
+            }],
+            sites: Vec::new(),
+            contended_per_sec: 3.0,
+            coverage: None,
+            behind_writer: Some(12),
+        };
+        let backend = ratatui::backend::TestBackend::new(100, 8);
+        let mut terminal = ratatui::Terminal::new(backend).expect("a test terminal");
+        terminal
+            .draw(|frame| draw_histogram(frame, frame.area(), &lock))
+            .expect("draws");
+        let screen = terminal.backend().to_string();
+        assert!(
+            screen.contains("30 waits (12 behind another writer)"),
+            "{screen}"
         );
     }
 
