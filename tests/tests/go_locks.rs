@@ -1,7 +1,8 @@
 //! Lock waits of known length (tests/fixtures/go/locks/main.go): contend
 //! must time them, tell mutex, RWMutex-reader and RWMutex-writer waits
 //! apart, count a writer queueing on the Mutex inside an RWMutex as that
-//! RWMutex's writer wait, and agree with the Go runtime's own accounting.
+//! RWMutex's writer wait, name each by its global, and agree with the Go
+//! runtime's own accounting.
 
 use contend_tests::{
     contend,
@@ -69,6 +70,18 @@ fn check_lock_waits(go: Go, variant: Variant) {
             build.label,
             export.locks
         );
+    }
+
+    // Locks are named by the global they are or lie in, where the binary
+    // names its globals (a stripped binary does not).
+    for (address, kind, global) in [
+        (&mutex, "mutex", "main.mu"),
+        (&rwmutex, "rwmutex.read", "main.rw"),
+        (&rwwriters, "rwmutex.write", "main.writers+16"),
+    ] {
+        let named = lock(&export, address, kind).global.as_deref();
+        let expected = (variant == Variant::Default).then_some(global);
+        assert_eq!(named, expected, "{}: {kind} {address}", build.label);
     }
 
     if go == Go::Old {

@@ -352,6 +352,7 @@ fn lock_reports(
                 contended_per_sec: per_second(figures.contended, seconds),
                 coverage: scale.lock_coverage(),
                 behind_writer: (op == LockOp::RwWrite).then(|| count(stats.behind_writer)),
+                global: resolver.lock_global(lock),
             }
         })
         .collect()

@@ -427,7 +427,7 @@ fn lock_line(out: &mut String, lock: &LockReport) {
         out,
         "  {:<13} {}  {}{} waits · {} goroutines · p50 {} · p99 {} · max {} · total {}",
         printable(&lock.kind),
-        printable(&lock.id),
+        printable(&label_lock(lock)),
         about(lock.coverage),
         thousands(lock.contended),
         lock.goroutines,
@@ -444,6 +444,14 @@ fn lock_line(out: &mut String, lock: &LockReport) {
         );
     }
     site_lines(out, &lock.sites, "waits");
+}
+
+/// `main.mu 0x5dc720`: a lock's global, if any, and its address.
+pub(crate) fn label_lock(lock: &LockReport) -> String {
+    match &lock.global {
+        Some(global) => format!("{global} {}", lock.id),
+        None => lock.id.clone(),
+    }
 }
 
 /// A duration in the unit that reads best.
@@ -533,13 +541,18 @@ mod tests {
     }
 
     #[test]
-    fn rwmutex_writers_behind_another_writer_are_told_apart() {
+    fn rwmutex_writers_behind_another_writer_and_globals_are_shown() {
         let mut export = shop_export();
         assert_eq!(export.locks[0].kind, "rwmutex.write");
         assert_eq!(export.locks[0].behind_writer, Some(0));
         assert!(!render(&export).contains("behind another writer"));
         export.locks[0].behind_writer = Some(40);
+        export.locks[0].global = Some("main.prices+8".to_owned());
         let text = render(&export);
+        assert!(
+            text.contains("rwmutex.write main.prices+8 0xc000456000  "),
+            "a lock named by its global: {text}"
+        );
         assert!(
             text.contains("    40 of them behind another writer, the rest for readers to leave"),
             "{text}"

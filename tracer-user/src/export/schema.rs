@@ -313,6 +313,11 @@ pub struct LockReport {
     /// Absent in recordings from before contend told them apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behind_writer: Option<u64>,
+    /// The global variable the lock is, or lies in (`main.mu`, or
+    /// `main.cache+8` for a field 8 bytes into it), where the binary names
+    /// its globals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

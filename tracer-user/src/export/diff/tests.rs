@@ -55,6 +55,7 @@ fn lock(id: &str, kind: &str, function: &str, p99: u64, total: u64) -> LockRepor
         contended_per_sec: 500.0,
         coverage: None,
         behind_writer: None,
+        global: None,
     }
 }
 
