@@ -1,6 +1,8 @@
 //! Lock waits of known length (tests/fixtures/go/locks/main.go): contend
 //! must time them, tell mutex, RWMutex-reader and RWMutex-writer waits
-//! apart, and agree with the Go runtime's own accounting.
+//! apart, count a writer queueing on the Mutex inside an RWMutex as that
+//! RWMutex's writer wait, name each by its global, and agree with the Go
+//! runtime's own accounting.
 
 use contend_tests::{
     contend,
@@ -22,6 +24,10 @@ fn check_lock_waits(go: Go, variant: Variant) {
     let rwmutex = fixture
         .preamble_value("rwmutex")
         .expect("the fixture prints its rwmutex")
+        .to_owned();
+    let rwwriters = fixture
+        .preamble_value("rwwriters")
+        .expect("the fixture prints its RWMutex of two writers")
         .to_owned();
     let run = contend::record(
         &build.label,
@@ -49,6 +55,34 @@ fn check_lock_waits(go: Go, variant: Variant) {
         lock(&export, &rwmutex, "rwmutex.write"),
         6.0 * MS,
     );
+    let behind_writer = lock(&export, &rwwriters, "rwmutex.write");
+    assert_p50(&build.label, behind_writer, 5.0 * MS);
+    assert_eq!(
+        behind_writer.behind_writer,
+        Some(behind_writer.contended),
+        "{}: every wait on {rwwriters} queued behind the other writer",
+        build.label
+    );
+    for rwmutex in [&rwmutex, &rwwriters] {
+        assert!(
+            !(export.locks.iter()).any(|lock| &lock.id == rwmutex && lock.kind == "mutex"),
+            "{}: the Mutex inside the RWMutex {rwmutex} listed as a lock of its own: {:#?}",
+            build.label,
+            export.locks
+        );
+    }
+
+    // Locks are named by the global they are or lie in, where the binary
+    // names its globals (a stripped binary does not).
+    for (address, kind, global) in [
+        (&mutex, "mutex", "main.mu"),
+        (&rwmutex, "rwmutex.read", "main.rw"),
+        (&rwwriters, "rwmutex.write", "main.writers+16"),
+    ] {
+        let named = lock(&export, address, kind).global.as_deref();
+        let expected = (variant == Variant::Default).then_some(global);
+        assert_eq!(named, expected, "{}: {kind} {address}", build.label);
+    }
 
     if go == Go::Old {
         return; // Go 1.19 has no /sync/mutex/wait/total:seconds yet.

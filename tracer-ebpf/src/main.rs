@@ -17,6 +17,7 @@ mod frames;
 mod go_lock;
 mod go_map;
 mod goroutine;
+mod map_header;
 mod output;
 mod regs;
 mod zero;

@@ -10,8 +10,8 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{
-        Aggregate, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
-        goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
+        Aggregate, MapEstimate, MapId, MapStats, RacePair, RaceStats, Scale, StackCounts,
+        WaitStats, goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
     },
     export::{
         build::wait_figures,
@@ -109,8 +109,9 @@ pub struct Finding {
     pub severity: Severity,
     /// One sentence: what, how much, and why it matters.
     pub message: String,
-    /// Address of the map or lock the finding is about.
-    pub subject: u64,
+    /// The map or lock the finding is about, as the export names it
+    /// (`0xc000123000`, `0xc000123000#2` for the second map there).
+    pub subject: String,
     /// The operations or waits the finding rests on.
     pub count: u64,
     /// Where it happens, with the operations or waits from each, busiest
@@ -143,9 +144,9 @@ pub fn find(
     seconds: f64,
 ) -> Vec<Finding> {
     let locks = contended_locks(aggregate, thresholds, resolver, scale, seconds);
-    let hot_keys = aggregate.maps().filter_map(|(address, stats)| {
-        hot_key(address, stats, thresholds, resolver, scale, &locks)
-    });
+    let hot_keys = aggregate
+        .maps()
+        .filter_map(|(map, stats)| hot_key(map, stats, thresholds, resolver, scale, &locks));
     let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
         lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
     });
@@ -173,16 +174,18 @@ fn advice_findings(
 ) -> Vec<Finding> {
     aggregate
         .maps()
-        .filter_map(|(address, stats)| {
+        .filter_map(|(map, stats)| {
             // The runtime's maps and a sync.Map's internals are not the
             // program's to change.
             let Origin::Program(kind) = sites::map_origin(&stats.stacks, resolver) else {
                 return None;
             };
             let name = sites::map_name(&stats.stacks, resolver);
-            let label = map_label(address, &name);
+            let label = map_label(&map.to_string(), &name);
+            // Sequences and races are told by address: every map made at
+            // one address shares them.
             let guard = (aggregate.guards)
-                .guard(address, aggregate.conflicts.on_map(address))
+                .guard(map.address, aggregate.conflicts.on_map(map.address))
                 .map(|guard| lock_facts(aggregate, &guard, scale, seconds));
             let estimate = MapEstimate::of(stats, scale);
             let facts = map_facts(stats, &estimate, &label, &name, kind, guard, scale);
@@ -191,7 +194,7 @@ fn advice_findings(
                 kind: Kind::Advice,
                 severity: Severity::Warning,
                 message,
-                subject: address,
+                subject: map.to_string(),
                 count: estimate.ops.total(),
                 sites: evidence(&stats.stacks, resolver),
                 accesses: Vec::new(),
@@ -298,7 +301,7 @@ fn concurrent_map_accesses(
         .map(|((map, first, second), (count, example, pair))| {
             let name = resolver.map_name(&pair.first.stack);
             let mut finding = race_finding(
-                &map_label(map, &name),
+                &map_label(&format!("{map:#x}"), &name),
                 map,
                 [first, second],
                 count,
@@ -326,9 +329,8 @@ fn resolved_sides(
 }
 
 /// `main.cache map[string]int 0xc000123000`, or `map 0xc000123000`.
-fn map_label(address: u64, name: &MapName) -> String {
-    let id = format!("{address:#x}");
-    report::label_map(name.global.as_deref(), name.go_type.as_deref(), &id)
+fn map_label(map: &str, name: &MapName) -> String {
+    report::label_map(name.global.as_deref(), name.go_type.as_deref(), map)
 }
 
 fn race_finding(
@@ -371,7 +373,7 @@ fn race_finding(
         kind: Kind::ConcurrentMapAccess,
         severity: Severity::Critical,
         message,
-        subject: map,
+        subject: format!("{map:#x}"),
         count,
         sites: sides
             .iter()
@@ -474,7 +476,7 @@ enum Serialises<'a> {
 }
 
 fn hot_key(
-    address: u64,
+    map: MapId,
     stats: &MapStats,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
@@ -531,9 +533,9 @@ fn hot_key(
             if top.error > 0 { "at least " } else { "" },
             100.0 * share,
             estimate.ops.total(),
-            map_label(address, &sites::map_name(&stats.stacks, resolver)),
+            map_label(&map.to_string(), &sites::map_name(&stats.stacks, resolver)),
         ),
-        subject: address,
+        subject: map.to_string(),
         count: estimate.count(top.guaranteed()),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
@@ -588,7 +590,7 @@ fn lock_convoy(
         kind: Kind::LockConvoy,
         severity: Severity::Warning,
         message: convoy_message(address, op, stats, &figures, seconds),
-        subject: address,
+        subject: format!("{address:#x}"),
         count: figures.contended,
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
@@ -709,10 +711,10 @@ mod tests {
             (
                 finding.kind,
                 finding.severity,
-                finding.subject,
+                finding.subject.as_str(),
                 finding.count
             ),
-            (Kind::HotKey, Severity::Warning, 1, 400)
+            (Kind::HotKey, Severity::Warning, "0x1", 400)
         );
         assert!(
             finding.message.contains("\"sku-42\" takes 40%")
@@ -799,8 +801,12 @@ mod tests {
         let findings = find(&aggregate(events), &Thresholds::default());
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(
-            (findings[0].kind, findings[0].subject, findings[0].count),
-            (Kind::LockConvoy, 0xc0de, 210)
+            (
+                findings[0].kind,
+                findings[0].subject.as_str(),
+                findings[0].count
+            ),
+            (Kind::LockConvoy, "0xc0de", 210)
         );
         let message = &findings[0].message;
         assert!(
@@ -854,10 +860,10 @@ mod tests {
             (
                 finding.kind,
                 finding.severity,
-                finding.subject,
+                finding.subject.as_str(),
                 finding.count
             ),
-            (Kind::ConcurrentMapAccess, Severity::Critical, 0xc0ffee, 3)
+            (Kind::ConcurrentMapAccess, Severity::Critical, "0xc0ffee", 3)
         );
         let sides: Vec<_> = finding
             .accesses

@@ -5,8 +5,10 @@
 
 use std::{cell::RefCell, collections::HashMap};
 
+mod globals;
 mod maps;
 
+pub use globals::Globals;
 pub use maps::{MapFunctions, MapKind, MapName, Origin, map_name, map_origin};
 
 use crate::{
@@ -41,6 +43,12 @@ pub trait ResolveSites {
     /// calling the map function at `stack` shows.
     fn map_name(&self, _stack: &Stack) -> MapName {
         MapName::default()
+    }
+
+    /// The global a lock at `address` (in the target) is, or lies in:
+    /// `main.mu`, `main.cache+8`.
+    fn lock_global(&self, _address: u64) -> Option<String> {
+        None
     }
 }
 
@@ -82,7 +90,8 @@ impl SiteResolver<Symbolizer> {
         match parsed {
             Ok(symbolizer) => Some(
                 Self::new(symbolizer, target.load_bias.unwrap_or(0))
-                    .with_map_functions(MapFunctions::new(&target.binary)),
+                    .with_map_functions(MapFunctions::new(&target.binary))
+                    .with_globals(Globals::new(&target.binary)),
             ),
             Err(error) => {
                 tracing::warn!("no call sites: cannot read the Go pclntab: {error}");
@@ -106,6 +115,8 @@ pub struct SiteResolver<S> {
     /// Tells which map function a stack's first return address returns
     /// from; `None` when not read (map kinds are then unknown).
     map_functions: Option<MapFunctions>,
+    /// The program's globals, where the binary names them.
+    globals: Globals,
 }
 
 impl<S: Symbols> SiteResolver<S> {
@@ -117,6 +128,7 @@ impl<S: Symbols> SiteResolver<S> {
             origins: RefCell::default(),
             names: RefCell::default(),
             map_functions: None,
+            globals: Globals::default(),
         }
     }
 
@@ -125,6 +137,10 @@ impl<S: Symbols> SiteResolver<S> {
     pub fn set_load_bias(&mut self, load_bias: u64) {
         self.load_bias = load_bias;
         self.cache.get_mut().clear();
+    }
+
+    pub fn with_globals(self, globals: Globals) -> Self {
+        Self { globals, ..self }
     }
 
     pub fn with_map_functions(self, map_functions: MapFunctions) -> Self {
@@ -234,6 +250,11 @@ impl<S: Symbols> ResolveSites for SiteResolver<S> {
 
     fn map_name(&self, stack: &Stack) -> MapName {
         self.name_of_map_at(stack)
+    }
+
+    fn lock_global(&self, address: u64) -> Option<String> {
+        self.globals
+            .containing(address.wrapping_sub(self.load_bias))
     }
 
     fn origin(&self, stack: &Stack) -> Origin {
@@ -357,6 +378,17 @@ pub(crate) mod tests {
             Some("0x9999".to_owned())
         );
         assert_eq!(resolver.site(&Stack::default()), None);
+    }
+
+    #[test]
+    fn a_lock_in_a_pie_is_named_by_its_link_time_global() {
+        let resolver = SiteResolver::new(FakeSymbols, 0x7f00_0000)
+            .with_globals(Globals::from_symbols([(0x5000, 32, "main.cache")]));
+        assert_eq!(
+            resolver.lock_global(0x7f00_5010).as_deref(),
+            Some("main.cache+16")
+        );
+        assert_eq!(resolver.lock_global(0x5010), None, "not placed at the bias");
     }
 
     #[test]

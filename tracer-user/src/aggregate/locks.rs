@@ -1,5 +1,7 @@
 //! Lock waits: an HDR histogram per lock and kind of wait.
 
+use std::ops::Range;
+
 use hashbrown::HashSet;
 use hdrhistogram::Histogram;
 use tracer_common::LockOp;
@@ -27,6 +29,9 @@ pub struct WaitStats {
     /// Nanoseconds waited, by the same stacks (for profiles: a flame graph
     /// of lock waits is one of time).
     pub waited_ns: StackCounts,
+    /// Of an RWMutex's writer waits, those queued behind another writer on
+    /// the `sync.Mutex` inside it (the rest waited for readers to leave).
+    pub behind_writer: u64,
     busiest: BusiestSecond,
 }
 
@@ -83,6 +88,7 @@ impl Default for WaitStats {
             goroutines: HashSet::new(),
             stacks: StackCounts::default(),
             waited_ns: StackCounts::default(),
+            behind_writer: 0,
             busiest: BusiestSecond::default(),
         }
     }
@@ -223,18 +229,52 @@ impl WaitStats {
     }
 }
 
+/// How many return addresses of a Mutex wait may lie between its slow
+/// path and `sync.(*RWMutex).Lock`: none where `Mutex.Lock` is inlined
+/// there, one or two where it is not (Go 1.24 wraps `internal/sync`'s).
+const WRITER_QUEUE_FRAMES: usize = 3;
+
 /// All lock waits of a recording.
 #[derive(Debug, Default)]
 pub struct LockWaits {
     waits: HashMap<(u64, LockOp), WaitStats>,
+    /// Where `sync.(*RWMutex).Lock` is in the target's memory; empty while
+    /// unknown.
+    rwmutex_lock_code: Vec<Range<u64>>,
 }
 
 impl LockWaits {
+    /// Learns where `sync.(*RWMutex).Lock` is loaded. An RWMutex is one
+    /// lock: a writer first queues behind other writers on the Mutex at
+    /// its start (same address), and only that slow path is seen as a
+    /// "mutex" wait; waits called from there are counted as the RWMutex's
+    /// writer waits.
+    pub fn recognise_rwmutex_writers(&mut self, code: Vec<Range<u64>>) {
+        self.rwmutex_lock_code = code;
+    }
+
     pub fn record(&mut self, wait: &LockWait) {
-        self.waits
-            .entry((wait.lock, wait.op))
-            .or_default()
-            .record(wait);
+        let behind_writer = wait.op == LockOp::MutexLock && self.queues_behind_writer(wait);
+        let op = if behind_writer {
+            LockOp::RwWrite
+        } else {
+            wait.op
+        };
+        let stats = self.waits.entry((wait.lock, op)).or_default();
+        stats.record(wait);
+        stats.behind_writer += u64::from(behind_writer);
+    }
+
+    /// Whether a Mutex wait is an RWMutex writer's, waiting for the writer
+    /// before it.
+    fn queues_behind_writer(&self, wait: &LockWait) -> bool {
+        // A return address points after its call, maybe at the next
+        // function's first byte.
+        let in_rwmutex_lock =
+            |pc: u64| (self.rwmutex_lock_code.iter()).any(|code| code.contains(&(pc - 1)));
+        (wait.stack.frames())
+            .take(WRITER_QUEUE_FRAMES)
+            .any(in_rwmutex_lock)
     }
 
     /// Every (lock address, kind of wait, stats), in no particular order.
@@ -295,6 +335,54 @@ mod tests {
             buckets.windows(2).all(|pair| pair[0].0 < pair[1].0),
             "{buckets:?}"
         );
+    }
+
+    /// A wait called from `calls` (return addresses, innermost first).
+    fn wait_from(lock: u64, op: LockOp, calls: &[u64]) -> LockWait {
+        let mut pcs = [0; 8];
+        pcs[..calls.len()].copy_from_slice(calls);
+        LockWait {
+            stack: crate::events::Stack::of(pcs),
+            ..wait(lock, op, 1, 1_000)
+        }
+    }
+
+    #[test]
+    fn an_rwmutex_writer_queueing_on_its_inner_mutex_is_a_writer_wait() {
+        const RWMUTEX_LOCK: Range<u64> = 0x4a_1000..0x4a_1080;
+        let from_rwmutex_lock = [0x40_0100, 0x4a_1040, 0x40_2000];
+        let from_mutex_lock_in_rwmutex_lock = [0x40_0200, 0x40_0300, 0x4a_1080];
+        let elsewhere = [0x40_0100, 0x40_2000, 0x40_3000, 0x4a_1040];
+        let mut locks = LockWaits::default();
+        locks.recognise_rwmutex_writers(vec![RWMUTEX_LOCK]);
+        locks.record(&wait_from(0x10, LockOp::MutexLock, &from_rwmutex_lock));
+        locks.record(&wait_from(
+            0x10,
+            LockOp::MutexLock,
+            &from_mutex_lock_in_rwmutex_lock,
+        ));
+        locks.record(&wait_from(0x10, LockOp::RwWrite, &elsewhere));
+        locks.record(&wait_from(0x20, LockOp::MutexLock, &elsewhere));
+        let mut all: Vec<_> = (locks.all())
+            .map(|(lock, op, stats)| (lock, op, stats.contended(), stats.behind_writer))
+            .collect();
+        all.sort_by_key(|&(lock, op, ..)| (lock, op as u8));
+        assert_eq!(
+            all,
+            [
+                (0x10, LockOp::RwWrite, 3, 2),
+                (0x20, LockOp::MutexLock, 1, 0)
+            ],
+            "the RWMutex at 0x10 is one lock; the plain Mutex at 0x20 stays one"
+        );
+    }
+
+    #[test]
+    fn mutex_waits_stay_mutex_waits_while_rwmutex_code_is_unknown() {
+        let mut locks = LockWaits::default();
+        locks.record(&wait_from(0x10, LockOp::MutexLock, &[0x4a_1040]));
+        let (_, op, stats) = locks.most_waited(1)[0];
+        assert_eq!((op, stats.behind_writer), (LockOp::MutexLock, 0));
     }
 
     #[test]

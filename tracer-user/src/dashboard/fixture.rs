@@ -272,6 +272,8 @@ fn locks(seconds: u64) -> Vec<LockReport> {
                 }],
                 contended_per_sec: per_second as f64,
                 coverage: None,
+                behind_writer: (kind == "rwmutex.write").then_some(contended / 4),
+                global: None,
             }
         };
     let waits = |p50: u64, p99: u64, max: u64| WaitNs {

@@ -519,7 +519,7 @@ fn lock_line(out: &mut String, lock: &LockReport) {
         out,
         "  {:<13} {}  {}{} waits · {} goroutines · p50 {} · p99 {} · max {} · total {}",
         printable(&lock.kind),
-        printable(&lock.id),
+        printable(&label_lock(lock)),
         about(lock.coverage),
         thousands(lock.contended),
         lock.goroutines,
@@ -528,7 +528,22 @@ fn lock_line(out: &mut String, lock: &LockReport) {
         nanos(wait.max),
         nanos(wait.total),
     );
+    if let Some(behind) = lock.behind_writer.filter(|&behind| behind > 0) {
+        let _ = writeln!(
+            out,
+            "    {} of them behind another writer, the rest for readers to leave",
+            thousands(behind)
+        );
+    }
     site_lines(out, &lock.sites, "waits");
+}
+
+/// `main.mu 0x5dc720`: a lock's global, if any, and its address.
+pub(crate) fn label_lock(lock: &LockReport) -> String {
+    match &lock.global {
+        Some(global) => format!("{global} {}", lock.id),
+        None => lock.id.clone(),
+    }
 }
 
 /// A duration in the unit that reads best.
@@ -614,6 +629,25 @@ mod tests {
             sampling_line(&export).is_some_and(|line| line.starts_with("exact:")),
             "{:?}",
             sampling_line(&export)
+        );
+    }
+
+    #[test]
+    fn rwmutex_writers_behind_another_writer_and_globals_are_shown() {
+        let mut export = shop_export();
+        assert_eq!(export.locks[0].kind, "rwmutex.write");
+        assert_eq!(export.locks[0].behind_writer, Some(0));
+        assert!(!render(&export).contains("behind another writer"));
+        export.locks[0].behind_writer = Some(40);
+        export.locks[0].global = Some("main.prices+8".to_owned());
+        let text = render(&export);
+        assert!(
+            text.contains("rwmutex.write main.prices+8 0xc000456000  "),
+            "a lock named by its global: {text}"
+        );
+        assert!(
+            text.contains("    40 of them behind another writer, the rest for readers to leave"),
+            "{text}"
         );
     }
 
@@ -706,6 +740,7 @@ mod tests {
                 goid,
                 timestamp_ns: 1_000_000_000,
                 map: CACHE,
+                header: None,
                 key: text_key(key),
                 stack: Stack::of([pc, 0, 0, 0]),
             })
@@ -733,6 +768,7 @@ mod tests {
                 goid: 1 + n % 8,
                 timestamp_ns: 1_000_000_000,
                 map: SESSIONS,
+                header: None,
                 key: text_key(&format!("session-{n}")),
                 stack: Stack::of([SET, 0, 0, 0]),
             }));

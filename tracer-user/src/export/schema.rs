@@ -213,7 +213,10 @@ fn is_false(value: &bool) -> bool {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MapReport {
-    /// The map's address in the target, `0x…`.
+    /// The map's address in the target, `0x…`; `0x…#2`, `#3`, … for the
+    /// second, third, … map seen at that address (a map made per call in
+    /// a function's frame, or memory the heap reused), told apart by their
+    /// hash seeds. Files before this have the address alone.
     pub id: String,
     /// `map` or `sync.Map`, as the functions its operations call show;
     /// absent when they do not (and in older files).
@@ -378,6 +381,17 @@ pub struct LockReport {
     /// come from the measured waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
+    /// `rwmutex.write`: of the writer waits, those queued behind another
+    /// writer (on the `sync.Mutex` inside the RWMutex, which is not listed
+    /// as a lock of its own); the rest waited for readers to leave.
+    /// Absent in recordings from before contend told them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind_writer: Option<u64>,
+    /// The global variable the lock is, or lies in (`main.mu`, or
+    /// `main.cache+8` for a field 8 bytes into it), where the binary names
+    /// its globals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

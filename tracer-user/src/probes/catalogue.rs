@@ -223,6 +223,10 @@ impl MapProbe {
             key_b,
             window: self.window(closable),
             on_stack_check: false,
+            // Where a new map shows first (it is written before it is
+            // read), and at the deletes and clears that reseed it; reads,
+            // the hot path, go to the instance their address holds.
+            reads_header: self.opens_window(),
         }
     }
 }
@@ -392,6 +396,11 @@ impl SemaphoreCall {
     }
 }
 
+/// Where an RWMutex writer queues behind other writers: it locks the
+/// `sync.Mutex` at the RWMutex's start, whose slow path the Mutex probes
+/// see at the RWMutex's own address (see `aggregate/locks.rs`).
+pub const RWMUTEX_WRITER_LOCK: &str = "sync.(*RWMutex).Lock";
+
 /// `sync.Mutex.Lock`'s fast path is inlined into callers; only contended
 /// acquisitions reach these functions, and only those that park reach the
 /// probes.
@@ -537,6 +546,20 @@ mod tests {
             .find(|probe| probe.symbol == "sync.(*Map).Swap")
             .expect("sync.Map.Swap is catalogued");
         assert_eq!(sync_map_store.cookie(true).window, Window::None);
+    }
+
+    #[test]
+    fn only_writes_to_runtime_maps_read_the_header() {
+        for probe in GO_MAP_PROBES {
+            for closable in [false, true] {
+                assert_eq!(
+                    probe.cookie(closable).reads_header,
+                    probe.opens_window(),
+                    "{}",
+                    probe.symbol
+                );
+            }
+        }
     }
 
     #[test]

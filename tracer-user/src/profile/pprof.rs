@@ -261,9 +261,9 @@ impl Builder {
                     self.label("wait", op.name()),
                 ],
             ),
-            Subject::Map { address } => (
+            Subject::Map { map } => (
                 vec![0, 0, to_i64(sample.count)],
-                vec![self.label("map", &format!("{address:#x}"))],
+                vec![self.label("map", &map.to_string())],
             ),
         };
         SampleProto {

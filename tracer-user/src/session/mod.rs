@@ -14,6 +14,7 @@
 pub mod budget;
 
 use std::{
+    ops::Range,
     sync::{Arc, PoisonError},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -40,7 +41,7 @@ use crate::{
     inspect::{Symbolizer, Target, process},
     probes::{
         Detached, Failures, LoadError, LoadOptions, Placement, ProbeStatus, Program, Tracer,
-        TrapCosts, loader::monotonic_ns,
+        TrapCosts, catalogue::RWMUTEX_WRITER_LOCK, loader::monotonic_ns,
     },
     profile::{self, Profile},
     sites::{ResolveSites, ResolveStacks, SiteResolver, no_sites, unsymbolised},
@@ -174,8 +175,11 @@ impl Session {
         let (load_bias, learned_bias) = oneshot::channel();
         let mut aggregate = Aggregate::default();
         aggregate.coverage = Coverage::new(start_ns, options.budget == Budget::Exact);
-        let pipeline = Pipeline {
+        let rwmutex_lock = (target.binary.function(RWMUTEX_WRITER_LOCK))
+            .map(|function| function.address..function.address + function.size);
+        let mut pipeline = Pipeline {
             aggregate,
+            rwmutex_lock,
             sites,
             pid: target.pid,
             tracer,
@@ -192,6 +196,9 @@ impl Session {
             publish,
             dump: options.dump,
         };
+        if let Some(bias) = target.load_bias {
+            pipeline.place_rwmutex_lock(bias);
+        }
         let pipeline =
             tokio::spawn(pipeline.run(batches, readers, stopped, options.snapshot_every));
         Ok(Self {
@@ -312,6 +319,8 @@ impl Context {
 /// The task that owns the aggregate and the probes.
 struct Pipeline {
     aggregate: Aggregate,
+    /// `sync.(*RWMutex).Lock`'s link-time code, when the binary has it.
+    rwmutex_lock: Option<Range<u64>>,
     sites: Option<SiteResolver<Symbolizer>>,
     pid: u32,
     tracer: Tracer,
@@ -568,6 +577,15 @@ impl Pipeline {
         if let Some(sites) = self.sites.as_mut() {
             sites.set_load_bias(bias);
         }
+        self.place_rwmutex_lock(bias);
+    }
+
+    /// Tells the aggregate where RWMutex writers queue in the running
+    /// target (waits before a PIE's bias is known stay "mutex" waits).
+    fn place_rwmutex_lock(&mut self, bias: u64) {
+        let placed = (self.rwmutex_lock.iter())
+            .map(|code| code.start.wrapping_add(bias)..code.end.wrapping_add(bias));
+        (self.aggregate.locks).recognise_rwmutex_writers(placed.collect());
     }
 
     fn finish(mut self, ended: Instant) -> Finished {
@@ -578,6 +596,7 @@ impl Pipeline {
         {
             self.set_load_bias(bias);
         }
+        self.aggregate.finish();
         self.read_drops();
         self.read_failures();
         let now_ns = monotonic_ns();

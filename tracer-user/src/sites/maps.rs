@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{ResolveSites, SiteResolver, Symbols, is_plumbing, package_path};
+use super::{Globals, ResolveSites, SiteResolver, Symbols, is_plumbing, package_path};
 use crate::{
     aggregate::StackCounts,
     events::Stack,
@@ -102,26 +102,12 @@ pub fn map_origin(stacks: &StackCounts, resolver: &dyn ResolveSites) -> Origin {
     }
 }
 
-/// Data symbols by address: globals' names, in binaries not stripped.
-fn data_symbols(binary: &Binary) -> HashMap<u64, String> {
-    use object::{Object as _, ObjectSymbol as _};
-    let Ok(file) = binary.object() else {
-        return HashMap::new();
-    };
-    file.symbols()
-        .filter(|symbol| symbol.kind() == object::SymbolKind::Data)
-        .filter_map(|symbol| Some((symbol.address(), symbol.name().ok()?.to_owned())))
-        .collect()
-}
-
 /// The traced map functions of a binary by address, and the kind of map
 /// a call to each operates on.
 pub struct MapFunctions {
     image: BinaryImage,
     kinds: HashMap<u64, MapKind>,
     types: GoTypes,
-    /// Data symbols by address, where the binary has them.
-    globals: HashMap<u64, String>,
 }
 
 impl MapFunctions {
@@ -142,14 +128,18 @@ impl MapFunctions {
             image: binary.image(),
             kinds,
             types: GoTypes::new(binary),
-            globals: data_symbols(binary),
         }
     }
 
     /// The map's type and global from the code of the function (`start`
     /// to `end`, link-time) making the call that returns to
-    /// `return_address`.
-    fn map_name(&self, (start, end): (u64, u64), return_address: u64) -> MapName {
+    /// `return_address`, naming a global loaded from by `globals`.
+    fn map_name(
+        &self,
+        (start, end): (u64, u64),
+        return_address: u64,
+        globals: &Globals,
+    ) -> MapName {
         let Some(call) = return_address.checked_sub(DIRECT_CALL_LENGTH) else {
             return MapName::default();
         };
@@ -161,7 +151,7 @@ impl MapFunctions {
         MapName {
             go_type: (arguments.rax_address).and_then(|address| self.types.map_type_name(address)),
             global: (arguments.rbx_loaded_from)
-                .and_then(|address| self.globals.get(&address).cloned()),
+                .and_then(|address| globals.at(address).map(str::to_owned)),
         }
     }
 
@@ -200,7 +190,7 @@ impl<S: Symbols> SiteResolver<S> {
         if let Some(known) = self.names.borrow().get(&return_address) {
             return known.clone();
         }
-        let name = map_functions.map_name(bounds, return_address);
+        let name = map_functions.map_name(bounds, return_address, &self.globals);
         self.names.borrow_mut().insert(return_address, name.clone());
         name
     }

@@ -206,9 +206,12 @@ pub fn map_texts(map: &MapReport) -> impl Iterator<Item = &str> {
         .chain(map.sites.iter().map(|site| site.function.as_str()))
 }
 
+/// A lock matches by its address, its global, its kind and where it is
+/// waited for.
 pub fn lock_texts(lock: &LockReport) -> impl Iterator<Item = &str> {
     [lock.id.as_str(), lock.kind.as_str()]
         .into_iter()
+        .chain(lock.global.as_deref())
         .chain(lock.sites.iter().map(|site| site.function.as_str()))
 }
 

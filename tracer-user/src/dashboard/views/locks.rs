@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     dashboard::state::{State, rows::LockRow},
-    export::schema::{Bucket, LockReport},
+    export::{
+        report,
+        schema::{Bucket, LockReport},
+    },
 };
 
 /// A histogram taller than this reads no better.
@@ -116,7 +119,9 @@ fn table_row(row: &LockRow<'_>, wide: bool, averages: bool) -> Row<'static> {
     let lock = row.lock;
     let coverage = lock.coverage;
     let wait = &lock.wait_ns;
-    let mut cells = vec![name(shown(&lock.kind)), name(shown(&lock.id))];
+    // A global says more than an address, which the detail still shows.
+    let label = lock.global.as_deref().unwrap_or(&lock.id);
+    let mut cells = vec![name(shown(&lock.kind)), name(shown(label))];
     cells.push(number(rate(row.last_second, coverage)));
     if wide && !averages {
         cells.push(number(rate(row.last_ten, coverage)));
@@ -144,10 +149,14 @@ fn draw_histogram(frame: &mut Frame, area: Rect, lock: &LockReport) {
         Some(coverage) => format!(", measured in {} of the window", percent(coverage)),
         None => String::new(),
     };
+    let behind_writer = match lock.behind_writer {
+        Some(behind) if behind > 0 => format!(" ({} behind another writer)", thousands(behind)),
+        _ => String::new(),
+    };
     let block = Block::new().borders(Borders::TOP).title(format!(
-        " Waits of {} {} by length · {} waits{measured} ",
+        " Waits of {} {} by length · {} waits{behind_writer}{measured} ",
         shown(&lock.kind),
-        shown(&lock.id),
+        shown(&report::label_lock(lock)),
         thousands(waits),
     ));
     let count = buckets.len().max(1) as u16;
@@ -233,6 +242,38 @@ mod tests {
                 bucket(4096, 0),
                 bucket(8192, 1)
             ]
+        );
+    }
+
+    #[test]
+    fn the_title_names_the_global_and_the_writers_behind_another_writer() {
+        let lock = LockReport {
+            id: "0xc000789000".to_owned(),
+            kind: "rwmutex.write".to_owned(),
+            contended: 30,
+            goroutines: 2,
+            wait_ns: crate::export::schema::WaitNs::default(),
+            histogram: vec![Bucket {
+                le_ns: 1 << 22,
+                count: 30,
+            }],
+            sites: Vec::new(),
+            contended_per_sec: 3.0,
+            coverage: None,
+            behind_writer: Some(12),
+            global: Some("main.prices+8".to_owned()),
+        };
+        let backend = ratatui::backend::TestBackend::new(100, 8);
+        let mut terminal = ratatui::Terminal::new(backend).expect("a test terminal");
+        terminal
+            .draw(|frame| draw_histogram(frame, frame.area(), &lock))
+            .expect("draws");
+        let screen = terminal.backend().to_string();
+        assert!(
+            screen.contains(
+                "main.prices+8 0xc000789000 by length · 30 waits (12 behind another writer)"
+            ),
+            "{screen}"
         );
     }
 

@@ -54,6 +54,8 @@ fn lock(id: &str, kind: &str, function: &str, p99: u64, total: u64) -> LockRepor
         sites: vec![site(function, 44, 1_000)],
         contended_per_sec: 500.0,
         coverage: None,
+        behind_writer: None,
+        global: None,
     }
 }
 
