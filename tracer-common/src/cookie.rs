@@ -97,8 +97,7 @@ impl Window {
 ///
 /// Layout, least significant byte first: op, key ABI, map register, map
 /// type register, key register a, key register b, and window (two bits)
-/// with a bit that is set when the probe sits on the stack check's branch
-/// and one that asks for the map header (bit 3).
+/// with a bit that is set when the probe sits on the stack check's branch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapCookie {
     pub op: MapOp,
@@ -113,10 +112,6 @@ pub struct MapCookie {
     /// `morestack`, after which the function runs again from its entry:
     /// only the hit that falls through counts the call.
     pub on_stack_check: bool,
-    /// Read the map's header ([`crate::go::MAP_HEADER_BYTES`]): its length
-    /// and hash seed, which tell apart the maps that one address held in
-    /// turn. Asked only of writes to runtime maps (see the catalogue).
-    pub reads_header: bool,
 }
 
 impl MapCookie {
@@ -127,15 +122,12 @@ impl MapCookie {
             | (self.map_type as u64) << 24
             | (self.key_a as u64) << 32
             | (self.key_b as u64) << 40
-            | (self.window as u64
-                | (self.on_stack_check as u64) << 2
-                | (self.reads_header as u64) << 3)
-                << 48
+            | (self.window as u64 | (self.on_stack_check as u64) << 2) << 48
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if byte(6) > 15 {
+        if byte(6) > 7 {
             return None;
         }
         Some(Self {
@@ -147,7 +139,6 @@ impl MapCookie {
             key_b: Reg::from_u8(byte(5))?,
             window: Window::from_u8(byte(6) & 3)?,
             on_stack_check: byte(6) & 4 != 0,
-            reads_header: byte(6) & 8 != 0,
         })
     }
 }
@@ -225,21 +216,13 @@ mod tests {
             key_b: Reg::Rdi,
             window: Window::Open,
             on_stack_check: false,
-            reads_header: false,
         };
         assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
-        for flags in 0..4u8 {
-            let cookie = MapCookie {
-                on_stack_check: flags & 1 != 0,
-                reads_header: flags & 2 != 0,
-                ..cookie
-            };
-            assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
-        }
         let cookie = MapCookie {
             on_stack_check: true,
             ..cookie
         };
+        assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
         let slotted = with_hit_slot(cookie.encode(), 200);
         assert_eq!(
             MapCookie::decode(slotted),

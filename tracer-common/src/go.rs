@@ -48,21 +48,6 @@ pub const TYPE_KIND_OFFSET: u64 = 23;
 /// `SwissMapType`/`MapType`.
 pub const MAP_TYPE_KEY_OFFSET: u64 = 48;
 
-/// Bytes of a map's runtime header the map probes read, from its start:
-/// the element count (classic `hmap.count`, Swiss `maps.Map.used`, both a
-/// word at offset 0), then a word whose upper half is the per-map hash
-/// seed (`hmap.hash0`, a `uint32` at offset 12; the upper half of
-/// `maps.Map.seed`, a `uintptr` at offset 8). The bytes between are flags
-/// and sizes that change as the map grows, so the seed is that upper half
-/// in both layouts.
-pub const MAP_HEADER_BYTES: usize = 16;
-
-/// The hash seed in the header word at offset 8 (see [`MAP_HEADER_BYTES`]).
-#[inline(always)]
-pub const fn map_seed(word: u64) -> u32 {
-    (word >> 32) as u32
-}
-
 /// Offset of the goroutine (`g`) in `runtime.sudog`, the runtime's record
 /// of a parked goroutine: its first field since Go 1.0.
 pub const SUDOG_G_OFFSET: u64 = 0;

@@ -205,16 +205,8 @@ pub struct MapEvent {
     pub timestamp_ns: u64,
     /// The goroutine's id, or 0 when unknown.
     pub goid: u64,
-    /// Address of the runtime map header (or of the `sync.Map`).
+    /// Address of the runtime map header: the map's identity.
     pub map: u64,
-    /// The map's hash seed ([`go::map_seed`]), when the cookie asked for
-    /// the header (writes to runtime maps); 0 otherwise or if reading it
-    /// failed. Maps that one address holds in turn have different seeds;
-    /// the runtime also reseeds a map that a delete empties or a clear.
-    pub map_seed: u32,
-    /// The map's element count before the operation, saturated, with
-    /// `map_seed`; 0 when that is 0.
-    pub map_len: u32,
     /// Return addresses, the caller first; 0 past the end of the chain.
     pub frames: [u64; FRAMES],
     /// The key's size in the target (a string's length); may exceed what
@@ -308,7 +300,7 @@ pub struct ConflictEvent {
 }
 
 const FRAME_BYTES: usize = 8 * FRAMES;
-const _: () = assert!(core::mem::size_of::<MapEvent>() == 48 + FRAME_BYTES + KEY_CAPACITY);
+const _: () = assert!(core::mem::size_of::<MapEvent>() == 40 + FRAME_BYTES + KEY_CAPACITY);
 const _: () = assert!(core::mem::align_of::<MapEvent>() == 8);
 const LOCK_FRAME_BYTES: usize = 8 * LOCK_FRAMES;
 const _: () = assert!(core::mem::size_of::<LockEvent>() == 40 + LOCK_FRAME_BYTES);

@@ -24,7 +24,7 @@ use tracer_common::{
 use crate::{
     config,
     conflict::{self, Access, KeyRead},
-    failures, frames, goroutine, map_header, output,
+    failures, frames, goroutine, output,
     regs::{self, Regs},
 };
 
@@ -101,11 +101,6 @@ fn record(
         key: read_key(ctx, regs, probe, key_bytes),
         key_bytes,
     };
-    let identity = if probe.reads_header {
-        map_header::read(access.map)
-    } else {
-        map_header::Identity::NONE
-    };
     // SAFETY: as above; every write is of one field, in bounds and aligned.
     unsafe {
         (&raw mut (*event).kind).write(EventKind::MapAccess as u8);
@@ -116,8 +111,6 @@ fn record(
         (&raw mut (*event).timestamp_ns).write(access.timestamp_ns);
         (&raw mut (*event).goid).write(goid);
         (&raw mut (*event).map).write(access.map);
-        (&raw mut (*event).map_seed).write(identity.seed);
-        (&raw mut (*event).map_len).write(identity.len);
         (&raw mut (*event).frames).write(access.frames);
         (&raw mut (*event).key_len).write(access.key.len);
         (&raw mut (*event).key_copied).write(access.key.copied);

@@ -17,7 +17,6 @@ mod frames;
 mod go_lock;
 mod go_map;
 mod goroutine;
-mod map_header;
 mod output;
 mod regs;
 mod zero;

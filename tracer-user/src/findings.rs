@@ -10,8 +10,8 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{
-        Aggregate, MapEstimate, MapId, MapStats, RacePair, RaceStats, Scale, StackCounts,
-        WaitStats, goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
+        Aggregate, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
+        goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
     },
     export::{
         build::wait_figures,
@@ -109,9 +109,8 @@ pub struct Finding {
     pub severity: Severity,
     /// One sentence: what, how much, and why it matters.
     pub message: String,
-    /// The map or lock the finding is about, as the export names it
-    /// (`0xc000123000`, `0xc000123000#2` for the second map there).
-    pub subject: String,
+    /// Address of the map or lock the finding is about.
+    pub subject: u64,
     /// The operations or waits the finding rests on.
     pub count: u64,
     /// Where it happens, with the operations or waits from each, busiest
@@ -144,9 +143,9 @@ pub fn find(
     seconds: f64,
 ) -> Vec<Finding> {
     let locks = contended_locks(aggregate, thresholds, resolver, scale, seconds);
-    let hot_keys = aggregate
-        .maps()
-        .filter_map(|(map, stats)| hot_key(map, stats, thresholds, resolver, scale, &locks));
+    let hot_keys = aggregate.maps().filter_map(|(address, stats)| {
+        hot_key(address, stats, thresholds, resolver, scale, &locks)
+    });
     let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
         lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
     });
@@ -181,11 +180,9 @@ fn advice_findings(
                 return None;
             };
             let name = sites::map_name(&stats.stacks, resolver);
-            let label = map_label(&map.to_string(), &name);
-            // Sequences and races are told by address: every map made at
-            // one address shares them.
+            let label = map_label(map, &name);
             let guard = (aggregate.guards)
-                .guard(map.address, aggregate.conflicts.on_map(map.address))
+                .guard(map, aggregate.conflicts.on_map(map))
                 .map(|guard| lock_facts(aggregate, &guard, scale, seconds));
             let estimate = MapEstimate::of(stats, scale);
             let facts = map_facts(stats, &estimate, &label, &name, kind, guard, scale);
@@ -194,7 +191,7 @@ fn advice_findings(
                 kind: Kind::Advice,
                 severity: Severity::Warning,
                 message,
-                subject: map.to_string(),
+                subject: map,
                 count: estimate.ops.total(),
                 sites: evidence(&stats.stacks, resolver),
                 accesses: Vec::new(),
@@ -301,7 +298,7 @@ fn concurrent_map_accesses(
         .map(|((map, first, second), (count, example, pair))| {
             let name = resolver.map_name(&pair.first.stack);
             let mut finding = race_finding(
-                &map_label(&format!("{map:#x}"), &name),
+                &map_label(map, &name),
                 map,
                 [first, second],
                 count,
@@ -329,8 +326,9 @@ fn resolved_sides(
 }
 
 /// `main.cache map[string]int 0xc000123000`, or `map 0xc000123000`.
-fn map_label(map: &str, name: &MapName) -> String {
-    report::label_map(name.global.as_deref(), name.go_type.as_deref(), map)
+fn map_label(address: u64, name: &MapName) -> String {
+    let id = format!("{address:#x}");
+    report::label_map(name.global.as_deref(), name.go_type.as_deref(), &id)
 }
 
 fn race_finding(
@@ -373,7 +371,7 @@ fn race_finding(
         kind: Kind::ConcurrentMapAccess,
         severity: Severity::Critical,
         message,
-        subject: format!("{map:#x}"),
+        subject: map,
         count,
         sites: sides
             .iter()
@@ -476,7 +474,7 @@ enum Serialises<'a> {
 }
 
 fn hot_key(
-    map: MapId,
+    address: u64,
     stats: &MapStats,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
@@ -533,9 +531,9 @@ fn hot_key(
             if top.error > 0 { "at least " } else { "" },
             100.0 * share,
             estimate.ops.total(),
-            map_label(&map.to_string(), &sites::map_name(&stats.stacks, resolver)),
+            map_label(address, &sites::map_name(&stats.stacks, resolver)),
         ),
-        subject: map.to_string(),
+        subject: address,
         count: estimate.count(top.guaranteed()),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
@@ -590,7 +588,7 @@ fn lock_convoy(
         kind: Kind::LockConvoy,
         severity: Severity::Warning,
         message: convoy_message(address, op, stats, &figures, seconds),
-        subject: format!("{address:#x}"),
+        subject: address,
         count: figures.contended,
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
@@ -711,10 +709,10 @@ mod tests {
             (
                 finding.kind,
                 finding.severity,
-                finding.subject.as_str(),
+                finding.subject,
                 finding.count
             ),
-            (Kind::HotKey, Severity::Warning, "0x1", 400)
+            (Kind::HotKey, Severity::Warning, 1, 400)
         );
         assert!(
             finding.message.contains("\"sku-42\" takes 40%")
@@ -801,12 +799,8 @@ mod tests {
         let findings = find(&aggregate(events), &Thresholds::default());
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(
-            (
-                findings[0].kind,
-                findings[0].subject.as_str(),
-                findings[0].count
-            ),
-            (Kind::LockConvoy, "0xc0de", 210)
+            (findings[0].kind, findings[0].subject, findings[0].count),
+            (Kind::LockConvoy, 0xc0de, 210)
         );
         let message = &findings[0].message;
         assert!(
@@ -860,10 +854,10 @@ mod tests {
             (
                 finding.kind,
                 finding.severity,
-                finding.subject.as_str(),
+                finding.subject,
                 finding.count
             ),
-            (Kind::ConcurrentMapAccess, Severity::Critical, "0xc0ffee", 3)
+            (Kind::ConcurrentMapAccess, Severity::Critical, 0xc0ffee, 3)
         );
         let sides: Vec<_> = finding
             .accesses

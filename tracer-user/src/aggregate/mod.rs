@@ -6,7 +6,6 @@ pub mod coverage;
 pub mod estimate;
 pub mod goroutines;
 pub mod guards;
-pub mod instances;
 pub mod keys;
 pub mod locks;
 pub mod maps;
@@ -21,7 +20,6 @@ pub use coverage::{Coverage, Scale};
 pub use estimate::{AtStart, MapEstimate};
 pub use goroutines::Goroutines;
 pub use guards::{Guard, Guards};
-pub use instances::{Instances, MapId};
 pub use keys::KeyCounts;
 pub use locks::{LockWaits, WaitStats};
 pub use maps::{Forgotten, MapTable};
@@ -98,8 +96,6 @@ pub struct Aggregate {
     pub undecodable: u64,
     /// Per-map statistics, for a bounded number of maps (see `maps.rs`).
     maps: MapTable,
-    /// Which of the maps an address held in turn each operation is on.
-    instances: Instances,
     pub locks: LockWaits,
     /// Lock waits left out of `locks` because a map probe was in the
     /// target meanwhile (see `coverage.rs`).
@@ -149,18 +145,20 @@ impl Aggregate {
             return;
         }
         (self.guards).map_access(access.goid, access.map, access.timestamp_ns);
-        let (maps, coverage) = (&mut self.maps, &self.coverage);
-        self.instances.route(access, &mut |id, access| {
-            observe(maps.stats(id), access, coverage)
-        });
-    }
-
-    /// Counts the operations still waiting to learn which map they are on
-    /// (see `instances.rs`): call once no more events come.
-    pub fn finish(&mut self) {
-        let (maps, coverage) = (&mut self.maps, &self.coverage);
-        self.instances
-            .flush(&mut |id, access| observe(maps.stats(id), access, coverage));
+        let at_start = self.coverage.in_first_stretch(access.timestamp_ns);
+        let stats = self.maps.stats(access.map);
+        stats.ops.add(access.op);
+        stats.stacks.observe(access.stack);
+        if at_start {
+            let first = stats.at_start.get_or_insert_default();
+            first.ops.add(access.op);
+            first.stacks.observe(access.stack);
+        }
+        stats.goroutines.observe(access.goid, access.op);
+        stats.rate.observe(access.timestamp_ns);
+        if access.key != Key::None {
+            stats.keys.observe(access.key);
+        }
     }
 
     /// Events the kernel dropped, on all CPUs.
@@ -178,33 +176,18 @@ impl Aggregate {
         self.maps.forgotten
     }
 
-    /// Every kept map, in no particular order.
-    pub fn maps(&self) -> impl Iterator<Item = (MapId, &MapStats)> + '_ {
+    /// Every kept map with its address, in no particular order.
+    pub fn maps(&self) -> impl Iterator<Item = (u64, &MapStats)> + '_ {
         self.maps.kept()
     }
 
-    /// The `n` busiest maps, busiest first. A live view asks for this every
-    /// tick of a program that may have a million maps: the busiest are
-    /// selected, not the whole table sorted.
-    pub fn busiest_maps(&self, n: usize) -> Vec<(MapId, &MapStats)> {
+    /// The `n` busiest maps with their addresses, busiest first. A live view
+    /// asks for this every tick of a program that may have a million maps:
+    /// the busiest are selected, not the whole table sorted.
+    pub fn busiest_maps(&self, n: usize) -> Vec<(u64, &MapStats)> {
         top_n(self.maps().collect(), n, |a, b| {
             b.1.ops.total().cmp(&a.1.ops.total()).then(a.0.cmp(&b.0))
         })
-    }
-}
-
-fn observe(stats: &mut MapStats, access: MapAccess, coverage: &Coverage) {
-    stats.ops.add(access.op);
-    stats.stacks.observe(access.stack);
-    if coverage.in_first_stretch(access.timestamp_ns) {
-        let first = stats.at_start.get_or_insert_default();
-        first.ops.add(access.op);
-        first.stacks.observe(access.stack);
-    }
-    stats.goroutines.observe(access.goid, access.op);
-    stats.rate.observe(access.timestamp_ns);
-    if access.key != Key::None {
-        stats.keys.observe(access.key);
     }
 }
 
@@ -264,7 +247,7 @@ mod tests {
         assert_eq!(aggregate.dropped(), 5);
         let maps = aggregate.busiest_maps(10);
         assert_eq!(maps.len(), 2);
-        assert_eq!(maps[0].0, MapId::at(1), "busiest map first");
+        assert_eq!(maps[0].0, 1, "busiest map first");
         assert_eq!(
             maps[0].1.ops,
             OpCounts {

@@ -49,35 +49,10 @@ pub struct MapAccess {
     /// Goroutine id; 0 when unknown.
     pub goid: u64,
     pub timestamp_ns: u64,
-    /// Address of the map's runtime header (or of the `sync.Map`).
+    /// Address of the map's runtime header.
     pub map: u64,
-    /// What the operation saw of the map's header, where it read it
-    /// (writes to runtime maps).
-    pub header: Option<MapHeader>,
     pub key: Key,
     pub stack: Stack,
-}
-
-/// A runtime map's hash seed and element count, as an operation found them
-/// on entry. Maps that one address holds in turn have different seeds; the
-/// runtime also gives a map a new seed when a delete empties it or a clear
-/// runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MapHeader {
-    pub seed: u32,
-    pub len: u32,
-}
-
-impl MapHeader {
-    /// Whether the runtime may give the map a new seed during this
-    /// operation: a delete of its last element, or a clear.
-    pub fn may_reseed(&self, op: MapOp) -> bool {
-        match op {
-            MapOp::Delete => self.len <= 1,
-            MapOp::Clear => true,
-            _ => false,
-        }
-    }
 }
 
 /// One finished wait for a lock.
@@ -168,18 +143,8 @@ fn decode_map_access(bytes: &[u8]) -> Result<MapAccess, DecodeError> {
         goid: u64_at(bytes, offset_of!(MapEvent, goid)),
         timestamp_ns: u64_at(bytes, offset_of!(MapEvent, timestamp_ns)),
         map: u64_at(bytes, offset_of!(MapEvent, map)),
-        header: map_header(bytes),
         key,
         stack: stack_at(bytes, offset_of!(MapEvent, frames), FRAMES),
-    })
-}
-
-/// The header fields of a map event; a zero seed means unread.
-fn map_header(bytes: &[u8]) -> Option<MapHeader> {
-    let seed = u32_at(bytes, offset_of!(MapEvent, map_seed));
-    (seed != 0).then(|| MapHeader {
-        seed,
-        len: u32_at(bytes, offset_of!(MapEvent, map_len)),
     })
 }
 
@@ -294,22 +259,6 @@ pub(crate) mod encode {
             &mut bytes,
             offset_of!(MapEvent, frames),
             &0x40_1000u64.to_ne_bytes(),
-        );
-        bytes
-    }
-
-    /// A map event that read its map's header.
-    pub fn seeded_map_event(op: MapOp, map: u64, seed: u32, len: u32) -> Vec<u8> {
-        let mut bytes = map_event(op, map, Kind::String as u8, b"k", 1);
-        put(
-            &mut bytes,
-            offset_of!(MapEvent, map_seed),
-            &seed.to_ne_bytes(),
-        );
-        put(
-            &mut bytes,
-            offset_of!(MapEvent, map_len),
-            &len.to_ne_bytes(),
         );
         bytes
     }
@@ -434,28 +383,6 @@ mod tests {
         assert_eq!(access.map, 0xc000_1000);
         assert_eq!((access.tid, access.goid, access.timestamp_ns), (7, 5, 99));
         assert_eq!(access.key.display(), "sku-42");
-        assert_eq!(access.header, None, "reads do not read the header");
-    }
-
-    #[test]
-    fn decodes_the_map_header_a_write_read() {
-        let bytes = encode::seeded_map_event(MapOp::Delete, 0xc000_1000, 0xdead_beef, 1);
-        let header = map_access(&bytes).header.expect("a seeded write");
-        assert_eq!(
-            header,
-            MapHeader {
-                seed: 0xdead_beef,
-                len: 1
-            }
-        );
-        assert!(
-            header.may_reseed(MapOp::Delete),
-            "deleting the last element"
-        );
-        let full = MapHeader { len: 2, ..header };
-        assert!(!full.may_reseed(MapOp::Delete));
-        assert!(full.may_reseed(MapOp::Clear));
-        assert!(!header.may_reseed(MapOp::Write));
     }
 
     #[test]

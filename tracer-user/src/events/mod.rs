@@ -8,9 +8,7 @@ pub mod key;
 pub mod reader;
 pub mod rings;
 
-pub use decode::{
-    Access, DecodeError, Event, LockWait, MapAccess, MapConflict, MapHeader, Stack, decode,
-};
+pub use decode::{Access, DecodeError, Event, LockWait, MapAccess, MapConflict, Stack, decode};
 pub use dump::{Dump, DumpError, DumpWriter};
 pub use key::{Key, KeyBytes};
 pub use reader::{Batch, Readers};
@@ -51,7 +49,6 @@ pub(crate) mod fixtures {
             goid: 1,
             timestamp_ns: 0,
             map,
-            header: None,
             key: text_key(key),
             stack: Stack::default(),
         })

@@ -10,7 +10,7 @@ use super::schema::{
 };
 use crate::{
     aggregate::{
-        Aggregate, MapEstimate, MapId, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures,
+        Aggregate, MapEstimate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures,
     },
     findings::{
         self, Thresholds,
@@ -139,7 +139,7 @@ fn finding(finding: findings::Finding) -> schema::Finding {
         kind: finding.kind.name().to_owned(),
         severity: finding.severity.name().to_owned(),
         message: finding.message,
-        subject: finding.subject,
+        subject: format!("{:#x}", finding.subject),
         sites: finding
             .sites
             .into_iter()
@@ -285,7 +285,7 @@ fn map_reports(
     let considered = busiest.len();
     let reports: Vec<MapReport> = busiest
         .into_iter()
-        .filter_map(|(map, stats)| {
+        .filter_map(|(address, stats)| {
             let origin = sites::map_origin(&stats.stacks, resolver);
             // A sync.Map's own runtime maps (before Go 1.24): their
             // operations are the sync.Map's, which its probes counted.
@@ -294,7 +294,7 @@ fn map_reports(
             }
             let end_ns = aggregate.coverage.start_ns + (seconds * 1e9) as u64;
             let peak = aggregate.coverage.peak_per_second(&stats.rate, end_ns);
-            let mut report = map_report(map, stats, resolver, seconds, scale, peak);
+            let mut report = map_report(address, stats, resolver, seconds, scale, peak);
             report.kind = match origin {
                 Origin::Program(kind) => kind.map(|kind| kind.name().to_owned()),
                 _ => None,
@@ -302,7 +302,7 @@ fn map_reports(
             report.runtime_internal = origin == Origin::Runtime;
             let name = sites::map_name(&stats.stacks, resolver);
             (report.go_type, report.global) = (name.go_type, name.global);
-            report.guarded_by = guarded_by(aggregate, map.address, resolver);
+            report.guarded_by = guarded_by(aggregate, address, resolver);
             Some(report)
         })
         .collect();
@@ -314,7 +314,7 @@ fn map_reports(
 /// recording (traced counts over coverage); shares, goroutines and sites'
 /// order come from what was traced.
 fn map_report(
-    map: MapId,
+    address: u64,
     stats: &MapStats,
     resolver: &dyn ResolveSites,
     seconds: f64,
@@ -326,7 +326,7 @@ fn map_report(
     let count = |traced| estimate.count(traced);
     let sites = top_sites(&estimate.stacks, resolver, |whole| whole);
     MapReport {
-        id: map.to_string(),
+        id: format!("{address:#x}"),
         kind: None,
         go_type: None,
         global: None,
@@ -491,7 +491,6 @@ mod tests {
                 goid: 1,
                 timestamp_ns: SECOND / 2 + n * SECOND / 2000,
                 map: 0xc000010000,
-                header: None,
                 key: text_key("k"),
                 stack: Stack::default(),
             }));

@@ -740,7 +740,6 @@ mod tests {
                 goid,
                 timestamp_ns: 1_000_000_000,
                 map: CACHE,
-                header: None,
                 key: text_key(key),
                 stack: Stack::of([pc, 0, 0, 0]),
             })
@@ -768,7 +767,6 @@ mod tests {
                 goid: 1 + n % 8,
                 timestamp_ns: 1_000_000_000,
                 map: SESSIONS,
-                header: None,
                 key: text_key(&format!("session-{n}")),
                 stack: Stack::of([SET, 0, 0, 0]),
             }));

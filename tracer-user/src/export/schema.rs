@@ -213,10 +213,7 @@ fn is_false(value: &bool) -> bool {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MapReport {
-    /// The map's address in the target, `0x…`; `0x…#2`, `#3`, … for the
-    /// second, third, … map seen at that address (a map made per call in
-    /// a function's frame, or memory the heap reused), told apart by their
-    /// hash seeds. Files before this have the address alone.
+    /// The map's address in the target, `0x…`.
     pub id: String,
     /// `map` or `sync.Map`, as the functions its operations call show;
     /// absent when they do not (and in older files).

@@ -21,7 +21,7 @@ pub mod pprof;
 use tracer_common::LockOp;
 
 use crate::{
-    aggregate::{Aggregate, MapEstimate, MapId, Scale, StackCounts},
+    aggregate::{Aggregate, MapEstimate, Scale, StackCounts},
     events::Stack,
     export::{build::wait_figures, schema::Window},
     sites::{CallSite, Location, ResolveStacks},
@@ -40,7 +40,7 @@ pub enum Measure {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subject {
     Lock { address: u64, op: LockOp },
-    Map { map: MapId },
+    Map { address: u64 },
 }
 
 /// Waits or operations from one stack on one lock or map.
@@ -85,8 +85,8 @@ pub fn build(
     window: Window,
 ) -> Profile {
     let mut samples = Vec::new();
-    for (map, stats) in aggregate.maps() {
-        let subject = Subject::Map { map };
+    for (address, stats) in aggregate.maps() {
+        let subject = Subject::Map { address };
         let estimate = MapEstimate::of(stats, scale);
         for (stack, count, _) in with_overflow(&estimate.stacks, None) {
             samples.push(Sample {

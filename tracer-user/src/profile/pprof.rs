@@ -261,9 +261,9 @@ impl Builder {
                     self.label("wait", op.name()),
                 ],
             ),
-            Subject::Map { map } => (
+            Subject::Map { address } => (
                 vec![0, 0, to_i64(sample.count)],
-                vec![self.label("map", &map.to_string())],
+                vec![self.label("map", &format!("{address:#x}"))],
             ),
         };
         SampleProto {

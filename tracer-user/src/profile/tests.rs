@@ -52,7 +52,6 @@ fn profile() -> Profile {
             goid: 1,
             timestamp_ns: 0,
             map: CACHE,
-            header: None,
             key: text_key("sku-42"),
             stack: Stack::of(stack),
         })
@@ -114,7 +113,6 @@ fn overflowing_stacks_are_counted_under_a_frame_of_their_own() {
             goid: 1,
             timestamp_ns: 0,
             map: CACHE,
-            header: None,
             key: text_key("k"),
             stack: Stack::of([pc, 0, 0, 0]),
         }));

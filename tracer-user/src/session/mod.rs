@@ -596,7 +596,6 @@ impl Pipeline {
         {
             self.set_load_bias(bias);
         }
-        self.aggregate.finish();
         self.read_drops();
         self.read_failures();
         let now_ns = monotonic_ns();
