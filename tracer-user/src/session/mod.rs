@@ -49,8 +49,12 @@ use crate::{
 
 /// Batches in flight between the readers and the aggregating task: a slow
 /// aggregator backs up into the kernel rings, where overflow is counted,
-/// never into unbounded memory here.
-const CHANNEL_BATCHES: usize = 256;
+/// not into memory here. Each batch holds up to 4096 decoded events, some
+/// 0.6 MB; at 256 batches a lagging aggregator (a debug build, a loaded
+/// machine) held 160 MB of them, which the soak showed as growth. Sixteen
+/// are over half a second of a busy target's events, enough to ride out
+/// a slow tick.
+const CHANNEL_BATCHES: usize = 16;
 /// How often the budget looks at the target.
 const CONTROL_EVERY: Duration = Duration::from_millis(100);
 /// How long the kernel's BPF run-time statistics stay on at the start (the

@@ -48,8 +48,10 @@ const WARM_UP: Duration = Duration::from_secs(15);
 /// Growth of the long recording's memory, once warmed up, that fails the
 /// soak: a leak. Generous, for a minute's samples on a busy machine: the
 /// 1.6 KB per map contend once kept would grow it by gigabytes a minute
-/// here.
-const RSS_LEAK_KIB_PER_MIN: f64 = 16_384.0;
+/// here, while one late step of a few MiB (an allocator arena, a debug
+/// build's aggregator behind the rings) reads as 16 MiB/min and more over
+/// the smoke's 45 seconds of samples.
+const RSS_LEAK_KIB_PER_MIN: f64 = 65_536.0;
 /// Growth that still counts as flat: the row's target, which a soak
 /// reports but does not fail on.
 const RSS_FLAT_KIB_PER_MIN: f64 = 256.0;
