@@ -10,6 +10,8 @@
 //! the whole recording's coverage: a thousand writes read as fifteen
 //! thousand, and a read-mostly map as write-heavy.
 
+use std::borrow::Cow;
+
 use super::{MapStats, OpCounts, Scale, StackCounts};
 
 /// What a map's probes saw in the recording's first stretch, while every
@@ -22,20 +24,22 @@ pub struct AtStart {
 
 /// A map's operations and call stacks as estimates for the whole
 /// recording, and the factor for figures traced without a split (keys).
+/// Traced whole, they are the traced ones, borrowed: a live view builds
+/// these for every map at every tick.
 #[derive(Debug)]
-pub struct MapEstimate {
+pub struct MapEstimate<'a> {
     pub ops: OpCounts,
-    pub stacks: StackCounts,
+    pub stacks: Cow<'a, StackCounts>,
     /// Estimated operations over traced ones.
     factor: f64,
 }
 
-impl MapEstimate {
-    pub fn of(stats: &MapStats, scale: &Scale) -> Self {
+impl<'a> MapEstimate<'a> {
+    pub fn of(stats: &'a MapStats, scale: &Scale) -> Self {
         if !scale.maps_sampled() {
             return Self {
                 ops: stats.ops,
-                stacks: stats.stacks.clone(),
+                stacks: Cow::Borrowed(&stats.stacks),
                 factor: 1.0,
             };
         }
@@ -62,7 +66,7 @@ impl MapEstimate {
         };
         Self {
             ops,
-            stacks,
+            stacks: Cow::Owned(stacks),
             factor,
         }
     }
@@ -118,7 +122,8 @@ mod tests {
             write: 1_000,
             ..OpCounts::default()
         };
-        let estimate = MapEstimate::of(&stats(14_500, 1_000, start), &sampled());
+        let stats = stats(14_500, 1_000, start);
+        let estimate = MapEstimate::of(&stats, &sampled());
         assert_eq!(
             (estimate.ops.read, estimate.ops.write),
             (100_000, 1_000),
@@ -128,10 +133,8 @@ mod tests {
 
     #[test]
     fn the_whole_recording_traced_is_not_scaled() {
-        let estimate = MapEstimate::of(
-            &stats(14_500, 1_000, OpCounts::default()),
-            &Coverage::new(0, true).scale(10_000 * MS),
-        );
+        let stats = stats(14_500, 1_000, OpCounts::default());
+        let estimate = MapEstimate::of(&stats, &Coverage::new(0, true).scale(10_000 * MS));
         assert_eq!((estimate.ops.read, estimate.count(7)), (14_500, 7));
     }
 

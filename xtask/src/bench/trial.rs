@@ -85,7 +85,7 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// "untraced drifted 4% over the trial", for a row's note.
+    /// "untraced before and after differ by 4%", for a row's note.
     pub fn describe_drift(&self) -> String {
         if self.drift.is_nan() {
             "untraced measured on one side only".to_owned()
