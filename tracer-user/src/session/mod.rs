@@ -50,11 +50,10 @@ use crate::{
 /// Batches in flight between the readers and the aggregating task: a slow
 /// aggregator backs up into the kernel rings, where overflow is counted,
 /// not into memory here. Each batch holds up to 4096 decoded events, some
-/// 0.6 MB; at 256 batches a lagging aggregator (a debug build, a loaded
-/// machine) held 160 MB of them, which the soak showed as growth. At 16,
-/// a debug build lost a handful of a burst's events that the exact-count
-/// tests count; 64 (some 40 MB at most) rides out both.
-const CHANNEL_BATCHES: usize = 64;
+/// 0.6 MB: a lagging aggregator (a debug build, a loaded machine) can hold
+/// 160 MB of them. Fewer (16, 64) made a debug build drop events of the
+/// bursts the end-to-end tests count exactly.
+const CHANNEL_BATCHES: usize = 256;
 /// How often the budget looks at the target.
 const CONTROL_EVERY: Duration = Duration::from_millis(100);
 /// How long the kernel's BPF run-time statistics stay on at the start (the

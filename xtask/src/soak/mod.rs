@@ -77,12 +77,25 @@ pub fn run(minutes: u32) -> anyhow::Result<()> {
         "contend",
     ]))?;
     let contend = cmd::workspace_root().join("target/release/contend");
-    soak(&go, &contend, Duration::from_secs(u64::from(minutes) * 60))
+    soak(
+        &go,
+        &contend,
+        Duration::from_secs(u64::from(minutes) * 60),
+        None,
+    )
 }
 
 /// Soaks an already built `contend` for `length`, prints the table and
-/// fails if anything that must hold did not.
-pub fn soak(go: &GoToolchains, contend: &Path, length: Duration) -> anyhow::Result<()> {
+/// fails if anything that must hold did not. `maps_per_sec` paces the map
+/// maker (`None`: as fast as it can): CI's debug build aggregates several
+/// times slower than a release one, and a smoke that outran it would
+/// measure its backlog, not a leak.
+pub fn soak(
+    go: &GoToolchains,
+    contend: &Path,
+    length: Duration,
+    maps_per_sec: Option<u32>,
+) -> anyhow::Result<()> {
     let bench = Bench {
         toolchain: GoToolchain::at(&go.new).context("Go 1.27 from setup")?,
         contend,
@@ -94,7 +107,7 @@ pub fn soak(go: &GoToolchains, contend: &Path, length: Duration) -> anyhow::Resu
         "xtask: soak: {:.0} minute(s) of map creation recorded throughout, and attach/detach cycles on growing stacks",
         length.as_secs_f64() / 60.0
     );
-    let outcome = Outcome::of(&bench, length)?;
+    let outcome = Outcome::of(&bench, length, maps_per_sec)?;
     let rows = outcome.rows();
     println!(
         "\nSoak of {} ({:.0} min):",
@@ -128,19 +141,22 @@ struct Outcome {
 
 impl Outcome {
     /// Runs the soak.
-    fn of(bench: &Bench, length: Duration) -> anyhow::Result<Self> {
+    fn of(bench: &Bench, length: Duration, maps_per_sec: Option<u32>) -> anyhow::Result<Self> {
         let growing = Fixture::start(
             &bench.fixture("stackgrowth")?,
             // It outlives the soak; the soak stops it.
             &["-seconds", &(length.as_secs() + 600).to_string()],
         )
         .context("starting the stackgrowth fixture")?;
+        let rate = maps_per_sec.unwrap_or(0).to_string();
         let maker = Fixture::start(
             &bench.fixture("maprate")?,
             &[
                 "-maps",
                 "-count",
                 UNLIMITED_COUNT,
+                "-rate",
+                &rate,
                 "-limit",
                 &length.as_secs().to_string(),
             ],
