@@ -24,6 +24,22 @@ pub fn cargo() -> Command {
     command
 }
 
+/// Builds the `contend` binary, optimised when `release`, and returns its
+/// path: one build for the demo, the tests, the bench and the soak.
+pub fn build_contend(release: bool) -> anyhow::Result<PathBuf> {
+    let mut build = cargo();
+    build.args(["build", "--package", "tracer-user", "--bin", "contend"]);
+    if release {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(workspace_root()
+        .join("target")
+        .join(profile)
+        .join("contend"))
+}
+
 /// Runs `command`, echoing it, and fails unless it succeeds.
 pub fn run(command: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: running {}", describe(command));

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use contend_tests::go::{Fixture, GoToolchain};
 
 use crate::{
-    cmd::{self, cargo, command},
+    cmd::{self, command},
     setup,
 };
 
@@ -17,16 +17,8 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
         bail!("the demo loads eBPF programs: run `cargo xtask demo` as root");
     }
     let go = setup::run()?;
-    cmd::run(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "tracer-user",
-        "--bin",
-        "contend",
-    ]))?;
+    let contend = cmd::build_contend(true)?;
     let root = cmd::workspace_root();
-    let contend = root.join("target/release/contend");
     let export = root.join("target/demo/shop.json");
     std::fs::create_dir_all(root.join("target/demo")).context("creating target/demo")?;
 

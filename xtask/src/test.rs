@@ -23,8 +23,7 @@ pub fn run() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     // The end-to-end tests run the real `contend` binary.
-    cmd::run(cargo().args(["build", "--package", "tracer-user", "--bin", "contend"]))?;
-    let contend = cmd::workspace_root().join("target/debug/contend");
+    let contend = cmd::build_contend(false)?;
     cmd::run(
         cargo()
             .arg("test")

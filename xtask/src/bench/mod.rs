@@ -29,7 +29,7 @@ use contend_tests::go::GoToolchain;
 use serde::Serialize;
 
 use crate::{
-    cmd::{self, cargo},
+    cmd,
     setup::{self, GoToolchains},
 };
 
@@ -145,17 +145,7 @@ pub fn run(smoke: bool, only: Option<Measurement>) -> anyhow::Result<()> {
         bail!("the benchmarks load eBPF programs: run `cargo xtask bench` as root");
     }
     let go = setup::run()?;
-    let profile = if smoke { "debug" } else { "release" };
-    let mut build = cargo();
-    build.args(["build", "--package", "tracer-user", "--bin", "contend"]);
-    if !smoke {
-        build.arg("--release");
-    }
-    cmd::run(&mut build)?;
-    let contend = cmd::workspace_root()
-        .join("target")
-        .join(profile)
-        .join("contend");
+    let contend = cmd::build_contend(!smoke)?;
     measure(&go, &contend, smoke, only)
 }
 

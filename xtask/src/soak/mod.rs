@@ -34,7 +34,7 @@ use crate::{
         self, Bench, Row,
         recording::{self, Export, Recording},
     },
-    cmd::{self, cargo},
+    cmd,
     setup::{self, GoToolchains},
 };
 
@@ -68,15 +68,7 @@ pub fn run(minutes: u32) -> anyhow::Result<()> {
         bail!("--minutes must be at least 1");
     }
     let go = setup::run()?;
-    cmd::run(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "tracer-user",
-        "--bin",
-        "contend",
-    ]))?;
-    let contend = cmd::workspace_root().join("target/release/contend");
+    let contend = cmd::build_contend(true)?;
     soak(
         &go,
         &contend,
