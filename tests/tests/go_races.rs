@@ -86,7 +86,15 @@ mod racy {
                 "{site:?}"
             );
         }
-        assert_ne!(race.accesses[0].goroutine, race.accesses[1].goroutine);
+        // Probes tell goroutines apart by `g`; a conflict reads both ids.
+        let goroutines = [race.accesses[0].goroutine, race.accesses[1].goroutine];
+        assert!(
+            goroutines
+                .iter()
+                .all(|goid| goid.is_some_and(|goid| goid > 0)),
+            "both sides carry goroutine ids: {goroutines:?}"
+        );
+        assert_ne!(goroutines[0], goroutines[1]);
     }
 }
 

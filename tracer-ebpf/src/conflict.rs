@@ -53,7 +53,7 @@ pub fn go_map_exit(ctx: ProbeContext) -> u32 {
         return 0;
     };
     if regs::ends_here(&ctx, branch) {
-        close(goroutine::identity(goroutine::id(&Regs::capture(&ctx))));
+        close(goroutine::current(&Regs::capture(&ctx)));
     }
     0
 }
@@ -91,7 +91,8 @@ impl KeyRead {
 /// Checks `access` (just read at its entry probe) against the map's open
 /// window, and opens its own if it is a write. A window opened before the
 /// map probes were last armed (`armed_since`) is ignored: its write may
-/// have ended while the closing probes were out of the target.
+/// have ended while the closing probes were out of the target. `who` is
+/// the running goroutine's `g`.
 #[inline(always)]
 pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
     if event.map == 0 || !matches!(window, Window::Check | Window::Open) {
@@ -100,10 +101,10 @@ pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
     if let Some(other) = IN_FLIGHT.get_ptr(&event.map) {
         // SAFETY: a live entry of the map; two words read, not the whole
         // side, on the path every read takes.
-        let (goid, start_ns) = unsafe { ((*other).goid, (*other).start_ns) };
+        let (g, start_ns) = unsafe { ((*other).g, (*other).start_ns) };
         let fresh =
             start_ns >= armed_since && event.timestamp_ns.saturating_sub(start_ns) < STALE_NS;
-        if goid != who && fresh {
+        if g != who && fresh {
             report(event, who, other);
         }
     }
@@ -130,7 +131,7 @@ fn close(who: u64) {
     // Another goroutine may have opened its own window since (racing with
     // ours): that one stays open.
     // SAFETY: as above.
-    if unsafe { IN_FLIGHT.get(&map) }.is_some_and(|open| open.goid == who) {
+    if unsafe { IN_FLIGHT.get(&map) }.is_some_and(|open| open.g == who) {
         let _ = IN_FLIGHT.remove(&map);
     }
 }
@@ -142,7 +143,7 @@ fn report(event: &Access, who: u64, other: *const AccessSide) {
     let Some(mut reserved) = output::reserve::<ConflictEvent>() else {
         return;
     };
-    reserved.init(ConflictEvent {
+    let conflict = reserved.init(ConflictEvent {
         kind: EventKind::MapConflict as u8,
         _pad0: [0; 3],
         tid: bpf_get_current_pid_tgid() as u32,
@@ -151,6 +152,10 @@ fn report(event: &Access, who: u64, other: *const AccessSide) {
         // SAFETY: a live entry of `IN_FLIGHT`, copied out.
         in_flight: unsafe { *other },
     });
+    // Both goroutines are alive (one runs this, the other is inside its
+    // write), so their records still hold their ids.
+    conflict.running.goid = goroutine::id_of(conflict.running.g);
+    conflict.in_flight.goid = goroutine::id_of(conflict.in_flight.g);
     reserved.submit();
 }
 
@@ -163,7 +168,8 @@ fn side(event: &Access, who: u64) -> AccessSide {
     // field pointers; the key is zeroed as words (see `zero`) before the
     // copied bytes go over it.
     unsafe {
-        (&raw mut (*side_ptr).goid).write(who);
+        (&raw mut (*side_ptr).g).write(who);
+        (&raw mut (*side_ptr).goid).write(0);
         (&raw mut (*side_ptr).start_ns).write(event.timestamp_ns);
         (&raw mut (*side_ptr).frames).write(event.frames);
         (&raw mut (*side_ptr).op).write(event.op);

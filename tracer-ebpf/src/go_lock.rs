@@ -1,8 +1,8 @@
 //! Lock waits: a goroutine about to park on a sync semaphore starts one,
 //! and the runtime making it runnable again ends it (see
 //! `tracer_common::LockCookie`): both on instructions the kernel emulates,
-//! and neither in a critical section. Waits are paired by goroutine,
-//! because the wake-up runs on another goroutine's thread.
+//! and neither in a critical section. Waits are paired by goroutine (its
+//! `g`), because the wake-up runs on another goroutine's thread.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -20,7 +20,7 @@ use tracer_common::{
 
 use crate::{config, failures, frames, goroutine, output, regs::Regs};
 
-/// Waits in progress by goroutine. An entry whose wake-up never comes (the
+/// Waits in progress by goroutine (`g`). An entry whose wake-up never comes (the
 /// semaphore was free, and the goroutine never parked) is replaced by the
 /// goroutine's next wait or evicted as least recently used.
 #[map]
@@ -50,7 +50,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     if probe.wake {
         return wake(ctx, regs.get(probe.reg), now, armed_since);
     }
-    let waiter = goroutine::identity(goroutine::id(&regs));
+    let waiter = goroutine::current(&regs);
     if probe.park {
         return park(waiter, regs.get(probe.reg));
     }
@@ -95,17 +95,12 @@ fn park(waiter: u64, sema: u64) -> Result<(), ()> {
 #[inline(always)]
 fn wake(ctx: &ProbeContext, sudog: u64, now: u64, armed_since: u64) -> Result<(), ()> {
     let g = read_lock_field::<u64>(ctx, sudog + SUDOG_G_OFFSET)?;
-    let goid = goroutine::id_of(g);
-    if goid == 0 {
-        // Without goroutine ids, the woken goroutine cannot be named.
-        return Ok(());
-    }
     // SAFETY: the value is copied out before anything can remove it.
-    let wait = *unsafe { PENDING.get(&goid) }.ok_or(())?;
+    let wait = *unsafe { PENDING.get(&g) }.ok_or(())?;
     if wait.parked == 0 {
         return Ok(());
     }
-    let _ = PENDING.remove(&goid);
+    let _ = PENDING.remove(&g);
     if wait.start_ns < armed_since {
         // Begun before the lock probes were last armed: the wake-ups
         // in between passed unseen.
@@ -117,7 +112,8 @@ fn wake(ctx: &ProbeContext, sudog: u64, now: u64, armed_since: u64) -> Result<()
         _pad0: [0; 2],
         tid: bpf_get_current_pid_tgid() as u32,
         timestamp_ns: now,
-        goid,
+        goid: goroutine::id_of(g),
+        g,
         lock: wait.lock,
         wait_ns: now.saturating_sub(wait.start_ns),
         frames: wait.frames,

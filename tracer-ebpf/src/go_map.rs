@@ -57,8 +57,7 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
         return Ok(());
     }
     let regs = Regs::capture(ctx);
-    let goid = goroutine::id(&regs);
-    let who = goroutine::identity(goid);
+    let g = goroutine::current(&regs);
     let mut reserved = output::reserve::<MapEvent>();
     let event = match reserved.as_mut() {
         Some(reserved) => reserved.as_mut_ptr(),
@@ -67,8 +66,8 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
         // load.
         None => SCRATCH.get_ptr_mut(0).ok_or(())?,
     };
-    let access = record(ctx, &regs, probe, goid, event);
-    conflict::check(probe.window, &access, who, armed_since);
+    let access = record(ctx, &regs, probe, g, event);
+    conflict::check(probe.window, &access, g, armed_since);
     if let Some(reserved) = reserved {
         reserved.submit();
     }
@@ -86,7 +85,7 @@ fn record(
     ctx: &ProbeContext,
     regs: &Regs,
     probe: MapCookie,
-    goid: u64,
+    g: u64,
     event: *mut MapEvent,
 ) -> Access {
     // SAFETY: `event` is a ring or scratch slot for one `MapEvent`, ours
@@ -109,7 +108,7 @@ fn record(
         (&raw mut (*event)._pad0).write(0);
         (&raw mut (*event).tid).write(bpf_get_current_pid_tgid() as u32);
         (&raw mut (*event).timestamp_ns).write(access.timestamp_ns);
-        (&raw mut (*event).goid).write(goid);
+        (&raw mut (*event).g).write(g);
         (&raw mut (*event).map).write(access.map);
         (&raw mut (*event).frames).write(access.frames);
         (&raw mut (*event).key_len).write(access.key.len);

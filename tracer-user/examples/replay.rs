@@ -183,6 +183,11 @@ mod synthetic {
             }
         }
 
+        /// The running goroutine's runtime record: one per goroutine.
+        fn g(&self) -> u64 {
+            0xc000_0000 + 0x400 * self.goid
+        }
+
         pub fn next_record(&mut self) -> Vec<u8> {
             self.now_ns += NANOS_BETWEEN_EVENTS;
             // A CPU runs one goroutine for a while: switch now and then.
@@ -209,11 +214,7 @@ mod synthetic {
             bytes[offset_of!(MapEvent, kind)] = EventKind::MapAccess as u8;
             bytes[offset_of!(MapEvent, op)] = op as u8;
             self.put_common(&mut bytes, offset_of!(MapEvent, tid));
-            put(
-                &mut bytes,
-                offset_of!(MapEvent, goid),
-                &self.goid.to_ne_bytes(),
-            );
+            put(&mut bytes, offset_of!(MapEvent, g), &self.g().to_ne_bytes());
             let address = 0xc0_0001_0000 + 0x100 * map as u64;
             put(
                 &mut bytes,
@@ -250,6 +251,11 @@ mod synthetic {
                 &mut bytes,
                 offset_of!(LockEvent, goid),
                 &self.goid.to_ne_bytes(),
+            );
+            put(
+                &mut bytes,
+                offset_of!(LockEvent, g),
+                &self.g().to_ne_bytes(),
             );
             let address = 0xc0_0020_0000 + 0x40 * lock;
             put(

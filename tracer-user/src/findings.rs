@@ -654,6 +654,7 @@ mod tests {
             op: LockOp::MutexLock,
             tid: 1,
             goid,
+            g: 0xc000_0000 + goid,
             // Waits up to a second long end in the first second.
             timestamp_ns: 1_000_000_000,
             lock: 0xc0de,

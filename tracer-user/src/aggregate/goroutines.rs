@@ -1,5 +1,12 @@
 //! Which goroutines touch a map: all of them, and those that read and
 //! those that write, counted exactly up to a bound.
+//!
+//! A goroutine is known by its runtime record (`g`), which the probes read
+//! for free, not by its id, which costs a read of the target's memory per
+//! operation. The runtime gives an exited goroutine's record to the next
+//! one it starts, so goroutines that ran one after another may count once:
+//! the counts are of goroutines alive together, which is what contention
+//! is about.
 
 use tracer_common::MapOp;
 
@@ -28,9 +35,10 @@ pub struct Goroutines {
 }
 
 impl Goroutines {
-    /// Notes that goroutine `goid` (0: unknown, not counted) did `op`.
-    pub fn observe(&mut self, goid: u64, op: MapOp) {
-        if goid == 0 {
+    /// Notes that the goroutine whose record is at `g` (0: unknown, not
+    /// counted) did `op`.
+    pub fn observe(&mut self, g: u64, op: MapOp) {
+        if g == 0 {
             return;
         }
         let role = match op {
@@ -38,14 +46,14 @@ impl Goroutines {
             MapOp::Write | MapOp::Delete | MapOp::Clear => WRITER,
         };
         let wanted = ALL | role;
-        match self.members.get_mut(&goid) {
+        match self.members.get_mut(&g) {
             // The common case: a goroutine seen doing this before.
             Some(sets) if *sets & wanted == wanted => {}
             Some(sets) => *sets |= admit(&mut self.counts, &mut self.saturated, wanted & !*sets),
             None => {
                 let sets = admit(&mut self.counts, &mut self.saturated, wanted);
                 if sets != 0 {
-                    self.members.insert(goid, sets);
+                    self.members.insert(g, sets);
                 }
             }
         }

@@ -302,6 +302,7 @@ mod tests {
             op,
             tid: 1,
             goid,
+            g: 0xc000_0000 + goid,
             timestamp_ns: 0,
             lock,
             wait_ns,

@@ -130,7 +130,9 @@ impl Aggregate {
     fn record_lock_wait(&mut self, wait: &LockWait) {
         // Which lock was taken does not depend on whether the wait's
         // length was disturbed by a map probe: every wait counts here.
-        (self.guards).lock_wait(wait.goid, wait.lock, wait.op, wait.timestamp_ns, wait.stack);
+        // Goroutines are told apart by their `g`, which map operations carry
+        // (not their ids).
+        (self.guards).lock_wait(wait.g, wait.lock, wait.op, wait.timestamp_ns, wait.stack);
         let began = wait.timestamp_ns.saturating_sub(wait.wait_ns);
         if self.coverage.is_clean_wait(began, wait.timestamp_ns) {
             self.locks.record(wait);
@@ -144,7 +146,7 @@ impl Aggregate {
             self.nil_map_ops += 1;
             return;
         }
-        (self.guards).map_access(access.goid, access.map, access.timestamp_ns);
+        (self.guards).map_access(access.g, access.map, access.timestamp_ns);
         let at_start = self.coverage.in_first_stretch(access.timestamp_ns);
         let stats = self.maps.stats(access.map);
         stats.ops.add(access.op);
@@ -154,7 +156,7 @@ impl Aggregate {
             first.ops.add(access.op);
             first.stacks.observe(access.stack);
         }
-        stats.goroutines.observe(access.goid, access.op);
+        stats.goroutines.observe(access.g, access.op);
         stats.rate.observe(access.timestamp_ns);
         if access.key != Key::None {
             stats.keys.observe(access.key);

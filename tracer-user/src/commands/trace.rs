@@ -314,6 +314,8 @@ pub fn announce(session: &Session, until: &str) {
         probes.len(),
     );
     if binary.goid_offset.is_none() {
-        say!("contend: goroutine ids are unknown for this Go version; waits are paired by thread");
+        say!(
+            "contend: goroutine ids are unknown for this Go version; lock waits and races show none"
+        );
     }
 }

@@ -46,8 +46,10 @@ impl Stack {
 pub struct MapAccess {
     pub op: MapOp,
     pub tid: u32,
-    /// Goroutine id; 0 when unknown.
-    pub goid: u64,
+    /// Address of the goroutine's runtime record (`g`): which goroutine,
+    /// among those alive at the time. The runtime reuses the record of an
+    /// exited goroutine for a new one.
+    pub g: u64,
     pub timestamp_ns: u64,
     /// Address of the map's runtime header.
     pub map: u64,
@@ -60,7 +62,10 @@ pub struct MapAccess {
 pub struct LockWait {
     pub op: LockOp,
     pub tid: u32,
+    /// Goroutine id; 0 when unknown.
     pub goid: u64,
+    /// Address of the goroutine's runtime record, as in [`MapAccess::g`].
+    pub g: u64,
     /// When the wait ended.
     pub timestamp_ns: u64,
     /// Address of the lock.
@@ -85,8 +90,7 @@ pub struct MapConflict {
 /// One side of a [`MapConflict`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Access {
-    /// `None` when the goroutine id is unknown (the kernel then paired
-    /// entries and returns by thread).
+    /// `None` when the goroutine id is unknown.
     pub goid: Option<u64>,
     pub started_ns: u64,
     pub op: MapOp,
@@ -140,7 +144,7 @@ fn decode_map_access(bytes: &[u8]) -> Result<MapAccess, DecodeError> {
     Ok(MapAccess {
         op,
         tid: u32_at(bytes, offset_of!(MapEvent, tid)),
-        goid: u64_at(bytes, offset_of!(MapEvent, goid)),
+        g: u64_at(bytes, offset_of!(MapEvent, g)),
         timestamp_ns: u64_at(bytes, offset_of!(MapEvent, timestamp_ns)),
         map: u64_at(bytes, offset_of!(MapEvent, map)),
         key,
@@ -157,6 +161,7 @@ fn decode_lock_wait(bytes: &[u8]) -> Result<LockWait, DecodeError> {
         op: LockOp::from_u8(op_byte).ok_or(DecodeError::UnknownLockOp(op_byte))?,
         tid: u32_at(bytes, offset_of!(LockEvent, tid)),
         goid: u64_at(bytes, offset_of!(LockEvent, goid)),
+        g: u64_at(bytes, offset_of!(LockEvent, g)),
         timestamp_ns: u64_at(bytes, offset_of!(LockEvent, timestamp_ns)),
         lock: u64_at(bytes, offset_of!(LockEvent, lock)),
         wait_ns: u64_at(bytes, offset_of!(LockEvent, wait_ns)),
@@ -178,16 +183,14 @@ fn decode_conflict(bytes: &[u8]) -> Result<MapConflict, DecodeError> {
 
 /// Decodes the [`AccessSide`] at the start of `bytes`.
 fn decode_side(bytes: &[u8]) -> Result<Access, DecodeError> {
-    /// Identities with this bit are thread ids: the goid was unknown.
-    const THREAD: u64 = 1 << 63;
     let op_byte = bytes[offset_of!(AccessSide, op)];
     let op = MapOp::from_u8(op_byte).ok_or(DecodeError::UnknownOp(op_byte))?;
     let copied =
         (u32_at(bytes, offset_of!(AccessSide, key_copied)) as usize).min(SIDE_KEY_CAPACITY);
     let start = offset_of!(AccessSide, key);
-    let identity = u64_at(bytes, offset_of!(AccessSide, goid));
+    let goid = u64_at(bytes, offset_of!(AccessSide, goid));
     Ok(Access {
-        goid: (identity & THREAD == 0 && identity != 0).then_some(identity),
+        goid: (goid != 0).then_some(goid),
         started_ns: u64_at(bytes, offset_of!(AccessSide, start_ns)),
         op,
         key: Key::decode(
@@ -242,7 +245,11 @@ pub(crate) mod encode {
             offset_of!(MapEvent, timestamp_ns),
             &99u64.to_ne_bytes(),
         );
-        put(&mut bytes, offset_of!(MapEvent, goid), &5u64.to_ne_bytes());
+        put(
+            &mut bytes,
+            offset_of!(MapEvent, g),
+            &0xc000_0005u64.to_ne_bytes(),
+        );
         put(&mut bytes, offset_of!(MapEvent, map), &map.to_ne_bytes());
         put(
             &mut bytes,
@@ -268,6 +275,11 @@ pub(crate) mod encode {
         bytes[offset_of!(LockEvent, kind)] = EventKind::LockWait as u8;
         bytes[offset_of!(LockEvent, op)] = op as u8;
         put(&mut bytes, offset_of!(LockEvent, goid), &9u64.to_ne_bytes());
+        put(
+            &mut bytes,
+            offset_of!(LockEvent, g),
+            &0xc000_0009u64.to_ne_bytes(),
+        );
         put(&mut bytes, offset_of!(LockEvent, lock), &lock.to_ne_bytes());
         put(
             &mut bytes,
@@ -277,8 +289,8 @@ pub(crate) mod encode {
         bytes
     }
 
-    /// Goroutine 3 reading key "a" ran into goroutine 4 writing "b"; the
-    /// write's side has a thread identity instead when `known_goid` is false.
+    /// Goroutine 3 reading key "a" ran into goroutine 4 writing "b"; their
+    /// ids are unknown (0) when `known_goid` is false.
     pub fn conflict_event(map: u64, known_goid: bool) -> Vec<u8> {
         let mut bytes = vec![0u8; size_of::<ConflictEvent>()];
         bytes[offset_of!(ConflictEvent, kind)] = EventKind::MapConflict as u8;
@@ -292,9 +304,15 @@ pub(crate) mod encode {
             (offset_of!(ConflictEvent, in_flight), MapOp::Write, 4, b"b"),
         ];
         for (base, op, goid, key) in sides {
-            let goid = if known_goid { goid } else { 1 << 63 | 77 };
+            let g = 0xc000_0000 | goid;
+            let goid = if known_goid { goid } else { 0 };
             bytes[base + offset_of!(AccessSide, op)] = op as u8;
             bytes[base + offset_of!(AccessSide, key_kind)] = Kind::String as u8;
+            put(
+                &mut bytes,
+                base + offset_of!(AccessSide, g),
+                &g.to_ne_bytes(),
+            );
             put(
                 &mut bytes,
                 base + offset_of!(AccessSide, goid),
@@ -314,7 +332,7 @@ pub(crate) mod encode {
             put(
                 &mut bytes,
                 base + offset_of!(AccessSide, frames),
-                &goid.to_ne_bytes(),
+                &(g & 0xff).to_ne_bytes(),
             );
         }
         bytes
@@ -381,7 +399,10 @@ mod tests {
         let access = map_access(&bytes);
         assert_eq!(access.op, MapOp::Write);
         assert_eq!(access.map, 0xc000_1000);
-        assert_eq!((access.tid, access.goid, access.timestamp_ns), (7, 5, 99));
+        assert_eq!(
+            (access.tid, access.g, access.timestamp_ns),
+            (7, 0xc000_0005, 99)
+        );
         assert_eq!(access.key.display(), "sku-42");
     }
 
@@ -392,8 +413,8 @@ mod tests {
             panic!("expected a lock wait");
         };
         assert_eq!(
-            (wait.op, wait.lock, wait.wait_ns, wait.goid),
-            (LockOp::RwRead, 0xc000_2000, 3_000_000, 9)
+            (wait.op, wait.lock, wait.wait_ns, wait.goid, wait.g),
+            (LockOp::RwRead, 0xc000_2000, 3_000_000, 9, 0xc000_0009)
         );
     }
 
@@ -419,10 +440,7 @@ mod tests {
         let Ok(Event::MapConflict(conflict)) = decode(&encode::conflict_event(1, false)) else {
             panic!("expected a conflict");
         };
-        assert_eq!(
-            conflict.running.goid, None,
-            "a thread identity is not a goid"
-        );
+        assert_eq!(conflict.running.goid, None, "an id of 0 is an unknown id");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(crate) mod fixtures {
         Event::MapAccess(MapAccess {
             op,
             tid: 1,
-            goid: 1,
+            g: 1,
             timestamp_ns: 0,
             map,
             key: text_key(key),

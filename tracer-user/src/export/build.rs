@@ -488,7 +488,7 @@ mod tests {
             aggregate.record(Event::MapAccess(MapAccess {
                 op: MapOp::Read,
                 tid: 1,
-                goid: 1,
+                g: 1,
                 timestamp_ns: SECOND / 2 + n * SECOND / 2000,
                 map: 0xc000010000,
                 key: text_key("k"),

@@ -733,11 +733,11 @@ mod tests {
         const GET: u64 = 0x4010;
         const SET: u64 = 0x4020;
         const WORKER: u64 = 0x4030;
-        let op = |op, key: &str, pc, goid| {
+        let op = |op, key: &str, pc, g| {
             Event::MapAccess(MapAccess {
                 op,
                 tid: 1,
-                goid,
+                g,
                 timestamp_ns: 1_000_000_000,
                 map: CACHE,
                 key: text_key(key),
@@ -764,7 +764,7 @@ mod tests {
             events.push(Event::MapAccess(MapAccess {
                 op: MapOp::Write,
                 tid: 1,
-                goid: 1 + n % 8,
+                g: 1 + n % 8,
                 timestamp_ns: 1_000_000_000,
                 map: SESSIONS,
                 key: text_key(&format!("session-{n}")),
@@ -776,6 +776,7 @@ mod tests {
                 op: LockOp::RwWrite,
                 tid: 1,
                 goid: 1 + n % 4,
+                g: 1 + n % 4,
                 timestamp_ns: 1_000_000_000,
                 lock: 0xc000456000,
                 // A queue behind a few long holds: a convoy.

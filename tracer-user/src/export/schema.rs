@@ -251,7 +251,9 @@ pub struct MapReport {
     pub touched_by: Vec<String>,
     /// Distinct goroutines that operated on the map, that read it
     /// (including iteration) and that wrote it (including delete and
-    /// clear). Counted exactly up to 65536.
+    /// clear). Counted exactly up to 65536, by the goroutine's runtime
+    /// record: goroutines that ran one after another in a reused record
+    /// count once.
     #[serde(default)]
     pub goroutines: u64,
     #[serde(default)]

@@ -49,7 +49,7 @@ fn profile() -> Profile {
         Event::MapAccess(MapAccess {
             op,
             tid: 1,
-            goid: 1,
+            g: 1,
             timestamp_ns: 0,
             map: CACHE,
             key: text_key("sku-42"),
@@ -67,6 +67,7 @@ fn profile() -> Profile {
             op: LockOp::MutexLock,
             tid: 1,
             goid: 1 + n,
+            g: 1 + n,
             timestamp_ns: 0,
             lock: LOCK,
             wait_ns: if n < 10 { 5_000 } else { 1_000_000 },
@@ -110,7 +111,7 @@ fn overflowing_stacks_are_counted_under_a_frame_of_their_own() {
         aggregate.record(Event::MapAccess(MapAccess {
             op: MapOp::Read,
             tid: 1,
-            goid: 1,
+            g: 1,
             timestamp_ns: 0,
             map: CACHE,
             key: text_key("k"),
