@@ -199,8 +199,9 @@ pub struct MapEvent {
     /// The key's Go kind ([`go::Kind`]); 0 when the operation has no key.
     pub key_kind: u8,
     pub _pad0: u8,
-    /// Thread id (the kernel's pid) of the thread that ran the operation.
-    pub tid: u32,
+    /// The thread is not recorded: nothing reads it, and asking the kernel
+    /// cost a helper call per operation.
+    pub _pad1: u32,
     /// `bpf_ktime_get_ns` at the probe.
     pub timestamp_ns: u64,
     /// Address of the goroutine's runtime record (`g`, in R14): who ran

@@ -6,10 +6,7 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{
-        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
-        generated,
-    },
+    helpers::{bpf_get_attach_cookie, bpf_ktime_get_ns, bpf_probe_read_user, generated},
     macros::{map, uprobe},
     maps::PerCpuArray,
     programs::ProbeContext,
@@ -42,7 +39,7 @@ pub fn go_map_op(ctx: ProbeContext) -> u32 {
 fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     // SAFETY: the helper only reads the cookie stored with this attachment.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
-    output::count_hit(cookie);
+    let hits = output::count_hit(cookie);
     let armed_since = config::armed_since(ProbeGroup::Maps);
     if armed_since == 0 {
         return Ok(());
@@ -69,7 +66,7 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
     let access = record(ctx, &regs, probe, g, event);
     conflict::check(probe.window, &access, g, armed_since);
     if let Some(reserved) = reserved {
-        reserved.submit();
+        reserved.submit_sampled(hits);
     }
     Ok(())
 }
@@ -106,7 +103,7 @@ fn record(
         (&raw mut (*event).op).write(access.op);
         (&raw mut (*event).key_kind).write(access.key.kind);
         (&raw mut (*event)._pad0).write(0);
-        (&raw mut (*event).tid).write(bpf_get_current_pid_tgid() as u32);
+        (&raw mut (*event)._pad1).write(0);
         (&raw mut (*event).timestamp_ns).write(access.timestamp_ns);
         (&raw mut (*event).g).write(g);
         (&raw mut (*event).map).write(access.map);

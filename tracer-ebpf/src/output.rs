@@ -35,14 +35,28 @@ static DROPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(HIT_SLOTS, 0);
 
-/// Counts a trap at the attachment whose cookie is `cookie`.
+/// Counts a trap at the attachment whose cookie is `cookie`; returns about
+/// the count before it (0 if there is no slot): read apart from the add,
+/// because the BPF target we build for has no fetching add, and good
+/// enough to sample by.
 #[inline(always)]
-pub fn count_hit(cookie: u64) {
-    if let Some(hits) = HITS.get_ptr_mut(hit_slot(cookie)) {
-        // SAFETY: as in `count_drop`.
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(hits, 1) };
+pub fn count_hit(cookie: u64) -> u64 {
+    let Some(hits) = HITS.get_ptr_mut(hit_slot(cookie)) else {
+        return 0;
+    };
+    // SAFETY: a live per-CPU slot; as in `count_drop` for the add.
+    unsafe {
+        let before = core::ptr::read_volatile(hits);
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(hits, 1);
+        before
     }
 }
+
+/// A hot path asks how full its ring is on one submit in this many: the
+/// question is a helper call, and a ring a quarter full is not full after
+/// this many more records (32 map events are 6.6 KiB of a ring of 256 KiB
+/// or more).
+const FILL_CHECK_EVERY: u64 = 32;
 
 /// Bytes waiting in a ring above which a submit wakes the daemon; set by
 /// the loader from the ring size.
@@ -69,7 +83,20 @@ impl<T: 'static> Reserved<T> {
         self.entry.as_mut_ptr()
     }
 
-    /// Hands the record to the daemon.
+    /// Hands the record to the daemon, waking it if the ring is filling
+    /// up and `hits` (this attachment's count of traps) says it is time to
+    /// look. Below the threshold the daemon drains the ring on its timer.
+    #[inline(always)]
+    pub fn submit_sampled(self, hits: u64) {
+        if hits % FILL_CHECK_EVERY == 0 {
+            self.submit();
+        } else {
+            self.entry.submit(BPF_RB_NO_WAKEUP.into());
+        }
+    }
+
+    /// Hands the record to the daemon, waking it if the ring is filling
+    /// up.
     #[inline(always)]
     pub fn submit(self) {
         // An inner map's address, as the outer lookup returned it, is the

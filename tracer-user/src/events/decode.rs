@@ -45,7 +45,6 @@ impl Stack {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapAccess {
     pub op: MapOp,
-    pub tid: u32,
     /// Address of the goroutine's runtime record (`g`): which goroutine,
     /// among those alive at the time. The runtime reuses the record of an
     /// exited goroutine for a new one.
@@ -143,7 +142,6 @@ fn decode_map_access(bytes: &[u8]) -> Result<MapAccess, DecodeError> {
     );
     Ok(MapAccess {
         op,
-        tid: u32_at(bytes, offset_of!(MapEvent, tid)),
         g: u64_at(bytes, offset_of!(MapEvent, g)),
         timestamp_ns: u64_at(bytes, offset_of!(MapEvent, timestamp_ns)),
         map: u64_at(bytes, offset_of!(MapEvent, map)),
@@ -239,7 +237,6 @@ pub(crate) mod encode {
         bytes[offset_of!(MapEvent, kind)] = EventKind::MapAccess as u8;
         bytes[offset_of!(MapEvent, op)] = op as u8;
         bytes[offset_of!(MapEvent, key_kind)] = kind;
-        put(&mut bytes, offset_of!(MapEvent, tid), &7u32.to_ne_bytes());
         put(
             &mut bytes,
             offset_of!(MapEvent, timestamp_ns),
@@ -399,10 +396,7 @@ mod tests {
         let access = map_access(&bytes);
         assert_eq!(access.op, MapOp::Write);
         assert_eq!(access.map, 0xc000_1000);
-        assert_eq!(
-            (access.tid, access.g, access.timestamp_ns),
-            (7, 0xc000_0005, 99)
-        );
+        assert_eq!((access.g, access.timestamp_ns), (0xc000_0005, 99));
         assert_eq!(access.key.display(), "sku-42");
     }
 

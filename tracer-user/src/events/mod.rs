@@ -45,7 +45,6 @@ pub(crate) mod fixtures {
     pub fn map_access(map: u64, op: MapOp, key: &str) -> Event {
         Event::MapAccess(MapAccess {
             op,
-            tid: 1,
             g: 1,
             timestamp_ns: 0,
             map,

@@ -487,7 +487,6 @@ mod tests {
         for n in 0..1000 {
             aggregate.record(Event::MapAccess(MapAccess {
                 op: MapOp::Read,
-                tid: 1,
                 g: 1,
                 timestamp_ns: SECOND / 2 + n * SECOND / 2000,
                 map: 0xc000010000,

@@ -736,7 +736,6 @@ mod tests {
         let op = |op, key: &str, pc, g| {
             Event::MapAccess(MapAccess {
                 op,
-                tid: 1,
                 g,
                 timestamp_ns: 1_000_000_000,
                 map: CACHE,
@@ -763,7 +762,6 @@ mod tests {
         for n in 0..900u64 {
             events.push(Event::MapAccess(MapAccess {
                 op: MapOp::Write,
-                tid: 1,
                 g: 1 + n % 8,
                 timestamp_ns: 1_000_000_000,
                 map: SESSIONS,

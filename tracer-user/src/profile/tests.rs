@@ -48,7 +48,6 @@ fn profile() -> Profile {
     let access = |op, stack| {
         Event::MapAccess(MapAccess {
             op,
-            tid: 1,
             g: 1,
             timestamp_ns: 0,
             map: CACHE,
@@ -110,7 +109,6 @@ fn overflowing_stacks_are_counted_under_a_frame_of_their_own() {
     for pc in 1..=crate::aggregate::stacks::STACK_CAPACITY as u64 + 3 {
         aggregate.record(Event::MapAccess(MapAccess {
             op: MapOp::Read,
-            tid: 1,
             g: 1,
             timestamp_ns: 0,
             map: CACHE,
