@@ -10,8 +10,11 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{
-        Aggregate, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
-        goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
+        Aggregate, Guard, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts,
+        WaitStats,
+        goroutines::GOROUTINE_CAPACITY,
+        guards::{Basis, LockSites},
+        locks::WaitFigures,
     },
     export::{
         build::wait_figures,
@@ -171,18 +174,19 @@ fn advice_findings(
     scale: &Scale,
     seconds: f64,
 ) -> Vec<Finding> {
+    let lock_sites = lock_sites(aggregate, resolver);
     aggregate
         .maps()
         .filter_map(|(map, stats)| {
             // The runtime's maps and a sync.Map's internals are not the
             // program's to change.
-            let Origin::Program(kind) = sites::map_origin(&stats.stacks, resolver) else {
+            let origin = sites::map_origin(&stats.stacks, resolver);
+            let Origin::Program(kind) = origin else {
                 return None;
             };
             let name = sites::map_name(&stats.stacks, resolver);
             let label = map_label(map, &name);
-            let guard = (aggregate.guards)
-                .guard(map, aggregate.conflicts.on_map(map))
+            let guard = map_guard(aggregate, map, stats, origin, &lock_sites, resolver)
                 .map(|guard| lock_facts(aggregate, &guard, scale, seconds));
             let estimate = MapEstimate::of(stats, scale);
             let facts = map_facts(stats, &estimate, &label, &name, kind, guard, scale);
@@ -199,6 +203,34 @@ fn advice_findings(
             })
         })
         .collect()
+}
+
+/// Where each contended lock is waited for, by function, for
+/// [`map_guard`]: worked out once per report.
+pub(crate) fn lock_sites(aggregate: &Aggregate, resolver: &dyn ResolveSites) -> LockSites {
+    (aggregate.guards).lock_sites(&|stack| site_function(stack, resolver))
+}
+
+fn site_function(stack: &crate::events::Stack, resolver: &dyn ResolveSites) -> Option<String> {
+    resolver.site(stack).map(|site| site.function)
+}
+
+/// The lock that guards `map`, from its sequences and, on a Go map of the
+/// program's, from the sites of its operations (see `aggregate/guards.rs`).
+/// A sync.Map's own mutexes are waited for in the functions that use it,
+/// so its sites would name them: they are not the program's to change.
+pub(crate) fn map_guard(
+    aggregate: &Aggregate,
+    map: u64,
+    stats: &MapStats,
+    origin: Origin,
+    lock_sites: &LockSites,
+    resolver: &dyn ResolveSites,
+) -> Option<Guard> {
+    let site = (origin == Origin::Program(Some(MapKind::Map)))
+        .then(|| lock_sites.guard(&stats.stacks, &|stack| site_function(stack, resolver)))
+        .flatten();
+    (aggregate.guards).guard(map, aggregate.conflicts.on_map(map), site.as_ref())
 }
 
 /// `estimate`'s operations: a map filled at start and then read is
@@ -244,6 +276,7 @@ fn lock_facts(
         address: guard.lock,
         rw: guard.rw,
         confidence: guard.confidence,
+        from_sites: guard.basis == Basis::Sites,
         waits: 0,
         waiting: 0.0,
         reader_waits: 0,
