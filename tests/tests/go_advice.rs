@@ -205,6 +205,12 @@ fn assert_guarded_by<'a>(
     assert!(guard.confidence >= 0.8, "{guard:#?}");
     let function = guard.function.as_deref().unwrap_or_default();
     assert!(function.starts_with(receiver), "{guard:#?}");
+    // Every operation is made in a method that waits for the lock: the
+    // sites name it whatever the sequences, which a budget starves.
+    assert!(
+        guard.basis.iter().any(|basis| basis == "sites") && guard.site_share >= Some(0.95),
+        "{guard:#?}"
+    );
     &guard.lock
 }
 
