@@ -11,10 +11,7 @@ use tracer_common::{LockOp, MapOp};
 use crate::{
     aggregate::{
         Aggregate, Guard, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts,
-        WaitStats,
-        goroutines::GOROUTINE_CAPACITY,
-        guards::{Basis, LockSites},
-        locks::WaitFigures,
+        WaitStats, goroutines::GOROUTINE_CAPACITY, guards::LockSites, locks::WaitFigures,
     },
     export::{
         build::wait_figures,
@@ -279,7 +276,7 @@ fn lock_facts(
         address: guard.lock,
         rw: guard.rw,
         confidence: guard.confidence,
-        from_sites: guard.basis == Basis::Sites,
+        from_sites: guard.basis.has_sites(),
         waits: 0,
         waiting: 0.0,
         reader_waits: 0,
@@ -900,7 +897,7 @@ mod tests {
         let finding = findings.iter().find(|f| f.kind == Kind::Advice);
         let message = finding.map_or("", |finding| finding.message.as_str());
         assert!(
-            message.contains("under Mutex 0xc0de (attributed with 90% confidence, as it is waited for where the map is used)"),
+            message.contains("under Mutex 0xc0de (attributed with 90% confidence, waited for where the map is used)"),
             "{message}"
         );
     }

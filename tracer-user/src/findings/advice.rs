@@ -171,8 +171,8 @@ pub struct LockFacts {
     pub address: u64,
     pub rw: bool,
     pub confidence: f64,
-    /// Attributed from the sites alone: the lock is waited for in the
-    /// functions that use the map, no wait was seen followed by its use.
+    /// The sites attribute it (alone, or with sequences): the lock is
+    /// waited for in the functions that use the map.
     pub from_sites: bool,
     /// Waits measured, of any kind, and goroutines waiting on average.
     pub waits: u64,
@@ -194,10 +194,10 @@ impl LockFacts {
     }
 
     /// `RWMutex 0xc000… (attributed with 97% confidence)`, saying when
-    /// only the sites attribute it.
+    /// the sites attribute it: then the confidence may be theirs.
     fn attributed(&self) -> String {
         let basis = if self.from_sites {
-            ", as it is waited for where the map is used"
+            ", waited for where the map is used"
         } else {
             ""
         };
@@ -710,7 +710,7 @@ mod tests {
         assert_eq!(advice.remedy, Remedy::Shard);
         assert!(
             message.contains(
-                "under Mutex 0xc0de (attributed with 90% confidence, as it is waited for where the map is used)"
+                "under Mutex 0xc0de (attributed with 90% confidence, waited for where the map is used)"
             ),
             "{message}"
         );
