@@ -10,8 +10,8 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{
-        Aggregate, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts, WaitStats,
-        goroutines::GOROUTINE_CAPACITY, locks::WaitFigures,
+        Aggregate, Guard, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts,
+        WaitStats, goroutines::GOROUTINE_CAPACITY, guards::LockSites, locks::WaitFigures,
     },
     export::{
         build::wait_figures,
@@ -171,18 +171,19 @@ fn advice_findings(
     scale: &Scale,
     seconds: f64,
 ) -> Vec<Finding> {
+    let lock_sites = lock_sites(aggregate, resolver);
     aggregate
         .maps()
         .filter_map(|(map, stats)| {
             // The runtime's maps and a sync.Map's internals are not the
             // program's to change.
-            let Origin::Program(kind) = sites::map_origin(&stats.stacks, resolver) else {
+            let origin = sites::map_origin(&stats.stacks, resolver);
+            let Origin::Program(kind) = origin else {
                 return None;
             };
             let name = sites::map_name(&stats.stacks, resolver);
             let label = map_label(map, &name);
-            let guard = (aggregate.guards)
-                .guard(map, aggregate.conflicts.on_map(map))
+            let guard = map_guard(aggregate, map, stats, origin, &lock_sites, resolver)
                 .map(|guard| lock_facts(aggregate, &guard, scale, seconds));
             let estimate = MapEstimate::of(stats, scale);
             let facts = map_facts(stats, &estimate, &label, &name, kind, guard, scale);
@@ -199,6 +200,37 @@ fn advice_findings(
             })
         })
         .collect()
+}
+
+/// Where each contended lock is waited for, by function, for
+/// [`map_guard`]: worked out once per report.
+pub(crate) fn lock_sites(aggregate: &Aggregate, resolver: &dyn ResolveSites) -> LockSites {
+    (aggregate.guards).lock_sites(&|stack| site_function(stack, resolver))
+}
+
+fn site_function(stack: &crate::events::Stack, resolver: &dyn ResolveSites) -> Option<String> {
+    resolver.site(stack).map(|site| site.function)
+}
+
+/// The lock that guards `map`, from its sequences and, on a Go map of the
+/// program's that several goroutines use, from the sites of its operations
+/// (see `aggregate/guards.rs`). A sync.Map's own mutexes are waited for in
+/// the functions that use it, so its sites would name them: they are not
+/// the program's to change. A map only one goroutine used needs no lock:
+/// one used in a function that waits for a lock is no evidence of one.
+pub(crate) fn map_guard(
+    aggregate: &Aggregate,
+    map: u64,
+    stats: &MapStats,
+    origin: Origin,
+    lock_sites: &LockSites,
+    resolver: &dyn ResolveSites,
+) -> Option<Guard> {
+    let shared = stats.goroutines.count() >= 2;
+    let site = (shared && origin == Origin::Program(Some(MapKind::Map)))
+        .then(|| lock_sites.guard(&stats.stacks, &|stack| site_function(stack, resolver)))
+        .flatten();
+    (aggregate.guards).guard(map, aggregate.conflicts.on_map(map), site.as_ref())
 }
 
 /// `estimate`'s operations: a map filled at start and then read is
@@ -244,6 +276,7 @@ fn lock_facts(
         address: guard.lock,
         rw: guard.rw,
         confidence: guard.confidence,
+        from_sites: guard.basis.has_sites(),
         waits: 0,
         waiting: 0.0,
         reader_waits: 0,
@@ -791,6 +824,93 @@ mod tests {
             &Scale::WHOLE,
             1.0,
         )
+    }
+
+    const PUT: u64 = 0x20;
+
+    /// Resolves `PUT` to the one function of the program, whose map
+    /// operations are on maps of `kind`.
+    struct PutSites(MapKind);
+
+    impl ResolveSites for PutSites {
+        fn site(&self, stack: &Stack) -> Option<CallSite> {
+            (stack.0[0] == PUT).then(|| site("main.(*Inventory).Put", 30))
+        }
+
+        fn origin(&self, _: &Stack) -> Origin {
+            Origin::Program(Some(self.0))
+        }
+    }
+
+    /// A budgeted recording's view of a write-heavy map under a contended
+    /// Mutex, both used in `Put` by `goroutines`: waits while the map
+    /// probes were out, operations while they were in, no sequence.
+    fn lock_advice_from_sites(kind: MapKind, goroutines: u64) -> Vec<Finding> {
+        let mut events: Vec<Event> = (0..2_000u64)
+            .map(|n| {
+                Event::MapAccess(MapAccess {
+                    goid: 1 + n % goroutines,
+                    timestamp_ns: 3_000_000_000,
+                    stack: Stack::of([PUT, 0, 0, 0]),
+                    ..match map_access(7, MapOp::Write, &format!("item-{n}")) {
+                        Event::MapAccess(access) => access,
+                        _ => unreachable!("map_access makes map accesses"),
+                    }
+                })
+            })
+            .collect();
+        // 100 waits of 2 ms in a second: 0.2 goroutines waiting on average.
+        events.extend((0..100).map(|i| {
+            let Event::LockWait(wait) = lock_wait(1 + i % 4, 2_000_000) else {
+                unreachable!("lock_wait makes lock waits")
+            };
+            Event::LockWait(LockWait {
+                stack: Stack::of([PUT, 0, 0, 0]),
+                ..wait
+            })
+        }));
+        let resolver = PutSites(kind);
+        super::find(
+            &aggregate(events),
+            &Thresholds::default(),
+            &resolver,
+            &Scale::WHOLE,
+            1.0,
+        )
+    }
+
+    fn lock_advice(findings: &[Finding]) -> Vec<&Advice> {
+        (findings.iter())
+            .filter_map(|finding| finding.advice.as_ref())
+            .filter(|advice| advice.lock.is_some())
+            .collect()
+    }
+
+    #[test]
+    fn a_lock_waited_for_where_a_map_is_used_is_advised_on_without_sequences() {
+        let findings = lock_advice_from_sites(MapKind::Map, 4);
+        let advice = lock_advice(&findings);
+        assert_eq!(advice.len(), 1, "{findings:#?}");
+        assert_eq!(
+            (advice[0].remedy, advice[0].lock),
+            (advice::Remedy::Shard, Some(0xc0de))
+        );
+        let finding = findings.iter().find(|f| f.kind == Kind::Advice);
+        let message = finding.map_or("", |finding| finding.message.as_str());
+        assert!(
+            message.contains("under Mutex 0xc0de (attributed with 90% confidence, waited for where the map is used)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_sites_of_a_sync_map_or_a_map_of_one_goroutine_name_no_lock() {
+        // A sync.Map's own mutexes are waited for where it is used.
+        let sync_map = lock_advice_from_sites(MapKind::SyncMap, 4);
+        assert!(lock_advice(&sync_map).is_empty(), "{sync_map:#?}");
+        // A map one goroutine uses needs no lock, whatever the function takes.
+        let private = lock_advice_from_sites(MapKind::Map, 1);
+        assert!(lock_advice(&private).is_empty(), "{private:#?}");
     }
 
     #[test]

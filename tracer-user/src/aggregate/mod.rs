@@ -101,7 +101,8 @@ pub struct Aggregate {
     /// target meanwhile (see `coverage.rs`).
     pub unmeasured_waits: u64,
     pub conflicts: Conflicts,
-    /// Lock-then-map sequences: which lock guards which map.
+    /// Lock-then-map sequences and where each lock is waited for: which
+    /// lock guards which map.
     pub guards: Guards,
     pub coverage: Coverage,
     /// Operations on nil maps, which are no map's load: a read of a nil map

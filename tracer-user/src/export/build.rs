@@ -10,7 +10,7 @@ use super::schema::{
 };
 use crate::{
     aggregate::{
-        Aggregate, MapEstimate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures,
+        Aggregate, Guard, MapEstimate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures,
     },
     findings::{
         self, Thresholds,
@@ -283,6 +283,7 @@ fn map_reports(
 ) -> (Vec<MapReport>, usize) {
     let busiest = aggregate.busiest_maps(TOP_MAPS);
     let considered = busiest.len();
+    let lock_sites = findings::lock_sites(aggregate, resolver);
     let reports: Vec<MapReport> = busiest
         .into_iter()
         .filter_map(|(address, stats)| {
@@ -302,7 +303,9 @@ fn map_reports(
             report.runtime_internal = origin == Origin::Runtime;
             let name = sites::map_name(&stats.stacks, resolver);
             (report.go_type, report.global) = (name.go_type, name.global);
-            report.guarded_by = guarded_by(aggregate, address, resolver);
+            let guard =
+                findings::map_guard(aggregate, address, stats, origin, &lock_sites, resolver);
+            report.guarded_by = guard.and_then(|guard| guarded_by(&guard, resolver));
             Some(report)
         })
         .collect();
@@ -367,11 +370,14 @@ fn map_report(
 }
 
 /// The lock a map is used under, where the evidence is worth showing.
-fn guarded_by(aggregate: &Aggregate, map: u64, resolver: &dyn ResolveSites) -> Option<GuardedBy> {
-    let guard = aggregate
-        .guards
-        .guard(map, aggregate.conflicts.on_map(map))
-        .filter(|guard| guard.confidence >= ADVICE.guarded_by_confidence)?;
+fn guarded_by(guard: &Guard, resolver: &dyn ResolveSites) -> Option<GuardedBy> {
+    if guard.confidence < ADVICE.guarded_by_confidence {
+        return None;
+    }
+    let basis = [
+        (guard.basis.has_sequences(), "sequences"),
+        (guard.basis.has_sites(), "sites"),
+    ];
     Some(GuardedBy {
         lock: format!("{:#x}", guard.lock),
         kind: Some(lock_kind(guard.rw).to_owned()),
@@ -379,6 +385,11 @@ fn guarded_by(aggregate: &Aggregate, map: u64, resolver: &dyn ResolveSites) -> O
         function: resolver.site(&guard.wait_stack).map(|site| site.function),
         sequences: guard.sequences,
         sequences_any: guard.entered,
+        basis: (basis.iter())
+            .filter(|(holds, _)| *holds)
+            .map(|(_, name)| (*name).to_owned())
+            .collect(),
+        site_share: guard.site_share,
     })
 }
 

@@ -60,6 +60,12 @@ fn map(map: &mut MapReport) {
     map.ops_per_sec = rate(map.ops_per_sec);
     count(&mut map.peak_ops_per_sec);
     map.coverage = map.coverage.map(fraction);
+    if let Some(guard) = &mut map.guarded_by {
+        guard.confidence = fraction(guard.confidence);
+        guard.site_share = guard.site_share.map(fraction);
+        count(&mut guard.sequences);
+        count(&mut guard.sequences_any);
+    }
 }
 
 fn lock(lock: &mut LockReport) {

@@ -451,24 +451,43 @@ pub(crate) fn key_text(key: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// "guarded by RWMutex 0xc000012345 at main.(*PriceCache).Price, confidence
-/// 97% (212 of 212 waits then map operations)".
+/// 97% (212 of 212 waits then map operations)"; from sites alone, "guarded
+/// by Mutex 0xc000012345 (same function as its waits: main.(*C).Set),
+/// confidence 90% (waited for where 100.0% of its operations are made)".
 pub(crate) fn guarded_by_text(guard: &GuardedBy) -> String {
     let kind = match guard.kind.as_deref() {
         Some("rwmutex") => "RWMutex",
         Some("mutex") => "Mutex",
         _ => "lock",
     };
-    let at = guard
-        .function
-        .as_deref()
-        .map(|function| format!(" at {}", printable(function)))
-        .unwrap_or_default();
+    let has = |basis: &str| guard.basis.iter().any(|of| of == basis);
+    // Older files name no basis: their guards rest on sequences.
+    let sequences = has("sequences") || guard.basis.is_empty();
+    let function = guard.function.as_deref().map(printable);
+    let at = match function {
+        Some(function) if sequences => format!(" at {function}"),
+        Some(function) => format!(" (same function as its waits: {function})"),
+        None => String::new(),
+    };
+    let mut why = Vec::new();
+    if sequences {
+        why.push(format!(
+            "{} of {} waits then map operations",
+            thousands(guard.sequences),
+            thousands(guard.sequences_any),
+        ));
+    }
+    if let Some(share) = guard.site_share.filter(|_| has("sites")) {
+        why.push(format!(
+            "waited for where {} of its operations are made",
+            percent(share)
+        ));
+    }
     format!(
-        "guarded by {kind} {}{at}, confidence {} ({} of {} waits then map operations)",
+        "guarded by {kind} {}{at}, confidence {} ({})",
         printable(&guard.lock),
         crate::findings::advice::floor_percent(guard.confidence),
-        thousands(guard.sequences),
-        thousands(guard.sequences_any),
+        why.join("; "),
     )
 }
 
@@ -597,6 +616,47 @@ pub(crate) fn thousands(value: u64) -> String {
 mod tests {
     use super::*;
     use crate::export::schema::{self, Window};
+
+    #[test]
+    fn a_guard_says_what_it_rests_on() {
+        let from_sites = GuardedBy {
+            lock: "0xc000012345".to_owned(),
+            kind: Some("mutex".to_owned()),
+            confidence: 0.9,
+            function: Some("main.(*C).Set".to_owned()),
+            sequences: 0,
+            sequences_any: 0,
+            basis: vec!["sites".to_owned()],
+            site_share: Some(0.98),
+        };
+        assert_eq!(
+            guarded_by_text(&from_sites),
+            "guarded by Mutex 0xc000012345 (same function as its waits: main.(*C).Set), confidence 90% \
+             (waited for where 98% of its operations are made)"
+        );
+        let from_both = GuardedBy {
+            confidence: 0.97,
+            sequences: 4,
+            sequences_any: 4,
+            basis: vec!["sequences".to_owned(), "sites".to_owned()],
+            ..from_sites.clone()
+        };
+        assert_eq!(
+            guarded_by_text(&from_both),
+            "guarded by Mutex 0xc000012345 at main.(*C).Set, confidence 97% \
+             (4 of 4 waits then map operations; waited for where 98% of its operations are made)"
+        );
+        // An older file: sequences, though it does not say.
+        let older = GuardedBy {
+            basis: Vec::new(),
+            site_share: None,
+            ..from_both
+        };
+        assert_eq!(
+            guarded_by_text(&older),
+            "guarded by Mutex 0xc000012345 at main.(*C).Set, confidence 97% (4 of 4 waits then map operations)"
+        );
+    }
 
     #[test]
     fn durations_read_well() {

@@ -272,9 +272,10 @@ pub struct MapReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
     /// The lock that guards the map, where contend saw goroutines use it
-    /// straight after waiting for one lock; absent when no lock was seen
-    /// (an uncontended lock is never seen), when the evidence is weak, and
-    /// in older files.
+    /// straight after waiting for one lock, or saw the lock waited for in
+    /// the functions that use the map; absent when no lock was seen (an
+    /// uncontended lock is never seen), when the evidence is weak, and in
+    /// older files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guarded_by: Option<GuardedBy>,
 }
@@ -289,7 +290,8 @@ pub struct GuardedBy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// From 0 to 1: the lower bound (95% Wilson interval) of the share of
-    /// `sequences_any` that went through this lock.
+    /// `sequences_any` that went through this lock; from sites alone, of
+    /// `site_share`, at most 0.9; from both, the higher.
     pub confidence: f64,
     /// The function that waits for the lock before using the map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +303,16 @@ pub struct GuardedBy {
     /// ... and after a wait for any lock.
     #[serde(default)]
     pub sequences_any: u64,
+    /// What the attribution rests on: `sequences` (the counts above),
+    /// `sites` (the lock is waited for in the functions that make the
+    /// map's operations, `site_share` of them), or both. Absent in older
+    /// files, whose guards rest on sequences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub basis: Vec<String>,
+    /// With `sites`: the share of the map's traced operations made in
+    /// functions that wait for this lock and no other contended one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_share: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
