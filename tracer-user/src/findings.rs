@@ -849,7 +849,8 @@ mod tests {
         let mut events: Vec<Event> = (0..2_000u64)
             .map(|n| {
                 Event::MapAccess(MapAccess {
-                    goid: 1 + n % goroutines,
+                    // As `lock_wait` names goroutine n's `g`.
+                    g: 0xc000_0000 + 1 + n % goroutines,
                     timestamp_ns: 3_000_000_000,
                     stack: Stack::of([PUT, 0, 0, 0]),
                     ..match map_access(7, MapOp::Write, &format!("item-{n}")) {

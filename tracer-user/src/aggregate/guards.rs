@@ -160,14 +160,14 @@ pub struct SiteGuard {
 }
 
 impl Guards {
-    /// Notes that goroutine `goid` (0: unknown) left a wait for `lock` at
-    /// `ended_ns`, from `stack`.
-    pub fn lock_wait(&mut self, goid: u64, lock: u64, op: LockOp, ended_ns: u64, stack: Stack) {
+    /// Notes that the goroutine whose runtime record is at `g` (0:
+    /// unknown) left a wait for `lock` at `ended_ns`, from `stack`.
+    pub fn lock_wait(&mut self, g: u64, lock: u64, op: LockOp, ended_ns: u64, stack: Stack) {
         if op != LockOp::MutexLock && self.rw_locks.len() < GOROUTINE_CAPACITY {
             self.rw_locks.insert(lock);
         }
         self.note_site(lock, stack);
-        let Some(recent) = self.recent(goid, ended_ns) else {
+        let Some(recent) = self.recent(g, ended_ns) else {
             return;
         };
         // The operation that followed the wait may have arrived first.
@@ -183,10 +183,10 @@ impl Guards {
         recent.lock = Some((lock, ended_ns, stack));
     }
 
-    /// Notes that goroutine `goid` (0: unknown) operated on `map` at
-    /// `at_ns`.
-    pub fn map_access(&mut self, goid: u64, map: u64, at_ns: u64) {
-        let Some(recent) = self.recent(goid, at_ns) else {
+    /// Notes that the goroutine whose runtime record is at `g` (0:
+    /// unknown) operated on `map` at `at_ns`.
+    pub fn map_access(&mut self, g: u64, map: u64, at_ns: u64) {
+        let Some(recent) = self.recent(g, at_ns) else {
             return;
         };
         match recent.lock {
@@ -208,11 +208,11 @@ impl Guards {
 
     /// The goroutine's entry, made room for if need be; `None` for an
     /// unknown goroutine, or when every kept one was active just now.
-    fn recent(&mut self, goid: u64, now_ns: u64) -> Option<&mut Recent> {
-        if goid == 0 {
+    fn recent(&mut self, g: u64, now_ns: u64) -> Option<&mut Recent> {
+        if g == 0 {
             return None;
         }
-        if self.goroutines.len() >= GOROUTINE_CAPACITY && !self.goroutines.contains_key(&goid) {
+        if self.goroutines.len() >= GOROUTINE_CAPACITY && !self.goroutines.contains_key(&g) {
             // A server with a goroutine per request: forget the finished.
             let stale = now_ns.saturating_sub(SEQUENCE_WINDOW_NS);
             self.goroutines
@@ -221,7 +221,7 @@ impl Guards {
                 return None;
             }
         }
-        Some(self.goroutines.entry(goid).or_default())
+        Some(self.goroutines.entry(g).or_default())
     }
 
     fn note_site(&mut self, lock: u64, stack: Stack) {
