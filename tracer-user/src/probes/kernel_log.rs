@@ -12,37 +12,17 @@ use aya_log::{EbpfLogger, Level};
 use tokio::io::{Interest, unix::AsyncFd};
 pub use tracer_common::KERNEL_LOG_TARGET;
 
-/// The aya-log level to load the object with: the most verbose level the
-/// log filter enables for [`KERNEL_LOG_TARGET`], or 0 (nothing) when it
-/// enables none. Read once logging is set up.
+/// The aya-log level to load the object with: debug if the log filter
+/// enables [`KERNEL_LOG_TARGET`] at debug level, else 0 (nothing). The
+/// kernel side logs at debug level only (`tracer-ebpf/src/failures.rs`),
+/// so contend's default filter, `warn`, leaves it off. Read once logging
+/// is set up.
 pub fn level() -> u8 {
-    use tracing::Level as Tracing;
-    let enabled = [
-        (
-            tracing::enabled!(target: KERNEL_LOG_TARGET, Tracing::TRACE),
-            Level::Trace,
-        ),
-        (
-            tracing::enabled!(target: KERNEL_LOG_TARGET, Tracing::DEBUG),
-            Level::Debug,
-        ),
-        (
-            tracing::enabled!(target: KERNEL_LOG_TARGET, Tracing::INFO),
-            Level::Info,
-        ),
-        (
-            tracing::enabled!(target: KERNEL_LOG_TARGET, Tracing::WARN),
-            Level::Warn,
-        ),
-        (
-            tracing::enabled!(target: KERNEL_LOG_TARGET, Tracing::ERROR),
-            Level::Error,
-        ),
-    ];
-    enabled
-        .into_iter()
-        .find(|(on, _)| *on)
-        .map_or(0, |(_, level)| level as u8)
+    if tracing::enabled!(target: KERNEL_LOG_TARGET, tracing::Level::DEBUG) {
+        Level::Debug as u8
+    } else {
+        0
+    }
 }
 
 /// Starts forwarding the kernel side's log lines, if they are enabled
@@ -84,4 +64,28 @@ fn spawn_reader(ebpf: &mut Ebpf) -> Result<(), ForwardError> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _};
+
+    use super::*;
+
+    /// The level `level` reads under the log filter `directives`.
+    fn level_under(directives: &str) -> u8 {
+        let subscriber = tracing_subscriber::registry().with(EnvFilter::new(directives));
+        tracing::subscriber::with_default(subscriber, level)
+    }
+
+    #[test]
+    fn the_kernel_logs_nothing_unless_its_target_is_enabled() {
+        assert_eq!(level_under("warn"), 0, "contend's default filter");
+        assert_eq!(level_under("tracer_user=debug"), 0);
+        assert_eq!(level_under("contend::kernel=off,debug"), 0);
+        assert_eq!(level_under("contend::kernel=debug"), Level::Debug as u8);
+        assert_eq!(level_under("debug"), Level::Debug as u8);
+        assert_eq!(level_under("contend=trace"), Level::Debug as u8);
+        assert_eq!(level_under("contend::kernel=info"), 0);
+    }
 }
