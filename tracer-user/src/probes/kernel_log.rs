@@ -1,8 +1,8 @@
 //! The kernel side's diagnostics: each probe failure it counts (see
 //! `failures.rs`) it can also log with `aya-log`, under the target
 //! [`KERNEL_LOG_TARGET`] at debug level. They are off unless the user's log
-//! filter enables that target (`CONTEND_LOG=contend::kernel=debug`): the
-//! object is then loaded with aya-log's level at 0, so the probes never
+//! filter enables that target (`CONTEND_LOG=contend::kernel=debug`); while
+//! off, the object is loaded with aya-log's level at 0, so the probes never
 //! format a line, and no reader runs here. When on, a task drains aya-log's
 //! ring into `log`, which tracing-subscriber forwards to contend's own log
 //! (stderr, or the dashboard's file).
@@ -39,7 +39,7 @@ pub fn forward(ebpf: &mut Ebpf, level: u8) {
 
 #[derive(Debug, thiserror::Error)]
 enum ForwardError {
-    #[error("{0}")]
+    #[error(transparent)]
     Logger(#[from] aya_log::Error),
     #[error("cannot poll their ring: {0}")]
     Poll(std::io::Error),
