@@ -61,6 +61,23 @@ pub fn record(label: &str, args: &[&str]) -> Run {
     }
 }
 
+/// Runs `contend record` with `args` and, if given, the log filter
+/// `(variable, filter)` (e.g. `("CONTEND_LOG", "debug")`); neither
+/// `CONTEND_LOG` nor `RUST_LOG` is inherited.
+pub fn record_logging(label: &str, args: &[&str], log: Option<(&str, &str)>) -> Run {
+    let export_path = export_path(label);
+    let mut command = record_command(args, &export_path);
+    command.env_remove("CONTEND_LOG").env_remove("RUST_LOG");
+    if let Some((variable, filter)) = log {
+        command.env(variable, filter);
+    }
+    let output = command.output().expect("run contend");
+    Run {
+        output,
+        export_path,
+    }
+}
+
 /// Runs `contend record ARGS --output <path> -- COMMAND`: contend starts
 /// the command and traces it from its first instruction.
 pub fn record_command_line(label: &str, args: &[&str], command: &[&str]) -> Run {

@@ -39,6 +39,11 @@ impl ProbeFailure {
     }
 }
 
+/// The log target of the kernel side's diagnostics: one line per failure,
+/// off unless the user's log filter enables this target at debug level
+/// (e.g. `CONTEND_LOG=contend::kernel=debug`).
+pub const KERNEL_LOG_TARGET: &str = "contend::kernel";
+
 /// Entries of the kernel's per-CPU failure counters: one per failure for
 /// each hit slot.
 pub const FAILURE_SLOTS: u32 = HIT_SLOTS * ProbeFailure::COUNT;

@@ -13,7 +13,7 @@ pub mod go;
 
 pub use branch::{ExitBranch, ExitWhen};
 pub use cookie::{HIT_SLOTS, KeyAbi, LockCookie, MapCookie, Window, hit_slot, with_hit_slot};
-pub use failure::{FAILURE_SLOTS, ProbeFailure, failure_slot};
+pub use failure::{FAILURE_SLOTS, KERNEL_LOG_TARGET, ProbeFailure, failure_slot};
 
 /// Most bytes of a map key an event can carry. How many are captured is
 /// configurable up to this (`KEY_LIMIT` in the eBPF object); longer keys are

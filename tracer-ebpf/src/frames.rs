@@ -62,7 +62,7 @@ fn return_address(ctx: &ProbeContext, sp: u64) -> u64 {
     match unsafe { bpf_probe_read_user(sp as *const u64) } {
         Ok(address) => address,
         Err(_) => {
-            failures::count(ctx, ProbeFailure::ReadStack);
+            failures::count(ctx, ProbeFailure::ReadStack, sp);
             0
         }
     }
@@ -81,7 +81,7 @@ pub fn capture_in_body<const N: usize>(ctx: &ProbeContext) -> [u64; N] {
             frames[0] = record.return_address;
             walk(ctx, record.caller_fp, &mut frames);
         }
-        Err(_) => failures::count(ctx, ProbeFailure::ReadStack),
+        Err(_) => failures::count(ctx, ProbeFailure::ReadStack, fp),
     }
     frames
 }
@@ -111,7 +111,7 @@ fn walk<const N: usize>(ctx: &ProbeContext, mut fp: u64, frames: &mut [u64; N]) 
         // the bytes it copies.
         // SAFETY: the helper faults safely on bad pointers.
         let Ok(record) = (unsafe { bpf_probe_read_user(fp as *const FrameRecord) }) else {
-            failures::count(ctx, ProbeFailure::ReadStack);
+            failures::count(ctx, ProbeFailure::ReadStack, fp);
             break;
         };
         *frame = record.return_address;

@@ -41,7 +41,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
         return Ok(());
     }
     let Some(probe) = LockCookie::decode(cookie) else {
-        failures::count(ctx, ProbeFailure::Cookie);
+        failures::count(ctx, ProbeFailure::Cookie, cookie);
         return Err(());
     };
     let regs = Regs::capture(ctx);
@@ -149,5 +149,5 @@ fn classify_shared_semaphore(ctx: &ProbeContext, regs: &Regs, sema: u64) -> Opti
 fn read_lock_field<T>(ctx: &ProbeContext, address: u64) -> Result<T, ()> {
     // SAFETY: the helper faults safely on bad user pointers.
     unsafe { bpf_probe_read_user(address as *const T) }
-        .map_err(|_| failures::count(ctx, ProbeFailure::ReadLock))
+        .map_err(|_| failures::count(ctx, ProbeFailure::ReadLock, address))
 }

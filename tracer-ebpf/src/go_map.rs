@@ -45,7 +45,7 @@ fn try_go_map_op(ctx: &ProbeContext) -> Result<(), ()> {
         return Ok(());
     }
     let Some(probe) = MapCookie::decode(cookie) else {
-        failures::count(ctx, ProbeFailure::Cookie);
+        failures::count(ctx, ProbeFailure::Cookie, cookie);
         return Err(());
     };
     if probe.on_stack_check && regs::stack_must_grow(ctx) {
@@ -141,7 +141,7 @@ fn read_user<T: Default>(ctx: &ProbeContext, address: u64) -> T {
     match unsafe { bpf_probe_read_user(address as *const T) } {
         Ok(value) => value,
         Err(_) => {
-            failures::count(ctx, ProbeFailure::ReadKey);
+            failures::count(ctx, ProbeFailure::ReadKey, address);
             T::default()
         }
     }
@@ -217,11 +217,12 @@ fn read_string(ctx: &ProbeContext, data: u64, len: u64, dst: *mut u8) -> KeyRead
 /// Size and kind byte (with its flags) of the map's key type.
 #[inline(always)]
 fn key_type(ctx: &ProbeContext, map_type: u64) -> (u64, u8) {
+    let address = map_type + MAP_TYPE_KEY_OFFSET;
     // SAFETY: the helper faults safely on bad user pointers.
-    match unsafe { bpf_probe_read_user((map_type + MAP_TYPE_KEY_OFFSET) as *const u64) } {
+    match unsafe { bpf_probe_read_user(address as *const u64) } {
         Ok(key_type) => type_info(ctx, key_type),
         Err(_) => {
-            failures::count(ctx, ProbeFailure::ReadKey);
+            failures::count(ctx, ProbeFailure::ReadKey, address);
             (0, 0)
         }
     }
@@ -254,7 +255,7 @@ fn copy_user(ctx: &ProbeContext, src: u64, len: u64, dst: *mut u8) -> u32 {
     match unsafe { generated::bpf_probe_read_user(dst.cast(), n as u32, src as *const c_void) } {
         0 => n as u32,
         _ => {
-            failures::count(ctx, ProbeFailure::ReadKey);
+            failures::count(ctx, ProbeFailure::ReadKey, src);
             0
         }
     }

@@ -12,13 +12,20 @@ use std::{fs::File, io::IsTerminal as _, path::PathBuf, sync::Mutex};
 
 use anyhow::Context as _;
 
-/// The variable that sets how much is logged (e.g. `CONTEND_LOG=debug`).
+/// The variable that sets how much is logged (e.g. `CONTEND_LOG=debug`;
+/// `CONTEND_LOG=contend::kernel=debug` for the kernel side's diagnostics).
 const LEVEL_VARIABLE: &str = "CONTEND_LOG";
+/// Read instead when `CONTEND_LOG` is not set, as Rust programs do.
+const LEVEL_VARIABLE_ALIAS: &str = "RUST_LOG";
 /// The variable that says where a dashboard's log goes.
 const FILE_VARIABLE: &str = "CONTEND_LOG_FILE";
 
 fn filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_env(LEVEL_VARIABLE)
+    let variable = match std::env::var_os(LEVEL_VARIABLE) {
+        Some(_) => LEVEL_VARIABLE,
+        None => LEVEL_VARIABLE_ALIAS,
+    };
+    tracing_subscriber::EnvFilter::try_from_env(variable)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
 }
 

@@ -26,6 +26,7 @@ use super::{
     Failures,
     calibrate::{self, TrapCosts},
     catalogue::FIRST_REGISTER_ABI,
+    kernel_log::{self, KERNEL_LOG_TARGET},
     placement::{self, ExitPlacement, Placement, Program, Skip, Trap, Unit},
     plumbing,
 };
@@ -196,13 +197,16 @@ impl Tracer {
         let plumbing_used = plumbing
             .as_ref()
             .map_or(u32::MAX, |ranges| ranges.len() as u32);
+        let kernel_log_level = kernel_log::level();
         let mut ebpf = EbpfLoader::new()
+            .override_global(aya_log::LEVEL, &kernel_log_level, true)
             .override_global("PLUMBING_RANGES_USED", &plumbing_used, true)
             .override_global("GOID_OFFSET", &goid_offset, true)
             .override_global("KEY_LIMIT", &options.key_limit, true)
             .override_global("WAKEUP_BYTES", &rings.wakeup_bytes, true)
             .load(EBPF_OBJECT)
             .map_err(LoadError::Load)?;
+        kernel_log::forward(&mut ebpf, kernel_log_level);
         if let Some(ranges) = &plumbing {
             install_plumbing(&mut ebpf, ranges)?;
         }
@@ -239,6 +243,14 @@ impl Tracer {
         for placement in unit.exits.iter_mut().chain(&mut unit.starts) {
             placement.cookie = with_hit_slot(placement.cookie, self.slots.min(SHARED_SLOT));
             self.slots = (self.slots + 1).min(SHARED_SLOT + 1);
+            // What the kernel side's log lines, which name hit slots, are about.
+            tracing::debug!(
+                target: KERNEL_LOG_TARGET,
+                "hit slot {}: {} at {:#x}",
+                hit_slot(placement.cookie),
+                unit.symbol,
+                placement.address,
+            );
         }
         let mut links = Vec::new();
         let mut exits = Ok(());

@@ -1,11 +1,13 @@
 //! Which probes the catalogue knows (`catalogue`), where they go in this
 //! binary (`placement`), where Go's own code lies for the stack walk
 //! (`plumbing`), loading and attaching the eBPF programs (`loader`), and
-//! what the probes failed to do (`failures`).
+//! what the probes failed to do (`failures`, and the kernel side's log
+//! lines about it, `kernel_log`).
 
 pub mod calibrate;
 pub mod catalogue;
 pub mod failures;
+pub mod kernel_log;
 pub mod loader;
 pub mod placement;
 pub mod plumbing;
