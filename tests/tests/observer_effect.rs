@@ -12,10 +12,14 @@ use contend_tests::{
 };
 use tracer_user::export::Export;
 
-/// How long the fixture runs untraced before contend attaches, and how
-/// long contend records: the runtime's own figure comes in bursts (some
-/// seconds ten times others), so both stretches are long.
+/// How long the fixture runs untraced before contend attaches and again
+/// after it has gone, and how long contend records: the runtime's own
+/// figure comes in bursts (some seconds ten times others, one stretch of
+/// six seconds five times another), so the stretches are long and the
+/// untraced figure is the mean of the one before and the one after.
 const UNTRACED_SECONDS: f64 = 6.0;
+/// After contend exits, its breakpoints may take this long to go.
+const DETACHING_SECONDS: f64 = 2.5;
 const RECORD_SECONDS: &str = "10";
 /// How far contend's figure may be from the program's own. The bench holds
 /// it to 2x over the median of several trials (`cargo xtask bench --only
@@ -43,6 +47,7 @@ fn lock_waits_describe_the_untraced_program() {
         ],
     );
     let export = run.export();
+    std::thread::sleep(std::time::Duration::from_secs_f64(UNTRACED_SECONDS));
     drop(fixture);
     let samples: Vec<Sample> = lines
         .try_iter()
@@ -50,17 +55,30 @@ fn lock_waits_describe_the_untraced_program() {
         .collect();
 
     let start = export.window.start_unix_ns as f64;
-    let untraced = Sample::rate(
+    let end = start + export.window.duration_ns as f64;
+    let before = Sample::rate(
         &samples,
         start - (UNTRACED_SECONDS - 0.5) * 1e9,
         start - 0.2e9,
     );
-    let traced = Sample::rate(&samples, start, start + export.window.duration_ns as f64);
+    let after = Sample::rate(
+        &samples,
+        end + DETACHING_SECONDS * 1e9,
+        end + (UNTRACED_SECONDS - 0.5) * 1e9,
+    );
+    let untraced = before.and(&after);
+    let traced = Sample::rate(&samples, start, end);
     let reported = reported_wait_rate(&export, &mutex);
     eprintln!(
-        "untraced: {:.3} s/s of mutex wait, {:.0} ops/s; while traced: {:.3} s/s, {:.0} ops/s; \
-         contend reports {reported:.3} s/s (estimated slowdown {:?})",
-        untraced.wait, untraced.ops, traced.wait, traced.ops, export.tracer.estimated_overhead
+        "untraced: {:.3} s/s of mutex wait, {:.0} ops/s (before {:.3}, after {:.3}); while traced: \
+         {:.3} s/s, {:.0} ops/s; contend reports {reported:.3} s/s (estimated slowdown {:?})",
+        untraced.wait,
+        untraced.ops,
+        before.wait,
+        after.wait,
+        traced.wait,
+        traced.ops,
+        export.tracer.estimated_overhead
     );
     assert!(
         (1.0 / AGREEMENT..=AGREEMENT).contains(&(reported / untraced.wait)),
@@ -103,6 +121,20 @@ struct Sample {
 struct Rate {
     wait: f64,
     ops: f64,
+    seconds: f64,
+}
+
+impl Rate {
+    /// The rates over both stretches together.
+    fn and(&self, other: &Self) -> Self {
+        let seconds = self.seconds + other.seconds;
+        let mean = |a: f64, b: f64| (a * self.seconds + b * other.seconds) / seconds;
+        Self {
+            wait: mean(self.wait, other.wait),
+            ops: mean(self.ops, other.ops),
+            seconds,
+        }
+    }
 }
 
 impl Sample {
@@ -129,6 +161,7 @@ impl Sample {
         Rate {
             wait: (last.wait - first.wait) / seconds,
             ops: (last.ops - first.ops) / seconds,
+            seconds,
         }
     }
 }
