@@ -499,10 +499,7 @@ fn who_touches(out: &mut String, map: &MapReport) {
         parts.push(format!("touched by {}", functions.join(", ")));
     }
     if map.goroutines > 0 {
-        parts.push(format!(
-            "{} goroutines ({} read, {} write)",
-            map.goroutines, map.readers, map.writers
-        ));
+        parts.push(goroutines_reading_writing(map));
     }
     if map.peak_ops_per_sec > 0 {
         parts.push(format!("peak {}/s", thousands(map.peak_ops_per_sec)));
@@ -597,6 +594,21 @@ pub(crate) fn cpus_that_dropped(dropped_by_cpu: &[u64]) -> Vec<String> {
         .filter(|&(_, &dropped)| dropped > 0)
         .map(|(cpu, &dropped)| format!("CPU {cpu}: {}", thousands(dropped)))
         .collect()
+}
+
+/// "8 goroutines (6 read, 2 write)", "1 goroutine (1 read, 0 write)".
+pub(crate) fn goroutines_reading_writing(map: &MapReport) -> String {
+    let noun = if map.goroutines == 1 {
+        "goroutine"
+    } else {
+        "goroutines"
+    };
+    format!(
+        "{} {noun} ({} read, {} write)",
+        thousands(map.goroutines),
+        thousands(map.readers),
+        thousands(map.writers)
+    )
 }
 
 /// `1234567` as `1,234,567`.
@@ -982,6 +994,24 @@ mod tests {
             .find("confirmed: the program died of \"fatal error: concurrent map writes\"")
             .unwrap_or_else(|| panic!("{text}"));
         assert!(confirmed > race, "{text}");
+    }
+
+    #[test]
+    fn one_goroutine_is_not_goroutines() {
+        let map = |goroutines, readers, writers| MapReport {
+            goroutines,
+            readers,
+            writers,
+            ..MapReport::default()
+        };
+        assert_eq!(
+            goroutines_reading_writing(&map(1, 1, 0)),
+            "1 goroutine (1 read, 0 write)"
+        );
+        assert_eq!(
+            goroutines_reading_writing(&map(1200, 1000, 300)),
+            "1,200 goroutines (1,000 read, 300 write)"
+        );
     }
 
     #[test]

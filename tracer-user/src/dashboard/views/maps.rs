@@ -198,10 +198,8 @@ fn draw_summary(frame: &mut Frame, area: Rect, state: &State, row: &MapRow<'_>) 
     let lines = vec![
         kind_line(state, row),
         Line::raw(format!(
-            "{} goroutines ({} read, {} write) · touched by {}",
-            map.goroutines,
-            map.readers,
-            map.writers,
+            "{} · touched by {}",
+            report::goroutines_reading_writing(map),
             shown(&map.touched_by.join(", ")),
         )),
     ];
