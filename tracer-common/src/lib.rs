@@ -269,6 +269,11 @@ pub struct PendingWait {
     pub frames: [u64; LOCK_FRAMES],
 }
 
+/// How old a write window may be before the concurrent-access detector
+/// ignores it and the daemon deletes it: its write never returned. Real
+/// writes take micro-, not milliseconds, even when preempted.
+pub const STALE_WINDOW_NS: u64 = 100_000_000;
+
 /// One side of a concurrent map access: a write in flight, or the
 /// operation that started while it was.
 #[repr(C)]

@@ -6,6 +6,20 @@
 //! another goroutine's window is open is a race, reported with both sides.
 //! A map guarded by a mutex is never reported: the writer's return probe
 //! runs before it unlocks, so the next goroutine finds the window closed.
+//!
+//! Both tables are plain hash maps, not LRU ones: LRU made every write
+//! ~100–150 ns dearer (`cargo xtask bench --only writes`: 2.18–2.28× a
+//! read, against 2.07–2.08×). What eviction did for windows that never
+//! close (a write that panicked, one under way when the map probes went
+//! out), the daemon does instead (`probes/loader.rs`): every second it
+//! deletes the windows by map older than [`STALE_WINDOW_NS`], which
+//! nothing reads, and each time it puts the map probes back, before arming
+//! them, it empties the windows by goroutine, whose windows are then all
+//! older than the arming and ignored. (Deleting a goroutine's entry while
+//! the map probes are armed could make its close miss its window and
+//! blame the next goroutine.) Between put-backs, as under `--exact`, a
+//! goroutine's next write replaces its entry. Deleting a window, or a full
+//! table that opens none, can only hide a race, never invent one.
 
 use core::{ffi::c_void, mem::MaybeUninit};
 
@@ -13,11 +27,12 @@ use aya_ebpf::{
     EbpfContext as _,
     helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, generated},
     macros::{map, uprobe},
-    maps::LruHashMap,
+    maps::HashMap,
     programs::ProbeContext,
 };
 use tracer_common::{
-    AccessSide, ConflictEvent, EventKind, ExitBranch, FRAMES, SIDE_KEY_CAPACITY, Window,
+    AccessSide, ConflictEvent, EventKind, ExitBranch, FRAMES, SIDE_KEY_CAPACITY, STALE_WINDOW_NS,
+    Window,
 };
 
 use crate::{
@@ -26,20 +41,14 @@ use crate::{
     zero,
 };
 
-/// A window older than this is ignored: its write never returned (a
-/// recovered panic inside the runtime, say), and must not blame whoever
-/// touches the map next. Real writes take micro-, not milliseconds, even
-/// when preempted.
-const STALE_NS: u64 = 100_000_000;
-
 /// The open write window of each map, by map address.
 #[map]
-static IN_FLIGHT: LruHashMap<u64, AccessSide> = LruHashMap::with_max_entries(16384, 0);
+static IN_FLIGHT: HashMap<u64, AccessSide> = HashMap::with_max_entries(16384, 0);
 
 /// The map whose window each goroutine has open: a return probe has no
 /// arguments left to tell it.
 #[map]
-static OPEN_WINDOWS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16384, 0);
+static OPEN_WINDOWS: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
 
 /// Attached to every exit of the map writes: the last branch before each
 /// return where the code allows (the cookie's [`ExitBranch`] says which way
@@ -102,8 +111,8 @@ pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
         // SAFETY: a live entry of the map; two words read, not the whole
         // side, on the path every read takes.
         let (g, start_ns) = unsafe { ((*other).g, (*other).start_ns) };
-        let fresh =
-            start_ns >= armed_since && event.timestamp_ns.saturating_sub(start_ns) < STALE_NS;
+        let fresh = start_ns >= armed_since
+            && event.timestamp_ns.saturating_sub(start_ns) < STALE_WINDOW_NS;
         if g != who && fresh {
             report(event, who, other);
         }
@@ -117,8 +126,14 @@ pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
 /// built on the stack would not fit in the entry probe's frame.
 #[inline(never)]
 fn open(event: &Access, who: u64) {
-    let _ = IN_FLIGHT.insert(&event.map, &side(event, who), 0);
-    let _ = OPEN_WINDOWS.insert(&who, &event.map, 0);
+    // Which window `who` has open goes in first: a window its close could
+    // not find would blame whoever touched the map next.
+    if OPEN_WINDOWS.insert(&who, &event.map, 0).is_err() {
+        return;
+    }
+    if IN_FLIGHT.insert(&event.map, &side(event, who), 0).is_err() {
+        let _ = OPEN_WINDOWS.remove(&who);
+    }
 }
 
 #[inline(always)]

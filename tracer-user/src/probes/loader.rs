@@ -11,15 +11,15 @@ use std::{
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, ArrayOfMaps, MapData, PerCpuArray, RingBuf},
+    maps::{Array, ArrayOfMaps, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         ProgramError, UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
     },
 };
 use tracer_common::{
-    CodeRange, DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeFailure, ProbeGroup, failure_slot,
-    hit_slot, with_hit_slot,
+    AccessSide, CodeRange, DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeFailure, ProbeGroup,
+    STALE_WINDOW_NS, failure_slot, hit_slot, with_hit_slot,
 };
 
 use super::{
@@ -49,6 +49,10 @@ const SHARED_SLOT: u32 = HIT_SLOTS - 2;
 const CALIBRATION_SLOT: u32 = HIT_SLOTS - 1;
 const ARMED_MAP: &str = "ARMED";
 const PLUMBING_MAP: &str = "PLUMBING";
+/// The kernel side's open write windows (`tracer-ebpf/src/conflict.rs`),
+/// by map and by goroutine.
+const IN_FLIGHT_MAP: &str = "IN_FLIGHT";
+const OPEN_WINDOWS_MAP: &str = "OPEN_WINDOWS";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
@@ -122,6 +126,8 @@ pub enum LoadError {
     Plumbing(aya::maps::MapError),
     #[error("cannot read the count of dropped events: {0}")]
     Dropped(aya::maps::MapError),
+    #[error("cannot read or change a table of the probes': {0}")]
+    Table(aya::maps::MapError),
     #[error("cannot read the probes' hit counts: {0}")]
     Hits(aya::maps::MapError),
     #[error("cannot read the probes' failure counts: {0}")]
@@ -447,7 +453,57 @@ impl Tracer {
     /// Puts `group`'s probes back and opens its window; returns when.
     pub fn put_back_armed(&mut self, group: ProbeGroup) -> Result<u64, LoadError> {
         self.put_back(group)?;
+        if group == ProbeGroup::Maps {
+            self.forget_open_windows();
+        }
         self.arm(group)
+    }
+
+    /// Empties the kernel side's table of which window each goroutine has
+    /// open, while no map probe is armed to open one: every window in it
+    /// is then older than the arming to come, which the kernel side
+    /// ignores, and the entries of writes that never returned would fill
+    /// the table over a long session. Failing costs nothing now, so it is
+    /// only logged.
+    fn forget_open_windows(&mut self) {
+        let emptied = (self.ebpf.map_mut(OPEN_WINDOWS_MAP))
+            .ok_or(LoadError::Missing(OPEN_WINDOWS_MAP))
+            .and_then(|map| HashMap::<_, u64, u64>::try_from(map).map_err(LoadError::Table))
+            .map(|mut windows| {
+                let goroutines: Vec<u64> = windows.keys().filter_map(Result::ok).collect();
+                for g in &goroutines {
+                    let _ = windows.remove(g);
+                }
+                goroutines.len()
+            });
+        match emptied {
+            Ok(0) => {}
+            Ok(left) => tracing::debug!("forgot {left} goroutines' write windows"),
+            Err(error) => tracing::warn!("cannot forget the open write windows: {error}"),
+        }
+    }
+
+    /// Deletes the kernel side's write windows older than
+    /// [`STALE_WINDOW_NS`] at `now_ns` (the events' clock), which it ignores:
+    /// their writes never returned (a panic inside the runtime, a write
+    /// under way when the map probes went out), and left in the table they
+    /// would fill it over a long session. Returns how many there were.
+    pub fn forget_stale_windows(&mut self, now_ns: u64) -> Result<usize, LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(IN_FLIGHT_MAP)
+            .ok_or(LoadError::Missing(IN_FLIGHT_MAP))?;
+        let mut windows = HashMap::<_, u64, AccessSide>::try_from(map).map_err(LoadError::Table)?;
+        let stale: Vec<u64> = (windows.iter().filter_map(Result::ok))
+            .filter(|(_, side)| now_ns.saturating_sub(side.start_ns) >= STALE_WINDOW_NS)
+            .map(|(map, _)| map)
+            .collect();
+        for map in &stale {
+            // Gone already (closed) is nothing to do; replaced since by a
+            // new window, deleting that one can only hide a race.
+            let _ = windows.remove(map);
+        }
+        Ok(stale.len())
     }
 
     /// Creates the per-CPU event rings and hands them to the probes; call

@@ -56,6 +56,9 @@ use crate::{
 const CHANNEL_BATCHES: usize = 256;
 /// How often the budget looks at the target.
 const CONTROL_EVERY: Duration = Duration::from_millis(100);
+/// How often the write windows that never closed are deleted from the
+/// kernel side's table (`Tracer::forget_stale_windows`).
+const SWEEP_WINDOWS_EVERY: Duration = Duration::from_secs(1);
 /// How long the kernel's BPF run-time statistics stay on at the start (the
 /// budget's measuring stretch), to measure what the probe programs cost per
 /// run here. They cost every BPF program on the machine two clock reads per
@@ -192,6 +195,7 @@ impl Session {
             hits_since_put_back: Vec::new(),
             traps: traps.unwrap_or(TrapCosts::TYPICAL),
             program_timing,
+            windows_swept: started,
             breakpoints_gone: None,
             releasing: Vec::new(),
             learned_bias: target.load_bias.is_none().then_some(learned_bias),
@@ -337,6 +341,8 @@ struct Pipeline {
     hits_since_put_back: Vec<u64>,
     traps: TrapCosts,
     program_timing: Option<ProgramTiming>,
+    /// When the write windows that never closed were last deleted.
+    windows_swept: Instant,
     /// Resolves, with the time, once the breakpoints of the map probes
     /// last taken out are gone from the target's code.
     breakpoints_gone: Option<JoinHandle<u64>>,
@@ -401,6 +407,10 @@ impl Pipeline {
     /// Looks at the target and does what the budget says.
     fn control(&mut self) {
         let now = Instant::now();
+        if now >= self.windows_swept + SWEEP_WINDOWS_EVERY {
+            self.windows_swept = now;
+            self.sweep_windows();
+        }
         if self
             .program_timing
             .as_ref()
@@ -465,6 +475,16 @@ impl Pipeline {
             }
         }
         (maps, locks)
+    }
+
+    /// Deletes the kernel side's write windows that never closed; failing
+    /// costs nothing now, so it is only logged.
+    fn sweep_windows(&mut self) {
+        match self.tracer.forget_stale_windows(monotonic_ns()) {
+            Ok(0) => {}
+            Ok(stale) => tracing::debug!("deleted {stale} write windows that never closed"),
+            Err(error) => tracing::warn!("cannot delete stale write windows: {error}"),
+        }
     }
 
     /// Once the first stretch is measured: what each program took per run.
