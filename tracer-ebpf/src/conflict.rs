@@ -8,10 +8,10 @@
 //! runs before it unlocks, so the next goroutine finds the window closed.
 //!
 //! Both tables are plain hash maps, not LRU ones: LRU made every write
-//! ~100–150 ns dearer (`cargo xtask bench --only writes`: 2.18–2.28× a
-//! read, against 2.07–2.08×). What eviction did for windows that never
-//! close (a write that panicked, one under way when the map probes went
-//! out), the daemon does instead (`probes/loader.rs`): every second it
+//! ~100 ns dearer (`cargo xtask bench --only writes`: 4.13–4.17 µs added
+//! per write, 2.18–2.22× a read, against 3.99–4.09 µs, 2.07–2.15×). What
+//! eviction did for windows that never close (a write that panicked, one
+//! under way when the map probes went out), the daemon does instead (`probes/loader.rs`): every second it
 //! deletes the windows by map older than [`STALE_WINDOW_NS`], which
 //! nothing reads, and each time it puts the map probes back, before arming
 //! them, it empties the windows by goroutine, whose windows are then all

@@ -20,9 +20,10 @@ use tracer_common::{
 
 use crate::{config, failures, frames, goroutine, output, regs::Regs};
 
-/// Waits in progress by goroutine (`g`). An entry whose wake-up never comes (the
-/// semaphore was free, and the goroutine never parked) is replaced by the
-/// goroutine's next wait or evicted as least recently used.
+/// Waits in progress by goroutine (`g`). An entry whose wake-up never
+/// comes (the semaphore was free, and the goroutine never parked) is
+/// replaced by the goroutine's next wait or evicted as least recently
+/// used.
 #[map]
 static PENDING: LruHashMap<u64, PendingWait> = LruHashMap::with_max_entries(16384, 0);
 
