@@ -241,10 +241,24 @@ fn assert_advice_about<'a>(export: &'a Export, map: &MapReport) -> &'a Finding {
     finding
 }
 
+/// No finding is about the quiet config map or made where it is read.
+/// The map itself may be missing from a 2 s `--exact` recording: on two
+/// CPUs the hot patterns (hot key and sync.Map on Go 1.19, say) can keep
+/// its goroutine, which sleeps a millisecond between reads, from running
+/// for all of it (a 10 s budgeted recording of the same saw it read 50
+/// times a second where it asks for 1,000).
 fn assert_quiet_map_has_nothing(export: &Export) {
-    let config = map_of(export, "main.(*Config).Setting");
+    const SETTING: &str = "main.(*Config).Setting";
+    let config: Vec<&str> = (export.maps.iter())
+        .filter(|map| map.touched_by.iter().any(|by| by == SETTING))
+        .map(|map| map.id.as_str())
+        .collect();
+    assert!(config.len() <= 1, "one config map: {config:?}");
     let about: Vec<&Finding> = (export.findings.iter())
-        .filter(|finding| finding.subject == config.id)
+        .filter(|finding| {
+            config.contains(&finding.subject.as_str())
+                || finding.sites.iter().any(|site| site.function == SETTING)
+        })
         .collect();
     assert!(about.is_empty(), "a quiet, guarded map: {about:#?}");
 }
