@@ -119,9 +119,9 @@ pub enum Action {
 }
 
 /// Where in its cycle the controller is. A cycle: the map probes in (with
-/// the lock probes), then a stretch without them, where the lock probes
-/// alone are in (lock waits are measured here) or, if even they cost more
-/// than the budget allows, in and out by turns.
+/// the lock probes), then the lock probes alone (lock waits are measured
+/// here), then, if even the lock probes alone cost more than the budget
+/// allows, none at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Everything in, to measure rates before choosing duties.
@@ -161,9 +161,9 @@ pub struct Controller {
     budget: Budget,
     phase: Phase,
     next_change: Instant,
-    /// When the current cycle's stretch without the map probes ends and
-    /// they go back in.
-    cycle_end: Instant,
+    /// The stretches of the current cycle still to come.
+    locks_only: Duration,
+    quiet: Duration,
     rng: Rng,
     last: Option<Sample>,
     /// The map probes' cost per unit of time they are armed, the lock
@@ -181,12 +181,6 @@ pub struct Controller {
     removal: Duration,
     /// When the map probes were last taken out.
     taken_out: Option<Instant>,
-    /// Since when lock waits are measured in the current stretch with the
-    /// lock probes alone (the map probes' breakpoints gone).
-    clean_from: Option<Instant>,
-    /// Since when the lock probes are in: the cycle's start (they go in
-    /// with the map probes), or their put-back after a quiet stretch.
-    locks_since: Instant,
 }
 
 impl Controller {
@@ -196,7 +190,8 @@ impl Controller {
             budget,
             phase: Phase::Measuring,
             next_change: start + MEASURING,
-            cycle_end: start + MEASURING,
+            locks_only: Duration::ZERO,
+            quiet: Duration::ZERO,
             rng: Rng(seed | 1),
             last: None,
             map_rate: None,
@@ -207,8 +202,6 @@ impl Controller {
             locks_seen: false,
             removal: Duration::ZERO,
             taken_out: None,
-            clean_from: None,
-            locks_since: start,
         }
     }
 
@@ -224,7 +217,6 @@ impl Controller {
         self.removal = at.saturating_duration_since(taken_out);
         if self.phase == Phase::LocksOnly {
             self.next_change = self.next_change.max(at + LEAST_CLEAN);
-            self.clean_from = Some(at);
         }
     }
 
@@ -279,9 +271,7 @@ impl Controller {
     /// Takes in a new sample and says what to do now.
     pub fn on_sample(&mut self, sample: Sample) -> Vec<Action> {
         self.measure(sample);
-        let due = sample.at >= self.next_change
-            || self.clearly_over_budget()
-            || self.locks_over_budget(sample.at);
+        let due = sample.at >= self.next_change || self.clearly_over_budget();
         if self.budget == Budget::Exact || !due {
             return Vec::new();
         }
@@ -296,11 +286,10 @@ impl Controller {
                 }
                 self.phase = Phase::LocksOnly;
                 let cycle = self.cycle(duties);
+                (self.locks_only, self.quiet) = (cycle.locks_only, cycle.quiet);
                 // Lock waits are measured once the breakpoints are gone,
                 // which took this long last time.
-                let out = (cycle.locks_only + cycle.quiet).max(self.removal + LEAST_CLEAN);
-                self.cycle_end = sample.at + out;
-                self.next_change = self.cycle_end;
+                self.next_change = sample.at + self.locks_only.max(self.removal + LEAST_CLEAN);
                 self.taken_out = Some(sample.at);
                 vec![Action::TakeOutMaps]
             }
@@ -310,17 +299,12 @@ impl Controller {
                 self.next_change = sample.at + WAIT_FOR_REMOVAL;
                 Vec::new()
             }
-            Phase::LocksOnly if self.locks_over_budget(sample.at) => self.go_quiet(sample.at),
-            Phase::LocksOnly => self.put_back(sample.at, vec![Action::PutBackMaps]),
-            // The map probes' turn has not come: the lock probes alone go
-            // back in, to measure again.
-            Phase::Quiet if sample.at + LEAST_CLEAN < self.cycle_end => {
-                self.phase = Phase::LocksOnly;
-                self.locks_since = sample.at;
-                self.clean_from = Some(sample.at);
-                self.next_change = self.cycle_end;
-                vec![Action::PutBackLocks]
+            Phase::LocksOnly if !self.quiet.is_zero() => {
+                self.phase = Phase::Quiet;
+                self.next_change = sample.at + self.quiet;
+                vec![Action::TakeOutLocks]
             }
+            Phase::LocksOnly => self.put_back(sample.at, vec![Action::PutBackMaps]),
             Phase::Quiet => {
                 self.put_back(sample.at, vec![Action::PutBackLocks, Action::PutBackMaps])
             }
@@ -338,37 +322,8 @@ impl Controller {
             && self.duties().maps < CLEARLY_OVER
     }
 
-    /// In a stretch with the lock probes alone: they cost more than the
-    /// budget allows (the duties want time with nothing in), and they have
-    /// measured lock waits for [`LEAST_CLEAN`]. Then they go out now and
-    /// come back later in the stretch, rather than stay in for all of it:
-    /// with the map probes at their least duty the stretch lasts minutes,
-    /// and a recording of seconds would spend all of it over the budget.
-    fn locks_over_budget(&self, now: Instant) -> bool {
-        self.phase == Phase::LocksOnly
-            && self
-                .clean_from
-                .is_some_and(|from| now >= from + LEAST_CLEAN)
-            && self.duties().quiet > 0.0
-    }
-
-    /// Takes the lock probes out for as long as the duties' proportion of
-    /// quiet to lock probes in asks, after the time they have just been
-    /// in, at most until the map probes' turn.
-    fn go_quiet(&mut self, now: Instant) -> Vec<Action> {
-        let quiet = self.duties().quiet.min(0.999);
-        let after =
-            (now.saturating_duration_since(self.locks_since)).mul_f64(quiet / (1.0 - quiet));
-        self.phase = Phase::Quiet;
-        self.clean_from = None;
-        self.next_change = (now + after).min(self.cycle_end);
-        vec![Action::TakeOutLocks]
-    }
-
     fn put_back(&mut self, now: Instant, actions: Vec<Action>) -> Vec<Action> {
         self.phase = Phase::In;
-        self.locks_since = now;
-        self.clean_from = None;
         self.next_change = now + self.cycle(self.duties()).maps_in;
         actions
     }
@@ -586,20 +541,6 @@ mod tests {
         assert!(
             (0.035..=0.055).contains(&overhead(&run)),
             "estimated {:.4}",
-            overhead(&run)
-        );
-    }
-
-    #[test]
-    fn a_short_recording_keeps_costly_lock_probes_within_the_budget() {
-        // As above, for 10 s: the lock probes alone would cost 9% had they
-        // stayed in for the stretch planned without the map probes (a
-        // cycle of minutes, the map probes being at their least duty).
-        let run = simulate(Budget::Max(0.05), 200_000.0, 30_000.0, 10);
-        assert!(run.locks_in < 0.6, "locks in {:.3}", run.locks_in);
-        assert!(
-            overhead(&run) <= 0.055,
-            "estimated {:.4} over 10 s",
             overhead(&run)
         );
     }
