@@ -807,15 +807,7 @@ mod tests {
     fn hot_key_with_waits_in_get(wait_ns: u64) -> Vec<Finding> {
         const GET: u64 = 0x10;
         let mut events = hot_key_events(1, GET, 0);
-        events.extend((0..100).map(|i| {
-            let Event::LockWait(wait) = lock_wait(i % 4, wait_ns) else {
-                unreachable!("lock_wait makes lock waits")
-            };
-            Event::LockWait(LockWait {
-                stack: Stack::of([GET, 0, 0, 0]),
-                ..wait
-            })
-        }));
+        events.extend(waits_at(GET, 0, wait_ns));
         let resolver = |stack: &Stack| (stack.0[0] == GET).then(|| site("main.(*Cache).Get", 20));
         super::find(
             &aggregate(events),
@@ -827,6 +819,20 @@ mod tests {
     }
 
     const PUT: u64 = 0x20;
+
+    /// 100 waits of `wait_ns` begun at `pc`, by goroutines `first_goid`
+    /// to `first_goid + 3` in turn.
+    fn waits_at(pc: u64, first_goid: u64, wait_ns: u64) -> impl Iterator<Item = Event> {
+        (0..100).map(move |i| {
+            let Event::LockWait(wait) = lock_wait(first_goid + i % 4, wait_ns) else {
+                unreachable!("lock_wait makes lock waits")
+            };
+            Event::LockWait(LockWait {
+                stack: Stack::of([pc, 0, 0, 0]),
+                ..wait
+            })
+        })
+    }
 
     /// Resolves `PUT` to the one function of the program, whose map
     /// operations are on maps of `kind`.
@@ -861,15 +867,7 @@ mod tests {
             })
             .collect();
         // 100 waits of 2 ms in a second: 0.2 goroutines waiting on average.
-        events.extend((0..100).map(|i| {
-            let Event::LockWait(wait) = lock_wait(1 + i % 4, 2_000_000) else {
-                unreachable!("lock_wait makes lock waits")
-            };
-            Event::LockWait(LockWait {
-                stack: Stack::of([PUT, 0, 0, 0]),
-                ..wait
-            })
-        }));
+        events.extend(waits_at(PUT, 1, 2_000_000));
         let resolver = PutSites(kind);
         super::find(
             &aggregate(events),
