@@ -9,9 +9,23 @@ use std::{
 #[cfg(feature = "export")]
 use tracer_user::export::{self, Export};
 
-/// The `contend` binary under test.
+/// The `contend` binary under test, started with SIGINT at its default
+/// whatever the test runner was started with: a runner launched in the
+/// background by a shell without job control ignores SIGINT, contend's
+/// spawned command would inherit that, and Ctrl-C tests would test the
+/// launcher instead of contend.
 pub fn command() -> Command {
-    Command::new(crate::path_from_env("CONTEND_BIN"))
+    use std::os::unix::process::CommandExt as _;
+    let mut command = Command::new(crate::path_from_env("CONTEND_BIN"));
+    // SAFETY: between fork and exec only async-signal-safe calls are
+    // allowed, and signal(2) is one.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    command
 }
 
 /// What a finished `contend` run left behind.
