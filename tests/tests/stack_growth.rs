@@ -1,14 +1,15 @@
 //! Goroutines whose stacks grow and move all the time, traced and untraced
-//! fifty times over: the target must survive and compute correctly
+//! a dozen times over: the target must survive and compute correctly
 //! (tests/fixtures/go/stackgrowth/main.go checks itself and exits 3 on a
-//! wrong result).
+//! wrong result). `cargo xtask soak` runs these cycles for as long as asked;
+//! here they are a smoke, since each detach waits ~2 s for RCU.
 
 use contend_tests::{
     contend,
     matrix::{Build, Go, Variant},
 };
 
-const CYCLES: usize = 50;
+const CYCLES: usize = 12;
 
 #[test]
 fn go_1_27_survives_attach_detach_cycles() {
