@@ -179,6 +179,8 @@ fn probes() -> Vec<Probe> {
         exits: None,
         coverage: None,
         failures: Default::default(),
+        hits: None,
+        cost_ns: None,
     };
     vec![
         probe("runtime.mapaccess1_faststr", None, false),

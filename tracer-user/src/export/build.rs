@@ -234,6 +234,8 @@ fn probe(status: &ProbeStatus, sampling: &Sampling) -> Probe {
         exits: status.exits.map(|exits| exits.name().to_owned()),
         coverage: sampling.coverage(status.group),
         failures: probe_failures(status.failures),
+        hits: status.attached.then_some(status.hits),
+        cost_ns: status.attached.then_some(status.cost_ns),
     }
 }
 

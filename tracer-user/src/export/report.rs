@@ -167,6 +167,7 @@ fn probes(out: &mut String, export: &Export) {
         let _ = write!(out, " ({unused} not needed by this program)");
     }
     let _ = writeln!(out);
+    costliest_probes(out, probes);
     for probe in probes
         .iter()
         .filter(|probe| !probe.attached && !probe.unused)
@@ -191,6 +192,32 @@ fn probes(out: &mut String, export: &Export) {
             counts.join(", ")
         );
     }
+}
+
+/// The probes whose traps took the most from the target, where the export
+/// says (files from before it did have no line).
+fn costliest_probes(out: &mut String, probes: &[schema::Probe]) {
+    let mut costly: Vec<(&schema::Probe, u64)> = probes
+        .iter()
+        .filter_map(|probe| Some((probe, probe.cost_ns.filter(|&cost| cost > 0)?)))
+        .collect();
+    if costly.is_empty() {
+        return;
+    }
+    costly.sort_by_key(|&(_, cost)| std::cmp::Reverse(cost));
+    let listed: Vec<String> = costly
+        .iter()
+        .take(3)
+        .map(|(probe, cost)| {
+            let hits = thousands(probe.hits.unwrap_or(0));
+            format!(
+                "{} {} ({hits} hits)",
+                printable(&probe.symbol),
+                nanos(*cost)
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "  costliest to the target: {}", listed.join(", "));
 }
 
 fn findings(out: &mut String, export: &Export) {
@@ -892,6 +919,8 @@ mod tests {
             exits: None,
             group: None,
             failures: Default::default(),
+            hits: 0,
+            cost_ns: 0,
         };
         let probes = [
             probe("runtime.mapassign_faststr", None, false),
@@ -1028,6 +1057,34 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("probe failures:").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn the_costliest_probes_are_named_dearest_first() {
+        let mut export = shop_export();
+        assert!(
+            !render(&export).contains("costliest"),
+            "a file without costs has no line"
+        );
+        export.tracer.probes[0].hits = Some(1_200);
+        export.tracer.probes[0].cost_ns = Some(1_500_000);
+        export.tracer.probes[1].hits = Some(90_000);
+        export.tracer.probes[1].cost_ns = Some(120_000_000);
+        let text = render(&export);
+        let line = text
+            .lines()
+            .find(|line| line.contains("costliest to the target:"))
+            .unwrap_or_else(|| panic!("no cost line: {text}"));
+        let (first, second) = (
+            &export.tracer.probes[1].symbol,
+            &export.tracer.probes[0].symbol,
+        );
+        let at = |symbol: &str| {
+            line.find(symbol)
+                .unwrap_or_else(|| panic!("{symbol}: {line}"))
+        };
+        assert!(at(first) < at(second), "{line}");
+        assert!(line.contains("(90,000 hits)"), "{line}");
     }
 
     #[test]

@@ -161,6 +161,17 @@ pub struct Probe {
     /// none did (and in older files).
     #[serde(default, skip_serializing_if = "ProbeFailures::is_empty")]
     pub failures: ProbeFailures,
+    /// Traps its attachments took in the target from attaching to the
+    /// recording's end, whether or not they were armed; absent when not
+    /// attached (and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hits: Option<u64>,
+    /// The time those traps are estimated to have taken from the target's
+    /// threads, ns: each hit's trap and program, as measured on this
+    /// machine at start-up. The sum over probes is what
+    /// `tracer.estimated_overhead` divides by the target's CPU time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_ns: Option<u64>,
 }
 
 /// What a probe's hits failed to do, each count absent when zero.

@@ -94,6 +94,11 @@ pub struct ProbeStatus {
     pub group: Option<ProbeGroup>,
     /// What its hits failed to do so far (all zero until read).
     pub failures: Failures,
+    /// Traps its attachments took in the target so far, armed or not, and
+    /// the time they are estimated to have taken from the target's threads
+    /// (both zero until read).
+    pub hits: u64,
+    pub cost_ns: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -327,12 +332,18 @@ impl Tracer {
         self.load_bias = load_bias;
     }
 
-    /// The placements of the attached units of `group`.
-    pub fn placements(&self, group: ProbeGroup) -> impl Iterator<Item = &Placement> + '_ {
+    /// The placements of the attached units of `group`, with their units'
+    /// symbols.
+    pub fn placements(
+        &self,
+        group: ProbeGroup,
+    ) -> impl Iterator<Item = (&'static str, &Placement)> + '_ {
         self.units
             .iter()
             .filter(move |(unit, _)| unit.group == group)
-            .flat_map(|(unit, _)| unit.exits.iter().chain(&unit.starts))
+            .flat_map(|(unit, _)| {
+                (unit.exits.iter().chain(&unit.starts)).map(|placement| (unit.symbol, placement))
+            })
     }
 
     /// Takes `group`'s probes out of the target (disarm it first). `hits`
@@ -734,6 +745,8 @@ fn status(symbol: &str, result: Result<&Unit, Skip>) -> ProbeStatus {
         exits: attached.and_then(|unit| unit.exit_placement),
         group: attached.map(|unit| unit.group),
         failures: Failures::default(),
+        hits: 0,
+        cost_ns: 0,
     }
 }
 

@@ -163,7 +163,7 @@ impl Session {
             .flat_map(|&group| {
                 tracer
                     .placements(group)
-                    .map(move |placement| (group, placement.clone()))
+                    .map(move |(symbol, placement)| (group, symbol, placement.clone()))
             })
             .collect();
         let context = Context {
@@ -335,7 +335,7 @@ struct Pipeline {
     /// What one hit of each probe costs the target, and every probe with
     /// its group.
     costs: HitCosts,
-    placements: Vec<(ProbeGroup, Placement)>,
+    placements: Vec<(ProbeGroup, &'static str, Placement)>,
     /// The hit counts when the map probes last went back in: how busy each
     /// was since decides the order they go out in.
     hits_since_put_back: Vec<u64>,
@@ -463,7 +463,7 @@ impl Pipeline {
     /// far, in nanoseconds, from their hit counts.
     fn costs_so_far(&self, hits: &[u64]) -> (f64, f64) {
         let (mut maps, mut locks) = (0.0, 0.0);
-        for (group, placement) in &self.placements {
+        for (group, _, placement) in &self.placements {
             let count = hits
                 .get(hit_slot(placement.cookie) as usize)
                 .copied()
@@ -590,7 +590,7 @@ impl Pipeline {
 
     fn publish_snapshot(&mut self) {
         self.read_drops();
-        self.read_failures();
+        self.read_probe_counts();
         let export = self.export(Instant::now(), monotonic_ns());
         self.publish.send_replace(Arc::new(export));
     }
@@ -620,7 +620,7 @@ impl Pipeline {
             self.set_load_bias(bias);
         }
         self.read_drops();
-        self.read_failures();
+        self.read_probe_counts();
         let now_ns = monotonic_ns();
         let export = self.export(ended, now_ns);
         self.publish.send_replace(Arc::new(export.clone()));
@@ -645,23 +645,41 @@ impl Pipeline {
     }
 
     /// What each probe failed to do so far, into the probes' statuses.
-    fn read_failures(&mut self) {
-        let failures = match self.tracer.failures() {
-            Ok(failures) => failures,
-            Err(error) => {
-                tracing::warn!("{error}");
-                return;
+    /// What each probe failed to do, and what its traps cost, so far.
+    fn read_probe_counts(&mut self) {
+        match self.tracer.failures() {
+            Ok(failures) => {
+                for probe in &mut self.context.probes {
+                    let mut counted = Failures::default();
+                    for (_, of_unit) in failures.iter().filter(|(s, _)| *s == probe.symbol) {
+                        counted.add(*of_unit);
+                    }
+                    probe.failures = counted;
+                }
             }
-        };
+            Err(error) => tracing::warn!("{error}"),
+        }
+        match self.tracer.hits() {
+            Ok(hits) => self.count_hits(&hits),
+            Err(error) => tracing::warn!("{error}"),
+        }
+    }
+
+    /// Each probe's traps, from the hit counts by slot, and their cost.
+    fn count_hits(&mut self, hits: &[u64]) {
         for probe in &mut self.context.probes {
-            let mut counted = Failures::default();
-            for (_, of_unit) in failures
-                .iter()
-                .filter(|(symbol, _)| *symbol == probe.symbol)
-            {
-                counted.add(*of_unit);
-            }
-            probe.failures = counted;
+            (probe.hits, probe.cost_ns) = (0, 0);
+        }
+        for (_, symbol, placement) in &self.placements {
+            let Some(probe) = (self.context.probes.iter_mut()).find(|p| p.symbol == *symbol) else {
+                continue;
+            };
+            let count = hits
+                .get(hit_slot(placement.cookie) as usize)
+                .copied()
+                .unwrap_or(0);
+            probe.hits += count;
+            probe.cost_ns += (count as f64 * self.costs.of(placement)) as u64;
         }
     }
 
