@@ -4,13 +4,14 @@
 //! Its own view of itself, the runtime's /sync/mutex/wait/total, untraced,
 //! is the truth a default recording is held against.
 //!
-//! Go 1.27 only: Go 1.19 has no such metric.
+//! Go 1.27 only: Go 1.19 has no such metric. On both, the lock probes must
+//! trap only goroutines that really park.
 
 use contend_tests::{
     contend,
     matrix::{Build, Go, Variant},
 };
-use tracer_user::export::Export;
+use tracer_user::{export::Export, probes::catalogue::GO_MAP_PROBES};
 
 /// How long the fixture runs untraced before contend attaches and again
 /// after it has gone, and how long contend records: the runtime's own
@@ -96,6 +97,47 @@ fn lock_waits_describe_the_untraced_program() {
         "a convoy of the tracer's making: {convoys:?}"
     );
     assert_eq!(export.tracer.max_overhead, Some(0.05), "the default budget");
+}
+
+/// A goroutine that spins in a Mutex's slow path and takes the semaphore
+/// without parking (on this fixture, most of those that call it) must not
+/// pay for a probe: the delay made fewer of them park, and the probes cost
+/// a hundred traps per wait they measured. Every trap of the lock probes
+/// is a park or its wake-up: two per wait, and a few for the runtime's own
+/// semaphores. Whatever the lock probes are: every probe not on a map
+/// operation counts.
+#[test]
+fn lock_probes_trap_only_goroutines_that_park() {
+    for go in [Go::New, Go::Old] {
+        let build = Build::new("guarded", go, Variant::Default);
+        let fixture = build.start(&["-seconds", "60"]);
+        let mutex = fixture
+            .preamble_value("mutex")
+            .expect("the fixture prints its mutex")
+            .to_owned();
+        let pid = fixture.pid().to_string();
+        let label = format!("{}-lock-traps", build.label);
+        let export =
+            contend::record(&label, &["--exact", "--pid", &pid, "--duration", "3"]).export();
+        let waits: u64 = (export.locks.iter())
+            .filter(|lock| lock.id == mutex)
+            .map(|lock| lock.contended)
+            .sum();
+        let traps: u64 = (export.tracer.probes.iter())
+            .filter(|probe| probe.attached && !is_map_probe(&probe.symbol))
+            .map(|probe| probe.hits.expect("attached probes say their hits"))
+            .sum();
+        eprintln!("{label}: the lock probes trapped {traps} times for {waits} waits");
+        assert!(waits >= 100, "{label}: only {waits} waits");
+        assert!(
+            traps <= 2 * waits + waits / 4 + 1_000,
+            "{label}: the lock probes trapped {traps} times for {waits} waits"
+        );
+    }
+}
+
+fn is_map_probe(symbol: &str) -> bool {
+    GO_MAP_PROBES.iter().any(|probe| probe.symbol == symbol)
 }
 
 /// Waiting per second on the fixture's mutex, as contend reports it.

@@ -26,7 +26,7 @@ pub const fn with_hit_slot(cookie: u64, slot: u32) -> u64 {
     (cookie & !(0xff << 56)) | (slot as u64) << 56
 }
 
-use crate::{LockOp, MapOp, Reg};
+use crate::{MapOp, Reg};
 
 /// Where the key of a map operation is.
 #[repr(u8)]
@@ -143,60 +143,52 @@ impl MapCookie {
     }
 }
 
-/// What a lock probe does. A start probe sits where a goroutine is about to
-/// acquire a sync semaphore and may park on it, and reads the semaphore's
-/// address; the park probe, where the runtime queues it to park
-/// (`semacquire1` calling `(*semaRoot).queue(root, addr, …)`: the
-/// semaphore was not free), marks that wait as real; the wake probe, where
-/// the runtime makes a parked goroutine runnable again (`semrelease1`
-/// calling `readyWithTime(s *sudog, …)`), ends it. So a wait is the time
-/// blocked, as the runtime's own `/sync/mutex/wait/total` counts it, not
-/// the time until the woken goroutine next gets a CPU.
+/// What a lock probe does. Both sit in the runtime's semaphore code, on
+/// calls the kernel emulates, and are hit only when a goroutine really
+/// parks or is woken: a semaphore taken or released with nobody waiting
+/// returns before them. The park probe, where the runtime queues a
+/// goroutine to park (`semacquire1` calling `(*semaRoot).queue(root, addr,
+/// …)`), starts a wait if the semaphore function was called for a lock
+/// (see [`LockCaller`](crate::LockCaller)); the wake probe, where the runtime
+/// makes a parked goroutine runnable again (`semrelease1` calling
+/// `readyWithTime(s *sudog, …)`), ends it. So a wait is the time blocked,
+/// as the runtime's own `/sync/mutex/wait/total` counts it, not the time
+/// until the woken goroutine next gets a CPU.
 ///
-/// Layout, least significant byte first: op, register, offset (the lock's
-/// address is the semaphore's minus this many bytes), flags (1: shared
-/// semaphore, 2: in a function's body, 4: the wake probe, 8: the park
-/// probe); the next three bytes are 0.
+/// Layout, least significant byte first: 1 for the park probe or 2 for the
+/// wake probe, the register, then four bytes of the probe's offset into its function (the
+/// park probe finds the function's start from it, and the lock callers'
+/// code relative to that start); the next byte is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockCookie {
-    pub op: LockOp,
+    /// At the park probe the semaphore parked on; at the wake probe the
+    /// woken goroutine's sudog.
     pub reg: Reg,
-    pub field_offset: u8,
-    /// The function is the semaphore Mutex and RWMutex share (before Go
-    /// 1.21): the kernel side works out whether a reader or a writer waits,
-    /// and where its RWMutex is; `op` and `field_offset` are unused.
-    pub shared_semaphore: bool,
-    /// The probe sits in a function's body, past its prologue: the
-    /// caller's return address is in the frame record, not at RSP.
-    pub in_body: bool,
-    /// The wake probe: `reg` holds the woken goroutine's sudog.
     pub wake: bool,
-    /// The park probe: `reg` holds the semaphore being parked on.
-    pub park: bool,
+    /// Bytes from the start of the probed function to the probe.
+    pub site_offset: u32,
 }
 
 impl LockCookie {
     pub const fn encode(self) -> u64 {
-        let flags = self.shared_semaphore as u64
-            | (self.in_body as u64) << 1
-            | (self.wake as u64) << 2
-            | (self.park as u64) << 3;
-        (self.op as u64) | (self.reg as u64) << 8 | (self.field_offset as u64) << 16 | flags << 24
+        let probe = if self.wake { 2 } else { 1 };
+        probe | (self.reg as u64) << 8 | (self.site_offset as u64) << 16
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if (cookie >> 32) & 0xff_ffff != 0 || byte(3) > 15 {
+        let wake = match byte(0) {
+            1 => false,
+            2 => true,
+            _ => return None,
+        };
+        if byte(6) != 0 {
             return None;
         }
         Some(Self {
-            op: LockOp::from_u8(byte(0))?,
             reg: Reg::from_u8(byte(1))?,
-            field_offset: byte(2),
-            shared_semaphore: byte(3) & 1 != 0,
-            in_body: byte(3) & 2 != 0,
-            wake: byte(3) & 4 != 0,
-            park: byte(3) & 8 != 0,
+            wake,
+            site_offset: (cookie >> 16) as u32,
         })
     }
 }
@@ -235,23 +227,11 @@ mod tests {
 
     #[test]
     fn lock_cookie_round_trips() {
-        let cookie = LockCookie {
-            op: LockOp::RwRead,
-            reg: Reg::Rax,
-            field_offset: 12,
-            shared_semaphore: false,
-            in_body: true,
-            wake: false,
-            park: false,
-        };
-        assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
-        for flags in 0..16u8 {
+        for (wake, site_offset) in [(false, 0), (true, 463), (false, u32::MAX)] {
             let cookie = LockCookie {
-                shared_semaphore: flags & 1 != 0,
-                in_body: flags & 2 != 0,
-                wake: flags & 4 != 0,
-                park: flags & 8 != 0,
-                ..cookie
+                reg: Reg::Rbx,
+                wake,
+                site_offset,
             };
             assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
             assert_eq!(

@@ -249,24 +249,48 @@ pub struct LockEvent {
     pub frames: [u64; LOCK_FRAMES],
 }
 
-/// A wait in progress, kept in the kernel between a slow path's entry and
-/// its return, keyed by the goroutine's runtime record.
+/// A wait in progress, kept in the kernel from the goroutine's park to its
+/// wake-up, keyed by the goroutine's runtime record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PendingWait {
     pub start_ns: u64,
     pub lock: u64,
-    /// The semaphore the goroutine may park on.
-    pub sema: u64,
     /// A [`LockOp`].
     pub op: u8,
-    /// 1 once the goroutine is queued to park on `sema`: only then does a
-    /// wake-up end the wait. (A goroutine that took its semaphore at once
-    /// never parked; its entry stays until its next wait replaces it, and
-    /// must not be ended by a wake-up from a later park elsewhere.)
-    pub parked: u8,
-    pub _pad0: [u8; 6],
+    pub _pad0: [u8; 7],
     pub frames: [u64; LOCK_FRAMES],
+}
+
+/// Most functions the park probe tells lock waits by (see [`LockCaller`]).
+pub const LOCK_CALLERS: usize = 8;
+
+/// A function whose call of a semaphore makes a park a lock wait, and
+/// which kind. The park probe sits deep in the runtime (`semacquire1`),
+/// where every sync semaphore parks, `sync.WaitGroup`'s too; the return
+/// addresses above it say who called: the semaphore function that
+/// `semacquire1` returns into (frame 0: the RWMutex semaphores of Go 1.21
+/// on, or the one Mutex and RWMutex shared before), or that function's
+/// caller (frame 1: a Mutex's slow path). Frame 1 is looked at first: a
+/// Mutex's slow path called the shared semaphore function too.
+///
+/// The code is `[from, to)` in bytes from the start of the park probe's
+/// function, so that it holds whatever address a PIE is loaded at.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockCaller {
+    pub from: i64,
+    pub to: i64,
+    /// Which return address must lie in the code: 0 or 1.
+    pub frame: u8,
+    /// A [`LockOp`]; unused when `shared`.
+    pub op: u8,
+    /// The lock's address is the semaphore's minus this many bytes.
+    pub field_offset: u8,
+    /// 1: the semaphore function RWMutex readers and writers shared before
+    /// Go 1.21; the kernel side reads the RWMutex to tell which waits.
+    pub shared: u8,
+    pub _pad0: [u8; 4],
 }
 
 /// How old a write window may be before the concurrent-access detector
@@ -320,7 +344,8 @@ const _: () = assert!(core::mem::size_of::<MapEvent>() == 40 + FRAME_BYTES + KEY
 const _: () = assert!(core::mem::align_of::<MapEvent>() == 8);
 const LOCK_FRAME_BYTES: usize = 8 * LOCK_FRAMES;
 const _: () = assert!(core::mem::size_of::<LockEvent>() == 48 + LOCK_FRAME_BYTES);
-const _: () = assert!(core::mem::size_of::<PendingWait>() == 32 + LOCK_FRAME_BYTES);
+const _: () = assert!(core::mem::size_of::<PendingWait>() == 24 + LOCK_FRAME_BYTES);
+const _: () = assert!(core::mem::size_of::<LockCaller>() == 24);
 const _: () = assert!(core::mem::size_of::<AccessSide>() == 40 + FRAME_BYTES + SIDE_KEY_CAPACITY);
 const _: () =
     assert!(core::mem::size_of::<ConflictEvent>() == 16 + 2 * core::mem::size_of::<AccessSide>());
@@ -343,9 +368,10 @@ pub struct CodeRange {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (all six): repr(C), no implicit padding (the size asserts
+    // SAFETY (all seven): repr(C), no implicit padding (the size asserts
     // above, and two u64s), and every bit pattern is a valid value.
     unsafe impl aya::Pod for super::CodeRange {}
+    unsafe impl aya::Pod for super::LockCaller {}
     unsafe impl aya::Pod for super::MapEvent {}
     unsafe impl aya::Pod for super::LockEvent {}
     unsafe impl aya::Pod for super::PendingWait {}

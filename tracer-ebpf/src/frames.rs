@@ -44,16 +44,6 @@ pub fn capture_call_site(ctx: &ProbeContext) -> [u64; FRAMES] {
     frames
 }
 
-/// The caller's return address and the frame-pointer chain above it.
-#[inline(always)]
-pub fn capture<const N: usize>(ctx: &ProbeContext) -> [u64; N] {
-    let (sp, fp) = stack_registers(ctx);
-    let mut frames = zero::words::<N>();
-    frames[0] = return_address(ctx, sp);
-    walk(ctx, fp, &mut frames);
-    frames
-}
-
 /// The return address at the top of the stack, at a function's entry; 0
 /// (and a failure counted) if the stack cannot be read.
 #[inline(always)]
@@ -68,22 +58,35 @@ fn return_address(ctx: &ProbeContext, sp: u64) -> u64 {
     }
 }
 
-/// The frame-pointer chain from a probe in a function's body, past its
-/// prologue: there RBP is the function's own frame, whose record holds the
-/// return address into its caller (RSP points at locals).
+/// RBP at the probe.
 #[inline(always)]
-pub fn capture_in_body<const N: usize>(ctx: &ProbeContext) -> [u64; N] {
-    let (_, fp) = stack_registers(ctx);
+pub fn frame_pointer(ctx: &ProbeContext) -> u64 {
+    stack_registers(ctx).1
+}
+
+/// The return address in the frame record at `fp` and the chain above it.
+#[inline(always)]
+pub fn chain_from<const N: usize>(ctx: &ProbeContext, fp: u64) -> [u64; N] {
     let mut frames = zero::words::<N>();
-    // SAFETY: the helper faults safely on bad pointers.
-    match unsafe { bpf_probe_read_user(fp as *const FrameRecord) } {
-        Ok(record) => {
-            frames[0] = record.return_address;
-            walk(ctx, record.caller_fp, &mut frames);
-        }
-        Err(_) => failures::count(ctx, ProbeFailure::ReadStack, fp),
+    if let Some((return_address, caller_fp)) = record_at(ctx, fp) {
+        frames[0] = return_address;
+        walk(ctx, caller_fp, &mut frames);
     }
     frames
+}
+
+/// The frame record at `fp`: the return address into the caller and the
+/// caller's frame pointer; `None` (and a failure counted) if unreadable.
+#[inline(always)]
+pub fn record_at(ctx: &ProbeContext, fp: u64) -> Option<(u64, u64)> {
+    // SAFETY: the helper faults safely on bad pointers.
+    match unsafe { bpf_probe_read_user(fp as *const FrameRecord) } {
+        Ok(record) => Some((record.return_address, record.caller_fp)),
+        Err(_) => {
+            failures::count(ctx, ProbeFailure::ReadStack, fp);
+            None
+        }
+    }
 }
 
 /// RSP and RBP at the probe.
@@ -102,7 +105,7 @@ fn stack_registers(ctx: &ProbeContext) -> (u64, u64) {
 /// Fills `frames[1..]` from the frame-pointer chain starting at `fp`, to
 /// its end (a zero frame pointer) or as far as there is room.
 #[inline(always)]
-fn walk<const N: usize>(ctx: &ProbeContext, mut fp: u64, frames: &mut [u64; N]) {
+pub fn walk<const N: usize>(ctx: &ProbeContext, mut fp: u64, frames: &mut [u64; N]) {
     for frame in frames.iter_mut().skip(1) {
         if fp == 0 {
             break;

@@ -1,8 +1,9 @@
-//! Lock waits: a goroutine about to park on a sync semaphore starts one,
-//! and the runtime making it runnable again ends it (see
-//! `tracer_common::LockCookie`): both on instructions the kernel emulates,
-//! and neither in a critical section. Waits are paired by goroutine (its
-//! `g`), because the wake-up runs on another goroutine's thread.
+//! Lock waits: a goroutine parking on a sync semaphore for a lock starts
+//! one, and the runtime making it runnable again ends it (see
+//! `tracer_common::LockCookie`): both on calls the kernel emulates, both hit
+//! only by goroutines that really park, and neither in a critical section.
+//! Waits are paired by goroutine (its `g`), because the wake-up runs on
+//! another goroutine's thread.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -10,22 +11,31 @@ use aya_ebpf::{
         bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
     },
     macros::{map, uprobe},
-    maps::LruHashMap,
+    maps::{Array, LruHashMap},
     programs::ProbeContext,
 };
 use tracer_common::{
-    EventKind, LockCookie, LockEvent, LockOp, PendingWait, ProbeFailure, ProbeGroup, Reg,
-    go::SUDOG_G_OFFSET,
+    EventKind, LOCK_CALLERS, LOCK_FRAMES, LockCaller, LockCookie, LockEvent, LockOp, PendingWait,
+    ProbeFailure, ProbeGroup, go::SUDOG_G_OFFSET,
 };
 
-use crate::{config, failures, frames, goroutine, output, regs::Regs};
+use crate::{config, failures, frames, goroutine, output, regs::Regs, zero};
 
-/// Waits in progress by goroutine (`g`). An entry whose wake-up never
-/// comes (the semaphore was free, and the goroutine never parked) is
-/// replaced by the goroutine's next wait or evicted as least recently
-/// used.
+/// Waits in progress by goroutine (`g`). An entry whose wake-up was never
+/// seen (the lock probes went out meanwhile) is replaced by the
+/// goroutine's next wait, ignored by its next wake-up (it began before the
+/// probes were last armed) or evicted as least recently used.
 #[map]
 static PENDING: LruHashMap<u64, PendingWait> = LruHashMap::with_max_entries(16384, 0);
+
+/// The functions whose parks are lock waits, filled in by the daemon
+/// before it arms the probes.
+#[map]
+static CALLERS: Array<LockCaller> = Array::with_max_entries(LOCK_CALLERS as u32, 0);
+
+/// How many of `CALLERS`' entries are in use.
+#[unsafe(no_mangle)]
+static CALLERS_USED: u32 = 0;
 
 #[uprobe]
 pub fn go_lock_wait(ctx: ProbeContext) -> u32 {
@@ -51,43 +61,88 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     if probe.wake {
         return wake(ctx, regs.get(probe.reg), now, armed_since);
     }
-    let waiter = goroutine::current(&regs);
-    if probe.park {
-        return park(waiter, regs.get(probe.reg));
-    }
+    park(ctx, &probe, &regs, now)
+}
+
+/// The current goroutine is queued to park on the semaphore in `probe.reg`: if a lock's
+/// semaphore function called for it, its wait starts now. The two return
+/// addresses above `semacquire1` say which (see [`LockCaller`]); the wait
+/// keeps the stack from the lock's caller up.
+#[inline(always)]
+fn park(ctx: &ProbeContext, probe: &LockCookie, regs: &Regs, now: u64) -> Result<(), ()> {
     let sema = regs.get(probe.reg);
-    let (op, field_offset) = if probe.shared_semaphore {
-        classify_shared_semaphore(ctx, &regs, sema).ok_or(())?
+    let (semaphore_fn, fp) = frames::record_at(ctx, frames::frame_pointer(ctx)).ok_or(())?;
+    let (lock_fn, fp) = frames::record_at(ctx, fp).ok_or(())?;
+    let function = instruction_pointer(ctx).wrapping_sub(u64::from(probe.site_offset));
+    let Some(caller) = lock_caller(function, semaphore_fn, lock_fn) else {
+        // A WaitGroup, a file descriptor's lock, the runtime's own: not ours.
+        return Ok(());
+    };
+    let (op, field_offset) = if caller.shared != 0 {
+        classify_shared_semaphore(ctx, sema).ok_or(())?
     } else {
-        (probe.op, probe.field_offset)
+        (caller.op, caller.field_offset)
+    };
+    let frames = if caller.frame == 1 {
+        // The lock's slow path called the semaphore: its caller is the site.
+        frames::chain_from(ctx, fp)
+    } else {
+        let mut frames = zero::words::<LOCK_FRAMES>();
+        frames[0] = lock_fn;
+        frames::walk(ctx, fp, &mut frames);
+        frames
     };
     let wait = PendingWait {
         start_ns: now,
         lock: sema.wrapping_sub(u64::from(field_offset)),
-        sema,
-        op: op as u8,
-        parked: 0,
-        _pad0: [0; 6],
-        frames: if probe.in_body {
-            frames::capture_in_body(ctx)
-        } else {
-            frames::capture(ctx)
-        },
+        op,
+        _pad0: [0; 7],
+        frames,
     };
-    PENDING.insert(&waiter, &wait, 0).map_err(drop)
+    PENDING
+        .insert(&goroutine::current(regs), &wait, 0)
+        .map_err(drop)
 }
 
-/// `waiter` is queued to park on `sema`: if that is the semaphore its
-/// pending wait is for, the wait is real.
+/// The entry of [`CALLERS`] whose code holds the call before `lock_fn`
+/// (looked at first) or before `semaphore_fn`, the functions' addresses
+/// relative to `function`, the start of the park probe's function.
 #[inline(always)]
-fn park(waiter: u64, sema: u64) -> Result<(), ()> {
-    // SAFETY: the value is copied out before anything can change it.
-    let mut wait = *unsafe { PENDING.get(&waiter) }.ok_or(())?;
-    if wait.sema != sema || wait.parked != 0 {
-        return Ok(());
+fn lock_caller(function: u64, semaphore_fn: u64, lock_fn: u64) -> Option<LockCaller> {
+    // SAFETY: a plain read of a global; volatile so the compiler does not
+    // fold in the default value that the loader overwrites.
+    let used = unsafe { core::ptr::read_volatile(&raw const CALLERS_USED) };
+    // The call is just before its return address, which may be the first
+    // byte of the next function.
+    let relative = |pc: u64| pc.wrapping_sub(1).wrapping_sub(function) as i64;
+    let (semaphore_at, lock_at) = (relative(semaphore_fn), relative(lock_fn));
+    let mut found = None;
+    for index in 0..LOCK_CALLERS as u32 {
+        if index >= used {
+            break;
+        }
+        let caller = *CALLERS.get(index)?;
+        let at = if caller.frame == 1 {
+            lock_at
+        } else {
+            semaphore_at
+        };
+        if caller.from <= at && at < caller.to {
+            if caller.frame == 1 {
+                return Some(caller);
+            }
+            found = Some(caller);
+        }
     }
-    wait.parked = 1;
-    PENDING.insert(&waiter, &wait, 0).map_err(drop)
+    found
+}
+
+/// Where the probe sits: the kernel points the instruction pointer at the
+/// breakpoint's address while a uprobe's programs run.
+#[inline(always)]
+fn instruction_pointer(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` is the pt_regs the kernel passed to this uprobe.
+    unsafe { core::ptr::read_volatile(&raw const (*ctx.regs).rip) }
 }
 
 /// The goroutine parked in `sudog` is made runnable: its wait, if it
@@ -98,9 +153,6 @@ fn wake(ctx: &ProbeContext, sudog: u64, now: u64, armed_since: u64) -> Result<()
     let g = read_lock_field::<u64>(ctx, sudog + SUDOG_G_OFFSET)?;
     // SAFETY: the value is copied out before anything can remove it.
     let wait = *unsafe { PENDING.get(&g) }.ok_or(())?;
-    if wait.parked == 0 {
-        return Ok(());
-    }
     let _ = PENDING.remove(&g);
     if wait.start_ns < armed_since {
         // Begun before the lock probes were last armed: the wake-ups
@@ -123,25 +175,22 @@ fn wake(ctx: &ProbeContext, sudog: u64, now: u64, armed_since: u64) -> Result<()
     Ok(())
 }
 
-/// Before Go 1.21, `runtime_SemacquireMutex(sema *uint32, lifo bool,
-/// skipframes int)` served Mutex's slow path (skipframes 1, already timed by
-/// the lockSlow probe) and RWMutex (skipframes 0), whose fields are
-/// `w Mutex; writerSem, readerSem uint32; readerCount, readerWait int32`.
-/// A waiting reader passes `&readerSem`, followed by `readerCount`, which is
-/// negative while a writer holds or wants the lock; a waiting writer passes
-/// `&writerSem`, with `readerCount` one field further. A wait that fits
-/// neither (the writer left in the meantime) is not recorded.
+/// Before Go 1.21, `runtime_SemacquireMutex(sema *uint32, …)` served
+/// Mutex's slow path (told apart by its own [`LockCaller`]) and RWMutex,
+/// whose fields are `w Mutex; writerSem, readerSem uint32; readerCount,
+/// readerWait int32`. A waiting reader parks on `&readerSem`, followed by
+/// `readerCount`, which is negative while a writer holds or wants the lock;
+/// a waiting writer on `&writerSem`, with `readerCount` one field further.
+/// A wait that fits neither (the writer left in the meantime) is not
+/// recorded.
 #[inline(always)]
-fn classify_shared_semaphore(ctx: &ProbeContext, regs: &Regs, sema: u64) -> Option<(LockOp, u8)> {
-    if regs.get(Reg::Rcx) != 0 {
-        return None;
-    }
+fn classify_shared_semaphore(ctx: &ProbeContext, sema: u64) -> Option<(u8, u8)> {
     let after_reader_sem = read_lock_field::<i32>(ctx, sema + 4).ok()?;
     if after_reader_sem < 0 {
-        return Some((LockOp::RwRead, 12));
+        return Some((LockOp::RwRead as u8, 12));
     }
     let after_writer_sem = read_lock_field::<i32>(ctx, sema + 8).ok()?;
-    (after_writer_sem < 0).then_some((LockOp::RwWrite, 8))
+    (after_writer_sem < 0).then_some((LockOp::RwWrite as u8, 8))
 }
 
 /// Reads a `T` of the target's at `address`, counting a failure against

@@ -279,40 +279,38 @@ pub const GO_MAP_PROBES: &[MapProbe] = &[
     hash_trie_probe(hash_trie!("Clear"), MapOp::Clear, KeyArgs::None),
 ];
 
-/// Where goroutines start waiting for a lock: about to acquire its
-/// semaphore, where they may park. Their waits are confirmed at [`PARKER`]
-/// and end at [`WAKER`].
+/// A function whose call of a sync semaphore makes a goroutine's park
+/// there a lock wait (see `tracer_common::LockCaller`). Only goroutines
+/// that really park reach the park probe: a Mutex's slow path spins, then
+/// calls its semaphore, which most of the time is free already and taken
+/// without parking. (Probing the slow path's call of it cost every such
+/// call a trap: on a busy Mutex, a hundred for each real wait.)
 #[derive(Clone, Copy, Debug)]
-pub struct LockProbe {
+pub struct LockCaller {
     pub symbol: &'static str,
     pub go: GoRange,
-    /// Register holding the semaphore where the wait starts.
-    pub reg: Reg,
+    pub role: CallerRole,
     pub wait: LockWait,
-    pub start: Start,
 }
 
-/// Where in the function a wait starts.
+/// Where on the stack above the park the caller is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Start {
-    /// At its entry: the function is the semaphore acquisition itself.
-    Entry,
-    /// At each call of this function from it. A Mutex's slow path spins,
-    /// then parks on its semaphore, maybe more than once; only the parking
-    /// is a wait, as the runtime's own `/sync/mutex/wait/total` and mutex
-    /// profile count it. (Probing the slow path's own entry and end would
-    /// cost every contended acquisition two traps, one of them inside the
-    /// critical section.)
-    CallsTo(&'static str),
+pub enum CallerRole {
+    /// A semaphore function: `semacquire1` returns into it.
+    Semaphore,
+    /// A lock's slow path: the semaphore function it called returns into
+    /// it. Looked at first, since before Go 1.21 the semaphore function it
+    /// calls also served RWMutex.
+    SlowPath,
 }
 
-/// What a lock probe's wait is.
+/// What a lock caller's waits are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockWait {
-    /// Always this kind of wait. The register points `field_offset` bytes
-    /// into the lock: the Mutex slow path parks on `&m.sema` (4) of a
+    /// Always this kind of wait. The semaphore is `field_offset` bytes into
+    /// the lock: the Mutex slow path parks on `&m.sema` (4) of a
     /// `Mutex{state int32; sema uint32}`, the RWMutex semaphore functions
-    /// get `&rw.readerSem` (12) or `&rw.writerSem` (8) of a
+    /// on `&rw.readerSem` (12) or `&rw.writerSem` (8) of a
     /// `sync.RWMutex{w Mutex; writerSem, readerSem uint32; readerCount,
     /// readerWait int32}`.
     Fixed { op: LockOp, field_offset: u8 },
@@ -322,25 +320,29 @@ pub enum LockWait {
     SharedSemaphore,
 }
 
-impl LockProbe {
-    /// The cookie of this probe's start probes.
-    pub fn cookie(&self) -> LockCookie {
-        let (op, field_offset, shared_semaphore) = match self.wait {
-            LockWait::Fixed { op, field_offset } => (op, field_offset, false),
-            LockWait::SharedSemaphore => (LockOp::RwRead, 0, true),
+impl LockCaller {
+    /// The kernel side's entry for this caller, whose code is `[start,
+    /// end)`, relative to `origin`, the start of the park probe's function.
+    pub fn kernel_entry(&self, start: u64, end: u64, origin: u64) -> tracer_common::LockCaller {
+        let (op, field_offset, shared) = match self.wait {
+            LockWait::Fixed { op, field_offset } => (op as u8, field_offset, 0),
+            LockWait::SharedSemaphore => (0, 0, 1),
         };
-        LockCookie {
+        tracer_common::LockCaller {
+            from: start.wrapping_sub(origin) as i64,
+            to: end.wrapping_sub(origin) as i64,
+            frame: match self.role {
+                CallerRole::Semaphore => 0,
+                CallerRole::SlowPath => 1,
+            },
             op,
-            reg: self.reg,
             field_offset,
-            shared_semaphore,
-            in_body: matches!(self.start, Start::CallsTo(_)),
-            wake: false,
-            park: false,
+            shared,
+            _pad0: [0; 4],
         }
     }
 
-    /// The kind of wait this probe always measures, if it is always one.
+    /// The kind of wait this caller always makes, if it is always one.
     pub fn op(&self) -> Option<LockOp> {
         match self.wait {
             LockWait::Fixed { op, .. } => Some(op),
@@ -379,15 +381,12 @@ pub const WAKER: SemaphoreCall = SemaphoreCall {
 };
 
 impl SemaphoreCall {
-    pub fn cookie(&self) -> LockCookie {
+    /// The cookie of the probe `site_offset` bytes into the function.
+    pub fn cookie(&self, site_offset: u32) -> LockCookie {
         LockCookie {
-            op: LockOp::MutexLock,
             reg: self.reg,
-            field_offset: 0,
-            shared_semaphore: false,
-            in_body: true,
             wake: self.wake,
-            park: !self.wake,
+            site_offset,
         }
     }
 }
@@ -400,54 +399,48 @@ pub const RWMUTEX_WRITER_LOCK: &str = "sync.(*RWMutex).Lock";
 /// `sync.Mutex.Lock`'s fast path is inlined into callers; only contended
 /// acquisitions reach these functions, and only those that park reach the
 /// probes.
-pub const GO_LOCK_PROBES: &[LockProbe] = &[
-    LockProbe {
+pub const GO_LOCK_CALLERS: &[LockCaller] = &[
+    LockCaller {
         symbol: "sync.(*Mutex).lockSlow",
         go: GoRange::between(FIRST_REGISTER_ABI, Some(INTERNAL_SYNC)),
-        // `runtime_SemacquireMutex(&m.sema, …)`.
-        reg: Reg::Rax,
+        role: CallerRole::SlowPath,
         wait: LockWait::Fixed {
             op: LockOp::MutexLock,
             field_offset: 4,
         },
-        start: Start::CallsTo("sync.runtime_SemacquireMutex"),
     },
-    LockProbe {
+    LockCaller {
         symbol: "internal/sync.(*Mutex).lockSlow",
         go: GoRange::between(INTERNAL_SYNC, None),
-        reg: Reg::Rax,
+        role: CallerRole::SlowPath,
         wait: LockWait::Fixed {
             op: LockOp::MutexLock,
             field_offset: 4,
         },
-        start: Start::CallsTo("internal/sync.runtime_SemacquireMutex"),
     },
-    LockProbe {
+    LockCaller {
         symbol: "sync.runtime_SemacquireMutex",
         go: GoRange::between(FIRST_REGISTER_ABI, Some(RWMUTEX_SEMAPHORES)),
-        reg: Reg::Rax,
+        role: CallerRole::Semaphore,
         wait: LockWait::SharedSemaphore,
-        start: Start::Entry,
     },
-    LockProbe {
+    LockCaller {
         symbol: "sync.runtime_SemacquireRWMutexR",
         go: GoRange::between(RWMUTEX_SEMAPHORES, None),
-        reg: Reg::Rax,
+        role: CallerRole::Semaphore,
         wait: LockWait::Fixed {
             op: LockOp::RwRead,
             field_offset: 12,
         },
-        start: Start::Entry,
     },
-    LockProbe {
+    LockCaller {
         symbol: "sync.runtime_SemacquireRWMutex",
         go: GoRange::between(RWMUTEX_SEMAPHORES, None),
-        reg: Reg::Rax,
+        role: CallerRole::Semaphore,
         wait: LockWait::Fixed {
             op: LockOp::RwWrite,
             field_offset: 8,
         },
-        start: Start::Entry,
     },
 ];
 
@@ -468,11 +461,7 @@ mod tests {
                 );
             }
         }
-        for cookie in GO_LOCK_PROBES
-            .iter()
-            .map(LockProbe::cookie)
-            .chain([PARKER.cookie(), WAKER.cookie()])
-        {
+        for cookie in [PARKER.cookie(463), WAKER.cookie(368)] {
             assert_eq!(LockCookie::decode(cookie.encode()), Some(cookie));
         }
     }
@@ -482,7 +471,7 @@ mod tests {
         let mut symbols: Vec<_> = GO_MAP_PROBES
             .iter()
             .map(|probe| probe.symbol)
-            .chain(GO_LOCK_PROBES.iter().map(|probe| probe.symbol))
+            .chain(GO_LOCK_CALLERS.iter().map(|caller| caller.symbol))
             .collect();
         let count = symbols.len();
         symbols.sort_unstable();
@@ -503,7 +492,7 @@ mod tests {
     }
 
     #[test]
-    fn one_iteration_probe_and_one_probe_per_kind_of_wait_per_version() {
+    fn one_iteration_probe_and_one_caller_per_kind_of_wait_per_version() {
         for minor in 17..=30 {
             let go = GoVersion::new(minor, 0);
             let iterate = GO_MAP_PROBES
@@ -512,14 +501,19 @@ mod tests {
             let (runtime, sync_map): (Vec<&MapProbe>, Vec<&MapProbe>) =
                 iterate.partition(|p| p.symbol.starts_with("runtime."));
             assert_eq!((runtime.len(), sync_map.len()), (1, 1), "go1.{minor}");
-            let mutex = GO_LOCK_PROBES
-                .iter()
-                .filter(|p| p.op() == Some(LockOp::MutexLock) && p.go.contains(go));
+            let callers = || GO_LOCK_CALLERS.iter().filter(|c| c.go.contains(go));
+            let mutex = callers().filter(|c| c.op() == Some(LockOp::MutexLock));
             assert_eq!(mutex.count(), 1, "go1.{minor}");
-            let rwmutex = GO_LOCK_PROBES
-                .iter()
-                .filter(|p| p.go.contains(go) && matches!(p.op(), None | Some(LockOp::RwRead)));
+            // The Mutex's slow path is a slow path: looked at before the
+            // semaphore function it shares with RWMutex before Go 1.21.
+            assert!(
+                callers()
+                    .filter(|c| c.op() == Some(LockOp::MutexLock))
+                    .all(|c| c.role == CallerRole::SlowPath)
+            );
+            let rwmutex = callers().filter(|c| matches!(c.op(), None | Some(LockOp::RwRead)));
             assert_eq!(rwmutex.count(), 1, "go1.{minor}");
+            assert!(callers().count() <= tracer_common::LOCK_CALLERS);
         }
     }
 
@@ -553,9 +547,9 @@ mod tests {
                 .all(|probe| !probe.go.contains(go_1_16))
         );
         assert!(
-            GO_LOCK_PROBES
+            GO_LOCK_CALLERS
                 .iter()
-                .all(|probe| !probe.go.contains(go_1_16))
+                .all(|caller| !caller.go.contains(go_1_16))
         );
     }
 }

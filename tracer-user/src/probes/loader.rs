@@ -18,7 +18,7 @@ use aya::{
     },
 };
 use tracer_common::{
-    AccessSide, CodeRange, DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeFailure, ProbeGroup,
+    AccessSide, DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeFailure, ProbeGroup,
     STALE_WINDOW_NS, failure_slot, hit_slot, with_hit_slot,
 };
 
@@ -49,6 +49,8 @@ const SHARED_SLOT: u32 = HIT_SLOTS - 2;
 const CALIBRATION_SLOT: u32 = HIT_SLOTS - 1;
 const ARMED_MAP: &str = "ARMED";
 const PLUMBING_MAP: &str = "PLUMBING";
+/// The functions whose parks are lock waits (`tracer-ebpf/src/go_lock.rs`).
+const LOCK_CALLERS_MAP: &str = "CALLERS";
 /// The kernel side's open write windows (`tracer-ebpf/src/conflict.rs`),
 /// by map and by goroutine.
 const IN_FLIGHT_MAP: &str = "IN_FLIGHT";
@@ -208,10 +210,13 @@ impl Tracer {
         let plumbing_used = plumbing
             .as_ref()
             .map_or(u32::MAX, |ranges| ranges.len() as u32);
+        let plan = placement::plan(target, go);
+        let callers_used = plan.lock_callers.len() as u32;
         let kernel_log_level = kernel_log::level();
         let mut ebpf = EbpfLoader::new()
             .override_global(aya_log::LEVEL, &kernel_log_level, true)
             .override_global("PLUMBING_RANGES_USED", &plumbing_used, true)
+            .override_global("CALLERS_USED", &callers_used, true)
             .override_global("GOID_OFFSET", &goid_offset, true)
             .override_global("KEY_LIMIT", &options.key_limit, true)
             .override_global("WAKEUP_BYTES", &rings.wakeup_bytes, true)
@@ -219,8 +224,15 @@ impl Tracer {
             .map_err(LoadError::Load)?;
         kernel_log::forward(&mut ebpf, kernel_log_level);
         if let Some(ranges) = &plumbing {
-            install_plumbing(&mut ebpf, ranges)?;
+            tracing::debug!("{} ranges of Go plumbing code", ranges.len());
+            fill_table(&mut ebpf, PLUMBING_MAP, ranges, LoadError::Plumbing)?;
         }
+        fill_table(
+            &mut ebpf,
+            LOCK_CALLERS_MAP,
+            &plan.lock_callers,
+            LoadError::Table,
+        )?;
         for program in Program::ALL {
             load_uprobe(&mut ebpf, program.name())?;
         }
@@ -234,7 +246,7 @@ impl Tracer {
             slots: 0,
             probes: Vec::new(),
         };
-        for (symbol, planned) in placement::plan(target, go) {
+        for (symbol, planned) in plan.units {
             let status = match planned {
                 Ok(unit) => tracer.attach_first_time(unit),
                 Err(skip) => status(symbol, Err(skip)),
@@ -655,15 +667,17 @@ pub fn monotonic_ns() -> u64 {
         .saturating_add(now.tv_nsec as u64)
 }
 
-/// Hands the plumbing ranges to the map probes (see `plumbing.rs`).
-fn install_plumbing(ebpf: &mut Ebpf, ranges: &[CodeRange]) -> Result<(), LoadError> {
-    tracing::debug!("{} ranges of Go plumbing code", ranges.len());
-    let map = ebpf
-        .map_mut(PLUMBING_MAP)
-        .ok_or(LoadError::Missing(PLUMBING_MAP))?;
-    let mut table: Array<_, CodeRange> = Array::try_from(map).map_err(LoadError::Plumbing)?;
-    for (index, range) in (0..).zip(ranges) {
-        table.set(index, range, 0).map_err(LoadError::Plumbing)?;
+/// Writes `rows` into the array map `name` from its first entry on.
+fn fill_table<T: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    rows: &[T],
+    error: fn(aya::maps::MapError) -> LoadError,
+) -> Result<(), LoadError> {
+    let map = ebpf.map_mut(name).ok_or(LoadError::Missing(name))?;
+    let mut table: Array<_, T> = Array::try_from(map).map_err(error)?;
+    for (index, row) in (0..).zip(rows) {
+        table.set(index, row, 0).map_err(error)?;
     }
     Ok(())
 }

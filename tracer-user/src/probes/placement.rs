@@ -7,13 +7,13 @@
 //! probes that see the function end. Those sit on the last branch before
 //! each return where the code allows (the kernel emulates a branch: one
 //! trap), else on the RETs (single-stepped: two traps); never a uretprobe,
-//! which would corrupt Go's movable stacks.
+//! which would corrupt Go's movable stacks. The lock functions themselves
+//! are not probed: their code goes to the park probe, which tells lock
+//! waits by it ([`Plan::lock_callers`]).
 
 use tracer_common::{ExitBranch, MapCookie, ProbeGroup};
 
-use super::catalogue::{
-    GO_LOCK_PROBES, GO_MAP_PROBES, LockProbe, MapProbe, PARKER, SemaphoreCall, Start, WAKER,
-};
+use super::catalogue::{GO_LOCK_CALLERS, GO_MAP_PROBES, MapProbe, PARKER, SemaphoreCall, WAKER};
 use crate::inspect::{Function, GoVersion, Target, disasm};
 
 /// The eBPF program a placement runs.
@@ -114,31 +114,24 @@ pub enum Skip {
     Failed(String),
 }
 
+/// What goes into this target.
+pub struct Plan {
+    /// Each catalogue entry that applies, resolved into a unit or skipped.
+    pub units: Vec<(&'static str, Result<Unit, Skip>)>,
+    /// The functions whose parks are lock waits, for the park probe.
+    pub lock_callers: Vec<tracer_common::LockCaller>,
+}
+
 /// Each catalogue entry for Go release `go`, resolved in `target`.
-pub fn plan(target: &Target, go: GoVersion) -> Vec<(&'static str, Result<Unit, Skip>)> {
+pub fn plan(target: &Target, go: GoVersion) -> Plan {
     let maps = GO_MAP_PROBES
         .iter()
         .filter(|probe| probe.go.contains(go))
         .map(|probe| (probe.symbol, map_unit(target, probe)));
-    let waker = semaphore_units(target);
-    let locks = GO_LOCK_PROBES
-        .iter()
-        .filter(|probe| probe.go.contains(go))
-        .map(|probe| {
-            // Without the wake-ups, no wait would ever end.
-            let unit = match &waker {
-                Ok(_) => lock_unit(target, probe),
-                Err(Skip::Failed(reason)) => Err(Skip::Failed(format!(
-                    "cannot see goroutines park and wake: {reason}"
-                ))),
-                Err(skip) => Err(skip.clone()),
-            };
-            (probe.symbol, unit)
-        });
-    let locks: Vec<_> = locks.collect();
-    let any_lock = locks.iter().any(|(_, unit)| unit.is_ok());
-    let semaphores = match waker {
-        Ok(units) if any_lock => units
+    let lock_callers = lock_callers(target, go);
+    // Both are needed for any lock wait to start and end.
+    let semaphores = match semaphore_units(target) {
+        Ok(units) if !lock_callers.is_empty() => units
             .into_iter()
             .map(|unit| (unit.symbol, Ok(unit)))
             .collect(),
@@ -151,7 +144,31 @@ pub fn plan(target: &Target, go: GoVersion) -> Vec<(&'static str, Result<Unit, S
             (WAKER.symbol, Err(skip)),
         ],
     };
-    maps.chain(locks).chain(semaphores).collect()
+    Plan {
+        units: maps.chain(semaphores).collect(),
+        lock_callers,
+    }
+}
+
+/// The lock functions of Go release `go` in `target`, for the kernel side
+/// (see `tracer_common::LockCaller`); none without the park probe's
+/// function.
+fn lock_callers(target: &Target, go: GoVersion) -> Vec<tracer_common::LockCaller> {
+    let Some(origin) = target.binary.function(PARKER.symbol) else {
+        return Vec::new();
+    };
+    GO_LOCK_CALLERS
+        .iter()
+        .filter(|caller| caller.go.contains(go))
+        .filter_map(|caller| {
+            let Some(function) = target.binary.function(caller.symbol) else {
+                tracing::debug!("{}: not in this binary", caller.symbol);
+                return None;
+            };
+            let end = function.address + function.size.max(1);
+            Some(caller.kernel_entry(function.address, end, origin.address))
+        })
+        .collect()
 }
 
 /// The park and wake probes, both needed for any lock wait to end.
@@ -162,33 +179,29 @@ fn semaphore_units(target: &Target) -> Result<Vec<Unit>, Skip> {
         .collect()
 }
 
-/// A probe on each call of `call.calls` in `call.symbol`.
+/// A probe on each call of `call.calls` in `call.symbol`, each cookie
+/// saying where in the function it sits.
 fn semaphore_unit(target: &Target, call: &SemaphoreCall) -> Result<Unit, Skip> {
     let (function, code) = function_code(target, call.symbol)?;
-    let starts = call_sites(target, function, code, call.calls)?;
-    let entry_offset = starts[0].address - function.address;
-    Ok(lock_probes(
-        call.symbol,
-        starts,
-        entry_offset,
-        call.cookie().encode(),
-    ))
-}
-
-/// A unit of lock probes: a probe at each of `sites`, no ends to watch.
-fn lock_probes(symbol: &'static str, sites: Vec<Site>, entry_offset: u64, cookie: u64) -> Unit {
-    Unit {
-        symbol,
+    let sites = call_sites(target, function, code, call.calls)?;
+    let entry_offset = sites[0].address - function.address;
+    let starts = sites
+        .into_iter()
+        .map(|site| {
+            let offset = u32::try_from(site.address - function.address)
+                .map_err(|_| Skip::Failed(format!("{} is too large", call.symbol)))?;
+            Ok(site.with(Program::Lock, call.cookie(offset).encode()))
+        })
+        .collect::<Result<_, Skip>>()?;
+    Ok(Unit {
+        symbol: call.symbol,
         group: ProbeGroup::Locks,
         exits: Vec::new(),
         exit_placement: None,
         entry_offset,
-        starts: sites
-            .into_iter()
-            .map(|site| site.with(Program::Lock, cookie))
-            .collect(),
+        starts,
         entry_without_exits: None,
-    }
+    })
 }
 
 fn map_unit(target: &Target, probe: &MapProbe) -> Result<Unit, Skip> {
@@ -230,23 +243,6 @@ fn map_unit(target: &Target, probe: &MapProbe) -> Result<Unit, Skip> {
         starts: vec![entry.site.with(Program::MapEntry, cookie(closable))],
         entry_without_exits: closable.then(|| cookie(false)),
     })
-}
-
-fn lock_unit(target: &Target, probe: &LockProbe) -> Result<Unit, Skip> {
-    let (function, code) = function_code(target, probe.symbol)?;
-    let cookie = probe.cookie().encode();
-    let (starts, entry_offset) = match probe.start {
-        Start::Entry => {
-            let entry = entry(target, probe.symbol, function, code)?;
-            (vec![entry.site], entry.past_start)
-        }
-        Start::CallsTo(callee) => {
-            let starts = call_sites(target, function, code, callee)?;
-            let offset = starts[0].address - function.address;
-            (starts, offset)
-        }
-    };
-    Ok(lock_probes(probe.symbol, starts, entry_offset, cookie))
 }
 
 /// Each call of `callee` in `function`, as a probe site: the kernel
