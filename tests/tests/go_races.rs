@@ -3,7 +3,8 @@
 //! a lock, contend must report a `concurrent_map_access` naming both
 //! methods, even when the Go runtime kills the program for it (Go 1.19 and
 //! 1.27 both may), with the remedy `guard`; with a mutex, it must report
-//! none.
+//! none, even when some of the writes under it panic inside the runtime
+//! (tests/fixtures/go/panicking).
 
 use contend_tests::{
     contend,
@@ -128,6 +129,62 @@ mod guarded {
             races(&export).is_empty(),
             "a guarded map was flagged: {:#?}",
             export.findings
+        );
+    }
+}
+
+/// A write whose key cannot be hashed panics inside the runtime and never
+/// reaches the probes on its returns; its goroutine recovers and lets go of
+/// the lock. The write window it opened must not blame the goroutines that
+/// use the map after it, under the same lock.
+mod panicking {
+    use super::*;
+
+    #[test]
+    fn go_1_27_a_write_that_panics_is_no_race() {
+        check_panicking(Go::New);
+    }
+
+    #[test]
+    fn go_1_19_a_write_that_panics_is_no_race() {
+        check_panicking(Go::Old);
+    }
+
+    fn check_panicking(go: Go) {
+        let build = Build::new("panicking", go, Variant::Default);
+        let fixture = build.start(&["-seconds", "8"]);
+        let pid = fixture.pid().to_string();
+        let label = format!("{}-panicking", build.label);
+        let export =
+            contend::record(&label, &["--exact", "--pid", &pid, "--duration", "3"]).export();
+        let said = fixture
+            .wait()
+            .unwrap_or_else(|error| panic!("{label}: the fixture failed: {error}"));
+        let panicked: u64 = said
+            .iter()
+            .find_map(|line| {
+                line.strip_prefix("panicked ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{label}: no count of panics in {said:?}"));
+        assert!(panicked > 1000, "{label}: only {panicked} writes panicked");
+        let map = export
+            .maps
+            .iter()
+            .find(|map| map.touched_by.iter().any(|f| f == "main.(*Registry).Put"))
+            .unwrap_or_else(|| panic!("{label}: the registry was not traced: {:#?}", export.maps));
+        assert!(
+            map.ops.read > 1000 && map.ops.write > 1000,
+            "{label}: too few operations to judge: {:?}",
+            map.ops
+        );
+        assert!(
+            races(&export).is_empty(),
+            "{label}: writes that panicked were taken for races: {:#?}",
+            races(&export)
         );
     }
 }

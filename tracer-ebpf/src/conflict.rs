@@ -9,9 +9,17 @@
 //!
 //! Both tables are plain hash maps, not LRU ones: LRU made every write
 //! ~100 ns dearer (`cargo xtask bench --only writes`: 4.13–4.17 µs added
-//! per write, 2.18–2.22× a read, against 3.99–4.09 µs, 2.07–2.15×). What
-//! eviction did for windows that never close (a write that panicked, one
-//! under way when the map probes went out), the daemon does instead (`probes/loader.rs`): every second it
+//! per write, 2.18–2.22× a read, against 3.99–4.09 µs, 2.07–2.15×).
+//!
+//! A write that panics inside the runtime (its key cannot be hashed) never
+//! reaches its returns, and a program that recovers goes on using the map,
+//! under the lock the panicking goroutine let go of: its window must close
+//! at once, or the next goroutine is blamed. A probe on `runtime.gopanic`
+//! closes it (`tracer-user/src/probes/catalogue.rs`, `WRITE_ABORT`).
+//!
+//! What eviction did for windows that still never close (one under way
+//! when the map probes went out), the daemon does instead
+//! (`probes/loader.rs`): every second it
 //! deletes the windows by map older than [`STALE_WINDOW_NS`], which
 //! nothing reads, and each time it puts the map probes back, before arming
 //! them, it empties the windows by goroutine, whose windows are then all

@@ -391,6 +391,15 @@ impl SemaphoreCall {
     }
 }
 
+/// Where a goroutine panics. A map write whose key cannot be hashed (a
+/// slice in an `any`) panics inside the runtime, before it flags the map as
+/// being written, and never reaches the probes on its returns; a program
+/// that recovers goes on. A panic ends whatever write window its goroutine
+/// has open, which would otherwise blame whoever used the map next (one
+/// that took the lock the panicking goroutine let go of, say). Panics are
+/// rare: the probe costs next to nothing.
+pub const WRITE_ABORT: &str = "runtime.gopanic";
+
 /// Where an RWMutex writer queues behind other writers: it locks the
 /// `sync.Mutex` at the RWMutex's start, whose slow path the Mutex probes
 /// see at the RWMutex's own address (see `aggregate/locks.rs`).

@@ -13,7 +13,9 @@
 
 use tracer_common::{ExitBranch, MapCookie, ProbeGroup};
 
-use super::catalogue::{GO_LOCK_CALLERS, GO_MAP_PROBES, MapProbe, PARKER, SemaphoreCall, WAKER};
+use super::catalogue::{
+    GO_LOCK_CALLERS, GO_MAP_PROBES, MapProbe, PARKER, SemaphoreCall, WAKER, WRITE_ABORT,
+};
 use crate::inspect::{Function, GoVersion, Target, disasm};
 
 /// The eBPF program a placement runs.
@@ -144,8 +146,9 @@ pub fn plan(target: &Target, go: GoVersion) -> Plan {
             (WAKER.symbol, Err(skip)),
         ],
     };
+    let abort = (WRITE_ABORT, write_abort_unit(target));
     Plan {
-        units: maps.chain(semaphores).collect(),
+        units: maps.chain([abort]).chain(semaphores).collect(),
         lock_callers,
     }
 }
@@ -200,6 +203,24 @@ fn semaphore_unit(target: &Target, call: &SemaphoreCall) -> Result<Unit, Skip> {
         exit_placement: None,
         entry_offset,
         starts,
+        entry_without_exits: None,
+    })
+}
+
+/// The probe that ends a panicking goroutine's write window, at the entry
+/// of [`WRITE_ABORT`]: every hit ends it (one at the stack check that then
+/// grows the stack ends nothing twice).
+fn write_abort_unit(target: &Target) -> Result<Unit, Skip> {
+    let (function, code) = function_code(target, WRITE_ABORT)?;
+    let entry = entry(target, WRITE_ABORT, function, code)?;
+    let always = u64::from(ExitBranch::ALWAYS.encode());
+    Ok(Unit {
+        symbol: WRITE_ABORT,
+        group: ProbeGroup::Maps,
+        exits: Vec::new(),
+        exit_placement: None,
+        entry_offset: entry.past_start,
+        starts: vec![entry.site.with(Program::MapExit, always)],
         entry_without_exits: None,
     })
 }
