@@ -1,5 +1,6 @@
-//! Every probe: attached or why not, where it sits, and how much of the
-//! window it counted when a budget made it sample.
+//! Every probe: attached or why not, where it sits, how much of the window
+//! it counted when a budget made it sample, and what its traps cost the
+//! target.
 
 use ratatui::{
     Frame,
@@ -7,8 +8,11 @@ use ratatui::{
     widgets::{Block, Borders, Paragraph, Row, Table, TableState, Wrap},
 };
 
-use super::text::{self, name, number, percent, shown};
-use crate::{dashboard::state::State, export::schema::Probe};
+use super::text::{self, name, number, percent, shown, si};
+use crate::{
+    dashboard::state::State,
+    export::{report, schema::Probe},
+};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let rows = state.probe_rows();
@@ -22,13 +26,17 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         name("state"),
         number("at"),
         number("counted"),
+        number("hits"),
+        number("cost"),
         name("why not"),
     ])
     .style(text::heading());
     let widths = [
-        Constraint::Length(30),
+        Constraint::Length(28),
         Constraint::Length(10),
         Constraint::Length(4),
+        Constraint::Length(7),
+        Constraint::Length(6),
         Constraint::Length(8),
         Constraint::Min(10),
     ];
@@ -71,11 +79,15 @@ fn row(probe: &Probe) -> Row<'static> {
         },
         percent,
     );
+    let hits = probe.hits.map(|hits| si(hits as f64));
+    let cost = probe.cost_ns.map(report::nanos);
     Row::new([
         name(shown(&probe.symbol)),
         name(state).style(style),
         number(offset.unwrap_or_default()),
         number(counted),
+        number(hits.unwrap_or_default()),
+        number(cost.unwrap_or_default()),
         name(shown(probe.reason.as_deref().unwrap_or_default())),
     ])
 }
