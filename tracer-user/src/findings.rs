@@ -205,11 +205,7 @@ fn advice_findings(
 /// Where each contended lock is waited for, by function, for
 /// [`map_guard`]: worked out once per report.
 pub(crate) fn lock_sites(aggregate: &Aggregate, resolver: &dyn ResolveSites) -> LockSites {
-    (aggregate.guards).lock_sites(&|stack| site_function(stack, resolver))
-}
-
-fn site_function(stack: &crate::events::Stack, resolver: &dyn ResolveSites) -> Option<String> {
-    resolver.site(stack).map(|site| site.function)
+    (aggregate.guards).lock_sites(&|stack| resolver.site_functions(stack))
 }
 
 /// The lock that guards `map`, from its sequences and, on a Go map of the
@@ -228,7 +224,7 @@ pub(crate) fn map_guard(
 ) -> Option<Guard> {
     let shared = stats.goroutines.count() >= 2;
     let site = (shared && origin == Origin::Program(Some(MapKind::Map)))
-        .then(|| lock_sites.guard(&stats.stacks, &|stack| site_function(stack, resolver)))
+        .then(|| lock_sites.guard(&stats.stacks, &|stack| resolver.site_functions(stack)))
         .flatten();
     (aggregate.guards).guard(map, aggregate.conflicts.on_map(map), site.as_ref())
 }

@@ -33,6 +33,16 @@ fn unknown(pc: u64) -> CallSite {
 pub trait ResolveSites {
     fn site(&self, stack: &Stack) -> Option<CallSite>;
 
+    /// The program's functions the site of `stack` lies in: its own, then
+    /// those it was inlined into, outward. A lock taken in a small helper
+    /// (`func (c *Cache) lock() { c.mu.Lock() }`, which Go inlines) is
+    /// taken in the function that called the helper too.
+    fn site_functions(&self, stack: &Stack) -> Vec<String> {
+        self.site(stack)
+            .map(|site| vec![site.function])
+            .unwrap_or_default()
+    }
+
     /// Who made the map operation `stack` was captured at; the program,
     /// on a map of unknown kind, when the binary cannot tell.
     fn origin(&self, _stack: &Stack) -> Origin {
@@ -248,6 +258,24 @@ impl<S: Symbols> ResolveSites for SiteResolver<S> {
         site
     }
 
+    fn site_functions(&self, stack: &Stack) -> Vec<String> {
+        for pc in stack.frames() {
+            let frames = self.frames_at_return(pc);
+            let mut program = frames
+                .iter()
+                .skip_while(|frame| is_plumbing(&frame.function))
+                .filter(|frame| !is_plumbing(&frame.function))
+                .map(|frame| frame.function.clone())
+                .peekable();
+            if program.peek().is_some() {
+                return program.collect();
+            }
+        }
+        self.site(stack)
+            .map(|site| vec![site.function])
+            .unwrap_or_default()
+    }
+
     fn map_name(&self, stack: &Stack) -> MapName {
         self.name_of_map_at(stack)
     }
@@ -346,9 +374,28 @@ pub(crate) mod tests {
                 0x2ff => vec![site("main.handler", 30)],
                 0x3ff => vec![site("sync.(*Map).Load", 50)],
                 0x4ff => vec![site("runtime/pprof.(*profMap).lookup", 60)],
+                0x5ff => vec![
+                    site("sync.(*Mutex).Lock", 70),
+                    site("main.(*C).lock", 71),
+                    site("main.(*C).Get", 72),
+                ],
                 _ => Vec::new(),
             }
         }
+    }
+
+    #[test]
+    fn a_site_lies_in_its_function_and_those_it_was_inlined_into() {
+        let resolver = SiteResolver::new(FakeSymbols, 0x1000);
+        let helper = Stack::of([0x1100, 0x1600, 0x1300, 0]);
+        assert_eq!(resolver.site(&helper), Some(site("main.(*C).lock", 71)));
+        assert_eq!(
+            resolver.site_functions(&helper),
+            ["main.(*C).lock", "main.(*C).Get"],
+            "the helper's caller, not the plumbing inlined into it nor the next frame"
+        );
+        let plain = Stack::of([0x1100, 0x1300, 0, 0]);
+        assert_eq!(resolver.site_functions(&plain), ["main.handler"]);
     }
 
     #[test]

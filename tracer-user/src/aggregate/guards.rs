@@ -304,21 +304,22 @@ impl Guards {
         })
     }
 
-    /// Where each lock is waited for, by function: `function_of` names
-    /// the function a wait's stack was taken in (its first frame of the
-    /// program's, as a call site), `None` when it cannot.
-    pub fn lock_sites(&self, function_of: &dyn Fn(&Stack) -> Option<String>) -> LockSites {
+    /// Where each lock is waited for, by function: `functions_of` names
+    /// the functions a wait's stack was taken in (its first frame of the
+    /// program's, as a call site, and those that frame's code was inlined
+    /// into: a lock helper's caller waits for the lock too), none when it
+    /// cannot.
+    pub fn lock_sites(&self, functions_of: &dyn Fn(&Stack) -> Vec<String>) -> LockSites {
         let mut by_function: HashMap<String, Vec<(u64, Stack, u64)>> = HashMap::default();
         for (lock, stacks) in &self.waited_at {
             for (stack, waits) in stacks.by_count() {
-                let Some(function) = function_of(&stack) else {
-                    continue;
-                };
-                let locks = by_function.entry(function).or_default();
-                match locks.iter_mut().find(|(of, ..)| of == lock) {
-                    // by_count: the first stack seen is the busiest.
-                    Some((_, _, total)) => *total += waits,
-                    None => locks.push((*lock, stack, waits)),
+                for function in functions_of(&stack) {
+                    let locks = by_function.entry(function).or_default();
+                    match locks.iter_mut().find(|(of, ..)| of == lock) {
+                        // by_count: the first stack seen is the busiest.
+                        Some((_, _, total)) => *total += waits,
+                        None => locks.push((*lock, stack, waits)),
+                    }
                 }
             }
         }
@@ -346,11 +347,13 @@ impl LockSites {
     /// than [`SITE_RIVAL_SHARE`] of the operations are made in functions
     /// that wait for another lock. Operations in functions waiting for two
     /// locks or more, or for none, or at a stack not named, count against
-    /// the lock.
+    /// the lock. An operation's function is the first of those its site
+    /// lies in (`functions_of`: its own, then those it was inlined into)
+    /// that waits for a lock, if one does.
     pub fn guard(
         &self,
         ops: &StackCounts,
-        function_of: &dyn Fn(&Stack) -> Option<String>,
+        functions_of: &dyn Fn(&Stack) -> Vec<String>,
     ) -> Option<SiteGuard> {
         // For each lock: operations credited to it, and the function that
         // made most of them, with how many.
@@ -359,7 +362,7 @@ impl LockSites {
         let mut credited: HashMap<u64, (u64, &str, u64)> = HashMap::default();
         for (stack, count) in ops.by_count() {
             total += count;
-            if let Some(function) = function_of(&stack) {
+            if let Some(function) = self.function_of(functions_of(&stack)) {
                 *by_function.entry(function).or_default() += count;
             }
         }
@@ -393,6 +396,17 @@ impl LockSites {
             share,
             wait_stack,
         })
+    }
+}
+
+impl LockSites {
+    /// Of the functions a map operation's site lies in, innermost first,
+    /// the first that waits for a lock, else the innermost.
+    fn function_of(&self, functions: Vec<String>) -> Option<String> {
+        let waiting = functions
+            .iter()
+            .position(|function| self.by_function.contains_key(function));
+        functions.into_iter().nth(waiting.unwrap_or(0))
     }
 }
 
@@ -544,15 +558,26 @@ mod tests {
     const ADD: u64 = 0x300;
     const READ: u64 = 0x400;
 
-    fn function_of(stack: &Stack) -> Option<String> {
-        let function = match stack.0[0] {
-            SET => "main.(*C).Set",
-            GET => "main.(*C).Get",
-            ADD => "main.(*D).Add",
-            READ => "main.read",
-            _ => return None,
+    /// Code inlined into Get: a helper that only locks, and one, inlined
+    /// into Set, that only reads the map.
+    const LOCK_IN_GET: u64 = 0x500;
+    const READ_IN_SET: u64 = 0x600;
+
+    /// The functions a stack's site lies in, innermost first.
+    fn function_of(stack: &Stack) -> Vec<String> {
+        let functions: &[&str] = match stack.0[0] {
+            SET => &["main.(*C).Set"],
+            GET => &["main.(*C).Get"],
+            ADD => &["main.(*D).Add"],
+            READ => &["main.read"],
+            LOCK_IN_GET => &["main.(*C).lock", "main.(*C).Get"],
+            READ_IN_SET => &["main.(*C).get", "main.(*C).Set"],
+            _ => &[],
         };
-        Some(function.to_owned())
+        functions
+            .iter()
+            .map(|&function| function.to_owned())
+            .collect()
     }
 
     /// `n` waits for `lock` in the function at `pc`, by goroutines that
@@ -596,6 +621,30 @@ mod tests {
             "a function waiting for a lock may use the map after its unlock"
         );
         assert_eq!(guard.wait_stack, stack(GET), "where most operations are");
+    }
+
+    #[test]
+    fn a_lock_taken_in_an_inlined_helper_is_taken_in_its_caller() {
+        let mut guards = Guards::default();
+        waits_in(&mut guards, MU, LOCK_IN_GET, 30);
+        let ops = ops_from(&[(GET, 1_000)]);
+        let guard = guard_with_sites(&guards, &ops, 0).expect("a guard from the helper's caller");
+        assert_eq!(guard.lock, MU);
+        let ops = ops_from(&[(READ_IN_SET, 1_000)]);
+        assert_eq!(
+            guard_with_sites(&guards, &ops, 0),
+            None,
+            "Set takes no lock"
+        );
+    }
+
+    #[test]
+    fn a_map_read_in_an_inlined_helper_is_read_in_its_caller() {
+        let mut guards = Guards::default();
+        waits_in(&mut guards, MU, SET, 30);
+        let ops = ops_from(&[(READ_IN_SET, 1_000)]);
+        let guard = guard_with_sites(&guards, &ops, 0).expect("a guard from the caller's lock");
+        assert_eq!((guard.lock, guard.site_share), (MU, Some(1.0)));
     }
 
     #[test]
