@@ -24,9 +24,13 @@ const DETACHING_SECONDS: f64 = 2.5;
 const RECORD_SECONDS: &str = "10";
 /// How far contend's figure may be from the program's own. The bench holds
 /// it to 2x over the median of several trials (`cargo xtask bench --only
-/// observer`); one trial here must stay within 3x: the tracer's own
-/// effect, which this guards against, made it 10 to 30 times.
-const AGREEMENT: f64 = 3.0;
+/// observer`: 0.75x); one trial here must stay within 4x: the tracer's own
+/// effect, which this guards against, made it 10 to 30 times. The
+/// program's figure is itself an estimate (the runtime times one wait in
+/// eight, and counts its own internal locks too): its stretch before
+/// attaching and the one after differed up to 17-fold in one trial, and in
+/// ten trials contend's figure ranged from 0.30x to 1.28x of it.
+const AGREEMENT: f64 = 4.0;
 
 #[test]
 fn lock_waits_describe_the_untraced_program() {
