@@ -64,10 +64,11 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     park(ctx, &probe, &regs, now)
 }
 
-/// The current goroutine is queued to park on the semaphore in `probe.reg`: if a lock's
-/// semaphore function called for it, its wait starts now. The two return
-/// addresses above `semacquire1` say which (see [`LockCaller`]); the wait
-/// keeps the stack from the lock's caller up.
+/// The current goroutine is queued to park on the semaphore in
+/// `probe.reg`: if a lock's semaphore function called for it, its wait
+/// starts now. The two return addresses above `semacquire1` say which
+/// (see [`LockCaller`]); the wait keeps the stack from the lock's caller
+/// up.
 #[inline(always)]
 fn park(ctx: &ProbeContext, probe: &LockCookie, regs: &Regs, now: u64) -> Result<(), ()> {
     let sema = regs.get(probe.reg);
