@@ -666,6 +666,8 @@ impl Pipeline {
     }
 
     /// Each probe's traps, from the hit counts by slot, and their cost.
+    /// (Attachments beyond the kernel's slots share the last one; a target
+    /// with that many would see their hits counted for each.)
     fn count_hits(&mut self, hits: &[u64]) {
         for probe in &mut self.context.probes {
             (probe.hits, probe.cost_ns) = (0, 0);
