@@ -11,7 +11,10 @@ use contend_tests::{
     matrix::{Build, Go, Variant},
     matrix_tests,
 };
-use tracer_user::export::{Export, schema::Finding};
+use tracer_user::export::{
+    Export,
+    schema::{Finding, MapReport},
+};
 
 /// The recording's length, and how long the fixture races.
 const SECONDS: &str = "3";
@@ -106,20 +109,7 @@ mod guarded {
 
     fn check_guarded(go: Go, variant: Variant) {
         let export = trace(go, variant, true);
-        let map = export
-            .maps
-            .iter()
-            .find(|map| {
-                map.touched_by
-                    .iter()
-                    .any(|function| function == "main.(*Cache).Set")
-            })
-            .unwrap_or_else(|| panic!("the cache's map was not traced: {:#?}", export.maps));
-        assert!(
-            map.ops.read > 1000 && map.ops.write > 1000,
-            "too few operations to judge: {:?}",
-            map.ops
-        );
+        let map = busy_map_of(&export, "main.(*Cache).Set");
         assert_eq!(
             (map.readers, map.writers),
             (1, 1),
@@ -171,16 +161,7 @@ mod panicking {
             })
             .unwrap_or_else(|| panic!("{label}: no count of panics in {said:?}"));
         assert!(panicked > 1000, "{label}: only {panicked} writes panicked");
-        let map = export
-            .maps
-            .iter()
-            .find(|map| map.touched_by.iter().any(|f| f == "main.(*Registry).Put"))
-            .unwrap_or_else(|| panic!("{label}: the registry was not traced: {:#?}", export.maps));
-        assert!(
-            map.ops.read > 1000 && map.ops.write > 1000,
-            "{label}: too few operations to judge: {:?}",
-            map.ops
-        );
+        busy_map_of(&export, "main.(*Registry).Put");
         assert!(
             races(&export).is_empty(),
             "{label}: writes that panicked were taken for races: {:#?}",
@@ -213,6 +194,19 @@ fn trace(go: Go, variant: Variant, guarded: bool) -> Export {
         assert!(said.iter().any(|line| line.starts_with("done")), "{said:?}");
     }
     recording.finish().export()
+}
+
+/// The map `function` used, read and written often enough to judge.
+fn busy_map_of<'a>(export: &'a Export, function: &str) -> &'a MapReport {
+    let map = (export.maps.iter())
+        .find(|map| map.touched_by.iter().any(|by| by == function))
+        .unwrap_or_else(|| panic!("{function}'s map was not traced: {:#?}", export.maps));
+    assert!(
+        map.ops.read > 1000 && map.ops.write > 1000,
+        "{function}'s map: too few operations to judge: {:?}",
+        map.ops
+    );
+    map
 }
 
 fn races(export: &Export) -> Vec<&Finding> {

@@ -19,6 +19,14 @@ pub struct Function {
     pub size: u64,
 }
 
+impl Function {
+    /// Where its code ends (exclusive); a symbol without a size counts as
+    /// one byte, so that its address still falls in it.
+    pub fn end(&self) -> u64 {
+        self.address + self.size.max(1)
+    }
+}
+
 /// A loadable segment: maps virtual addresses to file offsets.
 #[derive(Clone, Copy, Debug)]
 struct Segment {

@@ -168,8 +168,7 @@ fn lock_callers(target: &Target, go: GoVersion) -> Vec<tracer_common::LockCaller
                 tracing::debug!("{}: not in this binary", caller.symbol);
                 return None;
             };
-            let end = function.address + function.size.max(1);
-            Some(caller.kernel_entry(function.address, end, origin.address))
+            Some(caller.kernel_entry(function.address, function.end(), origin.address))
         })
         .collect()
 }

@@ -14,10 +14,7 @@ use crate::{inspect::Binary, sites::is_plumbing};
 pub fn ranges(binary: &Binary, load_bias: u64) -> Option<Vec<CodeRange>> {
     let mut functions: Vec<(u64, u64, bool)> = binary
         .functions()
-        .map(|(name, function)| {
-            let end = function.address + function.size.max(1);
-            (function.address, end, is_plumbing(name))
-        })
+        .map(|(name, function)| (function.address, function.end(), is_plumbing(name)))
         .collect();
     functions.sort_unstable_by_key(|&(start, _, _)| start);
     let ranges = merge(&functions);

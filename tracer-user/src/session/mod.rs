@@ -463,18 +463,33 @@ impl Pipeline {
     /// far, in nanoseconds, from their hit counts.
     fn costs_so_far(&self, hits: &[u64]) -> (f64, f64) {
         let (mut maps, mut locks) = (0.0, 0.0);
-        for (group, _, placement) in &self.placements {
-            let count = hits
-                .get(hit_slot(placement.cookie) as usize)
-                .copied()
-                .unwrap_or(0);
-            let cost = count as f64 * self.costs.of(placement);
+        for (group, _, _, cost) in self.placement_costs(hits) {
             match group {
                 ProbeGroup::Maps => maps += cost,
                 ProbeGroup::Locks => locks += cost,
             }
         }
         (maps, locks)
+    }
+
+    /// Each placement's group, symbol, hits so far (from the counts by
+    /// slot) and what they cost the target, in nanoseconds.
+    fn placement_costs<'a>(
+        &'a self,
+        hits: &'a [u64],
+    ) -> impl Iterator<Item = (ProbeGroup, &'static str, u64, f64)> + 'a {
+        self.placements.iter().map(|(group, symbol, placement)| {
+            let count = hits
+                .get(hit_slot(placement.cookie) as usize)
+                .copied()
+                .unwrap_or(0);
+            (
+                *group,
+                *symbol,
+                count,
+                count as f64 * self.costs.of(placement),
+            )
+        })
     }
 
     /// Deletes the kernel side's write windows that never closed; failing
@@ -669,19 +684,13 @@ impl Pipeline {
     /// (Attachments beyond the kernel's slots share the last one; a target
     /// with that many would see their hits counted for each.)
     fn count_hits(&mut self, hits: &[u64]) {
+        let counted: Vec<_> = self.placement_costs(hits).collect();
         for probe in &mut self.context.probes {
             (probe.hits, probe.cost_ns) = (0, 0);
-        }
-        for (_, symbol, placement) in &self.placements {
-            let Some(probe) = (self.context.probes.iter_mut()).find(|p| p.symbol == *symbol) else {
-                continue;
-            };
-            let count = hits
-                .get(hit_slot(placement.cookie) as usize)
-                .copied()
-                .unwrap_or(0);
-            probe.hits += count;
-            probe.cost_ns += (count as f64 * self.costs.of(placement)) as u64;
+            for (_, _, count, cost) in counted.iter().filter(|(_, s, ..)| *s == probe.symbol) {
+                probe.hits += count;
+                probe.cost_ns += *cost as u64;
+            }
         }
     }
 
