@@ -7,9 +7,7 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{
-        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
-    },
+    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{map, uprobe},
     maps::{Array, LruHashMap},
     programs::ProbeContext,
@@ -19,7 +17,7 @@ use tracer_common::{
     ProbeFailure, ProbeGroup, go::SUDOG_G_OFFSET,
 };
 
-use crate::{config, failures, frames, goroutine, output, regs::Regs, zero};
+use crate::{config, failures, frames, goroutine, output, read, regs::Regs, zero};
 
 /// Waits in progress by goroutine (`g`). An entry whose wake-up was never
 /// seen (the lock probes went out meanwhile) is replaced by the
@@ -198,7 +196,5 @@ fn classify_shared_semaphore(ctx: &ProbeContext, sema: u64) -> Option<(u8, u8)> 
 /// this hit's probe.
 #[inline(always)]
 fn read_lock_field<T>(ctx: &ProbeContext, address: u64) -> Result<T, ()> {
-    // SAFETY: the helper faults safely on bad user pointers.
-    unsafe { bpf_probe_read_user(address as *const T) }
-        .map_err(|_| failures::count(ctx, ProbeFailure::ReadLock, address))
+    read::user(ctx, address, ProbeFailure::ReadLock)
 }

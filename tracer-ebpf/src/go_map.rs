@@ -6,22 +6,22 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{bpf_get_attach_cookie, bpf_ktime_get_ns, bpf_probe_read_user, generated},
+    helpers::{bpf_get_attach_cookie, bpf_ktime_get_ns, generated},
     macros::{map, uprobe},
     maps::PerCpuArray,
     programs::ProbeContext,
 };
 use tracer_common::{
     EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent, ProbeFailure, ProbeGroup,
-    go::{
-        KIND_DIRECT_IFACE, KIND_MASK, Kind, MAP_TYPE_KEY_OFFSET, TYPE_KIND_OFFSET, TYPE_SIZE_OFFSET,
-    },
+    go::{KIND_DIRECT_IFACE, KIND_MASK, Kind, TYPE_KIND_OFFSET, TYPE_SIZE_OFFSET},
 };
 
 use crate::{
     config,
     conflict::{self, Access, KeyRead},
-    failures, frames, goroutine, output,
+    failures, frames, goroutine,
+    key_types::{self, KeyType},
+    output, read,
     regs::{self, Regs},
 };
 
@@ -122,11 +122,11 @@ fn read_key(ctx: &ProbeContext, regs: &Regs, probe: MapCookie, dst: *mut u8) -> 
         KeyAbi::None => KeyRead::NONE,
         KeyAbi::GoString => read_string(ctx, regs.get(probe.key_a), regs.get(probe.key_b), dst),
         KeyAbi::Value => {
-            let (size, kind) = key_type(ctx, regs.get(probe.map_type));
+            let KeyType { size, kind, .. } = key_types::of_map_type(ctx, regs.get(probe.map_type));
             write_value(regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
         KeyAbi::Pointer => {
-            let (size, kind) = key_type(ctx, regs.get(probe.map_type));
+            let KeyType { size, kind, .. } = key_types::of_map_type(ctx, regs.get(probe.map_type));
             read_indirect(ctx, regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
         KeyAbi::Interface => read_interface(ctx, regs.get(probe.key_a), regs.get(probe.key_b), dst),
@@ -137,14 +137,7 @@ fn read_key(ctx: &ProbeContext, regs: &Regs, probe: MapCookie, dst: *mut u8) -> 
 /// against this hit's probe and reads as zero.
 #[inline(always)]
 fn read_user<T: Default>(ctx: &ProbeContext, address: u64) -> T {
-    // SAFETY: the helper faults safely on bad user pointers.
-    match unsafe { bpf_probe_read_user(address as *const T) } {
-        Ok(value) => value,
-        Err(_) => {
-            failures::count(ctx, ProbeFailure::ReadKey, address);
-            T::default()
-        }
-    }
+    read::user(ctx, address, ProbeFailure::ReadKey).unwrap_or_default()
 }
 
 /// A key of type `any` (its dynamic type's words): read as that type.
@@ -211,20 +204,6 @@ fn read_string(ctx: &ProbeContext, data: u64, len: u64, dst: *mut u8) -> KeyRead
         kind: Kind::String as u8,
         len: len.min(u64::from(u32::MAX)) as u32,
         copied: copy_user(ctx, data, len, dst),
-    }
-}
-
-/// Size and kind byte (with its flags) of the map's key type.
-#[inline(always)]
-fn key_type(ctx: &ProbeContext, map_type: u64) -> (u64, u8) {
-    let address = map_type + MAP_TYPE_KEY_OFFSET;
-    // SAFETY: the helper faults safely on bad user pointers.
-    match unsafe { bpf_probe_read_user(address as *const u64) } {
-        Ok(key_type) => type_info(ctx, key_type),
-        Err(_) => {
-            failures::count(ctx, ProbeFailure::ReadKey, address);
-            (0, 0)
-        }
     }
 }
 

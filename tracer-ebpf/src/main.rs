@@ -17,7 +17,9 @@ mod frames;
 mod go_lock;
 mod go_map;
 mod goroutine;
+mod key_types;
 mod output;
+mod read;
 mod regs;
 mod zero;
 
