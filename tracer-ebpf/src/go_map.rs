@@ -13,15 +13,15 @@ use aya_ebpf::{
 };
 use tracer_common::{
     EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent, ProbeFailure, ProbeGroup,
-    go::{KIND_DIRECT_IFACE, KIND_MASK, Kind, TYPE_KIND_OFFSET, TYPE_SIZE_OFFSET},
+    go::{KIND_DIRECT_IFACE, KIND_MASK, Kind},
 };
 
 use crate::{
     config,
     conflict::{self, Access, KeyRead},
-    failures, frames, goroutine,
-    key_types::{self, KeyType},
-    output, read,
+    failures, frames,
+    go_types::{self, TypeInfo},
+    goroutine, output, read,
     regs::{self, Regs},
 };
 
@@ -122,11 +122,13 @@ fn read_key(ctx: &ProbeContext, regs: &Regs, probe: MapCookie, dst: *mut u8) -> 
         KeyAbi::None => KeyRead::NONE,
         KeyAbi::GoString => read_string(ctx, regs.get(probe.key_a), regs.get(probe.key_b), dst),
         KeyAbi::Value => {
-            let KeyType { size, kind, .. } = key_types::of_map_type(ctx, regs.get(probe.map_type));
+            let TypeInfo { size, kind, .. } =
+                go_types::key_of_map_type(ctx, regs.get(probe.map_type));
             write_value(regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
         KeyAbi::Pointer => {
-            let KeyType { size, kind, .. } = key_types::of_map_type(ctx, regs.get(probe.map_type));
+            let TypeInfo { size, kind, .. } =
+                go_types::key_of_map_type(ctx, regs.get(probe.map_type));
             read_indirect(ctx, regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
         KeyAbi::Interface => read_interface(ctx, regs.get(probe.key_a), regs.get(probe.key_b), dst),
@@ -147,7 +149,7 @@ fn read_interface(ctx: &ProbeContext, type_word: u64, data_word: u64, dst: *mut 
         // A nil `any`: no type to read, no bytes.
         return KeyRead::NONE;
     }
-    let (size, kind) = type_info(ctx, type_word);
+    let TypeInfo { size, kind, .. } = go_types::of_dynamic_type(ctx, type_word);
     if kind & KIND_DIRECT_IFACE != 0 {
         // The data word is the (pointer-shaped) value itself.
         write_value(data_word, 8, kind & KIND_MASK, dst)
@@ -205,14 +207,6 @@ fn read_string(ctx: &ProbeContext, data: u64, len: u64, dst: *mut u8) -> KeyRead
         len: len.min(u64::from(u32::MAX)) as u32,
         copied: copy_user(ctx, data, len, dst),
     }
-}
-
-/// Size and kind byte (with its flags) of a Go type.
-#[inline(always)]
-fn type_info(ctx: &ProbeContext, typ: u64) -> (u64, u8) {
-    let size = read_user(ctx, typ + TYPE_SIZE_OFFSET);
-    let kind = read_user(ctx, typ + TYPE_KIND_OFFSET);
-    (size, kind)
 }
 
 /// Copies up to the configured key limit of `len` bytes at `src` into
