@@ -1,6 +1,6 @@
 //! Lock waits: an HDR histogram per lock and kind of wait.
 
-use std::ops::Range;
+use std::{ops::Range, time::Duration};
 
 use hashbrown::HashSet;
 use hdrhistogram::Histogram;
@@ -234,10 +234,35 @@ impl WaitStats {
 /// there, one or two where it is not (Go 1.24 wraps `internal/sync`'s).
 const WRITER_QUEUE_FRAMES: usize = 3;
 
+/// A running tally of lock waits measured: how many, and their total
+/// length.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeasuredWaits {
+    pub count: u64,
+    pub total_ns: u64,
+}
+
+impl MeasuredWaits {
+    /// The waits measured since `earlier`, a tally of the same run.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            count: self.count.saturating_sub(earlier.count),
+            total_ns: self.total_ns.saturating_sub(earlier.total_ns),
+        }
+    }
+
+    /// Their mean length; zero without any.
+    pub fn mean(self) -> Duration {
+        Duration::from_nanos(self.total_ns.checked_div(self.count).unwrap_or(0))
+    }
+}
+
 /// All lock waits of a recording.
 #[derive(Debug, Default)]
 pub struct LockWaits {
     waits: HashMap<(u64, LockOp), WaitStats>,
+    /// Every wait recorded, of any lock.
+    measured: MeasuredWaits,
     /// Where `sync.(*RWMutex).Lock` is in the target's memory; empty while
     /// unknown.
     rwmutex_lock_code: Vec<Range<u64>>,
@@ -263,6 +288,13 @@ impl LockWaits {
         let stats = self.waits.entry((wait.lock, op)).or_default();
         stats.record(wait);
         stats.behind_writer += u64::from(behind_writer);
+        self.measured.count += 1;
+        self.measured.total_ns = self.measured.total_ns.saturating_add(wait.wait_ns);
+    }
+
+    /// How many waits were recorded so far, of any lock, and their length.
+    pub fn measured(&self) -> MeasuredWaits {
+        self.measured
     }
 
     /// Whether a Mutex wait is an RWMutex writer's, waiting for the writer

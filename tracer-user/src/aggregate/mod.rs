@@ -21,7 +21,7 @@ pub use estimate::{AtStart, MapEstimate};
 pub use goroutines::Goroutines;
 pub use guards::{Guard, Guards};
 pub use keys::KeyCounts;
-pub use locks::{LockWaits, WaitStats};
+pub use locks::{LockWaits, MeasuredWaits, WaitStats};
 pub use maps::{Forgotten, MapTable};
 pub use rate::Rate;
 pub use stacks::StackCounts;

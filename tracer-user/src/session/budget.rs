@@ -24,7 +24,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::probes::{Placement, Program, TrapCosts};
+use crate::{
+    aggregate::MeasuredWaits,
+    probes::{Placement, Program, TrapCosts},
+};
 
 /// How much the tracer may slow the target.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,6 +67,17 @@ const CATCH_UP: Duration = Duration::from_secs(5);
 /// their breakpoints are gone: the kernel takes them out one by one, tens
 /// of milliseconds each (see [`Controller::maps_gone`]).
 const LEAST_CLEAN: Duration = Duration::from_secs(1);
+/// When the lock probes alone cost more than the budget allows, their
+/// stretch ends before [`LEAST_CLEAN`] once it has measured
+/// [`ENOUGH_WAITS`], over at least [`WAIT_LENGTHS`] times their mean
+/// length and [`SHORTEST_CLEAN`]. A lock waited for 100k times a second
+/// costs a second of lock probes a third of a core, a 10 s recording's
+/// whole budget, while a fifth of that second measures 20k waits; and a
+/// stretch many times longer than the waits it measures cuts few of them
+/// (those it does cut are weighed back: `aggregate/coverage.rs`).
+const SHORTEST_CLEAN: Duration = Duration::from_millis(200);
+const ENOUGH_WAITS: u64 = 2_000;
+const WAIT_LENGTHS: u32 = 20;
 /// How often to look again whether the map probes are gone, when a stretch
 /// without them should end before they are.
 const WAIT_FOR_REMOVAL: Duration = Duration::from_millis(100);
@@ -153,6 +167,8 @@ pub struct Sample {
     /// Whether each group was armed since the last sample throughout.
     pub maps_armed: bool,
     pub locks_armed: bool,
+    /// Lock waits measured so far.
+    pub lock_waits: MeasuredWaits,
 }
 
 /// Decides when the probes go in and out, and keeps the estimate.
@@ -182,8 +198,9 @@ pub struct Controller {
     /// When the map probes were last taken out.
     taken_out: Option<Instant>,
     /// Since when lock waits are measured in the current stretch with the
-    /// lock probes alone (the map probes' breakpoints gone).
-    clean_from: Option<Instant>,
+    /// lock probes alone (the map probes' breakpoints gone), and the waits
+    /// measured before it.
+    clean_from: Option<(Instant, MeasuredWaits)>,
     /// Since when the lock probes are in: the cycle's start (they go in
     /// with the map probes), or their put-back after a quiet stretch.
     locks_since: Instant,
@@ -224,7 +241,7 @@ impl Controller {
         self.removal = at.saturating_duration_since(taken_out);
         if self.phase == Phase::LocksOnly {
             self.next_change = self.next_change.max(at + LEAST_CLEAN);
-            self.clean_from = Some(at);
+            self.clean_from = Some((at, self.waits_so_far()));
         }
     }
 
@@ -317,7 +334,7 @@ impl Controller {
             Phase::Quiet if sample.at + LEAST_CLEAN < self.cycle_end => {
                 self.phase = Phase::LocksOnly;
                 self.locks_since = sample.at;
-                self.clean_from = Some(sample.at);
+                self.clean_from = Some((sample.at, sample.lock_waits));
                 self.next_change = self.cycle_end;
                 vec![Action::PutBackLocks]
             }
@@ -340,16 +357,35 @@ impl Controller {
 
     /// In a stretch with the lock probes alone: they cost more than the
     /// budget allows (the duties want time with nothing in), and they have
-    /// measured lock waits for [`LEAST_CLEAN`]. Then they go out now and
-    /// come back later in the stretch, rather than stay in for all of it:
-    /// with the map probes at their least duty the stretch lasts minutes,
-    /// and a recording of seconds would spend all of it over the budget.
+    /// measured enough lock waits (see [`Self::measured_enough`]). Then
+    /// they go out now and come back later in the stretch, rather than
+    /// stay in for all of it: with the map probes at their least duty the
+    /// stretch lasts minutes, and a recording of seconds would spend all
+    /// of it over the budget.
     fn locks_over_budget(&self, now: Instant) -> bool {
-        self.phase == Phase::LocksOnly
-            && self
-                .clean_from
-                .is_some_and(|from| now >= from + LEAST_CLEAN)
-            && self.duties().quiet > 0.0
+        self.phase == Phase::LocksOnly && self.measured_enough(now) && self.duties().quiet > 0.0
+    }
+
+    /// Whether the current stretch with the lock probes alone has measured
+    /// lock waits for [`LEAST_CLEAN`], or [`ENOUGH_WAITS`] of them over
+    /// [`WAIT_LENGTHS`] times their mean length and [`SHORTEST_CLEAN`].
+    fn measured_enough(&self, now: Instant) -> bool {
+        let Some((from, before)) = self.clean_from else {
+            return false;
+        };
+        let lasted = now.saturating_duration_since(from);
+        let waits = self.waits_so_far().since(before);
+        lasted >= LEAST_CLEAN
+            || (lasted >= SHORTEST_CLEAN
+                && waits.count >= ENOUGH_WAITS
+                && lasted >= waits.mean() * WAIT_LENGTHS)
+    }
+
+    /// The lock waits measured up to the last sample.
+    fn waits_so_far(&self) -> MeasuredWaits {
+        self.last
+            .map(|sample| sample.lock_waits)
+            .unwrap_or_default()
     }
 
     /// Takes the lock probes out for as long as the duties' proportion of
@@ -467,9 +503,25 @@ mod tests {
     }
 
     /// A target on one core doing `ops_per_sec` map reads and
-    /// `waits_per_sec` contended lock waits, traced by a controller with
-    /// `budget`, simulated for `seconds` in steps of 100 ms.
+    /// `waits_per_sec` contended lock waits of 100 µs, traced by a
+    /// controller with `budget`, simulated for `seconds` in steps of 100 ms.
     fn simulate(budget: Budget, ops_per_sec: f64, waits_per_sec: f64, seconds: u32) -> Run {
+        let waits = Waits {
+            per_sec: waits_per_sec,
+            length: Duration::from_micros(100),
+        };
+        simulate_waits(budget, ops_per_sec, waits, seconds)
+    }
+
+    /// A target's lock waits: how many a second, how long each.
+    #[derive(Clone, Copy)]
+    struct Waits {
+        per_sec: f64,
+        length: Duration,
+    }
+
+    fn simulate_waits(budget: Budget, ops_per_sec: f64, waits: Waits, seconds: u32) -> Run {
+        let waits_per_sec = waits.per_sec;
         let start = Instant::now();
         let mut controller = Controller::new(budget, start);
         let step = Duration::from_millis(100);
@@ -479,6 +531,7 @@ mod tests {
         let (mut maps_in, mut maps_present, mut locks_in) = (true, true, true);
         let (mut maps_steps, mut locks_steps) = (0, 0);
         let mut gone_at = None;
+        let mut measured = MeasuredWaits::default();
         let steps = seconds * 10;
         // The session's first look is at once, as its interval first ticks.
         controller.on_sample(Sample {
@@ -488,6 +541,7 @@ mod tests {
             cpu,
             maps_armed: true,
             locks_armed: true,
+            lock_waits: measured,
         });
         for n in 1..=steps {
             if gone_at == Some(n) {
@@ -501,6 +555,11 @@ mod tests {
             if locks_in {
                 lock_cost += waits_per_sec * step.as_secs_f64() * LOCK_WAIT_NS;
                 locks_steps += 1;
+                if !maps_present {
+                    let count = (waits_per_sec * step.as_secs_f64()) as u64;
+                    measured.count += count;
+                    measured.total_ns += count * waits.length.as_nanos() as u64;
+                }
             }
             cpu += step;
             let sample = Sample {
@@ -510,6 +569,7 @@ mod tests {
                 cpu,
                 maps_armed: maps_in,
                 locks_armed: locks_in,
+                lock_waits: measured,
             };
             for action in controller.on_sample(sample) {
                 match action {
@@ -601,6 +661,35 @@ mod tests {
             overhead(&run) <= 0.055,
             "estimated {:.4} over 10 s",
             overhead(&run)
+        );
+    }
+
+    #[test]
+    fn a_lock_waited_for_very_often_is_measured_in_short_turns() {
+        // 100k waits/s at 3 µs: 30% of the CPU for the lock probes alone.
+        // Long waits (100 ms) need the turn long, for them to fit in it:
+        // twenty lengths is two seconds, so LEAST_CLEAN decides. Short
+        // ones (100 µs) do not: a fifth of a second measures 20k of them,
+        // and the turn ends there.
+        let long = Waits {
+            per_sec: 100_000.0,
+            length: Duration::from_millis(100),
+        };
+        let long = simulate_waits(Budget::Max(0.05), 200_000.0, long, 10);
+        let short = simulate(Budget::Max(0.05), 200_000.0, 100_000.0, 10);
+        assert!(
+            short.locks_in + 0.05 <= long.locks_in,
+            "locks in {:.2} of 10 s for short waits, {:.2} for long ones",
+            short.locks_in,
+            long.locks_in
+        );
+        // Which leaves more of a short recording's budget for the map
+        // probes' turns (0.025 here against 0.043).
+        assert!(
+            overhead(&short) <= 0.7 * overhead(&long),
+            "estimated {:.4} for short waits, {:.4} for long ones",
+            overhead(&short),
+            overhead(&long)
         );
     }
 

@@ -443,6 +443,7 @@ impl Pipeline {
             cpu,
             maps_armed: coverage.maps_armed.is_open(),
             locks_armed: coverage.locks_armed.is_open(),
+            lock_waits: self.aggregate.locks.measured(),
         };
         for action in self.controller.on_sample(sample) {
             tracing::debug!(
