@@ -1,15 +1,25 @@
 //! The kernel half of the concurrent-access detector: which goroutine is
 //! writing to which map right now, and who runs into it.
 //!
-//! A write's entry probe opens a window (`IN_FLIGHT[map]`) that the probes
-//! on its returns close. Any operation on the same map that starts while
-//! another goroutine's window is open is a race, reported with both sides.
-//! A map guarded by a mutex is never reported: the writer's return probe
-//! runs before it unlocks, so the next goroutine finds the window closed.
+//! A write's entry probe opens a window that the probes on its returns
+//! close: its goroutine's slot in `OPEN_WINDOWS` says which map and since
+//! when, and `IN_FLIGHT[map]` holds the write's side for a report. Any
+//! operation on the same map that starts while another goroutine's window
+//! is open is a race, reported with both sides. A map guarded by a mutex
+//! is never reported: the writer's return probe runs before it unlocks, so
+//! the next goroutine finds the window closed.
 //!
-//! Both tables are plain hash maps, not LRU ones: LRU made every write
+//! `IN_FLIGHT` is a plain hash map, not an LRU one: LRU made every write
 //! ~100 ns dearer (`cargo xtask bench --only writes`: 4.13–4.17 µs added
-//! per write, 2.18–2.22× a read, against 3.99–4.09 µs, 2.07–2.15×).
+//! per write, 2.18–2.22× a read, against 3.99–4.09 µs, 2.07–2.15×). The
+//! goroutines' slots are an array indexed by a hash of the goroutine's
+//! `g`, not a hash map: a return probe has no arguments left to say which
+//! map it closes, and finding it in a hash map cost an insert, a lookup and
+//! a delete per write (see the bench). Two goroutines may share a slot:
+//! the later one takes it over, and the earlier one's window then reads as
+//! closed (its entry in `IN_FLIGHT` is ignored by every check, which
+//! confirms an open window against its goroutine's slot). A shared slot
+//! can only hide a race, never invent one.
 //!
 //! A write that panics inside the runtime (its key cannot be hashed) never
 //! reaches its returns, and a program that recovers goes on using the map,
@@ -17,25 +27,24 @@
 //! at once, or the next goroutine is blamed. A probe on `runtime.gopanic`
 //! closes it (`tracer-user/src/probes/catalogue.rs`, `WRITE_ABORT`).
 //!
-//! What eviction did for windows that still never close (one under way
-//! when the map probes went out), the daemon does instead
-//! (`probes/loader.rs`): every second it
-//! deletes the windows by map older than [`STALE_WINDOW_NS`], which
-//! nothing reads, and each time it puts the map probes back, before arming
-//! them, it empties the windows by goroutine, whose windows are then all
-//! older than the arming and ignored. (Deleting a goroutine's entry while
-//! the map probes are armed could make its close miss its window and
-//! blame the next goroutine.) Between put-backs, as under `--exact`, a
-//! goroutine's next write replaces its entry. Deleting a window, or a full
-//! table that opens none, can only hide a race, never invent one.
+//! Windows that still never close (one under way when the map probes went
+//! out) are ignored once the map probes are armed again (they began
+//! before), and the daemon (`probes/loader.rs`) deletes the entries of
+//! `IN_FLIGHT` older than [`STALE_WINDOW_NS`] every second, which nothing
+//! reads; a goroutine's next write takes its slot over. Deleting a window,
+//! or a full table that opens none, can only hide a race, never invent one.
 
-use core::{ffi::c_void, mem::MaybeUninit};
+use core::{
+    ffi::c_void,
+    mem::MaybeUninit,
+    ptr::{read_volatile, write_volatile},
+};
 
 use aya_ebpf::{
     EbpfContext as _,
     helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, generated},
     macros::{map, uprobe},
-    maps::HashMap,
+    maps::{Array, HashMap},
     programs::ProbeContext,
 };
 use tracer_common::{
@@ -53,10 +62,23 @@ use crate::{
 #[map]
 static IN_FLIGHT: HashMap<u64, AccessSide> = HashMap::with_max_entries(16384, 0);
 
-/// The map whose window each goroutine has open: a return probe has no
-/// arguments left to tell it.
+/// Each goroutine's open window, in the slot [`slot_of`] its `g`.
 #[map]
-static OPEN_WINDOWS: HashMap<u64, u64> = HashMap::with_max_entries(16384, 0);
+static OPEN_WINDOWS: Array<OpenWindow> = Array::with_max_entries(1 << WINDOW_SLOT_BITS, 0);
+
+/// Slots for goroutines' windows: many more than goroutines write maps at
+/// the same moment in any program, so that few ever share one.
+const WINDOW_SLOT_BITS: u32 = 12;
+
+/// A goroutine's write window: on which map, since when; `g` 0 when
+/// closed.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct OpenWindow {
+    g: u64,
+    map: u64,
+    start_ns: u64,
+}
 
 /// Attached to every exit of the map writes: the last branch before each
 /// return where the code allows (the cookie's [`ExitBranch`] says which way
@@ -121,7 +143,7 @@ pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
         let (g, start_ns) = unsafe { ((*other).g, (*other).start_ns) };
         let fresh = start_ns >= armed_since
             && event.timestamp_ns.saturating_sub(start_ns) < STALE_WINDOW_NS;
-        if g != who && fresh {
+        if g != who && fresh && is_open(g, event.map, start_ns) {
             report(event, who, other);
         }
     }
@@ -134,29 +156,66 @@ pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
 /// built on the stack would not fit in the entry probe's frame.
 #[inline(never)]
 fn open(event: &Access, who: u64) {
-    // Which window `who` has open goes in first: a window its close could
-    // not find would blame whoever touched the map next.
-    if OPEN_WINDOWS.insert(&who, &event.map, 0).is_err() {
+    let Some(slot) = OPEN_WINDOWS.get_ptr_mut(slot_of(who)) else {
         return;
+    };
+    // SAFETY: a live slot of the array. The map and the start go in before
+    // the goroutine, so that a check never confirms another goroutine's
+    // window with this one's fields (x86 keeps stores in order).
+    unsafe {
+        write_volatile(&raw mut (*slot).map, event.map);
+        write_volatile(&raw mut (*slot).start_ns, event.timestamp_ns);
+        write_volatile(&raw mut (*slot).g, who);
     }
-    if IN_FLIGHT.insert(&event.map, &side(event, who), 0).is_err() {
-        let _ = OPEN_WINDOWS.remove(&who);
-    }
+    let _ = IN_FLIGHT.insert(&event.map, &side(event, who), 0);
 }
 
 #[inline(always)]
 fn close(who: u64) {
-    // SAFETY: the value is copied before anything can change it.
-    let Some(map) = (unsafe { OPEN_WINDOWS.get(&who) }).copied() else {
+    let Some(slot) = OPEN_WINDOWS.get_ptr_mut(slot_of(who)) else {
         return;
     };
-    let _ = OPEN_WINDOWS.remove(&who);
-    // Another goroutine may have opened its own window since (racing with
-    // ours): that one stays open.
-    // SAFETY: as above.
-    if unsafe { IN_FLIGHT.get(&map) }.is_some_and(|open| open.g == who) {
-        let _ = IN_FLIGHT.remove(&map);
+    // SAFETY: a live slot of the array.
+    let window = unsafe { read_volatile(slot) };
+    if window.g != who {
+        // Closed already, or taken over by a goroutine sharing the slot:
+        // this one's window reads as closed either way.
+        return;
     }
+    // SAFETY: as above.
+    unsafe { write_volatile(&raw mut (*slot).g, 0) };
+    // Another goroutine may have opened its own window on the map since
+    // (racing with ours): that one stays.
+    // SAFETY: the value is copied before anything can change it.
+    if unsafe { IN_FLIGHT.get(&window.map) }
+        .is_some_and(|open| open.g == who && open.start_ns == window.start_ns)
+    {
+        let _ = IN_FLIGHT.remove(&window.map);
+    }
+}
+
+/// Whether goroutine `g`'s window on `map` that began at `start_ns` is
+/// still open: its slot still says so.
+#[inline(always)]
+fn is_open(g: u64, map: u64, start_ns: u64) -> bool {
+    OPEN_WINDOWS.get(slot_of(g)).is_some_and(|slot| {
+        // SAFETY: a live slot of the array, read field by field.
+        let (slot_g, slot_map, slot_start) = unsafe {
+            (
+                read_volatile(&raw const slot.g),
+                read_volatile(&raw const slot.map),
+                read_volatile(&raw const slot.start_ns),
+            )
+        };
+        slot_g == g && slot_map == map && slot_start == start_ns
+    })
+}
+
+/// The slot of the goroutine whose `g` is `g` (Fibonacci hashing: `g`s are
+/// a few hundred bytes apart, and their high bits alike).
+#[inline(always)]
+fn slot_of(g: u64) -> u32 {
+    ((g >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - WINDOW_SLOT_BITS)) as u32
 }
 
 /// Rare, and out of line: the conflict record built on the stack would not

@@ -54,7 +54,6 @@ const LOCK_CALLERS_MAP: &str = "CALLERS";
 /// The kernel side's open write windows (`tracer-ebpf/src/conflict.rs`),
 /// by map and by goroutine.
 const IN_FLIGHT_MAP: &str = "IN_FLIGHT";
-const OPEN_WINDOWS_MAP: &str = "OPEN_WINDOWS";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
@@ -476,34 +475,7 @@ impl Tracer {
     /// Puts `group`'s probes back and opens its window; returns when.
     pub fn put_back_armed(&mut self, group: ProbeGroup) -> Result<u64, LoadError> {
         self.put_back(group)?;
-        if group == ProbeGroup::Maps {
-            self.forget_open_windows();
-        }
         self.arm(group)
-    }
-
-    /// Empties the kernel side's table of which window each goroutine has
-    /// open, while no map probe is armed to open one: every window in it
-    /// is then older than the arming to come, which the kernel side
-    /// ignores, and the entries of writes that never returned would fill
-    /// the table over a long session. Failing costs nothing now, so it is
-    /// only logged.
-    fn forget_open_windows(&mut self) {
-        let emptied = (self.ebpf.map_mut(OPEN_WINDOWS_MAP))
-            .ok_or(LoadError::Missing(OPEN_WINDOWS_MAP))
-            .and_then(|map| HashMap::<_, u64, u64>::try_from(map).map_err(LoadError::Table))
-            .map(|mut windows| {
-                let goroutines: Vec<u64> = windows.keys().filter_map(Result::ok).collect();
-                for g in &goroutines {
-                    let _ = windows.remove(g);
-                }
-                goroutines.len()
-            });
-        match emptied {
-            Ok(0) => {}
-            Ok(left) => tracing::debug!("forgot {left} goroutines' write windows"),
-            Err(error) => tracing::warn!("cannot forget the open write windows: {error}"),
-        }
     }
 
     /// Deletes the kernel side's write windows older than
