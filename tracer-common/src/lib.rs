@@ -350,27 +350,18 @@ const _: () = assert!(core::mem::size_of::<AccessSide>() == 40 + FRAME_BYTES + S
 const _: () =
     assert!(core::mem::size_of::<ConflictEvent>() == 16 + 2 * core::mem::size_of::<AccessSide>());
 
-/// Most address ranges of Go's plumbing code (see [`CodeRange`]) the
-/// kernel side can hold. A binary with more gets the full stack walk on
-/// every event, which is always right, only slower.
-pub const PLUMBING_RANGES: usize = 1024;
-
-/// A run of functions, `[start, end)` in the target's address space, that
-/// belong to Go's own plumbing (`runtime`, `sync`, `internal/…`). A map
-/// operation whose caller is outside every range was called from the
-/// user's code, which is its call site: no stack walk needed.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CodeRange {
-    pub start: u64,
-    pub end: u64,
-}
+/// Go's plumbing code (`runtime`, `sync`, `internal/…`) reaches the map
+/// probes as a bitmap with one bit per chunk of code of
+/// `1 << PLUMBING_CHUNK_SHIFT` bytes: the Go linker aligns every function
+/// to 32 bytes on amd64, so each chunk holds code of one function only. A
+/// map operation whose caller is in a chunk without the bit was called
+/// from the user's code, which is its call site: no stack walk needed.
+pub const PLUMBING_CHUNK_SHIFT: u32 = 5;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (all seven): repr(C), no implicit padding (the size asserts
-    // above, and two u64s), and every bit pattern is a valid value.
-    unsafe impl aya::Pod for super::CodeRange {}
+    // SAFETY (all six): repr(C), no implicit padding (the size asserts
+    // above), and every bit pattern is a valid value.
     unsafe impl aya::Pod for super::LockCaller {}
     unsafe impl aya::Pod for super::MapEvent {}
     unsafe impl aya::Pod for super::LockEvent {}

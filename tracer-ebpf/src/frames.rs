@@ -9,22 +9,26 @@
 //! [`capture_call_site`]).
 
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::map, maps::Array, programs::ProbeContext};
-use tracer_common::{CodeRange, FRAMES, PLUMBING_RANGES, ProbeFailure};
+use tracer_common::{FRAMES, PLUMBING_CHUNK_SHIFT, ProbeFailure};
 
 use crate::{failures, zero};
 
-/// Go's plumbing code (`runtime`, `sync`, `internal/…`) as sorted, disjoint
-/// address ranges, filled in by the daemon before it arms the probes.
+/// Go's plumbing code (`runtime`, `sync`, `internal/…`) as a bitmap: bit
+/// `i % 64` of word `i / 64` is set when chunk `i` of the code from
+/// [`PLUMBING_BASE`] (see [`PLUMBING_CHUNK_SHIFT`]) is plumbing. Sized and
+/// filled in by the daemon before it arms the probes: one lookup, where a
+/// binary search of address ranges took ten.
 #[map]
-static PLUMBING: Array<CodeRange> = Array::with_max_entries(PLUMBING_RANGES as u32, 0);
+static PLUMBING: Array<u64> = Array::with_max_entries(1, 0);
 
-/// How many of `PLUMBING`'s entries are in use; `u32::MAX` when the daemon
+/// Where the code the bitmap covers starts.
+#[unsafe(no_mangle)]
+static PLUMBING_BASE: u64 = 0;
+
+/// How many words of `PLUMBING` are in use; `u32::MAX` when the daemon
 /// could not tell, and then every stack is walked.
 #[unsafe(no_mangle)]
-static PLUMBING_RANGES_USED: u32 = u32::MAX;
-
-/// Binary search steps that cover `PLUMBING_RANGES` entries.
-const SEARCH_STEPS: usize = PLUMBING_RANGES.ilog2() as usize + 1;
+static PLUMBING_WORDS: u32 = u32::MAX;
 
 /// A map operation's call site. Called from the user's code (the common
 /// case), the caller's return address is the site, and walking further up
@@ -125,30 +129,24 @@ pub fn walk<const N: usize>(ctx: &ProbeContext, mut fp: u64, frames: &mut [u64; 
 /// Whether `pc` lies in Go's plumbing code; true when unknown.
 #[inline(always)]
 fn in_plumbing(pc: u64) -> bool {
-    // SAFETY: a plain read of a global; volatile so the compiler does not
-    // fold in the default value that the loader overwrites.
-    let used = unsafe { core::ptr::read_volatile(&raw const PLUMBING_RANGES_USED) };
-    if used == u32::MAX {
+    // SAFETY (both): plain reads of globals; volatile so the compiler does
+    // not fold in the default values that the loader overwrites.
+    let words = unsafe { core::ptr::read_volatile(&raw const PLUMBING_WORDS) };
+    if words == u32::MAX {
         return true;
     }
-    let (mut low, mut high) = (0, used.min(PLUMBING_RANGES as u32));
-    for _ in 0..SEARCH_STEPS {
-        if low >= high {
-            return false;
-        }
-        let middle = low + (high - low) / 2;
-        let Some(range) = PLUMBING.get(middle) else {
-            return true;
-        };
-        if pc < range.start {
-            high = middle;
-        } else if pc >= range.end {
-            low = middle + 1;
-        } else {
-            return true;
-        }
+    let base = unsafe { core::ptr::read_volatile(&raw const PLUMBING_BASE) };
+    let Some(offset) = pc.checked_sub(base) else {
+        return false;
+    };
+    let chunk = offset >> PLUMBING_CHUNK_SHIFT;
+    let word = chunk >> 6;
+    if word >= u64::from(words) {
+        return false;
     }
-    false
+    PLUMBING
+        .get(word as u32)
+        .is_some_and(|bits| (bits >> (chunk & 63)) & 1 != 0)
 }
 
 /// What a frame pointer points at: the caller's frame pointer, saved by

@@ -205,26 +205,30 @@ impl Tracer {
         // Unknown until a PIE runs: every stack is then walked instead.
         let plumbing = target
             .load_bias
-            .and_then(|bias| plumbing::ranges(&target.binary, bias));
-        let plumbing_used = plumbing
+            .and_then(|bias| plumbing::map(&target.binary, bias));
+        let (plumbing_base, plumbing_words) = plumbing
             .as_ref()
-            .map_or(u32::MAX, |ranges| ranges.len() as u32);
+            .map_or((0, u32::MAX), |map| (map.base, map.words.len() as u32));
         let plan = placement::plan(target, go);
         let callers_used = plan.lock_callers.len() as u32;
         let kernel_log_level = kernel_log::level();
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global(aya_log::LEVEL, &kernel_log_level, true)
-            .override_global("PLUMBING_RANGES_USED", &plumbing_used, true)
+            .override_global("PLUMBING_BASE", &plumbing_base, true)
+            .override_global("PLUMBING_WORDS", &plumbing_words, true)
             .override_global("CALLERS_USED", &callers_used, true)
             .override_global("GOID_OFFSET", &goid_offset, true)
             .override_global("KEY_LIMIT", &options.key_limit, true)
-            .override_global("WAKEUP_BYTES", &rings.wakeup_bytes, true)
-            .load(EBPF_OBJECT)
-            .map_err(LoadError::Load)?;
+            .override_global("WAKEUP_BYTES", &rings.wakeup_bytes, true);
+        if let Some(map) = &plumbing {
+            loader.map_max_entries(PLUMBING_MAP, (map.words.len() as u32).max(1));
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(LoadError::Load)?;
         kernel_log::forward(&mut ebpf, kernel_log_level);
-        if let Some(ranges) = &plumbing {
-            tracing::debug!("{} ranges of Go plumbing code", ranges.len());
-            fill_table(&mut ebpf, PLUMBING_MAP, ranges, LoadError::Plumbing)?;
+        if let Some(map) = &plumbing {
+            tracing::debug!("{} words of Go plumbing bitmap", map.words.len());
+            fill_table(&mut ebpf, PLUMBING_MAP, &map.words, LoadError::Plumbing)?;
         }
         fill_table(
             &mut ebpf,

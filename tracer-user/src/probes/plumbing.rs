@@ -4,40 +4,78 @@
 //! walk (three reads of user memory per event). "Plumbing" is what call
 //! sites look past (`sites::is_plumbing`), so both agree by construction.
 
-use tracer_common::{CodeRange, PLUMBING_RANGES};
+use std::ops::Range;
+
+use tracer_common::PLUMBING_CHUNK_SHIFT;
 
 use crate::{inspect::Binary, sites::is_plumbing};
 
-/// The plumbing functions of `binary` as sorted, disjoint ranges of runtime
-/// addresses (`load_bias` added), neighbouring functions merged; `None`
-/// when there are more ranges than the kernel side holds.
-pub fn ranges(binary: &Binary, load_bias: u64) -> Option<Vec<CodeRange>> {
+/// The most code the bitmap covers: 256 MiB, in a megabyte of words. A
+/// larger binary gets the full stack walk on every event, which is always
+/// right, only slower.
+const MOST_WORDS: usize = (256 << 20 >> PLUMBING_CHUNK_SHIFT) / 64;
+
+/// Which chunks of a binary's code are plumbing, one bit each (see
+/// `tracer_common::PLUMBING_CHUNK_SHIFT`), from `base`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PlumbingMap {
+    /// Where the first chunk starts, as a runtime address.
+    pub base: u64,
+    /// Bit `i % 64` of word `i / 64` is chunk `i`.
+    pub words: Vec<u64>,
+}
+
+/// The plumbing functions of `binary` as a bitmap over its code, at runtime
+/// addresses (`load_bias` added); `None` when the binary's code is larger
+/// than the kernel side is given room for.
+pub fn map(binary: &Binary, load_bias: u64) -> Option<PlumbingMap> {
     let mut functions: Vec<(u64, u64, bool)> = binary
         .functions()
         .map(|(name, function)| (function.address, function.end(), is_plumbing(name)))
         .collect();
     functions.sort_unstable_by_key(|&(start, _, _)| start);
-    let ranges = merge(&functions);
-    (ranges.len() <= PLUMBING_RANGES).then(|| {
-        ranges
-            .into_iter()
-            .map(|range| CodeRange {
-                start: range.start.wrapping_add(load_bias),
-                end: range.end.wrapping_add(load_bias),
-            })
-            .collect()
+    let mut map = bitmap(&merge(&functions))?;
+    map.base = map.base.wrapping_add(load_bias);
+    Some(map)
+}
+
+/// One bit per chunk, set for every chunk a range touches: a chunk
+/// shared with user code (the linker's alignment never makes one) is then
+/// plumbing, and walked, which is always right.
+fn bitmap(ranges: &[Range<u64>]) -> Option<PlumbingMap> {
+    let chunk = |address: u64| address >> PLUMBING_CHUNK_SHIFT;
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+        return Some(PlumbingMap {
+            base: 0,
+            words: Vec::new(),
+        });
+    };
+    let base = chunk(first.start);
+    let words = usize::try_from((chunk(last.end - 1) - base) / 64 + 1).ok()?;
+    if words > MOST_WORDS {
+        return None;
+    }
+    let mut bits = vec![0u64; words];
+    for range in ranges {
+        for index in chunk(range.start) - base..=chunk(range.end - 1) - base {
+            bits[(index / 64) as usize] |= 1 << (index % 64);
+        }
+    }
+    Some(PlumbingMap {
+        base: base << PLUMBING_CHUNK_SHIFT,
+        words: bits,
     })
 }
 
 /// Runs of plumbing functions with no other function between them, from
 /// `(start, end, plumbing)` sorted by start.
-fn merge(functions: &[(u64, u64, bool)]) -> Vec<CodeRange> {
-    let mut ranges: Vec<CodeRange> = Vec::new();
+fn merge(functions: &[(u64, u64, bool)]) -> Vec<Range<u64>> {
+    let mut ranges: Vec<Range<u64>> = Vec::new();
     let mut extending = false;
     for &(start, end, plumbing) in functions {
         match ranges.last_mut() {
             Some(last) if plumbing && extending => last.end = last.end.max(end),
-            _ if plumbing => ranges.push(CodeRange { start, end }),
+            _ if plumbing => ranges.push(start..end),
             _ => {}
         }
         extending = plumbing;
@@ -62,20 +100,32 @@ mod tests {
         ];
         assert_eq!(
             merge(&functions),
-            [
-                CodeRange {
-                    start: 0x100,
-                    end: 0x200
-                },
-                CodeRange {
-                    start: 0x240,
-                    end: 0x300
-                },
-                CodeRange {
-                    start: 0x400,
-                    end: 0x410
-                },
-            ]
+            [0x100..0x200, 0x240..0x300, 0x400..0x410]
         );
+    }
+
+    #[test]
+    fn each_chunk_a_range_touches_is_set_and_no_other() {
+        let map = bitmap(&[0x1000..0x1040, 0x1060..0x1061, 0x1800..0x1820]).expect("small");
+        assert_eq!(map.base, 0x1000);
+        let is_set = |address: u64| {
+            let index = (address - map.base) >> PLUMBING_CHUNK_SHIFT;
+            map.words[(index / 64) as usize] >> (index % 64) & 1 == 1
+        };
+        // 0x1800 is chunk 64: the second word.
+        assert_eq!(map.words.len(), 2);
+        for address in [0x1000, 0x103f, 0x1060, 0x107f, 0x1800, 0x181f] {
+            assert!(is_set(address), "{address:#x} is plumbing");
+        }
+        for address in [0x1040, 0x105f, 0x1080, 0x17ff, 0x1820] {
+            assert!(!is_set(address), "{address:#x} is not");
+        }
+    }
+
+    #[test]
+    fn no_plumbing_is_an_empty_map_and_too_much_code_none() {
+        assert_eq!(bitmap(&[]).map(|map| map.words.len()), Some(0));
+        let huge = 0..(512 << 20);
+        assert_eq!(bitmap(&[huge]), None);
     }
 }

@@ -70,13 +70,16 @@ const LEAST_CLEAN: Duration = Duration::from_secs(1);
 /// When the lock probes alone cost more than the budget allows, their
 /// stretch ends before [`LEAST_CLEAN`] once it has measured
 /// [`ENOUGH_WAITS`], over at least [`WAIT_LENGTHS`] times their mean
-/// length and [`SHORTEST_CLEAN`]. A lock waited for 100k times a second
-/// costs a second of lock probes a third of a core, a 10 s recording's
-/// whole budget, while a fifth of that second measures 20k waits; and a
-/// stretch many times longer than the waits it measures cuts few of them
-/// (those it does cut are weighed back: `aggregate/coverage.rs`).
+/// length and [`SHORTEST_CLEAN`]. On a lock waited for 100k times a
+/// second, a second of lock probes costs a third of a core, a 10 s
+/// recording's whole budget, while a fifth of that second measures 20k
+/// waits; and a stretch many times longer than the waits it measures cuts
+/// few of them (those it does cut are weighed back:
+/// `aggregate/coverage.rs`).
 const SHORTEST_CLEAN: Duration = Duration::from_millis(200);
+/// Waits a stretch must measure to end before [`LEAST_CLEAN`].
 const ENOUGH_WAITS: u64 = 2_000;
+/// How many times their mean length such a stretch must last.
 const WAIT_LENGTHS: u32 = 20;
 /// How often to look again whether the map probes are gone, when a stretch
 /// without them should end before they are.
@@ -378,7 +381,7 @@ impl Controller {
         lasted >= LEAST_CLEAN
             || (lasted >= SHORTEST_CLEAN
                 && waits.count >= ENOUGH_WAITS
-                && lasted >= waits.mean() * WAIT_LENGTHS)
+                && lasted >= waits.mean().saturating_mul(WAIT_LENGTHS))
     }
 
     /// The lock waits measured up to the last sample.
