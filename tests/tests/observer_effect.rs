@@ -24,75 +24,97 @@ const DETACHING_SECONDS: f64 = 2.5;
 const RECORD_SECONDS: &str = "10";
 /// How far contend's figure may be from the program's own. The bench holds
 /// it to 2x over the median of several trials (`cargo xtask bench --only
-/// observer`: 0.75x); one trial here must stay within 4x: the tracer's own
-/// effect, which this guards against, made it 10 to 30 times. The
-/// program's figure is itself an estimate (the runtime times one wait in
-/// eight, and counts its own internal locks too): its stretch before
-/// attaching and the one after differed up to 17-fold in one trial, and in
-/// ten trials contend's figure ranged from 0.30x to 1.28x of it.
+/// observer`: 0.68x); the median of three trials here must stay within 4x:
+/// the tracer's own effect, which this guards against, made it 10 to 30
+/// times. The program's figure is itself an estimate (the runtime times
+/// one wait in eight, and counts its own internal locks too): its stretch
+/// before attaching and the one after differed up to 17-fold in one trial,
+/// and single trials read from 0.28x to 2.26x of it, and once, in thirty,
+/// outside 4x. Hence three, in one run of the fixture.
 const AGREEMENT: f64 = 4.0;
+const TRIALS: usize = 3;
 
 #[test]
 fn lock_waits_describe_the_untraced_program() {
     let build = Build::new("guarded", Go::New, Variant::Default);
-    let mut fixture = build.start(&["-seconds", "60"]);
+    let mut fixture = build.start(&["-seconds", "120"]);
     let mutex = fixture
         .preamble_value("mutex")
         .expect("the fixture prints its mutex")
         .to_owned();
     let lines = fixture.stream_lines();
-    std::thread::sleep(std::time::Duration::from_secs_f64(UNTRACED_SECONDS));
-    let run = contend::record(
-        &format!("{}-observer", build.label),
-        &[
-            "--pid",
-            &fixture.pid().to_string(),
-            "--duration",
-            RECORD_SECONDS,
-        ],
-    );
-    let export = run.export();
-    std::thread::sleep(std::time::Duration::from_secs_f64(UNTRACED_SECONDS));
+    let untraced_stretch = std::time::Duration::from_secs_f64(UNTRACED_SECONDS);
+    std::thread::sleep(untraced_stretch);
+    let exports: Vec<Export> = (0..TRIALS)
+        .map(|trial| {
+            let run = contend::record(
+                &format!("{}-observer-{trial}", build.label),
+                &[
+                    "--pid",
+                    &fixture.pid().to_string(),
+                    "--duration",
+                    RECORD_SECONDS,
+                ],
+            );
+            std::thread::sleep(untraced_stretch);
+            run.export()
+        })
+        .collect();
     drop(fixture);
     let samples: Vec<Sample> = lines
         .try_iter()
         .filter_map(|(_, line)| Sample::parse(&line))
         .collect();
 
-    let start = export.window.start_unix_ns as f64;
-    let end = start + export.window.duration_ns as f64;
-    let before = Sample::rate(
-        &samples,
-        start - (UNTRACED_SECONDS - 0.5) * 1e9,
-        start - 0.2e9,
-    );
-    let after = Sample::rate(
-        &samples,
-        end + DETACHING_SECONDS * 1e9,
-        end + (UNTRACED_SECONDS - 0.5) * 1e9,
-    );
-    let untraced = before.and(&after);
-    let traced = Sample::rate(&samples, start, end);
-    let reported = reported_wait_rate(&export, &mutex);
-    eprintln!(
-        "untraced: {:.3} s/s of mutex wait, {:.0} ops/s (before {:.3}, after {:.3}); while traced: \
-         {:.3} s/s, {:.0} ops/s; contend reports {reported:.3} s/s (estimated slowdown {:?})",
-        untraced.wait,
-        untraced.ops,
-        before.wait,
-        after.wait,
-        traced.wait,
-        traced.ops,
-        export.tracer.estimated_overhead
-    );
+    let windows: Vec<(f64, f64)> = (exports.iter())
+        .map(|export| {
+            let start = export.window.start_unix_ns as f64;
+            (start, start + export.window.duration_ns as f64)
+        })
+        .collect();
+    let mut ratios: Vec<f64> = (0..TRIALS)
+        .map(|trial| {
+            let (start, end) = windows[trial];
+            // Untraced: from the last recording's breakpoints gone (or
+            // the stretch before the first) to this one's start, and
+            // from its own breakpoints gone to the next one's start.
+            let before_from = match trial {
+                0 => start - (UNTRACED_SECONDS - 0.5) * 1e9,
+                _ => windows[trial - 1].1 + DETACHING_SECONDS * 1e9,
+            };
+            let after_to = windows
+                .get(trial + 1)
+                .map_or(end + (UNTRACED_SECONDS - 0.5) * 1e9, |next| next.0);
+            let before = Sample::rate(&samples, before_from, start - 0.2e9);
+            let after = Sample::rate(&samples, end + DETACHING_SECONDS * 1e9, after_to - 0.2e9);
+            let untraced = before.and(&after);
+            let traced = Sample::rate(&samples, start, end);
+            let export = &exports[trial];
+            let reported = reported_wait_rate(export, &mutex);
+            eprintln!(
+                "trial {trial}: untraced: {:.3} s/s of mutex wait, {:.0} ops/s (before {:.3}, \
+                 after {:.3}); while traced: {:.3} s/s, {:.0} ops/s; contend reports \
+                 {reported:.3} s/s (estimated slowdown {:?})",
+                untraced.wait,
+                untraced.ops,
+                before.wait,
+                after.wait,
+                traced.wait,
+                traced.ops,
+                export.tracer.estimated_overhead
+            );
+            assert_eq!(export.tracer.max_overhead, Some(0.05), "the default budget");
+            reported / untraced.wait
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[TRIALS / 2];
     assert!(
-        (1.0 / AGREEMENT..=AGREEMENT).contains(&(reported / untraced.wait)),
-        "contend reports {reported:.3} s/s of waiting where the untraced program waits {:.3} s/s",
-        untraced.wait
+        (1.0 / AGREEMENT..=AGREEMENT).contains(&median),
+        "contend reports {median:.2}x the untraced program's waiting (median of {ratios:.2?})"
     );
-    let convoys: Vec<&str> = export
-        .findings
-        .iter()
+    let convoys: Vec<&str> = (exports.iter())
+        .flat_map(|export| &export.findings)
         .filter(|finding| finding.kind == "lock_convoy")
         .map(|finding| finding.message.as_str())
         .collect();
@@ -100,7 +122,6 @@ fn lock_waits_describe_the_untraced_program() {
         convoys.is_empty(),
         "a convoy of the tracer's making: {convoys:?}"
     );
-    assert_eq!(export.tracer.max_overhead, Some(0.05), "the default budget");
 }
 
 /// A goroutine that spins in a Mutex's slow path and takes the semaphore
