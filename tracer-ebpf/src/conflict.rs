@@ -52,11 +52,7 @@ use tracer_common::{
     Window,
 };
 
-use crate::{
-    goroutine, output,
-    regs::{self, Regs},
-    zero,
-};
+use crate::{goroutine, output, regs, zero};
 
 /// The open write window of each map, by map address.
 #[map]
@@ -92,7 +88,7 @@ pub fn go_map_exit(ctx: ProbeContext) -> u32 {
         return 0;
     };
     if regs::ends_here(&ctx, branch) {
-        close(goroutine::current(&Regs::capture(&ctx)));
+        close(goroutine::current_at(&ctx));
     }
     0
 }

@@ -5,7 +5,7 @@
 //! of user memory (~120 ns, an eighth of a map probe), so it is read only
 //! on the rare paths that report one: a lock wait's end, a conflict.
 
-use aya_ebpf::helpers::bpf_probe_read_user;
+use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
 
 use crate::{config, regs::Regs};
 use tracer_common::Reg;
@@ -14,6 +14,14 @@ use tracer_common::Reg;
 #[inline(always)]
 pub fn current(regs: &Regs) -> u64 {
     regs.get(Reg::R14)
+}
+
+/// The same, for a probe that needs no other register: one read of the
+/// context, not a copy of every argument register.
+#[inline(always)]
+pub fn current_at(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` is the pt_regs the kernel passed to this uprobe.
+    unsafe { core::ptr::read_volatile(&raw const (*ctx.regs).r14) }
 }
 
 /// The id of the goroutine whose `g` is at `g`; 0 when unknown.
