@@ -51,8 +51,8 @@ const ARMED_MAP: &str = "ARMED";
 const PLUMBING_MAP: &str = "PLUMBING";
 /// The functions whose parks are lock waits (`tracer-ebpf/src/go_lock.rs`).
 const LOCK_CALLERS_MAP: &str = "CALLERS";
-/// The kernel side's open write windows (`tracer-ebpf/src/conflict.rs`),
-/// by map and by goroutine.
+/// The kernel side's open write windows by map
+/// (`tracer-ebpf/src/conflict.rs`).
 const IN_FLIGHT_MAP: &str = "IN_FLIGHT";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
