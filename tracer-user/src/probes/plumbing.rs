@@ -29,35 +29,38 @@ pub struct PlumbingMap {
 /// addresses (`load_bias` added); `None` when the binary's code is larger
 /// than the kernel side is given room for.
 pub fn map(binary: &Binary, load_bias: u64) -> Option<PlumbingMap> {
-    let mut functions: Vec<(u64, u64, bool)> = binary
+    let plumbing: Vec<Range<u64>> = binary
         .functions()
-        .map(|(name, function)| (function.address, function.end(), is_plumbing(name)))
+        .filter(|(name, _)| is_plumbing(name))
+        .map(|(_, function)| function.address..function.end())
         .collect();
-    functions.sort_unstable_by_key(|&(start, _, _)| start);
-    let mut map = bitmap(&merge(&functions))?;
+    let mut map = bitmap(&plumbing)?;
     map.base = map.base.wrapping_add(load_bias);
     Some(map)
 }
 
-/// One bit per chunk, set for every chunk a range touches: a chunk
-/// shared with user code (the linker's alignment never makes one) is then
-/// plumbing, and walked, which is always right.
-fn bitmap(ranges: &[Range<u64>]) -> Option<PlumbingMap> {
+/// One bit per chunk, set for every chunk a function of `functions`
+/// touches: a chunk shared with user code (the linker's alignment never
+/// makes one) is then plumbing, and walked, which is always right.
+fn bitmap(functions: &[Range<u64>]) -> Option<PlumbingMap> {
     let chunk = |address: u64| address >> PLUMBING_CHUNK_SHIFT;
-    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+    let (Some(start), Some(end)) = (
+        functions.iter().map(|function| function.start).min(),
+        functions.iter().map(|function| function.end).max(),
+    ) else {
         return Some(PlumbingMap {
             base: 0,
             words: Vec::new(),
         });
     };
-    let base = chunk(first.start);
-    let words = usize::try_from((chunk(last.end - 1) - base) / 64 + 1).ok()?;
+    let base = chunk(start);
+    let words = usize::try_from((chunk(end - 1) - base) / 64 + 1).ok()?;
     if words > MOST_WORDS {
         return None;
     }
     let mut bits = vec![0u64; words];
-    for range in ranges {
-        for index in chunk(range.start) - base..=chunk(range.end - 1) - base {
+    for function in functions {
+        for index in chunk(function.start) - base..=chunk(function.end - 1) - base {
             bits[(index / 64) as usize] |= 1 << (index % 64);
         }
     }
@@ -67,46 +70,15 @@ fn bitmap(ranges: &[Range<u64>]) -> Option<PlumbingMap> {
     })
 }
 
-/// Runs of plumbing functions with no other function between them, from
-/// `(start, end, plumbing)` sorted by start.
-fn merge(functions: &[(u64, u64, bool)]) -> Vec<Range<u64>> {
-    let mut ranges: Vec<Range<u64>> = Vec::new();
-    let mut extending = false;
-    for &(start, end, plumbing) in functions {
-        match ranges.last_mut() {
-            Some(last) if plumbing && extending => last.end = last.end.max(end),
-            _ if plumbing => ranges.push(start..end),
-            _ => {}
-        }
-        extending = plumbing;
-    }
-    ranges
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn neighbouring_plumbing_merges_and_user_code_splits() {
-        let functions = [
-            (0x100, 0x180, true),
-            (0x180, 0x200, true),
-            (0x200, 0x240, false),
-            (0x240, 0x300, true),
-            (0x300, 0x310, false),
-            (0x310, 0x320, false),
-            (0x400, 0x410, true),
-        ];
-        assert_eq!(
-            merge(&functions),
-            [0x100..0x200, 0x240..0x300, 0x400..0x410]
-        );
-    }
-
-    #[test]
     fn each_chunk_a_range_touches_is_set_and_no_other() {
-        let map = bitmap(&[0x1000..0x1040, 0x1060..0x1061, 0x1800..0x1820]).expect("small");
+        // Out of order, as a symbol table lists them; user code (0x1040 to
+        // 0x1060, 0x1080 on) between them.
+        let map = bitmap(&[0x1800..0x1820, 0x1000..0x1040, 0x1060..0x1061]).expect("small");
         assert_eq!(map.base, 0x1000);
         let is_set = |address: u64| {
             let index = (address - map.base) >> PLUMBING_CHUNK_SHIFT;
