@@ -63,6 +63,24 @@ fn check_every_operation(go: Go, variant: Variant) {
     let big = map_with_key(&export, "k-big");
     counted.assert_about("k-big", "writes", big.ops.write, 1);
     counted.assert_about("k-big", "reads", big.ops.read, 1);
+    // Keys whose strings come from 64 copies each: one key by content, as
+    // Go compares them; and a key of an interface type with methods.
+    for key in [
+        r#"{"https", "example.com", 443}"#,
+        r#"{"k-left", "k-right"}"#,
+        "77",
+    ] {
+        let map = map_with_key(&export, key);
+        counted.assert_about(key, "writes", map.ops.write, 1);
+        counted.assert_about(key, "reads", map.ops.read, 1);
+        assert_eq!(
+            map.top_keys.len(),
+            1,
+            "{}: {key}: one key only, got {:?}",
+            build.label,
+            map.top_keys
+        );
+    }
     let pointers = export
         .maps
         .iter()

@@ -48,6 +48,27 @@ pub const TYPE_KIND_OFFSET: u64 = 23;
 /// `SwissMapType`/`MapType`.
 pub const MAP_TYPE_KEY_OFFSET: u64 = 48;
 
+/// Offset of the element type pointer in an array type (`abi.ArrayType`),
+/// right after the embedded `abi.Type`.
+pub const ARRAY_TYPE_ELEM_OFFSET: u64 = 48;
+/// Offsets of the field slice's pointer and length in a struct type
+/// (`abi.StructType`: `abi.Type`, the package path, then the fields).
+pub const STRUCT_TYPE_FIELDS_OFFSET: u64 = 56;
+pub const STRUCT_TYPE_FIELD_COUNT_OFFSET: u64 = 64;
+/// A struct field (`abi.StructField`): its name, its type pointer, then
+/// its offset (before Go 1.19, the offset shifted left once, the low bit
+/// saying whether the field is embedded).
+pub const STRUCT_FIELD_SIZE: u64 = 24;
+pub const STRUCT_FIELD_TYPE_OFFSET: u64 = 8;
+pub const STRUCT_FIELD_OFFSET_OFFSET: u64 = 16;
+/// Offset of the method slice's length in an interface type
+/// (`abi.InterfaceType`: `abi.Type`, the package path, then the methods):
+/// an interface with methods holds an itab in its first word, not a type.
+pub const INTERFACE_TYPE_METHOD_COUNT_OFFSET: u64 = 64;
+/// Offset of the dynamic type pointer in an itab (`abi.ITab`), after the
+/// interface type pointer.
+pub const ITAB_TYPE_OFFSET: u64 = 8;
+
 /// Offset of the goroutine (`g`) in `runtime.sudog`, the runtime's record
 /// of a parked goroutine: its first field since Go 1.0.
 pub const SUDOG_G_OFFSET: u64 = 0;

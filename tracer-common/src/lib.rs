@@ -188,6 +188,16 @@ impl Reg {
     }
 }
 
+/// How a struct or array key holding strings is captured, so that keys
+/// compare by the strings' content, as Go compares them, not by where the
+/// strings happen to be stored: bit `i` set says the key's 8-byte word `i`
+/// begins a string header, its data pointer zeroed and its length kept,
+/// whose bytes follow the key's own in the captured bytes, in bit order.
+/// Every such string is captured whole except perhaps the last one, cut
+/// short where the capture ends. A string field without its bit keeps its
+/// data pointer (there was no room left for its bytes).
+pub type KeyStrings = u32;
+
 /// One operation on a Go map, as seen at the entry of a runtime map function.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -199,9 +209,10 @@ pub struct MapEvent {
     /// The key's Go kind ([`go::Kind`]); 0 when the operation has no key.
     pub key_kind: u8,
     pub _pad0: u8,
-    /// The thread is not recorded: nothing reads it, and asking the kernel
-    /// cost a helper call per operation.
-    pub _pad1: u32,
+    /// A struct or array key's strings, by content: see [`KeyStrings`].
+    /// (The thread is not recorded: nothing reads it, and asking the kernel
+    /// cost a helper call per operation.)
+    pub key_strings: u32,
     /// `bpf_ktime_get_ns` at the probe.
     pub timestamp_ns: u64,
     /// Address of the goroutine's runtime record (`g`, in R14): who ran
@@ -319,7 +330,8 @@ pub struct AccessSide {
     pub key_len: u32,
     /// Bytes of `key` that hold the key.
     pub key_copied: u32,
-    pub _pad1: u32,
+    /// As in [`MapEvent::key_strings`].
+    pub key_strings: u32,
     pub key: [u8; SIDE_KEY_CAPACITY],
 }
 

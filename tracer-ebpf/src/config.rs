@@ -12,6 +12,11 @@ static GOID_OFFSET: u64 = 0;
 #[unsafe(no_mangle)]
 static KEY_LIMIT: u32 = DEFAULT_KEY_LIMIT;
 
+/// How far a struct field's stored offset is shifted left: 1 before Go
+/// 1.19 (the low bit says whether the field is embedded), else 0.
+#[unsafe(no_mangle)]
+static FIELD_OFFSET_SHIFT: u64 = 0;
+
 /// By [`ProbeGroup`]: when the group's recording window opened
 /// (`bpf_ktime_get_ns`), or 0 while it is closed. Probes are attached one by
 /// one; the daemon opens a group's window once all of its probes are in
@@ -37,4 +42,10 @@ pub fn goid_offset() -> u64 {
 pub fn key_limit() -> u32 {
     // SAFETY: as above.
     unsafe { core::ptr::read_volatile(&raw const KEY_LIMIT) }
+}
+
+#[inline(always)]
+pub fn field_offset_shift() -> u64 {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_volatile(&raw const FIELD_OFFSET_SHIFT) }
 }

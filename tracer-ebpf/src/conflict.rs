@@ -107,12 +107,14 @@ pub struct Access {
 }
 
 /// What reading a key found: its Go kind (0 without a key), its size in
-/// the target, and how many of its bytes were copied.
+/// the target, how many of its bytes were copied, and which of its strings
+/// were copied by content (a [`tracer_common::KeyStrings`]).
 #[derive(Clone, Copy)]
 pub struct KeyRead {
     pub kind: u8,
     pub len: u32,
     pub copied: u32,
+    pub strings: u32,
 }
 
 impl KeyRead {
@@ -120,6 +122,7 @@ impl KeyRead {
         kind: 0,
         len: 0,
         copied: 0,
+        strings: 0,
     };
 }
 
@@ -255,7 +258,7 @@ fn side(event: &Access, who: u64) -> AccessSide {
         (&raw mut (*side_ptr)._pad0).write([0; 2]);
         (&raw mut (*side_ptr).key_len).write(event.key.len);
         (&raw mut (*side_ptr).key_copied).write(copy_key_prefix(event, side_ptr));
-        (&raw mut (*side_ptr)._pad1).write(0);
+        (&raw mut (*side_ptr).key_strings).write(event.key.strings);
         side.assume_init()
     }
 }

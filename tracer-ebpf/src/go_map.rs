@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     EventKind, KEY_CAPACITY, KeyAbi, MapCookie, MapEvent, ProbeFailure, ProbeGroup,
-    go::{KIND_DIRECT_IFACE, KIND_MASK, Kind},
+    go::{ITAB_TYPE_OFFSET, KIND_DIRECT_IFACE, KIND_MASK, Kind},
 };
 
 use crate::{
@@ -21,7 +21,7 @@ use crate::{
     conflict::{self, Access, KeyRead},
     failures, frames,
     go_types::{self, TypeInfo},
-    goroutine, output, read,
+    goroutine, key_strings, output, read,
     regs::{self, Regs},
 };
 
@@ -103,7 +103,7 @@ fn record(
         (&raw mut (*event).op).write(access.op);
         (&raw mut (*event).key_kind).write(access.key.kind);
         (&raw mut (*event)._pad0).write(0);
-        (&raw mut (*event)._pad1).write(0);
+        (&raw mut (*event).key_strings).write(access.key.strings);
         (&raw mut (*event).timestamp_ns).write(access.timestamp_ns);
         (&raw mut (*event).g).write(g);
         (&raw mut (*event).map).write(access.map);
@@ -127,9 +127,8 @@ fn read_key(ctx: &ProbeContext, regs: &Regs, probe: MapCookie, dst: *mut u8) -> 
             write_value(regs.get(probe.key_a), size, kind & KIND_MASK, dst)
         }
         KeyAbi::Pointer => {
-            let TypeInfo { size, kind, .. } =
-                go_types::key_of_map_type(ctx, regs.get(probe.map_type));
-            read_indirect(ctx, regs.get(probe.key_a), size, kind & KIND_MASK, dst)
+            let key_type = go_types::key_of_map_type(ctx, regs.get(probe.map_type));
+            read_indirect(ctx, regs.get(probe.key_a), key_type, dst)
         }
         KeyAbi::Interface => read_interface(ctx, regs.get(probe.key_a), regs.get(probe.key_b), dst),
     }
@@ -149,12 +148,12 @@ fn read_interface(ctx: &ProbeContext, type_word: u64, data_word: u64, dst: *mut 
         // A nil `any`: no type to read, no bytes.
         return KeyRead::NONE;
     }
-    let TypeInfo { size, kind, .. } = go_types::of_dynamic_type(ctx, type_word);
-    if kind & KIND_DIRECT_IFACE != 0 {
+    let dynamic = go_types::of_dynamic_type(ctx, type_word);
+    if dynamic.kind & KIND_DIRECT_IFACE != 0 {
         // The data word is the (pointer-shaped) value itself.
-        write_value(data_word, 8, kind & KIND_MASK, dst)
+        write_value(data_word, 8, dynamic.kind & KIND_MASK, dst)
     } else {
-        read_pointed(ctx, data_word, size, kind & KIND_MASK, dst)
+        read_pointed(ctx, data_word, dynamic, dst)
     }
 }
 
@@ -167,36 +166,50 @@ fn write_value(value: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
         kind,
         len: size as u32,
         copied: if size < 8 { size as u32 } else { 8 },
+        strings: 0,
     }
 }
 
-/// Reads a key of `size` bytes and Go kind `kind` that `key` points to; an
-/// `any` key (e.g. `map[any]V`, as inside `sync.Map` before Go 1.24) is read
-/// as its dynamic type.
+/// Reads a key of type `key_type` that `key` points to; an interface key
+/// (e.g. `map[any]V`, as inside `sync.Map` before Go 1.24, or
+/// `map[error]V`) is read as its dynamic type.
 #[inline(always)]
-fn read_indirect(ctx: &ProbeContext, key: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
-    if kind == Kind::Interface as u8 {
-        let type_word = read_user(ctx, key);
-        let data_word = read_user(ctx, key + 8);
-        read_interface(ctx, type_word, data_word, dst)
-    } else {
-        read_pointed(ctx, key, size, kind, dst)
+fn read_indirect(ctx: &ProbeContext, key: u64, key_type: TypeInfo, dst: *mut u8) -> KeyRead {
+    if key_type.kind & KIND_MASK != Kind::Interface as u8 {
+        return read_pointed(ctx, key, key_type, dst);
     }
+    let mut type_word = read_user(ctx, key);
+    if key_type.has_methods && type_word != 0 {
+        // An interface with methods holds an itab, which names the type.
+        type_word = read_user(ctx, type_word + ITAB_TYPE_OFFSET);
+    }
+    let data_word = read_user(ctx, key + 8);
+    read_interface(ctx, type_word, data_word, dst)
 }
 
-/// Reads a key of `size` bytes and concrete Go kind `kind` at `key`.
+/// Reads a key of concrete type `key_type` at `key`.
 #[inline(always)]
-fn read_pointed(ctx: &ProbeContext, key: u64, size: u64, kind: u8, dst: *mut u8) -> KeyRead {
+fn read_pointed(ctx: &ProbeContext, key: u64, key_type: TypeInfo, dst: *mut u8) -> KeyRead {
+    let kind = key_type.kind & KIND_MASK;
     if kind == Kind::String as u8 {
         // The key is a string header: (data pointer, length).
         let data = read_user(ctx, key);
         let len = read_user(ctx, key + 8);
         return read_string(ctx, data, len, dst);
     }
+    let copied = copy_user(ctx, key, key_type.size, dst);
+    // Its strings are captured only after the whole key: where its own
+    // bytes end, theirs begin.
+    let (copied, strings) = match key_type.strings {
+        0 => (copied, 0),
+        _ if u64::from(copied) != key_type.size => (copied, 0),
+        strings => key_strings::capture(ctx, dst, copied, strings),
+    };
     KeyRead {
         kind,
-        len: size.min(u64::from(u32::MAX)) as u32,
-        copied: copy_user(ctx, key, size, dst),
+        len: key_type.size.min(u64::from(u32::MAX)) as u32,
+        copied,
+        strings,
     }
 }
 
@@ -206,6 +219,7 @@ fn read_string(ctx: &ProbeContext, data: u64, len: u64, dst: *mut u8) -> KeyRead
         kind: Kind::String as u8,
         len: len.min(u64::from(u32::MAX)) as u32,
         copied: copy_user(ctx, data, len, dst),
+        strings: 0,
     }
 }
 

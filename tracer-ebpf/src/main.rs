@@ -18,6 +18,7 @@ mod go_lock;
 mod go_map;
 mod go_types;
 mod goroutine;
+mod key_strings;
 mod output;
 mod read;
 mod regs;

@@ -213,7 +213,11 @@ mod synthetic {
             let mut bytes = vec![0u8; size_of::<MapEvent>()];
             bytes[offset_of!(MapEvent, kind)] = EventKind::MapAccess as u8;
             bytes[offset_of!(MapEvent, op)] = op as u8;
-            self.put_common(&mut bytes, offset_of!(MapEvent, _pad1));
+            put(
+                &mut bytes,
+                offset_of!(MapEvent, timestamp_ns),
+                &self.now_ns.to_ne_bytes(),
+            );
             put(&mut bytes, offset_of!(MapEvent, g), &self.g().to_ne_bytes());
             let address = 0xc0_0001_0000 + 0x100 * map as u64;
             put(
@@ -246,7 +250,7 @@ mod synthetic {
             let mut bytes = vec![0u8; size_of::<LockEvent>()];
             bytes[offset_of!(LockEvent, kind)] = EventKind::LockWait as u8;
             bytes[offset_of!(LockEvent, op)] = op as u8;
-            self.put_common(&mut bytes, offset_of!(LockEvent, tid));
+            self.put_tid_and_time(&mut bytes);
             put(
                 &mut bytes,
                 offset_of!(LockEvent, goid),
@@ -281,10 +285,14 @@ mod synthetic {
         /// The word after the tag bytes (a lock wait's thread id, a map
         /// event's padding) and the timestamp after it, as both layouts
         /// have them.
-        fn put_common(&self, bytes: &mut [u8], word_offset: usize) {
+        fn put_tid_and_time(&self, bytes: &mut [u8]) {
             let tid = 1000 + (self.goid % 4) as u32;
-            put(bytes, word_offset, &tid.to_ne_bytes());
-            put(bytes, word_offset + 4, &self.now_ns.to_ne_bytes());
+            put(bytes, offset_of!(LockEvent, tid), &tid.to_ne_bytes());
+            put(
+                bytes,
+                offset_of!(LockEvent, timestamp_ns),
+                &self.now_ns.to_ne_bytes(),
+            );
         }
     }
 

@@ -32,7 +32,9 @@ pub struct TraceArgs {
         required_unless_present = "command"
     )]
     pub pid: Option<u32>,
-    /// Bytes of each map key to capture (longer keys are truncated).
+    /// Bytes of each map key to capture (longer keys are truncated). The
+    /// strings inside a struct or array key are captured after its own
+    /// bytes, up to 128 bytes in all.
     #[arg(long, value_name = "BYTES", default_value_t = tracer_common::DEFAULT_KEY_LIMIT)]
     pub key_bytes: u32,
     /// A key with at least this share of a busy map's operations is reported

@@ -135,10 +135,11 @@ fn decode_map_access(bytes: &[u8]) -> Result<MapAccess, DecodeError> {
     let key_len = u32_at(bytes, offset_of!(MapEvent, key_len));
     let copied = (u32_at(bytes, offset_of!(MapEvent, key_copied)) as usize).min(KEY_CAPACITY);
     let start = offset_of!(MapEvent, key);
-    let key = Key::decode(
+    let key = Key::decode_with_strings(
         Kind::from_u8(bytes[offset_of!(MapEvent, key_kind)]),
         &bytes[start..start + copied],
         key_len,
+        u32_at(bytes, offset_of!(MapEvent, key_strings)),
     );
     Ok(MapAccess {
         op,
@@ -191,10 +192,11 @@ fn decode_side(bytes: &[u8]) -> Result<Access, DecodeError> {
         goid: (goid != 0).then_some(goid),
         started_ns: u64_at(bytes, offset_of!(AccessSide, start_ns)),
         op,
-        key: Key::decode(
+        key: Key::decode_with_strings(
             Kind::from_u8(bytes[offset_of!(AccessSide, key_kind)]),
             &bytes[start..start + copied],
             u32_at(bytes, offset_of!(AccessSide, key_len)),
+            u32_at(bytes, offset_of!(AccessSide, key_strings)),
         ),
         stack: stack_at(bytes, offset_of!(AccessSide, frames), FRAMES),
     })

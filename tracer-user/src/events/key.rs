@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use tracer_common::go::Kind;
+use tracer_common::{KeyStrings, go::Kind};
 
 /// Bytes of a non-text, non-integer key shown before it is abbreviated.
 const HEX_SHOWN: usize = 16;
@@ -30,6 +30,15 @@ pub enum Key {
     Bytes {
         bytes: KeyBytes,
         truncated: bool,
+    },
+    /// A struct or array key holding strings, as captured (see
+    /// [`KeyStrings`]): its own `size` bytes, each string's data pointer
+    /// zeroed, then the bytes of the strings set in `strings`; so keys
+    /// compare by content, as Go compares them.
+    WithStrings {
+        bytes: KeyBytes,
+        size: u32,
+        strings: KeyStrings,
     },
     /// The key's memory could not be read at the probe.
     Unreadable,
@@ -116,9 +125,27 @@ impl Key {
     /// Builds a key from what the probe captured: `bytes` copied of a key of
     /// `len` bytes (a string's length) whose Go kind is `kind`.
     pub fn decode(kind: Option<Kind>, bytes: &[u8], len: u32) -> Self {
+        Self::decode_with_strings(kind, bytes, len, 0)
+    }
+
+    /// As [`Self::decode`], for a key whose strings set in `strings` were
+    /// captured by content after its own bytes.
+    pub fn decode_with_strings(
+        kind: Option<Kind>,
+        bytes: &[u8],
+        len: u32,
+        strings: KeyStrings,
+    ) -> Self {
         let Some(kind) = kind else { return Self::None };
         if bytes.is_empty() && len > 0 {
             return Self::Unreadable;
+        }
+        if strings != 0 && bytes.len() >= len as usize {
+            return Self::WithStrings {
+                bytes: bytes.into(),
+                size: len,
+                strings,
+            };
         }
         let truncated = bytes.len() < len as usize;
         match kind {
@@ -162,6 +189,11 @@ impl Key {
             Self::Float { bits, .. } => f64::from_bits(*bits).to_string(),
             Self::Pointer(address) => format!("{address:#x}"),
             Self::Bytes { bytes, truncated } => hex_key(bytes, *truncated),
+            Self::WithStrings {
+                bytes,
+                size,
+                strings,
+            } => with_strings(bytes, *size as usize, *strings),
             Self::Unreadable => "<unreadable>".to_owned(),
         }
     }
@@ -182,6 +214,40 @@ impl Key {
         }
         Some(hex)
     }
+}
+
+/// A struct or array key with its strings by content, word by word:
+/// `{"https", "example.com:443", 1}`. Words that are not strings read as
+/// little-endian integers (ints, bools and small enums read as written),
+/// in hex past 32 bits (pointers, hashes).
+fn with_strings(bytes: &[u8], size: usize, strings: KeyStrings) -> String {
+    let (own, mut appended) = bytes.split_at(size.min(bytes.len()));
+    let mut parts = Vec::new();
+    let mut word = 0;
+    while 8 * word < own.len() {
+        let at = 8 * word;
+        if strings & (1 << word) != 0 && at + 16 <= own.len() {
+            let len = unsigned(&own[at + 8..at + 16]) as usize;
+            let (text, rest) = appended.split_at(len.min(appended.len()));
+            appended = rest;
+            let truncated = text.len() < len;
+            let mut shown = escaped_text(whole_characters(text, truncated));
+            if truncated {
+                shown.push('…');
+            }
+            parts.push(format!("\"{}\"", shown.replace('"', "\\\"")));
+            word += 2;
+            continue;
+        }
+        let value = unsigned(&own[at..own.len().min(at + 8)]);
+        parts.push(if value >> 32 == 0 {
+            value.to_string()
+        } else {
+            format!("{value:#x}")
+        });
+        word += 1;
+    }
+    format!("{{{}}}", parts.join(", "))
 }
 
 /// `bytes` without a character cut in two at the end by truncation.
@@ -318,6 +384,50 @@ mod tests {
             assert_eq!(&*KeyBytes::from(&edge[..len]), &edge[..len]);
         }
         assert!(short < KeyBytes::from(&b"sku-5"[..]), "slice order");
+    }
+
+    /// A `struct{Scheme, Host string; Port int}` key as the probe captures
+    /// it: headers with their data pointers zeroed, the port, then the
+    /// strings' bytes (`host` cut to `host_copied` bytes).
+    fn route(scheme: &str, host: &str, host_copied: usize, port: u64) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for text in [scheme, host] {
+            bytes.extend(0u64.to_le_bytes());
+            bytes.extend((text.len() as u64).to_le_bytes());
+        }
+        bytes.extend(port.to_le_bytes());
+        bytes.extend(scheme.as_bytes());
+        bytes.extend(&host.as_bytes()[..host_copied]);
+        bytes
+    }
+
+    #[test]
+    fn strings_inside_a_key_read_as_text() {
+        let strings = 0b101;
+        let key = |bytes: &[u8]| Key::decode_with_strings(Some(Kind::Struct), bytes, 40, strings);
+        let https = key(&route("https", "example.com", 11, 443));
+        assert_eq!(https.display(), r#"{"https", "example.com", 443}"#);
+        assert_eq!(https, key(&route("https", "example.com", 11, 443)));
+        assert_ne!(https, key(&route("https", "example.org", 11, 443)));
+        assert_ne!(https, key(&route("http", "example.com", 11, 443)));
+        // Cut where the capture ended.
+        assert_eq!(
+            key(&route("https", "example.com", 3, 443)).display(),
+            r#"{"https", "exa…", 443}"#
+        );
+        // Words that are not strings: small ones as integers, others in hex.
+        let mut far = route("", "", 0, 0x1_0000_0000);
+        far[16..24].copy_from_slice(&0u64.to_le_bytes());
+        assert_eq!(
+            Key::decode_with_strings(Some(Kind::Struct), &far, 40, 0b1).display(),
+            r#"{"", 0, 0, 0x100000000}"#
+        );
+        // Without its whole struct, a key reads as bytes.
+        assert!(
+            key(&route("https", "example.com", 11, 443)[..32])
+                .display()
+                .starts_with("hex:")
+        );
     }
 
     #[test]

@@ -212,6 +212,7 @@ impl Tracer {
         let plan = placement::plan(target, go);
         let callers_used = plan.lock_callers.len() as u32;
         let kernel_log_level = kernel_log::level();
+        let field_offset_shift = field_offset_shift(go);
         let mut loader = EbpfLoader::new();
         loader
             .override_global(aya_log::LEVEL, &kernel_log_level, true)
@@ -220,6 +221,7 @@ impl Tracer {
             .override_global("CALLERS_USED", &callers_used, true)
             .override_global("GOID_OFFSET", &goid_offset, true)
             .override_global("KEY_LIMIT", &options.key_limit, true)
+            .override_global("FIELD_OFFSET_SHIFT", &field_offset_shift, true)
             .override_global("WAKEUP_BYTES", &rings.wakeup_bytes, true);
         if let Some(map) = &plumbing {
             loader.map_max_entries(PLUMBING_MAP, (map.words.len() as u32).max(1));
@@ -696,6 +698,12 @@ fn go_version(target: &Target, exe: &str) -> Result<GoVersion, LoadError> {
         });
     }
     Ok(version)
+}
+
+/// How far Go's struct type data shifts a field's offset: before Go 1.19
+/// its low bit said whether the field is embedded.
+fn field_offset_shift(go: GoVersion) -> u64 {
+    u64::from(go < GoVersion::new(19, 0))
 }
 
 fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, LoadError> {
