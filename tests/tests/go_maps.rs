@@ -174,3 +174,84 @@ fn check_hot_key_under_a_budget(toolchain_env: &str) {
         export.findings
     );
 }
+
+#[test]
+fn go_1_27_maps_made_at_one_address_are_apart() {
+    check_map_instances("CONTEND_GO_NEW", "go1.27");
+}
+
+#[test]
+fn go_1_19_maps_made_at_one_address_are_apart() {
+    check_map_instances("CONTEND_GO_OLD", "go1.19");
+}
+
+/// Each round of the mapreuse fixture makes a map at the same address and
+/// writes and reads its 50 keys: each is a map of its own. Its queue map,
+/// emptied by deletes every round (the runtime reseeds it), is one map.
+fn check_map_instances(toolchain_env: &str, expected_version: &str) {
+    const KEYS: u64 = 50;
+    let toolchain = GoToolchain::at(path_from_env(toolchain_env)).expect("a working Go toolchain");
+    assert!(toolchain.version.starts_with(expected_version));
+    let source = workspace_root().join("tests/fixtures/go/mapreuse");
+    let binary = toolchain
+        .build(&source, &[])
+        .expect("build the mapreuse fixture");
+    let fixture = Fixture::start(&binary, &["-seconds", "60"]).expect("start mapreuse");
+    let pid = fixture.pid().to_string();
+    let export = contend::record(
+        &format!("mapreuse-{}", toolchain.version),
+        &["--exact", "--pid", &pid, "--duration", "2"],
+    )
+    .export();
+
+    let rounds: Vec<_> = export
+        .maps
+        .iter()
+        .filter(|map| map.go_type.as_deref() == Some("map[int]int"))
+        .collect();
+    let address = |id: &str| id.split('#').next().unwrap_or(id).to_owned();
+    let first = rounds.first().expect("the rounds' maps were traced");
+    assert!(
+        rounds.len() >= 10
+            && rounds
+                .iter()
+                .all(|map| address(&map.id) == address(&first.id)),
+        "every round's map is its own, at one address: {:?}",
+        rounds.iter().map(|map| &map.id).collect::<Vec<_>>()
+    );
+    for map in &rounds {
+        assert!(
+            map.ops.write <= KEYS && map.ops.read <= KEYS,
+            "map {} has more operations than one round makes: {:?}",
+            map.id,
+            map.ops
+        );
+    }
+    assert!(
+        rounds
+            .iter()
+            .any(|map| map.ops.write == KEYS && map.ops.read == KEYS),
+        "a whole round is one map: {:?}",
+        rounds.iter().map(|map| map.ops).collect::<Vec<_>>()
+    );
+
+    let queues: Vec<_> = export
+        .maps
+        .iter()
+        .filter(|map| map.global.as_deref() == Some("main.queue"))
+        .collect();
+    assert_eq!(
+        queues.len(),
+        1,
+        "a map reseeded by the delete that empties it is one map: {:?}",
+        queues
+            .iter()
+            .map(|map| (&map.id, map.ops))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        queues[0].ops.write >= 3 * rounds.len() as u64,
+        "{:?}",
+        queues[0].ops
+    );
+}

@@ -97,7 +97,8 @@ impl Window {
 ///
 /// Layout, least significant byte first: op, key ABI, map register, map
 /// type register, key register a, key register b, and window (two bits)
-/// with a bit that is set when the probe sits on the stack check's branch.
+/// with a bit that is set when the probe sits on the stack check's branch
+/// and one set for a runtime map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapCookie {
     pub op: MapOp,
@@ -112,6 +113,9 @@ pub struct MapCookie {
     /// `morestack`, after which the function runs again from its entry:
     /// only the hit that falls through counts the call.
     pub on_stack_check: bool,
+    /// The map is one of the runtime's (not a `sync.Map`): its header has
+    /// a hash seed, which tells apart the maps one address holds in turn.
+    pub runtime_map: bool,
 }
 
 impl MapCookie {
@@ -122,12 +126,15 @@ impl MapCookie {
             | (self.map_type as u64) << 24
             | (self.key_a as u64) << 32
             | (self.key_b as u64) << 40
-            | (self.window as u64 | (self.on_stack_check as u64) << 2) << 48
+            | (self.window as u64
+                | (self.on_stack_check as u64) << 2
+                | (self.runtime_map as u64) << 3)
+                << 48
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
         let byte = |n: u32| (cookie >> (8 * n)) as u8;
-        if byte(6) > 7 {
+        if byte(6) > 15 {
             return None;
         }
         Some(Self {
@@ -139,6 +146,7 @@ impl MapCookie {
             key_b: Reg::from_u8(byte(5))?,
             window: Window::from_u8(byte(6) & 3)?,
             on_stack_check: byte(6) & 4 != 0,
+            runtime_map: byte(6) & 8 != 0,
         })
     }
 }
@@ -208,10 +216,12 @@ mod tests {
             key_b: Reg::Rdi,
             window: Window::Open,
             on_stack_check: false,
+            runtime_map: false,
         };
         assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));
         let cookie = MapCookie {
             on_stack_check: true,
+            runtime_map: true,
             ..cookie
         };
         assert_eq!(MapCookie::decode(cookie.encode()), Some(cookie));

@@ -21,12 +21,19 @@ pub enum ProbeFailure {
     /// The attachment's cookie did not decode: the daemon and the eBPF
     /// object disagree on its layout.
     Cookie = 3,
+    /// A map's header (its element count and hash seed) could not be read.
+    ReadMap = 4,
 }
 
 impl ProbeFailure {
-    pub const COUNT: u32 = 4;
-    pub const ALL: [Self; Self::COUNT as usize] =
-        [Self::ReadKey, Self::ReadStack, Self::ReadLock, Self::Cookie];
+    pub const COUNT: u32 = 5;
+    pub const ALL: [Self; Self::COUNT as usize] = [
+        Self::ReadKey,
+        Self::ReadStack,
+        Self::ReadLock,
+        Self::Cookie,
+        Self::ReadMap,
+    ];
 
     /// Its name in exports and reports.
     pub const fn name(self) -> &'static str {
@@ -35,6 +42,7 @@ impl ProbeFailure {
             Self::ReadStack => "read_stack",
             Self::ReadLock => "read_lock",
             Self::Cookie => "cookie",
+            Self::ReadMap => "read_map",
         }
     }
 }

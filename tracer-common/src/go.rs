@@ -48,6 +48,17 @@ pub const TYPE_KIND_OFFSET: u64 = 23;
 /// `SwissMapType`/`MapType`.
 pub const MAP_TYPE_KEY_OFFSET: u64 = 48;
 
+/// Bytes of a runtime map's header read to tell maps apart: the element
+/// count (`hmap.count`, `maps.Map.used`), then a word whose upper half is
+/// the hash seed (`hmap.hash0` after the flags, B and overflow count;
+/// the upper half of `maps.Map.seed` in Swiss-table maps, Go 1.24+).
+pub const MAP_HEADER_BYTES: usize = 16;
+
+/// The hash seed in the header's second word.
+pub const fn map_seed(second_word: u64) -> u32 {
+    (second_word >> 32) as u32
+}
+
 /// Offset of the element type pointer in an array type (`abi.ArrayType`),
 /// right after the embedded `abi.Type`.
 pub const ARRAY_TYPE_ELEM_OFFSET: u64 = 48;

@@ -220,8 +220,14 @@ pub struct MapEvent {
     /// read: at ~120 ns a read of user memory, it was an eighth of what a
     /// map probe costs.
     pub g: u64,
-    /// Address of the runtime map header: the map's identity.
+    /// Address of the runtime map header: with `map_instance`, the map's
+    /// identity.
     pub map: u64,
+    /// Which of the maps `map` has held this one is: the hash seed the
+    /// first time it was seen there (see `tracer-ebpf/src/map_instances.rs`);
+    /// 0 for a `sync.Map`, or when unknown.
+    pub map_instance: u32,
+    pub _pad1: u32,
     /// Return addresses, the caller first; 0 past the end of the chain.
     pub frames: [u64; FRAMES],
     /// The key's size in the target (a string's length); may exceed what
@@ -352,7 +358,7 @@ pub struct ConflictEvent {
 }
 
 const FRAME_BYTES: usize = 8 * FRAMES;
-const _: () = assert!(core::mem::size_of::<MapEvent>() == 40 + FRAME_BYTES + KEY_CAPACITY);
+const _: () = assert!(core::mem::size_of::<MapEvent>() == 48 + FRAME_BYTES + KEY_CAPACITY);
 const _: () = assert!(core::mem::align_of::<MapEvent>() == 8);
 const LOCK_FRAME_BYTES: usize = 8 * LOCK_FRAMES;
 const _: () = assert!(core::mem::size_of::<LockEvent>() == 48 + LOCK_FRAME_BYTES);

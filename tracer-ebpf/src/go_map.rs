@@ -21,7 +21,7 @@ use crate::{
     conflict::{self, Access, KeyRead},
     failures, frames,
     go_types::{self, TypeInfo},
-    goroutine, key_strings, output, read,
+    goroutine, key_strings, map_instances, output, read,
     regs::{self, Regs},
 };
 
@@ -107,6 +107,12 @@ fn record(
         (&raw mut (*event).timestamp_ns).write(access.timestamp_ns);
         (&raw mut (*event).g).write(g);
         (&raw mut (*event).map).write(access.map);
+        (&raw mut (*event).map_instance).write(if probe.runtime_map {
+            map_instances::of(ctx, access.map, probe.op)
+        } else {
+            0
+        });
+        (&raw mut (*event)._pad1).write(0);
         (&raw mut (*event).frames).write(access.frames);
         (&raw mut (*event).key_len).write(access.key.len);
         (&raw mut (*event).key_copied).write(access.key.copied);

@@ -19,6 +19,7 @@ mod go_map;
 mod go_types;
 mod goroutine;
 mod key_strings;
+mod map_instances;
 mod output;
 mod read;
 mod regs;

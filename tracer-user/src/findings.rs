@@ -10,8 +10,9 @@ use tracer_common::{LockOp, MapOp};
 
 use crate::{
     aggregate::{
-        Aggregate, Guard, MapEstimate, MapStats, RacePair, RaceStats, Scale, StackCounts,
-        WaitStats, goroutines::GOROUTINE_CAPACITY, guards::LockSites, locks::WaitFigures,
+        Aggregate, Guard, MapEstimate, MapId, MapLabels, MapStats, RacePair, RaceStats, Scale,
+        StackCounts, WaitStats, goroutines::GOROUTINE_CAPACITY, guards::LockSites,
+        locks::WaitFigures,
     },
     export::{
         build::wait_figures,
@@ -109,8 +110,8 @@ pub struct Finding {
     pub severity: Severity,
     /// One sentence: what, how much, and why it matters.
     pub message: String,
-    /// Address of the map or lock the finding is about.
-    pub subject: u64,
+    /// The map or lock the finding is about.
+    pub subject: Subject,
     /// The operations or waits the finding rests on.
     pub count: u64,
     /// Where it happens, with the operations or waits from each, busiest
@@ -120,6 +121,14 @@ pub struct Finding {
     pub accesses: Vec<RaceAccess>,
     /// The change recommended, for advice and races.
     pub advice: Option<Advice>,
+}
+
+/// What a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    Map(MapId),
+    /// A lock, by address.
+    Lock(u64),
 }
 
 /// One side of a concurrent map access, as evidence.
@@ -143,14 +152,16 @@ pub fn find(
     seconds: f64,
 ) -> Vec<Finding> {
     let locks = contended_locks(aggregate, thresholds, resolver, scale, seconds);
-    let hot_keys = aggregate.maps().filter_map(|(address, stats)| {
-        hot_key(address, stats, thresholds, resolver, scale, &locks)
+    let labels = aggregate.map_labels();
+    let hot_keys = aggregate.maps().filter_map(|(map, stats)| {
+        let label = map_label(&labels, map, &sites::map_name(&stats.stacks, resolver));
+        hot_key(map, &label, stats, thresholds, resolver, scale, &locks)
     });
     let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
         lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
     });
-    let races = concurrent_map_accesses(aggregate, resolver, scale);
-    let advice = advice_findings(aggregate, resolver, scale, seconds);
+    let races = concurrent_map_accesses(aggregate, &labels, resolver, scale);
+    let advice = advice_findings(aggregate, &labels, resolver, scale, seconds);
     let mut findings: Vec<Finding> = (races.into_iter())
         .chain(hot_keys)
         .chain(convoys)
@@ -167,6 +178,7 @@ pub fn find(
 /// Advice for every map of the program's whose numbers support one.
 fn advice_findings(
     aggregate: &Aggregate,
+    labels: &MapLabels,
     resolver: &dyn ResolveSites,
     scale: &Scale,
     seconds: f64,
@@ -182,7 +194,7 @@ fn advice_findings(
                 return None;
             };
             let name = sites::map_name(&stats.stacks, resolver);
-            let label = map_label(map, &name);
+            let label = map_label(labels, map, &name);
             let guard = map_guard(aggregate, map, stats, origin, &lock_sites, resolver)
                 .map(|guard| lock_facts(aggregate, &guard, scale, seconds));
             let estimate = MapEstimate::of(stats, scale);
@@ -192,7 +204,7 @@ fn advice_findings(
                 kind: Kind::Advice,
                 severity: Severity::Warning,
                 message,
-                subject: map,
+                subject: Subject::Map(map),
                 count: estimate.ops.total(),
                 sites: evidence(&stats.stacks, resolver),
                 accesses: Vec::new(),
@@ -216,7 +228,7 @@ pub(crate) fn lock_sites(aggregate: &Aggregate, resolver: &dyn ResolveSites) -> 
 /// one used in a function that waits for a lock is no evidence of one.
 pub(crate) fn map_guard(
     aggregate: &Aggregate,
-    map: u64,
+    map: MapId,
     stats: &MapStats,
     origin: Origin,
     lock_sites: &LockSites,
@@ -226,7 +238,9 @@ pub(crate) fn map_guard(
     let site = (shared && origin == Origin::Program(Some(MapKind::Map)))
         .then(|| lock_sites.guard(&stats.stacks, &|stack| resolver.site_functions(stack)))
         .flatten();
-    (aggregate.guards).guard(map, aggregate.conflicts.on_map(map), site.as_ref())
+    // Locks and races are seen by address, whichever map it held.
+    let address = map.address;
+    (aggregate.guards).guard(address, aggregate.conflicts.on_map(address), site.as_ref())
 }
 
 /// `estimate`'s operations: a map filled at start and then read is
@@ -312,6 +326,7 @@ type ResolvedSide = (MapOp, Option<CallSite>);
 /// share a site).
 fn concurrent_map_accesses(
     aggregate: &Aggregate,
+    labels: &MapLabels,
     resolver: &dyn ResolveSites,
     scale: &Scale,
 ) -> Vec<Finding> {
@@ -324,10 +339,11 @@ fn concurrent_map_accesses(
     }
     by_sites
         .into_iter()
-        .map(|((map, first, second), (count, example, pair))| {
+        .map(|((address, first, second), (count, example, pair))| {
             let name = resolver.map_name(&pair.first.stack);
+            let map = labels.at_address(address);
             let mut finding = race_finding(
-                &map_label(map, &name),
+                &map_label(labels, map, &name),
                 map,
                 [first, second],
                 count,
@@ -355,14 +371,14 @@ fn resolved_sides(
 }
 
 /// `main.cache map[string]int 0xc000123000`, or `map 0xc000123000`.
-fn map_label(address: u64, name: &MapName) -> String {
-    let id = format!("{address:#x}");
+fn map_label(labels: &MapLabels, map: MapId, name: &MapName) -> String {
+    let id = labels.label(map);
     report::label_map(name.global.as_deref(), name.go_type.as_deref(), &id)
 }
 
 fn race_finding(
     label: &str,
-    map: u64,
+    map: MapId,
     sides: [ResolvedSide; 2],
     count: u64,
     example: &RaceStats,
@@ -400,7 +416,7 @@ fn race_finding(
         kind: Kind::ConcurrentMapAccess,
         severity: Severity::Critical,
         message,
-        subject: map,
+        subject: Subject::Map(map),
         count,
         sites: sides
             .iter()
@@ -503,7 +519,8 @@ enum Serialises<'a> {
 }
 
 fn hot_key(
-    address: u64,
+    map: MapId,
+    label: &str,
     stats: &MapStats,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
@@ -555,14 +572,13 @@ fn hot_key(
         kind: Kind::HotKey,
         severity,
         message: format!(
-            "key {:?} takes {}{:.0}% of the {about}{} operations on {}; {why}",
+            "key {:?} takes {}{:.0}% of the {about}{} operations on {label}; {why}",
             top.key.display(),
             if top.error > 0 { "at least " } else { "" },
             100.0 * share,
             estimate.ops.total(),
-            map_label(address, &sites::map_name(&stats.stacks, resolver)),
         ),
-        subject: address,
+        subject: Subject::Map(map),
         count: estimate.count(top.guaranteed()),
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
@@ -617,7 +633,7 @@ fn lock_convoy(
         kind: Kind::LockConvoy,
         severity: Severity::Warning,
         message: convoy_message(address, op, stats, &figures, seconds),
-        subject: address,
+        subject: Subject::Lock(address),
         count: figures.contended,
         sites: evidence(&stats.stacks, resolver),
         accesses: Vec::new(),
@@ -742,7 +758,12 @@ mod tests {
                 finding.subject,
                 finding.count
             ),
-            (Kind::HotKey, Severity::Warning, 1, 400)
+            (
+                Kind::HotKey,
+                Severity::Warning,
+                Subject::Map(MapId::at(1)),
+                400
+            )
         );
         assert!(
             finding.message.contains("\"sku-42\" takes 40%")
@@ -916,7 +937,7 @@ mod tests {
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(
             (findings[0].kind, findings[0].subject, findings[0].count),
-            (Kind::LockConvoy, 0xc0de, 210)
+            (Kind::LockConvoy, Subject::Lock(0xc0de), 210)
         );
         let message = &findings[0].message;
         assert!(
@@ -973,7 +994,12 @@ mod tests {
                 finding.subject,
                 finding.count
             ),
-            (Kind::ConcurrentMapAccess, Severity::Critical, 0xc0ffee, 3)
+            (
+                Kind::ConcurrentMapAccess,
+                Severity::Critical,
+                Subject::Map(MapId::at(0xc0ffee)),
+                3
+            )
         );
         let sides: Vec<_> = finding
             .accesses

@@ -5,7 +5,7 @@
 //! [`Forgotten`]. Any map busy enough to matter stays: it is busier than
 //! half the table each time the table fills.
 
-use super::{HashMap, MapStats, OpCounts};
+use super::{HashMap, MapId, MapStats, OpCounts};
 
 /// Maps kept at a time: far more than a report or the dashboard shows.
 pub const MAP_CAPACITY: usize = 1024;
@@ -13,7 +13,7 @@ pub const MAP_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub struct MapTable {
     capacity: usize,
-    kept: HashMap<u64, MapStats>,
+    kept: HashMap<MapId, MapStats>,
     pub forgotten: Forgotten,
 }
 
@@ -43,7 +43,7 @@ impl MapTable {
     }
 
     /// The statistics of `map`, made room for if it is new.
-    pub fn stats(&mut self, map: u64) -> &mut MapStats {
+    pub fn stats(&mut self, map: MapId) -> &mut MapStats {
         // The length first: while the table has room, one lookup.
         if self.kept.len() >= self.capacity && !self.kept.contains_key(&map) {
             self.forget_the_quieter_half();
@@ -52,15 +52,15 @@ impl MapTable {
     }
 
     fn forget_the_quieter_half(&mut self) {
-        let mut by_ops: Vec<(u64, u64)> = self
+        let mut by_ops: Vec<(u64, MapId)> = self
             .kept
             .iter()
-            .map(|(address, stats)| (stats.ops.total(), *address))
+            .map(|(id, stats)| (stats.ops.total(), *id))
             .collect();
         let forget = by_ops.len() - self.capacity / 2;
         by_ops.select_nth_unstable(forget - 1);
-        for (_, address) in &by_ops[..forget] {
-            if let Some(stats) = self.kept.remove(address) {
+        for (_, id) in &by_ops[..forget] {
+            if let Some(stats) = self.kept.remove(id) {
                 self.forgotten.maps += 1;
                 self.forgotten.ops.absorb(&stats.ops);
             }
@@ -72,9 +72,9 @@ impl MapTable {
         self.kept.len() as u64 + self.forgotten.maps
     }
 
-    /// Every kept map with its address, in no particular order.
-    pub fn kept(&self) -> impl Iterator<Item = (u64, &MapStats)> + '_ {
-        self.kept.iter().map(|(address, stats)| (*address, stats))
+    /// Every kept map, in no particular order.
+    pub fn kept(&self) -> impl Iterator<Item = (MapId, &MapStats)> + '_ {
+        self.kept.iter().map(|(id, stats)| (*id, stats))
     }
 }
 
@@ -86,14 +86,17 @@ mod tests {
 
     #[test]
     fn a_map_per_request_keeps_the_table_bounded_and_the_hot_map() {
-        const HOT: u64 = 1;
+        const HOT: MapId = MapId::at(1);
         let mut table = MapTable::with_capacity(64);
         for request in 0..100_000u64 {
             table.stats(HOT).ops.add(MapOp::Read);
-            table.stats(1_000 + request).ops.add(MapOp::Write);
+            table
+                .stats(MapId::at(1_000 + request))
+                .ops
+                .add(MapOp::Write);
             assert!(table.kept.len() <= 64, "at request {request}");
         }
-        let hot = table.kept().find(|(address, _)| *address == HOT);
+        let hot = table.kept().find(|(id, _)| *id == HOT);
         assert_eq!(
             hot.map(|(_, stats)| stats.ops.read),
             Some(100_000),

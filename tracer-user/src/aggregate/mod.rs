@@ -8,6 +8,7 @@ pub mod goroutines;
 pub mod guards;
 pub mod keys;
 pub mod locks;
+pub mod map_ids;
 pub mod maps;
 pub mod rate;
 pub mod stacks;
@@ -22,6 +23,7 @@ pub use goroutines::Goroutines;
 pub use guards::{Guard, Guards};
 pub use keys::KeyCounts;
 pub use locks::{LockWaits, MeasuredWaits, WaitStats};
+pub use map_ids::{MapId, MapLabels};
 pub use maps::{Forgotten, MapTable};
 pub use rate::Rate;
 pub use stacks::StackCounts;
@@ -73,6 +75,8 @@ impl OpCounts {
 /// Everything we know about one map.
 #[derive(Debug, Default)]
 pub struct MapStats {
+    /// When its first operation was seen.
+    pub first_ns: u64,
     pub ops: OpCounts,
     pub keys: KeyCounts,
     /// Operations by the stack they were called from.
@@ -149,7 +153,13 @@ impl Aggregate {
         }
         (self.guards).map_access(access.g, access.map, access.timestamp_ns);
         let at_start = self.coverage.in_first_stretch(access.timestamp_ns);
-        let stats = self.maps.stats(access.map);
+        let stats = self.maps.stats(MapId {
+            address: access.map,
+            instance: access.instance,
+        });
+        if stats.ops.total() == 0 {
+            stats.first_ns = access.timestamp_ns;
+        }
         stats.ops.add(access.op);
         stats.stacks.observe(access.stack);
         if at_start {
@@ -179,15 +189,20 @@ impl Aggregate {
         self.maps.forgotten
     }
 
-    /// Every kept map with its address, in no particular order.
-    pub fn maps(&self) -> impl Iterator<Item = (u64, &MapStats)> + '_ {
+    /// Every kept map, in no particular order.
+    pub fn maps(&self) -> impl Iterator<Item = (MapId, &MapStats)> + '_ {
         self.maps.kept()
     }
 
-    /// The `n` busiest maps with their addresses, busiest first. A live view
-    /// asks for this every tick of a program that may have a million maps:
-    /// the busiest are selected, not the whole table sorted.
-    pub fn busiest_maps(&self, n: usize) -> Vec<(u64, &MapStats)> {
+    /// The names of the kept maps.
+    pub fn map_labels(&self) -> MapLabels {
+        MapLabels::of(self.maps())
+    }
+
+    /// The `n` busiest maps, busiest first. A live view asks for this every
+    /// tick of a program that may have a million maps: the busiest are
+    /// selected, not the whole table sorted.
+    pub fn busiest_maps(&self, n: usize) -> Vec<(MapId, &MapStats)> {
         top_n(self.maps().collect(), n, |a, b| {
             b.1.ops.total().cmp(&a.1.ops.total()).then(a.0.cmp(&b.0))
         })
@@ -250,7 +265,7 @@ mod tests {
         assert_eq!(aggregate.dropped(), 5);
         let maps = aggregate.busiest_maps(10);
         assert_eq!(maps.len(), 2);
-        assert_eq!(maps[0].0, 1, "busiest map first");
+        assert_eq!(maps[0].0, MapId::at(1), "busiest map first");
         assert_eq!(
             maps[0].1.ops,
             OpCounts {

@@ -52,6 +52,8 @@ pub struct MapAccess {
     pub timestamp_ns: u64,
     /// Address of the map's runtime header.
     pub map: u64,
+    /// Which of the maps at `map` (see [`tracer_common::MapEvent::map_instance`]).
+    pub instance: u32,
     pub key: Key,
     pub stack: Stack,
 }
@@ -146,6 +148,7 @@ fn decode_map_access(bytes: &[u8]) -> Result<MapAccess, DecodeError> {
         g: u64_at(bytes, offset_of!(MapEvent, g)),
         timestamp_ns: u64_at(bytes, offset_of!(MapEvent, timestamp_ns)),
         map: u64_at(bytes, offset_of!(MapEvent, map)),
+        instance: u32_at(bytes, offset_of!(MapEvent, map_instance)),
         key,
         stack: stack_at(bytes, offset_of!(MapEvent, frames), FRAMES),
     })

@@ -48,6 +48,7 @@ pub(crate) mod fixtures {
             g: 1,
             timestamp_ns: 0,
             map,
+            instance: 0,
             key: text_key(key),
             stack: Stack::default(),
         })

@@ -10,7 +10,8 @@ use super::schema::{
 };
 use crate::{
     aggregate::{
-        Aggregate, Guard, MapEstimate, MapStats, Scale, StackCounts, WaitStats, locks::WaitFigures,
+        Aggregate, Guard, MapEstimate, MapId, MapLabels, MapStats, Scale, StackCounts, WaitStats,
+        locks::WaitFigures,
     },
     findings::{
         self, Thresholds,
@@ -89,7 +90,8 @@ pub fn export(recording: &Recording<'_>) -> Export {
     } = recording;
     let seconds = window.duration_ns as f64 / 1e9;
     let scale = &sampling.scale;
-    let (maps, sync_map_internals) = map_reports(aggregate, *sites, seconds, scale);
+    let labels = aggregate.map_labels();
+    let (maps, sync_map_internals) = map_reports(aggregate, &labels, *sites, seconds, scale);
     Export {
         schema: SCHEMA_V1.to_owned(),
         target: (*target).clone(),
@@ -116,7 +118,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
         locks: lock_reports(aggregate, *sites, seconds, scale),
         findings: findings::find(aggregate, thresholds, *sites, scale, seconds)
             .into_iter()
-            .map(finding)
+            .map(|found| finding(found, &labels))
             .collect(),
     }
 }
@@ -133,13 +135,16 @@ pub fn target_info(target: &Target) -> schema::Target {
     }
 }
 
-fn finding(finding: findings::Finding) -> schema::Finding {
+fn finding(finding: findings::Finding, labels: &MapLabels) -> schema::Finding {
     let advice = finding.advice.clone();
     let mut report = schema::Finding {
         kind: finding.kind.name().to_owned(),
         severity: finding.severity.name().to_owned(),
         message: finding.message,
-        subject: format!("{:#x}", finding.subject),
+        subject: match finding.subject {
+            findings::Subject::Map(map) => labels.label(map),
+            findings::Subject::Lock(lock) => format!("{lock:#x}"),
+        },
         sites: finding
             .sites
             .into_iter()
@@ -245,6 +250,7 @@ fn probe_failures(failures: Failures) -> schema::ProbeFailures {
         read_stack: failures.of(ProbeFailure::ReadStack),
         read_lock: failures.of(ProbeFailure::ReadLock),
         cookie: failures.of(ProbeFailure::Cookie),
+        read_map: failures.of(ProbeFailure::ReadMap),
     }
 }
 
@@ -279,6 +285,7 @@ fn other_maps(aggregate: &Aggregate, scale: &Scale) -> Option<schema::OtherMaps>
 /// as a sync.Map's internals.
 fn map_reports(
     aggregate: &Aggregate,
+    labels: &MapLabels,
     resolver: &dyn ResolveSites,
     seconds: f64,
     scale: &Scale,
@@ -288,7 +295,7 @@ fn map_reports(
     let lock_sites = findings::lock_sites(aggregate, resolver);
     let reports: Vec<MapReport> = busiest
         .into_iter()
-        .filter_map(|(address, stats)| {
+        .filter_map(|(map, stats)| {
             let origin = sites::map_origin(&stats.stacks, resolver);
             // A sync.Map's own runtime maps (before Go 1.24): their
             // operations are the sync.Map's, which its probes counted.
@@ -297,7 +304,7 @@ fn map_reports(
             }
             let end_ns = aggregate.coverage.start_ns + (seconds * 1e9) as u64;
             let peak = aggregate.coverage.peak_per_second(&stats.rate, end_ns);
-            let mut report = map_report(address, stats, resolver, seconds, scale, peak);
+            let mut report = map_report(labels, map, stats, resolver, seconds, scale, peak);
             report.kind = match origin {
                 Origin::Program(kind) => kind.map(|kind| kind.name().to_owned()),
                 _ => None,
@@ -305,8 +312,7 @@ fn map_reports(
             report.runtime_internal = origin == Origin::Runtime;
             let name = sites::map_name(&stats.stacks, resolver);
             (report.go_type, report.global) = (name.go_type, name.global);
-            let guard =
-                findings::map_guard(aggregate, address, stats, origin, &lock_sites, resolver);
+            let guard = findings::map_guard(aggregate, map, stats, origin, &lock_sites, resolver);
             report.guarded_by = guard.and_then(|guard| guarded_by(&guard, resolver));
             Some(report)
         })
@@ -319,7 +325,8 @@ fn map_reports(
 /// recording (traced counts over coverage); shares, goroutines and sites'
 /// order come from what was traced.
 fn map_report(
-    address: u64,
+    labels: &MapLabels,
+    map: MapId,
     stats: &MapStats,
     resolver: &dyn ResolveSites,
     seconds: f64,
@@ -331,7 +338,7 @@ fn map_report(
     let count = |traced| estimate.count(traced);
     let sites = top_sites(&estimate.stacks, resolver, |whole| whole);
     MapReport {
-        id: format!("{address:#x}"),
+        id: labels.label(map),
         kind: None,
         go_type: None,
         global: None,
@@ -503,6 +510,7 @@ mod tests {
                 g: 1,
                 timestamp_ns: SECOND / 2 + n * SECOND / 2000,
                 map: 0xc000010000,
+                instance: 0,
                 key: text_key("k"),
                 stack: Stack::default(),
             }));

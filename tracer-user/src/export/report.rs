@@ -838,6 +838,7 @@ mod tests {
                 g,
                 timestamp_ns: 1_000_000_000,
                 map: CACHE,
+                instance: 0,
                 key: text_key(key),
                 stack: Stack::of([pc, 0, 0, 0]),
             })
@@ -864,6 +865,7 @@ mod tests {
                 g: 1 + n % 8,
                 timestamp_ns: 1_000_000_000,
                 map: SESSIONS,
+                instance: 0,
                 key: text_key(&format!("session-{n}")),
                 stack: Stack::of([SET, 0, 0, 0]),
             }));

@@ -190,6 +190,10 @@ pub struct ProbeFailures {
     /// The probe's attach cookie did not decode (a contend bug).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cookie: u64,
+    /// A map's header (its hash seed, which tells apart the maps one
+    /// address holds in turn) could not be read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_map: u64,
 }
 
 impl ProbeFailures {
@@ -204,12 +208,13 @@ impl ProbeFailures {
     }
 
     /// Each failure's name, as in the export, with its count.
-    pub fn counts(&self) -> [(&'static str, u64); 4] {
+    pub fn counts(&self) -> [(&'static str, u64); 5] {
         [
             ("read_key", self.read_key),
             ("read_stack", self.read_stack),
             ("read_lock", self.read_lock),
             ("cookie", self.cookie),
+            ("read_map", self.read_map),
         ]
     }
 }
@@ -224,7 +229,10 @@ fn is_false(value: &bool) -> bool {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MapReport {
-    /// The map's address in the target, `0x…`.
+    /// The map's address in the target, `0x…`; `0x…#2`, `#3`, … for the
+    /// second, third, … map listed at that address (a map made per call
+    /// in a function's frame, or memory the heap reused), told apart by
+    /// their hash seeds. Files before this have the address alone.
     pub id: String,
     /// `map` or `sync.Map`, as the functions its operations call show;
     /// absent when they do not (and in older files).

@@ -223,6 +223,7 @@ impl MapProbe {
             key_b,
             window: self.window(closable),
             on_stack_check: false,
+            runtime_map: !self.synchronized,
         }
     }
 }

@@ -49,7 +49,7 @@ impl Failures {
 
 #[cfg(test)]
 mod tests {
-    use tracer_common::ProbeFailure::{Cookie, ReadKey, ReadLock, ReadStack};
+    use tracer_common::ProbeFailure::{Cookie, ReadKey, ReadLock, ReadMap, ReadStack};
 
     use super::*;
 
@@ -68,7 +68,13 @@ mod tests {
         let second = Failures::of_slot(&by_index, 2);
         assert_eq!(
             second.counts().collect::<Vec<_>>(),
-            [(ReadKey, 7), (ReadStack, 0), (ReadLock, 0), (Cookie, 1)]
+            [
+                (ReadKey, 7),
+                (ReadStack, 0),
+                (ReadLock, 0),
+                (Cookie, 1),
+                (ReadMap, 0)
+            ]
         );
         assert_eq!(Failures::of_slot(&by_index, 3).of(ReadStack), 5);
         assert_eq!(Failures::of_slot(&by_index, 0), Failures::default());

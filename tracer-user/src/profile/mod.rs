@@ -85,8 +85,11 @@ pub fn build(
     window: Window,
 ) -> Profile {
     let mut samples = Vec::new();
-    for (address, stats) in aggregate.maps() {
-        let subject = Subject::Map { address };
+    // By address: the maps one address held in turn are one in a profile.
+    for (map, stats) in aggregate.maps() {
+        let subject = Subject::Map {
+            address: map.address,
+        };
         let estimate = MapEstimate::of(stats, scale);
         for (stack, count, _) in with_overflow(&estimate.stacks, None) {
             samples.push(Sample {

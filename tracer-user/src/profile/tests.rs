@@ -51,6 +51,7 @@ fn profile() -> Profile {
             g: 1,
             timestamp_ns: 0,
             map: CACHE,
+            instance: 0,
             key: text_key("sku-42"),
             stack: Stack::of(stack),
         })
@@ -112,6 +113,7 @@ fn overflowing_stacks_are_counted_under_a_frame_of_their_own() {
             g: 1,
             timestamp_ns: 0,
             map: CACHE,
+            instance: 0,
             key: text_key("k"),
             stack: Stack::of([pc, 0, 0, 0]),
         }));
