@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn every_failure_of_every_slot_has_its_own_counter() {
-        let last = failure_slot(HIT_SLOTS - 1, ProbeFailure::Cookie);
+        let last = failure_slot(HIT_SLOTS - 1, ProbeFailure::ReadMap);
         assert_eq!(last, FAILURE_SLOTS - 1);
         assert_eq!(failure_slot(1, ProbeFailure::ReadKey), ProbeFailure::COUNT);
         for (index, failure) in ProbeFailure::ALL.into_iter().enumerate() {
