@@ -154,8 +154,7 @@ pub fn find(
     let locks = contended_locks(aggregate, thresholds, resolver, scale, seconds);
     let labels = aggregate.map_labels();
     let hot_keys = aggregate.maps().filter_map(|(map, stats)| {
-        let label = map_label(&labels, map, &sites::map_name(&stats.stacks, resolver));
-        hot_key(map, &label, stats, thresholds, resolver, scale, &locks)
+        hot_key((map, stats), &labels, thresholds, resolver, scale, &locks)
     });
     let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
         lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
@@ -197,7 +196,7 @@ fn advice_findings(
             let label = map_label(labels, map, &name);
             let guard = map_guard(aggregate, map, stats, origin, &lock_sites, resolver)
                 .map(|guard| lock_facts(aggregate, &guard, scale, seconds));
-            let estimate = MapEstimate::of(stats, scale);
+            let estimate = MapEstimate::of(stats, scale, labels.is_gone(map));
             let facts = map_facts(stats, &estimate, &label, &name, kind, guard, scale);
             let (message, advice) = advice::advise(&facts)?;
             Some(Finding {
@@ -519,9 +518,8 @@ enum Serialises<'a> {
 }
 
 fn hot_key(
-    map: MapId,
-    label: &str,
-    stats: &MapStats,
+    (map, stats): (MapId, &MapStats),
+    labels: &MapLabels,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
     scale: &Scale,
@@ -546,7 +544,8 @@ fn hot_key(
         return None;
     }
     let serialises = serialises(stats, thresholds, resolver, locks)?;
-    let estimate = MapEstimate::of(stats, scale);
+    let estimate = MapEstimate::of(stats, scale, labels.is_gone(map));
+    let label = map_label(labels, map, &sites::map_name(&stats.stacks, resolver));
     let about = if scale.maps_sampled() { "~" } else { "" };
     let severity = match serialises {
         Serialises::Lock(..) if share >= 0.5 => Severity::Critical,

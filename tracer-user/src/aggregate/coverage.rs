@@ -207,6 +207,7 @@ impl Coverage {
             maps: self.maps_armed.covered(self.start_ns, now) as f64 / span as f64,
             maps_after_start: self.maps_after_first_stretch(now),
             lock_gaps: Some(self.lock_stretches(now)),
+            maps_armed: Some(self.maps_armed.clone()),
         }
     }
 }
@@ -223,6 +224,8 @@ pub struct Scale {
     /// The stretches lock waits were measured in; `None` when they were
     /// measured all the time.
     lock_gaps: Option<Vec<u64>>,
+    /// When the map probes were armed; `None` when all the time.
+    maps_armed: Option<Intervals>,
 }
 
 impl Scale {
@@ -232,6 +235,7 @@ impl Scale {
         maps: 1.0,
         maps_after_start: None,
         lock_gaps: None,
+        maps_armed: None,
     };
 
     /// Whether map figures are estimates from part of the recording.
@@ -253,7 +257,36 @@ impl Scale {
     /// stretch, as an estimate for the whole recording: the first stretch
     /// was traced whole, the rest is scaled by its own coverage.
     pub fn map_count_after_start(&self, traced: u64, at_start: u64) -> u64 {
-        match self.maps_after_start {
+        self.map_count_after_start_at(traced, at_start, self.maps_after_start)
+    }
+
+    /// As [`Self::map_count_after_start`], for a map that lived from
+    /// `first_ns` to `last_ns` only (another map took its address after):
+    /// what came after the first stretch is scaled by the coverage of its
+    /// lifetime, not of the whole recording. A map made and dropped inside
+    /// one window of the map probes was traced whole.
+    pub fn map_count_in_lifetime(
+        &self,
+        traced: u64,
+        at_start: u64,
+        (first_ns, last_ns): (u64, u64),
+    ) -> u64 {
+        let lifetime = self.maps_armed.as_ref().and_then(|armed| {
+            let first_stretch_end = match armed.0.first()? {
+                (_, Some(end)) => *end,
+                (_, None) => return None,
+            };
+            let from = first_ns.max(first_stretch_end);
+            // Its last operation counts: the lifetime ends just after it.
+            let to = last_ns.saturating_add(1);
+            let covered = armed.covered(from, to);
+            (to > from && covered > 0).then(|| covered as f64 / (to - from) as f64)
+        });
+        self.map_count_after_start_at(traced, at_start, lifetime.or(self.maps_after_start))
+    }
+
+    fn map_count_after_start_at(&self, traced: u64, at_start: u64, after: Option<f64>) -> u64 {
+        match after {
             Some(after) if self.maps_sampled() => {
                 let later = traced.saturating_sub(at_start);
                 at_start.min(traced) + (later as f64 / after).round() as u64

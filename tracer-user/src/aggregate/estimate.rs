@@ -35,7 +35,11 @@ pub struct MapEstimate<'a> {
 }
 
 impl<'a> MapEstimate<'a> {
-    pub fn of(stats: &'a MapStats, scale: &Scale) -> Self {
+    /// `gone`: another map has taken its address since (see
+    /// [`super::MapLabels::is_gone`]); it is then scaled by the coverage of
+    /// its own lifetime, not of the whole recording: a map made and dropped
+    /// inside one window of the map probes was traced whole.
+    pub fn of(stats: &'a MapStats, scale: &Scale, gone: bool) -> Self {
         if !scale.maps_sampled() {
             return Self {
                 ops: stats.ops,
@@ -45,7 +49,11 @@ impl<'a> MapEstimate<'a> {
         }
         let empty = AtStart::default();
         let at_start = stats.at_start.as_deref().unwrap_or(&empty);
-        let estimate = |traced: u64, first: u64| scale.map_count_after_start(traced, first);
+        let lifetime = gone.then_some((stats.first_ns, stats.last_ns));
+        let estimate = |traced: u64, first: u64| match lifetime {
+            Some(lifetime) => scale.map_count_in_lifetime(traced, first, lifetime),
+            None => scale.map_count_after_start(traced, first),
+        };
         let ops = OpCounts {
             read: estimate(stats.ops.read, at_start.ops.read),
             write: estimate(stats.ops.write, at_start.ops.write),
@@ -123,7 +131,7 @@ mod tests {
             ..OpCounts::default()
         };
         let stats = stats(14_500, 1_000, start);
-        let estimate = MapEstimate::of(&stats, &sampled());
+        let estimate = MapEstimate::of(&stats, &sampled(), false);
         assert_eq!(
             (estimate.ops.read, estimate.ops.write),
             (100_000, 1_000),
@@ -134,15 +142,35 @@ mod tests {
     #[test]
     fn the_whole_recording_traced_is_not_scaled() {
         let stats = stats(14_500, 1_000, OpCounts::default());
-        let estimate = MapEstimate::of(&stats, &Coverage::new(0, true).scale(10_000 * MS));
+        let estimate = MapEstimate::of(&stats, &Coverage::new(0, true).scale(10_000 * MS), false);
         assert_eq!((estimate.ops.read, estimate.count(7)), (14_500, 7));
+    }
+
+    #[test]
+    fn a_map_gone_within_one_window_was_traced_whole() {
+        // Made, used 100 times and dropped inside the window from 1500 ms
+        // to 1510 ms; another map has its address since.
+        let mut stats = stats(100, 0, OpCounts::default());
+        stats.at_start = None;
+        (stats.first_ns, stats.last_ns) = (1_502 * MS, 1_508 * MS);
+        let gone = MapEstimate::of(&stats, &sampled(), true);
+        assert_eq!((gone.ops.read, gone.count(10)), (100, 10));
+        let alive = MapEstimate::of(&stats, &sampled(), false);
+        assert_eq!(
+            alive.ops.read, 1_000,
+            "alive, it may have been used all along"
+        );
+        // Used in a window and for as long after it: half of it traced.
+        (stats.first_ns, stats.last_ns) = (1_500 * MS, 1_520 * MS - 1);
+        let spanning = MapEstimate::of(&stats, &sampled(), true);
+        assert_eq!(spanning.ops.read, 200);
     }
 
     #[test]
     fn a_map_first_seen_later_is_scaled_by_the_later_coverage() {
         let mut stats = stats(950, 50, OpCounts::default());
         stats.at_start = None;
-        let estimate = MapEstimate::of(&stats, &sampled());
+        let estimate = MapEstimate::of(&stats, &sampled(), false);
         assert_eq!((estimate.ops.read, estimate.ops.write), (9_500, 500));
         assert_eq!(estimate.count(10), 100, "keys scale like the map's ops");
     }

@@ -6,6 +6,8 @@
 
 use super::{HashMap, MapStats};
 
+type HashSet<T> = hashbrown::HashSet<T>;
+
 /// One map: the address of its runtime header, and its instance there
 /// (its first hash seed; 0 for a `sync.Map`, or when unknown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +32,8 @@ pub struct MapLabels {
     labels: HashMap<MapId, String>,
     /// By address, the busiest map kept there.
     busiest: HashMap<u64, MapId>,
+    /// Maps another has taken the address of since.
+    gone: HashSet<MapId>,
 }
 
 impl MapLabels {
@@ -51,6 +55,10 @@ impl MapLabels {
                 };
                 labels.labels.insert(id, label);
             }
+            let earlier = maps.len().saturating_sub(1);
+            labels
+                .gone
+                .extend(maps[..earlier].iter().map(|&(_, _, id)| id));
             let busiest = maps.iter().max_by_key(|&&(_, ops, id)| (ops, id));
             if let Some(&(_, _, id)) = busiest {
                 labels.busiest.insert(address, id);
@@ -65,6 +73,12 @@ impl MapLabels {
             .get(&map)
             .cloned()
             .unwrap_or_else(|| format!("{:#x}", map.address))
+    }
+
+    /// Whether another kept map has taken `map`'s address since: `map` is
+    /// gone, and lived only from its first operation to its last.
+    pub fn is_gone(&self, map: MapId) -> bool {
+        self.gone.contains(&map)
     }
 
     /// The map an event that carries only an address (a concurrent access)
@@ -110,6 +124,8 @@ mod tests {
         assert_eq!(labels.label(id(0x20, 1)), "0x20");
         assert_eq!(labels.label(id(0x30, 1)), "0x30", "not kept");
         assert_eq!(labels.at_address(0x10), id(0x10, 9), "the busiest");
+        assert!(labels.is_gone(id(0x10, 3)) && labels.is_gone(id(0x10, 9)));
+        assert!(!labels.is_gone(id(0x10, 7)) && !labels.is_gone(id(0x20, 1)));
         assert_eq!(labels.at_address(0x30), MapId::at(0x30));
     }
 }

@@ -75,8 +75,9 @@ impl OpCounts {
 /// Everything we know about one map.
 #[derive(Debug, Default)]
 pub struct MapStats {
-    /// When its first operation was seen.
+    /// When its first and its last operation were seen.
     pub first_ns: u64,
+    pub last_ns: u64,
     pub ops: OpCounts,
     pub keys: KeyCounts,
     /// Operations by the stack they were called from.
@@ -160,6 +161,7 @@ impl Aggregate {
         if stats.ops.total() == 0 {
             stats.first_ns = access.timestamp_ns;
         }
+        stats.last_ns = stats.last_ns.max(access.timestamp_ns);
         stats.ops.add(access.op);
         stats.stacks.observe(access.stack);
         if at_start {

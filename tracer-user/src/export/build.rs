@@ -334,7 +334,7 @@ fn map_report(
     peak_ops_per_sec: u64,
 ) -> MapReport {
     let total = stats.ops.total();
-    let estimate = MapEstimate::of(stats, scale);
+    let estimate = MapEstimate::of(stats, scale, labels.is_gone(map));
     let count = |traced| estimate.count(traced);
     let sites = top_sites(&estimate.stacks, resolver, |whole| whole);
     MapReport {

@@ -86,11 +86,12 @@ pub fn build(
 ) -> Profile {
     let mut samples = Vec::new();
     // By address: the maps one address held in turn are one in a profile.
+    let labels = aggregate.map_labels();
     for (map, stats) in aggregate.maps() {
         let subject = Subject::Map {
             address: map.address,
         };
-        let estimate = MapEstimate::of(stats, scale);
+        let estimate = MapEstimate::of(stats, scale, labels.is_gone(map));
         for (stack, count, _) in with_overflow(&estimate.stacks, None) {
             samples.push(Sample {
                 subject,

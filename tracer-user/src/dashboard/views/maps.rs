@@ -53,11 +53,16 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &State) {
     let rows = state.map_rows();
     let wide = is_wide(area);
     let averages = state.rates_are_averages();
+    let id_width = (rows.rows.iter())
+        .map(|row| row.map.id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(ID_WIDTH.0, ID_WIDTH.1) as u16;
     let table = Table::new(
         rows.rows
             .iter()
             .map(|row| table_row(state, row, wide, averages)),
-        widths(wide, averages),
+        widths(id_width, wide, averages),
     )
     .header(header(wide, averages).style(text::heading()))
     .block(title(state, rows.rows.len()))
@@ -102,13 +107,17 @@ fn header(wide: bool, averages: bool) -> Row<'static> {
     Row::new(cells)
 }
 
-fn widths(wide: bool, averages: bool) -> Vec<Constraint> {
+/// The map column's least and most width: a 64-bit address, and room for
+/// the `#2` of the second map at it (see `aggregate/map_ids.rs`).
+const ID_WIDTH: (usize, usize) = (14, 20);
+
+fn widths(id_width: u16, wide: bool, averages: bool) -> Vec<Constraint> {
     let rate_columns = match (wide, averages) {
         (_, true) => 1,
         (false, false) => 2,
         (true, false) => 7,
     };
-    let mut widths = vec![Constraint::Length(14)];
+    let mut widths = vec![Constraint::Length(id_width)];
     widths.extend(std::iter::repeat_n(Constraint::Length(9), rate_columns));
     widths.extend([Constraint::Length(8), Constraint::Length(11)]);
     if wide && !averages {
