@@ -5,6 +5,7 @@
 use contend_tests::{
     contend,
     go::{Fixture, GoToolchain},
+    matrix::{Build, Go, Variant},
     path_from_env, workspace_root,
 };
 use tracer_user::export::Export;
@@ -177,32 +178,24 @@ fn check_hot_key_under_a_budget(toolchain_env: &str) {
 
 #[test]
 fn go_1_27_maps_made_at_one_address_are_apart() {
-    check_map_instances("CONTEND_GO_NEW", "go1.27");
+    check_map_instances(Go::New);
 }
 
 #[test]
 fn go_1_19_maps_made_at_one_address_are_apart() {
-    check_map_instances("CONTEND_GO_OLD", "go1.19");
+    check_map_instances(Go::Old);
 }
 
 /// Each round of the mapreuse fixture makes a map at the same address and
 /// writes and reads its 50 keys: each is a map of its own. Its queue map,
 /// emptied by deletes every round (the runtime reseeds it), is one map.
-fn check_map_instances(toolchain_env: &str, expected_version: &str) {
+fn check_map_instances(go: Go) {
     const KEYS: u64 = 50;
-    let toolchain = GoToolchain::at(path_from_env(toolchain_env)).expect("a working Go toolchain");
-    assert!(toolchain.version.starts_with(expected_version));
-    let source = workspace_root().join("tests/fixtures/go/mapreuse");
-    let binary = toolchain
-        .build(&source, &[])
-        .expect("build the mapreuse fixture");
-    let fixture = Fixture::start(&binary, &["-seconds", "60"]).expect("start mapreuse");
+    let build = Build::new("mapreuse", go, Variant::Default);
+    let fixture = build.start(&["-seconds", "60"]);
     let pid = fixture.pid().to_string();
-    let export = contend::record(
-        &format!("mapreuse-{}", toolchain.version),
-        &["--exact", "--pid", &pid, "--duration", "2"],
-    )
-    .export();
+    let export =
+        contend::record(&build.label, &["--exact", "--pid", &pid, "--duration", "2"]).export();
 
     let rounds: Vec<_> = export
         .maps

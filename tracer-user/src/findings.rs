@@ -143,24 +143,25 @@ pub struct RaceAccess {
 
 /// Every finding in the aggregate, most severe first. `scale` says how
 /// much of the recording the figures come from: findings rest on estimates
-/// for the whole of it, and a race seen in part of it says so.
+/// for the whole of it, and a race seen in part of it says so. `labels`
+/// names the maps (`Aggregate::map_labels`), as the export does.
 pub fn find(
     aggregate: &Aggregate,
+    labels: &MapLabels,
     thresholds: &Thresholds,
     resolver: &dyn ResolveSites,
     scale: &Scale,
     seconds: f64,
 ) -> Vec<Finding> {
     let locks = contended_locks(aggregate, thresholds, resolver, scale, seconds);
-    let labels = aggregate.map_labels();
     let hot_keys = aggregate.maps().filter_map(|(map, stats)| {
-        hot_key((map, stats), &labels, thresholds, resolver, scale, &locks)
+        hot_key((map, stats), labels, thresholds, resolver, scale, &locks)
     });
     let convoys = aggregate.locks.all().filter_map(|(address, op, stats)| {
         lock_convoy(address, op, stats, thresholds, resolver, scale, seconds)
     });
-    let races = concurrent_map_accesses(aggregate, &labels, resolver, scale);
-    let advice = advice_findings(aggregate, &labels, resolver, scale, seconds);
+    let races = concurrent_map_accesses(aggregate, labels, resolver, scale);
+    let advice = advice_findings(aggregate, labels, resolver, scale, seconds);
     let mut findings: Vec<Finding> = (races.into_iter())
         .chain(hot_keys)
         .chain(convoys)
@@ -686,7 +687,17 @@ mod tests {
     };
 
     fn find(aggregate: &Aggregate, thresholds: &Thresholds) -> Vec<Finding> {
-        super::find(aggregate, thresholds, &no_sites, &Scale::WHOLE, 1.0)
+        find_at_sites(aggregate, thresholds, &no_sites)
+    }
+
+    /// The findings of a whole recording whose stacks `resolver` names.
+    fn find_at_sites(
+        aggregate: &Aggregate,
+        thresholds: &Thresholds,
+        resolver: &dyn ResolveSites,
+    ) -> Vec<Finding> {
+        let labels = aggregate.map_labels();
+        super::find(aggregate, &labels, thresholds, resolver, &Scale::WHOLE, 1.0)
     }
 
     fn map_op(map: u64, key: &str) -> Event {
@@ -825,13 +836,7 @@ mod tests {
         let mut events = hot_key_events(1, GET, 0);
         events.extend(waits_at(GET, 0, wait_ns));
         let resolver = |stack: &Stack| (stack.0[0] == GET).then(|| site("main.(*Cache).Get", 20));
-        super::find(
-            &aggregate(events),
-            &Thresholds::default(),
-            &resolver,
-            &Scale::WHOLE,
-            1.0,
-        )
+        find_at_sites(&aggregate(events), &Thresholds::default(), &resolver)
     }
 
     const PUT: u64 = 0x20;
@@ -885,13 +890,7 @@ mod tests {
         // 100 waits of 2 ms in a second: 0.2 goroutines waiting on average.
         events.extend(waits_at(PUT, 1, 2_000_000));
         let resolver = PutSites(kind);
-        super::find(
-            &aggregate(events),
-            &Thresholds::default(),
-            &resolver,
-            &Scale::WHOLE,
-            1.0,
-        )
+        find_at_sites(&aggregate(events), &Thresholds::default(), &resolver)
     }
 
     fn lock_advice(findings: &[Finding]) -> Vec<&Advice> {
@@ -977,13 +976,7 @@ mod tests {
             0x10 => Some(site("main.(*Cache).Get", 20)),
             _ => Some(site("main.(*Cache).Set", 14)),
         };
-        let findings = super::find(
-            &aggregate(events),
-            &Thresholds::default(),
-            &resolver,
-            &Scale::WHOLE,
-            1.0,
-        );
+        let findings = find_at_sites(&aggregate(events), &Thresholds::default(), &resolver);
         assert_eq!(findings.len(), 1, "{findings:?}");
         let finding = &findings[0];
         assert_eq!(

@@ -158,7 +158,7 @@ impl Aggregate {
             address: access.map,
             instance: access.instance,
         });
-        if stats.ops.total() == 0 {
+        if stats.first_ns == 0 {
             stats.first_ns = access.timestamp_ns;
         }
         stats.last_ns = stats.last_ns.max(access.timestamp_ns);

@@ -116,7 +116,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
         },
         maps,
         locks: lock_reports(aggregate, *sites, seconds, scale),
-        findings: findings::find(aggregate, thresholds, *sites, scale, seconds)
+        findings: findings::find(aggregate, &labels, thresholds, *sites, scale, seconds)
             .into_iter()
             .map(|found| finding(found, &labels))
             .collect(),
