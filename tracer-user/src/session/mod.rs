@@ -394,14 +394,13 @@ impl Pipeline {
                     }
                 }
                 _ = &mut stop, if ended.is_none() => {
-                    ended = Some(Instant::now());
-                    self.close_window(&readers);
+                    ended = Some((Instant::now(), self.close_window(&readers)));
                 }
             }
         }
         readers.join().await;
         finish_dump(self.dump.take());
-        self.finish(ended.unwrap_or_else(Instant::now))
+        self.finish(ended.unwrap_or_else(|| (Instant::now(), monotonic_ns())))
     }
 
     /// Looks at the target and does what the budget says.
@@ -589,8 +588,8 @@ impl Pipeline {
 
     /// Stops the events: disarmed, the probes emit nothing more, and the
     /// readers drain what is left. If disarming fails, detaching is what
-    /// stops them.
-    fn close_window(&mut self, readers: &Readers) {
+    /// stops them. Returns when, on the events' clock.
+    fn close_window(&mut self, readers: &Readers) -> u64 {
         let disarmed = ProbeGroup::ALL
             .into_iter()
             .try_for_each(|group| self.tracer.disarm(group));
@@ -602,6 +601,7 @@ impl Pipeline {
         self.aggregate.coverage.maps_armed.close(now);
         self.aggregate.coverage.locks_armed.close(now);
         readers.stop();
+        now
     }
 
     fn publish_snapshot(&mut self) {
@@ -627,7 +627,12 @@ impl Pipeline {
         (self.aggregate.locks).recognise_rwmutex_writers(placed.collect());
     }
 
-    fn finish(mut self, ended: Instant) -> Finished {
+    /// The final export, of the window that closed at `ended` (`ended_ns`
+    /// on the events' clock). The figures are scaled to the window, not to
+    /// now: the rings took a while to drain after it closed, and counting
+    /// that time as time the probes were out would scale every sampled
+    /// figure up by it.
+    fn finish(mut self, (ended, ended_ns): (Instant, u64)) -> Finished {
         if let Some(Ok(bias)) = self
             .learned_bias
             .take()
@@ -637,8 +642,7 @@ impl Pipeline {
         }
         self.read_drops();
         self.read_probe_counts();
-        let now_ns = monotonic_ns();
-        let export = self.export(ended, now_ns);
+        let export = self.export(ended, ended_ns);
         self.publish.send_replace(Arc::new(export.clone()));
         if let Some(watching) = self.breakpoints_gone.take() {
             watching.abort();
@@ -647,7 +651,7 @@ impl Pipeline {
             export,
             tracer: self.tracer,
             releasing: self.releasing,
-            scale: self.aggregate.coverage.scale(now_ns),
+            scale: self.aggregate.coverage.scale(ended_ns),
             aggregate: self.aggregate,
             sites: self.sites,
         }
