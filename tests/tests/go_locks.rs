@@ -2,12 +2,15 @@
 //! must time them, tell mutex, RWMutex-reader and RWMutex-writer waits
 //! apart, count a writer queueing on the Mutex inside an RWMutex as that
 //! RWMutex's writer wait, name each by its global, and agree with the Go
-//! runtime's own accounting.
+//! runtime's own accounting, and with the program's own timing of every
+//! wait when a budget measures only some of them.
 
 use contend_tests::{
     contend,
     matrix::{Build, Go, Variant},
 };
+use std::collections::BTreeMap;
+
 use tracer_user::export::{Export, schema::LockReport};
 
 const MS: f64 = 1e6;
@@ -100,6 +103,100 @@ fn check_lock_waits(go: Go, variant: Variant) {
         "{}: traced {traced_total} ns of waiting, the runtime counted {runtime_total:.0} ns",
         build.label
     );
+}
+
+/// Under a budget, lock waits are measured only while no map probe is in
+/// the target, and each stands for as many as its chance of falling into
+/// such a stretch says (`aggregate/coverage.rs`). With a map read as fast
+/// as it can be and a budget of half the target's time, the map probes are
+/// in about half the time: a figure not weighed up would read about half
+/// of the truth, and one scaled to the wrong span reads high. The truth is
+/// the program's own timing of every wait in the window.
+#[test]
+fn lock_figures_under_a_budget_agree_with_the_programs_own_timing() {
+    for go in [Go::New, Go::Old] {
+        let build = Build::new("locks", go, Variant::Default);
+        let mut fixture = build.start(&["-seconds", "60", "-waits", "-busy-map"]);
+        let lines = fixture.stream_lines();
+        let label = format!("{}-budgeted", build.label);
+        let pid = fixture.pid().to_string();
+        let args = ["--pid", &pid, "--duration", "10", "--max-overhead", "50"];
+        let export = contend::record(&label, &args).export();
+        drop(fixture);
+        let start = export.window.start_unix_ns;
+        let end = start + export.window.duration_ns;
+        let mut own: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+        for (_, line) in lines.try_iter() {
+            if let Some(wait) = TimedWait::parse(&line).filter(|w| (start..end).contains(&w.end_ns))
+            {
+                own.entry((wait.lock, wait.kind)).or_default().push(wait.ns);
+            }
+        }
+        assert_eq!(
+            own.len(),
+            4,
+            "{label}: the fixture's own waits: {:?}",
+            own.keys()
+        );
+        for ((id, kind), mut waits) in own {
+            let traced = lock(&export, &id, &kind);
+            let coverage = traced.coverage.unwrap_or(1.0);
+            assert!(
+                coverage < 0.75,
+                "{label}: {kind} {id}: waits measured over {coverage:.2} of the window, too \
+                 much for the weighing to show"
+            );
+            waits.sort_unstable();
+            let count = waits.len() as f64;
+            let total: u64 = waits.iter().sum();
+            let p50 = waits[waits.len() / 2];
+            eprintln!(
+                "{label}: {kind} {id}: the program timed {count} waits, {total} ns, p50 {p50} ns; \
+                 contend: {} waits, {} ns, p50 {} ns, from {coverage:.2} of the window",
+                traced.contended, traced.wait_ns.total, traced.wait_ns.p50
+            );
+            // The program's own figures are exact, so the slack is only the
+            // chance of which waits fell where the map probes were not. A
+            // traced program makes a few fewer waits than the untraced one
+            // the weighing describes: the count has more.
+            let within = |traced: f64, own: f64, slack: f64| (traced / own - 1.0).abs() <= slack;
+            assert!(
+                within(traced.contended as f64, count, 0.15),
+                "{label}: {kind} {id}: contend estimates {} waits, the program made {count}",
+                traced.contended
+            );
+            assert!(
+                within(traced.wait_ns.total as f64, total as f64, 0.10),
+                "{label}: {kind} {id}: contend estimates {} ns of waiting, the program timed {total}",
+                traced.wait_ns.total
+            );
+            assert!(
+                within(traced.wait_ns.p50 as f64, p50 as f64, 0.10),
+                "{label}: {kind} {id}: contend's p50 is {} ns, the program's {p50}",
+                traced.wait_ns.p50
+            );
+        }
+    }
+}
+
+/// A `wait <kind> <lock> <unix ns at its end> <ns>` line of the fixture.
+struct TimedWait {
+    kind: String,
+    lock: String,
+    end_ns: u64,
+    ns: u64,
+}
+
+impl TimedWait {
+    fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.strip_prefix("wait ")?.split(' ');
+        Some(Self {
+            kind: fields.next()?.to_owned(),
+            lock: fields.next()?.to_owned(),
+            end_ns: fields.next()?.parse().ok()?,
+            ns: fields.next()?.parse().ok()?,
+        })
+    }
 }
 
 fn lock<'a>(export: &'a Export, id: &str, kind: &str) -> &'a LockReport {
