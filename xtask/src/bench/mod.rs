@@ -4,6 +4,7 @@
 //! says whether it meets its target; `--smoke` runs each measurement once,
 //! briefly, to check the suite still works.
 
+mod accuracy;
 mod attach;
 mod budget;
 mod dashboard;
@@ -101,6 +102,7 @@ pub enum Measurement {
     Writes,
     Observer,
     Budget,
+    Accuracy,
     Loss,
     Rss,
     Replay,
@@ -117,6 +119,7 @@ impl Measurement {
             Self::Writes => "added cost per map write against a read",
             Self::Observer => "lock waits reported against the program's own, and throughput kept",
             Self::Budget => "slowdown kept within --max-overhead 1%, 2%, 5%",
+            Self::Accuracy => "figures under a budget against the known truth: hot key, lock waits",
             Self::Loss => "loss versus event rate",
             Self::Rss => "contend's memory with many distinct keys, and with many maps",
             Self::Replay => "aggregation throughput of a recorded stream, replayed",
@@ -131,6 +134,7 @@ impl Measurement {
             Self::Writes => writes::rows(bench),
             Self::Observer => observer::rows(bench),
             Self::Budget => budget::rows(bench),
+            Self::Accuracy => accuracy::rows(bench),
             Self::Loss => loss::rows(bench),
             Self::Rss => rss::rows(bench),
             Self::Replay => replay::rows(bench),

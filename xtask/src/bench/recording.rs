@@ -218,6 +218,13 @@ pub fn printed<T: std::str::FromStr>(lines: &[String], name: &str) -> anyhow::Re
         .ok_or_else(|| anyhow!("the fixture did not print `{name} <value>`: {lines:?}"))
 }
 
+/// One lock's waits of one kind, as an export reports them.
+pub struct LockWaits {
+    pub total_ns: u64,
+    pub p50_ns: u64,
+    pub coverage: f64,
+}
+
 /// A contend/v1 export. (xtask reads the JSON itself: it cannot depend on
 /// tracer-user, whose build needs what setup installs.)
 pub struct Export {
@@ -297,6 +304,35 @@ impl Export {
             })
             .ok_or_else(|| anyhow!("{} attached no probe on {symbol}", self.path.display()))?;
         self.number(&probe["entry_offset"], "tracer.probes[].entry_offset")
+    }
+
+    /// The busiest map's top key, its share, and the fraction of the
+    /// window the map probes were in (1 when all of it).
+    pub fn top_key(&self) -> anyhow::Result<(String, f64, f64)> {
+        let map = &self.json["maps"][0];
+        let top = &map["top_keys"][0];
+        let key = top["key"]
+            .as_str()
+            .ok_or_else(|| anyhow!("{} has no top key", self.path.display()))?;
+        let share = top["share"].as_f64().context("maps[0].top_keys[0].share")?;
+        Ok((
+            key.to_owned(),
+            share,
+            map["coverage"].as_f64().unwrap_or(1.0),
+        ))
+    }
+
+    /// The `kind` waits on the lock `id` (`0x…`): their total and p50, ns,
+    /// and the fraction of the window they come from (1 when all of it).
+    pub fn lock_waits(&self, id: &str, kind: &str) -> anyhow::Result<LockWaits> {
+        let lock = (self.json["locks"].as_array().into_iter().flatten())
+            .find(|lock| lock["id"] == id && lock["kind"] == kind)
+            .ok_or_else(|| anyhow!("{} has no {kind} waits on {id}", self.path.display()))?;
+        Ok(LockWaits {
+            total_ns: self.number(&lock["wait_ns"]["total"], "locks[].wait_ns.total")?,
+            p50_ns: self.number(&lock["wait_ns"]["p50"], "locks[].wait_ns.p50")?,
+            coverage: lock["coverage"].as_f64().unwrap_or(1.0),
+        })
     }
 
     /// When the probes were armed and disarmed (`window`).
