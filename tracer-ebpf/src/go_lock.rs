@@ -17,7 +17,13 @@ use tracer_common::{
     ProbeFailure, ProbeGroup, go::SUDOG_G_OFFSET,
 };
 
-use crate::{config, failures, frames, goroutine, output, read, regs::Regs, zero};
+use crate::{
+    config, failures,
+    frames::{self, StackCopy},
+    goroutine, output, read,
+    regs::Regs,
+    zero,
+};
 
 /// Waits in progress by goroutine (`g`). An entry whose wake-up was never
 /// seen (the lock probes went out meanwhile) is replaced by the
@@ -70,8 +76,9 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
 #[inline(always)]
 fn park(ctx: &ProbeContext, probe: &LockCookie, regs: &Regs, now: u64) -> Result<(), ()> {
     let sema = regs.get(probe.reg);
-    let (semaphore_fn, fp) = frames::record_at(ctx, frames::frame_pointer(ctx)).ok_or(())?;
-    let (lock_fn, fp) = frames::record_at(ctx, fp).ok_or(())?;
+    let stack = StackCopy::from_frame_pointer(ctx);
+    let (semaphore_fn, fp) = stack.record_at(ctx, frames::frame_pointer(ctx)).ok_or(())?;
+    let (lock_fn, fp) = stack.record_at(ctx, fp).ok_or(())?;
     let function = instruction_pointer(ctx).wrapping_sub(u64::from(probe.site_offset));
     let Some(caller) = lock_caller(function, semaphore_fn, lock_fn) else {
         // A WaitGroup, a file descriptor's lock, the runtime's own: not ours.
@@ -84,11 +91,11 @@ fn park(ctx: &ProbeContext, probe: &LockCookie, regs: &Regs, now: u64) -> Result
     };
     let frames = if caller.frame == 1 {
         // The lock's slow path called the semaphore: its caller is the site.
-        frames::chain_from(ctx, fp)
+        stack.chain_from(ctx, fp)
     } else {
         let mut frames = zero::words::<LOCK_FRAMES>();
         frames[0] = lock_fn;
-        frames::walk(ctx, fp, &mut frames);
+        stack.walk(ctx, fp, &mut frames);
         frames
     };
     let wait = PendingWait {
