@@ -1,7 +1,9 @@
 //! Go toolchains and the fixture programs built with them.
 
 use std::{
+    collections::BTreeMap,
     io::{self, BufRead as _, BufReader},
+    ops::Range,
     path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
     sync::mpsc,
@@ -203,4 +205,34 @@ impl Drop for Fixture {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The waits the locks fixture timed itself (`-waits`: `wait <kind> <lock>
+/// <unix ns at its end> <ns>` lines) that ended within `window` (unix ns),
+/// by lock and kind, as contend names them: their lengths in ns.
+pub fn timed_waits<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    window: &Range<u64>,
+) -> BTreeMap<(String, String), Vec<u64>> {
+    let mut waits: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for line in lines {
+        let Some(mut fields) = line.strip_prefix("wait ").map(|rest| rest.split(' ')) else {
+            continue;
+        };
+        let (Some(kind), Some(lock), Some(end), Some(ns)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let (Ok(end), Ok(ns)) = (end.parse(), ns.parse()) else {
+            continue;
+        };
+        if window.contains(&end) {
+            waits
+                .entry((lock.to_owned(), kind.to_owned()))
+                .or_default()
+                .push(ns);
+        }
+    }
+    waits
 }

@@ -7,10 +7,9 @@
 
 use contend_tests::{
     contend,
+    go::timed_waits,
     matrix::{Build, Go, Variant},
 };
-use std::collections::BTreeMap;
-
 use tracer_user::export::{Export, schema::LockReport};
 
 const MS: f64 = 1e6;
@@ -124,79 +123,60 @@ fn lock_figures_under_a_budget_agree_with_the_programs_own_timing() {
         let export = contend::record(&label, &args).export();
         drop(fixture);
         let start = export.window.start_unix_ns;
-        let end = start + export.window.duration_ns;
-        let mut own: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
-        for (_, line) in lines.try_iter() {
-            if let Some(wait) = TimedWait::parse(&line).filter(|w| (start..end).contains(&w.end_ns))
-            {
-                own.entry((wait.lock, wait.kind)).or_default().push(wait.ns);
-            }
-        }
+        let window = start..start + export.window.duration_ns;
+        let lines: Vec<String> = lines.try_iter().map(|(_, line)| line).collect();
+        let own = timed_waits(lines.iter().map(String::as_str), &window);
         assert_eq!(
             own.len(),
             4,
             "{label}: the fixture's own waits: {:?}",
             own.keys()
         );
-        for ((id, kind), mut waits) in own {
-            let traced = lock(&export, &id, &kind);
-            let coverage = traced.coverage.unwrap_or(1.0);
-            assert!(
-                coverage < 0.75,
-                "{label}: {kind} {id}: waits measured over {coverage:.2} of the window, too \
-                 much for the weighing to show"
-            );
-            waits.sort_unstable();
-            let count = waits.len() as f64;
-            let total: u64 = waits.iter().sum();
-            let p50 = waits[waits.len() / 2];
-            eprintln!(
-                "{label}: {kind} {id}: the program timed {count} waits, {total} ns, p50 {p50} ns; \
-                 contend: {} waits, {} ns, p50 {} ns, from {coverage:.2} of the window",
-                traced.contended, traced.wait_ns.total, traced.wait_ns.p50
-            );
-            // The program's own figures are exact, so the slack is only the
-            // chance of which waits fell where the map probes were not. A
-            // traced program makes a few fewer waits than the untraced one
-            // the weighing describes: the count has more.
-            let within = |traced: f64, own: f64, slack: f64| (traced / own - 1.0).abs() <= slack;
-            assert!(
-                within(traced.contended as f64, count, 0.15),
-                "{label}: {kind} {id}: contend estimates {} waits, the program made {count}",
-                traced.contended
-            );
-            assert!(
-                within(traced.wait_ns.total as f64, total as f64, 0.10),
-                "{label}: {kind} {id}: contend estimates {} ns of waiting, the program timed {total}",
-                traced.wait_ns.total
-            );
-            assert!(
-                within(traced.wait_ns.p50 as f64, p50 as f64, 0.10),
-                "{label}: {kind} {id}: contend's p50 is {} ns, the program's {p50}",
-                traced.wait_ns.p50
-            );
+        for ((id, kind), waits) in own {
+            let what = format!("{label}: {kind} {id}");
+            assert_agrees_with_own_timing(&what, lock(&export, &id, &kind), waits);
         }
     }
 }
 
-/// A `wait <kind> <lock> <unix ns at its end> <ns>` line of the fixture.
-struct TimedWait {
-    kind: String,
-    lock: String,
-    end_ns: u64,
-    ns: u64,
-}
-
-impl TimedWait {
-    fn parse(line: &str) -> Option<Self> {
-        let mut fields = line.strip_prefix("wait ")?.split(' ');
-        Some(Self {
-            kind: fields.next()?.to_owned(),
-            lock: fields.next()?.to_owned(),
-            end_ns: fields.next()?.parse().ok()?,
-            ns: fields.next()?.parse().ok()?,
-        })
-    }
+/// contend's budgeted figures for one lock against the program's own
+/// timing of its waits.
+fn assert_agrees_with_own_timing(what: &str, traced: &LockReport, mut waits: Vec<u64>) {
+    let coverage = traced.coverage.unwrap_or(1.0);
+    assert!(
+        coverage < 0.75,
+        "{what}: waits measured over {coverage:.2} of the window, too much for the \
+         weighing to show"
+    );
+    waits.sort_unstable();
+    let count = waits.len() as f64;
+    let total: u64 = waits.iter().sum();
+    let p50 = waits[waits.len() / 2];
+    eprintln!(
+        "{what}: the program timed {count} waits, {total} ns, p50 {p50} ns; contend: {} \
+         waits, {} ns, p50 {} ns, from {coverage:.2} of the window",
+        traced.contended, traced.wait_ns.total, traced.wait_ns.p50
+    );
+    // The program's own figures are exact, so the slack is only the chance
+    // of which waits fell where the map probes were not. A traced program
+    // makes a few fewer waits than the untraced one the weighing
+    // describes: the count has more.
+    let within = |traced: f64, own: f64, slack: f64| (traced / own - 1.0).abs() <= slack;
+    assert!(
+        within(traced.contended as f64, count, 0.15),
+        "{what}: contend estimates {} waits, the program made {count}",
+        traced.contended
+    );
+    assert!(
+        within(traced.wait_ns.total as f64, total as f64, 0.10),
+        "{what}: contend estimates {} ns of waiting, the program timed {total}",
+        traced.wait_ns.total
+    );
+    assert!(
+        within(traced.wait_ns.p50 as f64, p50 as f64, 0.10),
+        "{what}: contend's p50 is {} ns, the program's {p50}",
+        traced.wait_ns.p50
+    );
 }
 
 fn lock<'a>(export: &'a Export, id: &str, kind: &str) -> &'a LockReport {

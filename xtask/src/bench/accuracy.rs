@@ -12,15 +12,10 @@
 //! Targets (issue 15): the hot key within 3 points, lock total and p50
 //! within 25%.
 
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    thread,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::{collections::BTreeMap, path::Path, thread, time::Duration};
 
 use anyhow::{Context as _, anyhow};
-use contend_tests::go::Fixture;
+use contend_tests::go::{Fixture, timed_waits};
 
 use super::{
     Bench, Row,
@@ -76,20 +71,8 @@ fn lock_rows(bench: &Bench, budget: u32, recorded: Duration) -> anyhow::Result<V
     let label = format!("accuracy-locks-{budget}");
     let export = record(bench, &fixture, budget, recorded, &label)?;
     drop(fixture);
-    let (armed, disarmed) = export.window()?;
-    let unix_ns = |at: std::time::SystemTime| {
-        at.duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos())
-    };
-    let window = unix_ns(armed)..unix_ns(disarmed);
-    let mut own: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
-    for (_, line) in lines.try_iter() {
-        if let Some((lock, kind, end_ns, ns)) = timed_wait(&line)
-            && window.contains(&end_ns)
-        {
-            own.entry((lock, kind)).or_default().push(ns);
-        }
-    }
+    let lines: Vec<String> = lines.try_iter().map(|(_, line)| line).collect();
+    let own = timed_waits(lines.iter().map(String::as_str), &export.window_unix_ns()?);
     let compared = compare(&export, own)?;
     let total = compared.traced_total / compared.own_total;
     let note = format!(
@@ -150,20 +133,6 @@ fn compare(export: &Export, own: BTreeMap<(String, String), Vec<u64>>) -> anyhow
         return Err(anyhow!("the locks fixture timed no waits in the window"));
     }
     Ok(compared)
-}
-
-/// A `wait <kind> <lock> <unix ns at its end> <ns>` line of the locks
-/// fixture, as (lock, kind, end, length).
-fn timed_wait(line: &str) -> Option<(String, String, u128, u64)> {
-    let mut fields = line.strip_prefix("wait ")?.split(' ');
-    let kind = fields.next()?.to_owned();
-    let lock = fields.next()?.to_owned();
-    Some((
-        lock,
-        kind,
-        fields.next()?.parse().ok()?,
-        fields.next()?.parse().ok()?,
-    ))
 }
 
 fn start(binary: &Path, args: &[&str]) -> anyhow::Result<Fixture> {

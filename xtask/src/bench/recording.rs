@@ -337,11 +337,17 @@ impl Export {
 
     /// When the probes were armed and disarmed (`window`).
     pub fn window(&self) -> anyhow::Result<(SystemTime, SystemTime)> {
+        let window = self.window_unix_ns()?;
+        let at = |unix_ns| SystemTime::UNIX_EPOCH + Duration::from_nanos(unix_ns);
+        Ok((at(window.start), at(window.end)))
+    }
+
+    /// The same, in nanoseconds since the Unix epoch.
+    pub fn window_unix_ns(&self) -> anyhow::Result<std::ops::Range<u64>> {
         let window = &self.json["window"];
         let start = self.number(&window["start_unix_ns"], "window.start_unix_ns")?;
         let duration = self.number(&window["duration_ns"], "window.duration_ns")?;
-        let start = SystemTime::UNIX_EPOCH + Duration::from_nanos(start);
-        Ok((start, start + Duration::from_nanos(duration)))
+        Ok(start..start.saturating_add(duration))
     }
 
     /// `maps[].ops.<kind>` of the map at `address`; 0 if it is not listed
