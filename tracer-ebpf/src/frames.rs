@@ -50,7 +50,7 @@ pub fn capture_call_site(ctx: &ProbeContext) -> [u64; FRAMES] {
     // The call instruction is just before its return address, which may be
     // the first byte of the next function.
     if in_plumbing(frames[0].wrapping_sub(1)) {
-        walk(ctx, fp, &mut frames);
+        StackCopy::NONE.walk(ctx, fp, &mut frames);
     }
     frames
 }
@@ -71,7 +71,7 @@ fn return_address(ctx: &ProbeContext, sp: u64) -> u64 {
 
 /// RBP at the probe.
 #[inline(always)]
-pub fn frame_pointer(ctx: &ProbeContext) -> u64 {
+fn frame_pointer(ctx: &ProbeContext) -> u64 {
     stack_registers(ctx).1
 }
 
@@ -99,26 +99,6 @@ fn stack_registers(ctx: &ProbeContext) -> (u64, u64) {
             core::ptr::read_volatile(&raw const (*regs).rsp),
             core::ptr::read_volatile(&raw const (*regs).rbp),
         )
-    }
-}
-
-/// Fills `frames[1..]` from the frame-pointer chain starting at `fp`, to
-/// its end (a zero frame pointer) or as far as there is room.
-#[inline(always)]
-pub fn walk<const N: usize>(ctx: &ProbeContext, mut fp: u64, frames: &mut [u64; N]) {
-    for frame in frames.iter_mut().skip(1) {
-        if fp == 0 {
-            break;
-        }
-        // One read per frame, not two: each helper call costs more than
-        // the bytes it copies.
-        // SAFETY: the helper faults safely on bad pointers.
-        let Ok(record) = (unsafe { bpf_probe_read_user(fp as *const FrameRecord) }) else {
-            failures::count(ctx, ProbeFailure::ReadStack, fp);
-            break;
-        };
-        *frame = record.return_address;
-        fp = record.caller_fp;
     }
 }
 
@@ -170,6 +150,13 @@ pub struct StackCopy {
 }
 
 impl StackCopy {
+    /// No copy: every record is read from the target, one read each (each
+    /// helper call costs more than the bytes it copies).
+    pub const NONE: Self = Self {
+        base: 0,
+        words: None,
+    };
+
     /// Copies [`STACK_COPY_BYTES`] from RBP. A copy reaching past the
     /// mapped memory fails whole; then every record is read on its own, as
     /// before there was a copy.
@@ -192,6 +179,12 @@ impl StackCopy {
             base,
             words: words.map(<*mut _>::cast_const),
         }
+    }
+
+    /// The frame record at the probe's frame pointer (see [`record_at`]).
+    #[inline(always)]
+    pub fn first_record(&self, ctx: &ProbeContext) -> Option<(u64, u64)> {
+        self.record_at(ctx, self.base)
     }
 
     /// As [`record_at`], from the copy when the record lies in it.
@@ -225,7 +218,9 @@ impl StackCopy {
         frames
     }
 
-    /// As [`walk`], from the copy where it can.
+    /// Fills `frames[1..]` from the frame-pointer chain starting at `fp`,
+    /// to its end (a zero frame pointer) or as far as there is room, from
+    /// the copy where it can.
     #[inline(always)]
     pub fn walk<const N: usize>(&self, ctx: &ProbeContext, mut fp: u64, frames: &mut [u64; N]) {
         for frame in frames.iter_mut().skip(1) {

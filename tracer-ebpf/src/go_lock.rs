@@ -17,13 +17,7 @@ use tracer_common::{
     ProbeFailure, ProbeGroup, go::SUDOG_G_OFFSET,
 };
 
-use crate::{
-    config, failures,
-    frames::{self, StackCopy},
-    goroutine, output, read,
-    regs::Regs,
-    zero,
-};
+use crate::{config, failures, frames::StackCopy, goroutine, output, read, regs::Regs, zero};
 
 /// Waits in progress by goroutine (`g`). An entry whose wake-up was never
 /// seen (the lock probes went out meanwhile) is replaced by the
@@ -77,7 +71,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
 fn park(ctx: &ProbeContext, probe: &LockCookie, regs: &Regs, now: u64) -> Result<(), ()> {
     let sema = regs.get(probe.reg);
     let stack = StackCopy::from_frame_pointer(ctx);
-    let (semaphore_fn, fp) = stack.record_at(ctx, frames::frame_pointer(ctx)).ok_or(())?;
+    let (semaphore_fn, fp) = stack.first_record(ctx).ok_or(())?;
     let (lock_fn, fp) = stack.record_at(ctx, fp).ok_or(())?;
     let function = instruction_pointer(ctx).wrapping_sub(u64::from(probe.site_offset));
     let Some(caller) = lock_caller(function, semaphore_fn, lock_fn) else {
