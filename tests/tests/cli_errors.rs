@@ -148,3 +148,23 @@ fn interrupt_writes_the_export() {
     assert!(export.tracer.events > 0, "events before Ctrl-C were kept");
     assert_eq!(export.maps[0].top_keys[0].key, "sku-42");
 }
+
+/// A recording that goes well says what it traces and where it wrote, and
+/// nothing else: no log line of contend's or of a library's reaches the
+/// terminal unless asked for. (aya once printed the object's whole BTF
+/// here, 70 lines, because the kernel refused one type in it.)
+#[test]
+fn a_clean_recording_says_two_lines() {
+    let fixture = Fixture::start(&hotkeys(), &["-seconds", "60"]).expect("start fixture");
+    let pid = fixture.pid().to_string();
+    let run = contend::record_logging("clean", &["--pid", &pid, "--duration", "1"], None);
+    run.export();
+    let said = run.stderr();
+    let lines: Vec<_> = said.lines().collect();
+    assert!(
+        matches!(lines[..], [tracing, done]
+            if tracing.starts_with("contend: tracing PID")
+                && done.starts_with("contend: recording complete")),
+        "{said}"
+    );
+}

@@ -62,33 +62,43 @@ pub struct TypeInfo {
 /// The key type of the map type at `map_type`.
 #[inline(always)]
 pub fn key_of_map_type(ctx: &ProbeContext, map_type: u64) -> TypeInfo {
-    learned(&KEY_TYPES, map_type, || {
-        let key_type =
-            read::user::<u64>(ctx, map_type + MAP_TYPE_KEY_OFFSET, ProbeFailure::ReadKey);
-        read_info(ctx, key_type.ok()?)
-    })
+    if let Some(known) = known(&KEY_TYPES, map_type) {
+        return known;
+    }
+    let read = match read::user::<u64>(ctx, map_type + MAP_TYPE_KEY_OFFSET, ProbeFailure::ReadKey) {
+        Ok(key_type) => read_info(ctx, key_type),
+        Err(()) => None,
+    };
+    remember(&KEY_TYPES, map_type, read)
 }
 
 /// The type at `typ`, a key's dynamic type.
 #[inline(always)]
 pub fn of_dynamic_type(ctx: &ProbeContext, typ: u64) -> TypeInfo {
-    learned(&DYNAMIC_TYPES, typ, || read_info(ctx, typ))
+    if let Some(known) = known(&DYNAMIC_TYPES, typ) {
+        return known;
+    }
+    remember(&DYNAMIC_TYPES, typ, read_info(ctx, typ))
 }
 
-/// What `table` knows of `descriptor`, or else what `read` finds, kept if
-/// it was read in full (a full table keeps nothing more: those
-/// descriptors are read every time).
+/// What `table` knows of `descriptor`.
+///
+/// No closure reads a descriptor on a miss: LLVM kept one out of line,
+/// and the BTF of a function returning `Option<TypeInfo>` (a union whose
+/// discriminant is not at offset 0) made the kernel refuse the object's
+/// BTF, which aya then printed in full on every run.
 #[inline(always)]
-fn learned(
-    table: &HashMap<u64, TypeInfo>,
-    descriptor: u64,
-    read: impl FnOnce() -> Option<TypeInfo>,
-) -> TypeInfo {
+fn known(table: &HashMap<u64, TypeInfo>, descriptor: u64) -> Option<TypeInfo> {
     // SAFETY: the value is copied out at once; entries are never changed.
-    if let Some(known) = unsafe { table.get(&descriptor) } {
-        return *known;
-    }
-    let Some(info) = read() else {
+    unsafe { table.get(&descriptor) }.copied()
+}
+
+/// Keeps `read` for `descriptor` if it was read in full (a full table
+/// keeps nothing more: those descriptors are read every time); zeros for
+/// a descriptor that could not be read.
+#[inline(always)]
+fn remember(table: &HashMap<u64, TypeInfo>, descriptor: u64, read: Option<TypeInfo>) -> TypeInfo {
+    let Some(info) = read else {
         return TypeInfo::default();
     };
     let _ = table.insert(&descriptor, &info, 0);
