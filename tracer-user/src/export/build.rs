@@ -104,6 +104,7 @@ pub fn export(recording: &Recording<'_>) -> Export {
             // the listed ones are not told apart, and still counted).
             maps_seen: aggregate.maps_seen() - sync_map_internals as u64,
             nil_map_ops: aggregate.nil_map_ops,
+            unmeasured_lock_waits: aggregate.unmeasured_waits,
             other_maps: other_maps(aggregate, scale),
             attach_ns: u64::try_from(attach.as_nanos()).unwrap_or(u64::MAX),
             probes: probes

@@ -539,7 +539,11 @@ fn who_touches(out: &mut String, map: &MapReport) {
 fn locks(out: &mut String, export: &Export) {
     let _ = writeln!(out);
     if export.locks.is_empty() {
-        let _ = writeln!(out, "No contended lock waits were traced.");
+        let _ = writeln!(
+            out,
+            "{}",
+            no_lock_waits(export, "No contended lock waits were traced.")
+        );
         return;
     }
     let listed = export.locks.len();
@@ -553,6 +557,20 @@ fn locks(out: &mut String, export: &Export) {
     };
     for lock in export.locks.iter().take(MAPS_SHOWN) {
         lock_line(out, lock);
+    }
+}
+
+/// What to say when no lock is listed: `none_seen` when no goroutine
+/// waited, else that the waits seen came only while map probes were in,
+/// which is not the same as a lock nobody waits for.
+pub fn no_lock_waits(export: &Export, none_seen: &str) -> String {
+    match export.tracer.unmeasured_lock_waits {
+        0 => none_seen.to_owned(),
+        seen => format!(
+            "No lock waits measured: the {} seen came while map probes were in the target, which \
+             lengthen critical sections, and are left out as partly contend's own doing.",
+            thousands(seen)
+        ),
     }
 }
 
@@ -728,6 +746,25 @@ mod tests {
             sampling_line(&export).is_some_and(|line| line.starts_with("exact:")),
             "{:?}",
             sampling_line(&export)
+        );
+    }
+
+    #[test]
+    fn waits_seen_only_with_map_probes_in_are_not_no_waits() {
+        let mut export = shop_export();
+        export.locks.clear();
+        assert!(render(&export).contains("\nNo contended lock waits were traced.\n"));
+        export.tracer.unmeasured_lock_waits = 1152;
+        let text = render(&export);
+        assert!(
+            text.contains(
+                "\nNo lock waits measured: the 1,152 seen came while map probes were in the target"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("No contended lock waits were traced"),
+            "{text}"
         );
     }
 

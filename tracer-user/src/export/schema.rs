@@ -93,6 +93,12 @@ pub struct Tracer {
     /// map's load, so counted here and not in `maps`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub nil_map_ops: u64,
+    /// Lock waits seen while a map probe was in the target, and so left
+    /// out of `locks`: a map probe inside a critical section lengthens it,
+    /// and the waits behind it are then partly contend's own doing.
+    /// Absent when none were (always with `--exact`, and in older files).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unmeasured_lock_waits: u64,
     /// The quietest maps, counted together rather than one by one so that
     /// a program creating a map per request cannot make contend's memory
     /// grow without bound; absent when every map was kept (and in older

@@ -5,7 +5,7 @@ use ratatui::{
     Frame,
     layout::{Constraint, Layout, Rect},
     text::Line,
-    widgets::{Bar, BarChart, BarGroup, Block, Borders, Paragraph, Row, Table, TableState},
+    widgets::{Bar, BarChart, BarGroup, Block, Borders, Paragraph, Row, Table, TableState, Wrap},
 };
 
 use super::{
@@ -30,7 +30,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         Layout::vertical([Constraint::Length(table_height), Constraint::Min(5)]).areas(area);
     draw_table(frame, table_area, state);
     let Some(lock) = rows.selected_row().map(|row| row.lock) else {
-        let nothing = Paragraph::new(nothing(state)).style(text::dim());
+        let nothing = Paragraph::new(nothing(state))
+            .style(text::dim())
+            .wrap(Wrap { trim: true });
         frame.render_widget(nothing, detail_area);
         return;
     };
@@ -52,11 +54,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     draw_sites(frame, sites_area, lock);
 }
 
-fn nothing(state: &State) -> &'static str {
+fn nothing(state: &State) -> String {
     if state.filter().text.is_empty() {
-        "No goroutine has waited for a lock yet."
+        report::no_lock_waits(state.shown(), "No goroutine has waited for a lock yet.")
     } else {
-        "No lock matches the filter."
+        "No lock matches the filter.".to_owned()
     }
 }
 
