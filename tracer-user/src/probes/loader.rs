@@ -188,12 +188,16 @@ impl Detached {
     }
 }
 
+/// The probes planned for a target and not yet in it: every catalogue
+/// entry that applies to its Go version, resolved or skipped.
+pub struct Planned(Vec<(&'static str, Result<Unit, Skip>)>);
+
 impl Tracer {
-    /// Loads the programs and attaches every catalogue entry that applies to
-    /// the target's Go version. Entry points missing from the binary are
-    /// listed as not attached; failing to attach any at all is an error.
-    /// Nothing is armed yet.
-    pub fn attach(target: &Target, options: LoadOptions) -> Result<Self, LoadError> {
+    /// Loads the programs and plans the probes for `target`, without
+    /// putting any into it: a probe in the target costs it a trap on every
+    /// hit, armed or not, so they go in ([`Self::attach`]) only when the
+    /// rest is ready.
+    pub fn load(target: &Target, options: LoadOptions) -> Result<(Self, Planned), LoadError> {
         let exe = target.exe.display().to_string();
         let go = go_version(target, &exe)?;
         if !(1..=KEY_CAPACITY as u32).contains(&options.key_limit) {
@@ -241,7 +245,7 @@ impl Tracer {
         for program in Program::ALL {
             load_uprobe(&mut ebpf, program.name())?;
         }
-        let mut tracer = Self {
+        let tracer = Self {
             ebpf,
             rings,
             host_path: target.host_path.clone(),
@@ -251,17 +255,25 @@ impl Tracer {
             slots: 0,
             probes: Vec::new(),
         };
-        for (symbol, planned) in plan.units {
+        Ok((tracer, Planned(plan.units)))
+    }
+
+    /// Attaches the planned probes to `target`. Entry points missing from
+    /// the binary are listed as not attached; failing to attach any at all
+    /// is an error. Nothing is armed yet.
+    pub fn attach(&mut self, target: &Target, planned: Planned) -> Result<(), LoadError> {
+        for (symbol, planned) in planned.0 {
             let status = match planned {
-                Ok(unit) => tracer.attach_first_time(unit),
+                Ok(unit) => self.attach_first_time(unit),
                 Err(skip) => status(symbol, Err(skip)),
             };
-            tracer.probes.push(status);
+            self.probes.push(status);
         }
-        if !tracer.probes.iter().any(|probe| probe.attached) {
-            return Err(nothing_attached(target, exe, &tracer.probes));
+        if !self.probes.iter().any(|probe| probe.attached) {
+            let exe = target.exe.display().to_string();
+            return Err(nothing_attached(target, exe, &self.probes));
         }
-        Ok(tracer)
+        Ok(())
     }
 
     /// Attaches a unit's exits, then its starts. A map write whose exits
