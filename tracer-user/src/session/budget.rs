@@ -305,6 +305,7 @@ impl Controller {
         if self.budget == Budget::Exact || !due {
             return Vec::new();
         }
+        self.defer_turn_until_paid_back(sample.at);
         match self.phase {
             Phase::Stuck => Vec::new(),
             Phase::Measuring | Phase::In => {
@@ -331,6 +332,10 @@ impl Controller {
                 Vec::new()
             }
             Phase::LocksOnly if self.locks_over_budget(sample.at) => self.go_quiet(sample.at),
+            Phase::LocksOnly if sample.at < self.cycle_end => {
+                self.next_change = self.cycle_end;
+                Vec::new()
+            }
             Phase::LocksOnly => self.put_back(sample.at, vec![Action::PutBackMaps]),
             // The map probes' turn has not come: the lock probes alone go
             // back in, to measure again.
@@ -345,6 +350,49 @@ impl Controller {
                 self.put_back(sample.at, vec![Action::PutBackLocks, Action::PutBackMaps])
             }
         }
+    }
+
+    /// When the map probes' next turn is due: if the estimate is still
+    /// over the budget, the stretch without them goes on until the excess
+    /// is paid back at the present rates, and a clean stretch of lock
+    /// probes more. The cycle was sized when the map probes went out, from
+    /// a duty and, the first time, before anyone knew how long the kernel
+    /// takes to remove them (most of a second, trapping all the while): a
+    /// turn begun over the budget only adds to what is owed, and on a busy
+    /// target one turn costs more than a short recording's whole budget.
+    fn defer_turn_until_paid_back(&mut self, now: Instant) {
+        let turn_due = match self.phase {
+            Phase::LocksOnly => self.taken_out.is_none() && now >= self.cycle_end,
+            // The lock probes go back a clean stretch before the turn, or
+            // with the map probes when there is no room for one.
+            Phase::Quiet => now + LEAST_CLEAN >= self.cycle_end,
+            Phase::Measuring | Phase::In | Phase::Stuck => false,
+        };
+        if turn_due && let Some(owed) = self.until_paid_back() {
+            self.cycle_end = now + owed + LEAST_CLEAN;
+        }
+    }
+
+    /// How long, with the map probes out, until the estimate is back within
+    /// the budget; `None` when it is.
+    fn until_paid_back(&self) -> Option<Duration> {
+        let Budget::Max(budget) = self.budget else {
+            return None;
+        };
+        let owed = self.probe_ns - budget * self.cpu_ns;
+        if owed <= 0.0 {
+            return None;
+        }
+        let locks_in = 1.0 - self.duties().quiet;
+        let freed =
+            budget * self.cpu_rate.unwrap_or(CPU_FLOOR) - locks_in * self.lock_rate.unwrap_or(0.0);
+        if freed <= 0.0 {
+            // The lock probes alone use it all up: look again a cycle on.
+            return Some(CYCLE.1);
+        }
+        Some(Duration::from_secs_f64(
+            (owed / freed / 1e9).min(CYCLE.1.as_secs_f64() * 100.0),
+        ))
     }
 
     /// While measuring with everything in: whether what is measured so far
@@ -503,7 +551,25 @@ mod tests {
         controller: Controller,
         maps_in: f64,
         locks_in: f64,
+        /// Times the map probes went back in, and of those, times the
+        /// estimate was over the budget then.
+        map_turns: u32,
+        turns_over_budget: u32,
     }
+
+    /// How a simulated target runs: the share of a core it uses, and how
+    /// many steps of 100 ms the kernel takes to remove the map probes.
+    #[derive(Clone, Copy)]
+    struct Pace {
+        cpu: f64,
+        removal_steps: u32,
+    }
+
+    /// Busy all the time, with probes the kernel removes in 200 ms.
+    const BUSY: Pace = Pace {
+        cpu: 1.0,
+        removal_steps: 2,
+    };
 
     /// A target on one core doing `ops_per_sec` map reads and
     /// `waits_per_sec` contended lock waits of 100 µs, traced by a
@@ -524,6 +590,16 @@ mod tests {
     }
 
     fn simulate_waits(budget: Budget, ops_per_sec: f64, waits: Waits, seconds: u32) -> Run {
+        simulate_paced(budget, ops_per_sec, waits, BUSY, seconds)
+    }
+
+    fn simulate_paced(
+        budget: Budget,
+        ops_per_sec: f64,
+        waits: Waits,
+        pace: Pace,
+        seconds: u32,
+    ) -> Run {
         let waits_per_sec = waits.per_sec;
         let start = Instant::now();
         let mut controller = Controller::new(budget, start);
@@ -534,6 +610,8 @@ mod tests {
         let (mut maps_in, mut maps_present, mut locks_in) = (true, true, true);
         let (mut maps_steps, mut locks_steps) = (0, 0);
         let mut gone_at = None;
+        let (mut map_turns, mut turns_over_budget) = (0, 0);
+        let mut probes_before = 0.0;
         let mut measured = MeasuredWaits::default();
         let steps = seconds * 10;
         // The session's first look is at once, as its interval first ticks.
@@ -564,7 +642,12 @@ mod tests {
                     measured.total_ns += count * waits.length.as_nanos() as u64;
                 }
             }
-            cpu += step;
+            // The probes' traps run on the target's threads, and the
+            // kernel counts them as its CPU time: on top of its own, up to
+            // the one core it runs on.
+            let spent = Duration::from_nanos((map_cost + lock_cost - probes_before) as u64);
+            probes_before = map_cost + lock_cost;
+            cpu += (step.mul_f64(pace.cpu) + spent).min(step);
             let sample = Sample {
                 at: start + step * n,
                 map_cost,
@@ -578,9 +661,17 @@ mod tests {
                 match action {
                     Action::TakeOutMaps => {
                         maps_in = false;
-                        gone_at = Some(n + 2);
+                        gone_at = Some(n + pace.removal_steps);
                     }
-                    Action::PutBackMaps => (maps_in, maps_present) = (true, true),
+                    Action::PutBackMaps => {
+                        (maps_in, maps_present) = (true, true);
+                        map_turns += 1;
+                        let over = match budget {
+                            Budget::Max(budget) => overhead_of(&controller) > budget,
+                            Budget::Exact => false,
+                        };
+                        turns_over_budget += u32::from(over);
+                    }
                     Action::TakeOutLocks => locks_in = false,
                     Action::PutBackLocks => locks_in = true,
                 }
@@ -590,11 +681,17 @@ mod tests {
             controller,
             maps_in: f64::from(maps_steps) / f64::from(steps),
             locks_in: f64::from(locks_steps) / f64::from(steps),
+            map_turns,
+            turns_over_budget,
         }
     }
 
     fn overhead(run: &Run) -> f64 {
-        run.controller.estimated_overhead().expect("measured")
+        overhead_of(&run.controller)
+    }
+
+    fn overhead_of(controller: &Controller) -> f64 {
+        controller.estimated_overhead().expect("measured")
     }
 
     #[test]
@@ -617,6 +714,38 @@ mod tests {
             "estimated {:.4}, the first second's excess paid back",
             overhead(&run)
         );
+    }
+
+    /// Targets like the demo shop: a seventh of a core, map probes that
+    /// take the kernel most of a second to remove, trapping all the while.
+    /// The first turn's length was chosen before that was known, and once
+    /// the next began after four seconds with the estimate still over the
+    /// budget, leaving a 5 s recording at 35%. A turn now waits until what
+    /// the last one overspent is paid back.
+    #[test]
+    fn no_turn_begins_over_the_budget() {
+        let shop = Pace {
+            cpu: 0.15,
+            removal_steps: 7,
+        };
+        let no_waits = Waits {
+            per_sec: 0.0,
+            length: Duration::ZERO,
+        };
+        for ops_per_sec in [50_000.0, 100_000.0, 250_000.0, 800_000.0] {
+            let run = simulate_paced(Budget::Max(0.05), ops_per_sec, no_waits, shop, 120);
+            assert_eq!(
+                run.turns_over_budget, 0,
+                "{ops_per_sec} ops/s: {} of {} turns began over the budget",
+                run.turns_over_budget, run.map_turns
+            );
+            // Nor is the target left untraced: the excess is paid back
+            // within minutes.
+            assert!(
+                run.map_turns > 0,
+                "{ops_per_sec} ops/s: no turn in 2 minutes"
+            );
+        }
     }
 
     #[test]
