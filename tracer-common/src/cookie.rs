@@ -161,17 +161,23 @@ impl MapCookie {
 /// makes a parked goroutine runnable again (`semrelease1` calling
 /// `readyWithTime(s *sudog, …)`), ends it. So a wait is the time blocked,
 /// as the runtime's own `/sync/mutex/wait/total` counts it, not the time
-/// until the woken goroutine next gets a CPU.
+/// until the woken goroutine next gets a CPU. A wait is paired by its
+/// `sudog`, the runtime's record of the parked goroutine, which both calls
+/// are passed: the wake then needs no read of the target's memory to tell
+/// whose wait ends.
 ///
 /// Layout, least significant byte first: 1 for the park probe or 2 for the
 /// wake probe, the register, then four bytes of the probe's offset into its function (the
 /// park probe finds the function's start from it, and the lock callers'
-/// code relative to that start); the next byte is 0.
+/// code relative to that start), then the sudog's register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockCookie {
     /// At the park probe the semaphore parked on; at the wake probe the
     /// woken goroutine's sudog.
     pub reg: Reg,
+    /// The wait's sudog: at the park probe the one queued, at the wake
+    /// probe the one readied (`reg`).
+    pub sudog: Reg,
     pub wake: bool,
     /// Bytes from the start of the probed function to the probe.
     pub site_offset: u32,
@@ -180,7 +186,7 @@ pub struct LockCookie {
 impl LockCookie {
     pub const fn encode(self) -> u64 {
         let probe = if self.wake { 2 } else { 1 };
-        probe | (self.reg as u64) << 8 | (self.site_offset as u64) << 16
+        probe | (self.reg as u64) << 8 | (self.site_offset as u64) << 16 | (self.sudog as u64) << 48
     }
 
     pub fn decode(cookie: u64) -> Option<Self> {
@@ -190,11 +196,9 @@ impl LockCookie {
             2 => true,
             _ => return None,
         };
-        if byte(6) != 0 {
-            return None;
-        }
         Some(Self {
             reg: Reg::from_u8(byte(1))?,
+            sudog: Reg::from_u8(byte(6))?,
             wake,
             site_offset: (cookie >> 16) as u32,
         })
@@ -240,6 +244,7 @@ mod tests {
         for (wake, site_offset) in [(false, 0), (true, 463), (false, u32::MAX)] {
             let cookie = LockCookie {
                 reg: Reg::Rbx,
+                sudog: Reg::Rcx,
                 wake,
                 site_offset,
             };

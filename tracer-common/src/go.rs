@@ -80,10 +80,6 @@ pub const INTERFACE_TYPE_METHOD_COUNT_OFFSET: u64 = 64;
 /// interface type pointer.
 pub const ITAB_TYPE_OFFSET: u64 = 8;
 
-/// Offset of the goroutine (`g`) in `runtime.sudog`, the runtime's record
-/// of a parked goroutine: its first field since Go 1.0.
-pub const SUDOG_G_OFFSET: u64 = 0;
-
 impl Kind {
     pub const fn from_u8(value: u8) -> Option<Self> {
         use Kind::*;

@@ -267,10 +267,12 @@ pub struct LockEvent {
 }
 
 /// A wait in progress, kept in the kernel from the goroutine's park to its
-/// wake-up, keyed by the goroutine's runtime record.
+/// wake-up, keyed by its `sudog` (see [`LockCookie`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PendingWait {
+    /// The parked goroutine's runtime record.
+    pub g: u64,
     pub start_ns: u64,
     pub lock: u64,
     /// A [`LockOp`].
@@ -362,7 +364,7 @@ const _: () = assert!(core::mem::size_of::<MapEvent>() == 48 + FRAME_BYTES + KEY
 const _: () = assert!(core::mem::align_of::<MapEvent>() == 8);
 const LOCK_FRAME_BYTES: usize = 8 * LOCK_FRAMES;
 const _: () = assert!(core::mem::size_of::<LockEvent>() == 48 + LOCK_FRAME_BYTES);
-const _: () = assert!(core::mem::size_of::<PendingWait>() == 24 + LOCK_FRAME_BYTES);
+const _: () = assert!(core::mem::size_of::<PendingWait>() == 32 + LOCK_FRAME_BYTES);
 const _: () = assert!(core::mem::size_of::<LockCaller>() == 24);
 const _: () = assert!(core::mem::size_of::<AccessSide>() == 40 + FRAME_BYTES + SIDE_KEY_CAPACITY);
 const _: () =

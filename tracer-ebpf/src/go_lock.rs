@@ -2,8 +2,9 @@
 //! one, and the runtime making it runnable again ends it (see
 //! `tracer_common::LockCookie`): both on calls the kernel emulates, both hit
 //! only by goroutines that really park, and neither in a critical section.
-//! Waits are paired by goroutine (its `g`), because the wake-up runs on
-//! another goroutine's thread.
+//! Waits are paired by the parked goroutine's sudog, which both calls are
+//! passed: the wake-up runs on another goroutine's thread, and reading the
+//! sudog's goroutine there cost a read of the target's memory per wait.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -14,15 +15,16 @@ use aya_ebpf::{
 };
 use tracer_common::{
     EventKind, LOCK_CALLERS, LOCK_FRAMES, LockCaller, LockCookie, LockEvent, LockOp, PendingWait,
-    ProbeFailure, ProbeGroup, go::SUDOG_G_OFFSET,
+    ProbeFailure, ProbeGroup,
 };
 
 use crate::{config, failures, frames::StackCopy, goroutine, output, read, regs::Regs, zero};
 
-/// Waits in progress by goroutine (`g`). An entry whose wake-up was never
-/// seen (the lock probes went out meanwhile) is replaced by the
-/// goroutine's next wait, ignored by its next wake-up (it began before the
-/// probes were last armed) or evicted as least recently used.
+/// Waits in progress by sudog (see `LockCookie`). An entry whose wake-up
+/// was never seen (the lock probes went out meanwhile) is replaced by the
+/// next wait queued with its sudog, ignored by that sudog's next wake-up
+/// (it began before the probes were last armed) or evicted as least
+/// recently used.
 #[map]
 static PENDING: LruHashMap<u64, PendingWait> = LruHashMap::with_max_entries(16384, 0);
 
@@ -57,7 +59,7 @@ fn try_go_lock_wait(ctx: &ProbeContext) -> Result<(), ()> {
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if probe.wake {
-        return wake(ctx, regs.get(probe.reg), now, armed_since);
+        return wake(regs.get(probe.sudog), now, armed_since);
     }
     park(ctx, &probe, &regs, now)
 }
@@ -92,7 +94,9 @@ fn park(ctx: &ProbeContext, probe: &LockCookie, regs: &Regs, now: u64) -> Result
         stack.walk(ctx, fp, &mut frames);
         frames
     };
+    let g = goroutine::current(regs);
     let wait = PendingWait {
+        g,
         start_ns: now,
         lock: sema.wrapping_sub(u64::from(field_offset)),
         op,
@@ -100,7 +104,7 @@ fn park(ctx: &ProbeContext, probe: &LockCookie, regs: &Regs, now: u64) -> Result
         frames,
     };
     PENDING
-        .insert(&goroutine::current(regs), &wait, 0)
+        .insert(&regs.get(probe.sudog), &wait, 0)
         .map_err(drop)
 }
 
@@ -149,11 +153,11 @@ fn instruction_pointer(ctx: &ProbeContext) -> u64 {
 /// parked since the lock probes were armed, ends now. (The sudog no
 /// longer says which semaphore: the runtime clears that as it dequeues.)
 #[inline(always)]
-fn wake(ctx: &ProbeContext, sudog: u64, now: u64, armed_since: u64) -> Result<(), ()> {
-    let g = read_lock_field::<u64>(ctx, sudog + SUDOG_G_OFFSET)?;
+fn wake(sudog: u64, now: u64, armed_since: u64) -> Result<(), ()> {
     // SAFETY: the value is copied out before anything can remove it.
-    let wait = *unsafe { PENDING.get(&g) }.ok_or(())?;
-    let _ = PENDING.remove(&g);
+    let wait = *unsafe { PENDING.get(&sudog) }.ok_or(())?;
+    let _ = PENDING.remove(&sudog);
+    let g = wait.g;
     if wait.start_ns < armed_since {
         // Begun before the lock probes were last armed: the wake-ups
         // in between passed unseen.

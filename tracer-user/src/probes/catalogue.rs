@@ -362,6 +362,9 @@ pub struct SemaphoreCall {
     /// Register holding, at the call, the semaphore (park) or the woken
     /// goroutine's sudog (wake).
     pub reg: Reg,
+    /// Register holding, at the call, the sudog queued (park) or readied
+    /// (wake): what pairs a wake with its park.
+    pub sudog: Reg,
     pub wake: bool,
 }
 
@@ -369,7 +372,9 @@ pub struct SemaphoreCall {
 pub const PARKER: SemaphoreCall = SemaphoreCall {
     symbol: "runtime.semacquire1",
     calls: "runtime.(*semaRoot).queue",
+    // queue(root *semaRoot, addr *uint32, s *sudog, lifo bool)
     reg: Reg::Rbx,
+    sudog: Reg::Rcx,
     wake: false,
 };
 
@@ -377,7 +382,9 @@ pub const PARKER: SemaphoreCall = SemaphoreCall {
 pub const WAKER: SemaphoreCall = SemaphoreCall {
     symbol: "runtime.semrelease1",
     calls: "runtime.readyWithTime",
+    // readyWithTime(s *sudog, traceskip int)
     reg: Reg::Rax,
+    sudog: Reg::Rax,
     wake: true,
 };
 
@@ -386,6 +393,7 @@ impl SemaphoreCall {
     pub fn cookie(&self, site_offset: u32) -> LockCookie {
         LockCookie {
             reg: self.reg,
+            sudog: self.sudog,
             wake: self.wake,
             site_offset,
         }
