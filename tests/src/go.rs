@@ -210,12 +210,13 @@ impl Drop for Fixture {
 /// The waits the locks fixture timed itself (`-waits`: `wait <kind> <lock>
 /// <unix ns at its end> <ns>` lines) that ended within `window` (unix ns),
 /// by lock and kind, as contend names them: their lengths in ns.
-pub fn timed_waits<'a>(
-    lines: impl IntoIterator<Item = &'a str>,
+pub fn timed_waits(
+    lines: impl IntoIterator<Item = impl AsRef<str>>,
     window: &Range<u64>,
 ) -> BTreeMap<(String, String), Vec<u64>> {
     let mut waits: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
     for line in lines {
+        let line = line.as_ref();
         let Some(mut fields) = line.strip_prefix("wait ").map(|rest| rest.split(' ')) else {
             continue;
         };

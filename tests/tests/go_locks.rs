@@ -130,8 +130,7 @@ fn lock_figures_under_a_budget_agree_with_the_programs_own_timing() {
         );
         let start = export.window.start_unix_ns;
         let window = start..start + export.window.duration_ns;
-        let lines: Vec<String> = lines.try_iter().map(|(_, line)| line).collect();
-        let own = timed_waits(lines.iter().map(String::as_str), &window);
+        let own = timed_waits(lines.try_iter().map(|(_, line)| line), &window);
         assert_eq!(
             own.len(),
             4,

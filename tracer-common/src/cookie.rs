@@ -172,11 +172,11 @@ impl MapCookie {
 /// code relative to that start), then the sudog's register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockCookie {
-    /// At the park probe the semaphore parked on; at the wake probe the
-    /// woken goroutine's sudog.
+    /// At the park probe the semaphore parked on; the wake probe has no
+    /// semaphore (the runtime has cleared it) and does not read this.
     pub reg: Reg,
     /// The wait's sudog: at the park probe the one queued, at the wake
-    /// probe the one readied (`reg`).
+    /// probe the one readied.
     pub sudog: Reg,
     pub wake: bool,
     /// Bytes from the start of the probed function to the probe.

@@ -359,8 +359,8 @@ impl LockCaller {
 pub struct SemaphoreCall {
     pub symbol: &'static str,
     pub calls: &'static str,
-    /// Register holding, at the call, the semaphore (park) or the woken
-    /// goroutine's sudog (wake).
+    /// Register holding, at the call, the semaphore (park); at the wake,
+    /// where there is none, the sudog again.
     pub reg: Reg,
     /// Register holding, at the call, the sudog queued (park) or readied
     /// (wake): what pairs a wake with its park.

@@ -71,8 +71,10 @@ fn lock_rows(bench: &Bench, budget: u32, recorded: Duration) -> anyhow::Result<V
     let label = format!("accuracy-locks-{budget}");
     let export = record(bench, &fixture, budget, recorded, &label)?;
     drop(fixture);
-    let lines: Vec<String> = lines.try_iter().map(|(_, line)| line).collect();
-    let own = timed_waits(lines.iter().map(String::as_str), &export.window_unix_ns()?);
+    let own = timed_waits(
+        lines.try_iter().map(|(_, line)| line),
+        &export.window_unix_ns()?,
+    );
     let compared = compare(&export, own)?;
     let total = compared.traced_total / compared.own_total;
     let note = format!(
