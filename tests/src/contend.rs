@@ -142,11 +142,23 @@ pub fn start_record(label: &str, args: &[&str]) -> Background {
 
 /// Starts `contend record ARGS -- COMMAND` (no `--` without a command).
 pub fn start_record_command_line(label: &str, args: &[&str], command: &[&str]) -> Background {
+    start_record_with(label, args, command, &[])
+}
+
+/// Starts `contend record ARGS -- COMMAND` with the environment variables
+/// `env` set.
+pub fn start_record_with(
+    label: &str,
+    args: &[&str],
+    command: &[&str],
+    env: &[(&str, &str)],
+) -> Background {
     let export_path = export_path(label);
     let mut contend = record_command(args, &export_path);
     if !command.is_empty() {
         contend.arg("--").args(command);
     }
+    contend.envs(env.iter().copied());
     let mut child = contend
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -203,6 +215,11 @@ impl Background {
                 rest.split_whitespace().next()?.parse().ok()
             })
             .unwrap_or_else(|| panic!("no traced PID in {}", self.said))
+    }
+
+    /// contend's own PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits for contend to finish by itself.

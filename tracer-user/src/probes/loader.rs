@@ -5,12 +5,13 @@
 
 use std::{
     num::NonZeroU32,
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use aya::{
-    Ebpf, EbpfError, EbpfLoader,
+    Btf, Ebpf, EbpfError, EbpfLoader,
     maps::{Array, ArrayOfMaps, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         ProgramError, UProbe,
@@ -27,6 +28,7 @@ use super::{
     calibrate::{self, TrapCosts},
     catalogue::FIRST_REGISTER_ABI,
     kernel_log::{self, KERNEL_LOG_TARGET},
+    multi_link::MultiPrograms,
     placement::{self, ExitPlacement, Placement, Program, Skip, Trap, Unit},
     plumbing,
 };
@@ -54,6 +56,10 @@ const LOCK_CALLERS_MAP: &str = "CALLERS";
 /// The kernel side's open write windows by map
 /// (`tracer-ebpf/src/conflict.rs`).
 const IN_FLIGHT_MAP: &str = "IN_FLIGHT";
+
+/// Set to `perf` to attach probes as perf events even where the kernel
+/// makes `uprobe_multi` links (see `multi_link.rs`).
+const LINKS_VARIABLE: &str = "CONTEND_PROBE_LINKS";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
@@ -156,21 +162,34 @@ pub struct Tracer {
     /// The target's load bias, which turns the placements' link-time
     /// addresses into the process's (0 until a PIE's is known).
     load_bias: u64,
+    /// The programs for `uprobe_multi` links, where the kernel makes them;
+    /// else aya's programs, attached as perf events.
+    multi: Option<MultiPrograms>,
     /// Every unit that could be attached, with its links while it is in.
-    units: Vec<(Unit, Vec<UProbeLink>)>,
+    units: Vec<(Unit, Vec<ProbeLink>)>,
     /// Hit slots handed out so far (see `tracer_common::hit_slot`).
     slots: u32,
     pub probes: Vec<ProbeStatus>,
 }
 
-/// Probes taken out of the target. The kernel takes their breakpoints out
-/// one by one, tens of milliseconds apart, and each link's release then
-/// waits for RCU grace periods: [`Detached::release`] does that, on a
-/// thread that can afford to wait, the busy probes first.
+/// One probe in the target; dropping it takes the probe out, which waits
+/// for RCU grace periods.
+enum ProbeLink {
+    /// A `uprobe_multi` link: its breakpoint goes before the wait, and
+    /// links released together wait together.
+    Multi(#[expect(dead_code, reason = "held to be closed on drop")] OwnedFd),
+    /// A perf event (kernels before 6.6): the kernel releases these one
+    /// at a time, a grace period each, breakpoint by breakpoint.
+    Perf(#[expect(dead_code, reason = "held to be detached on drop")] UProbeLink),
+}
+
+/// Probes taken out of the target. Each link's release waits for RCU grace
+/// periods: [`Detached::release`] does that, on a thread that can afford
+/// to wait, the busy probes first.
 pub struct Detached {
     /// The busy probes' links, and the rest.
-    busy: Vec<UProbeLink>,
-    quiet: Vec<UProbeLink>,
+    busy: Vec<ProbeLink>,
+    quiet: Vec<ProbeLink>,
     /// Where the busy probes' breakpoints were, and the instruction byte
     /// each replaced: the target is rid of what costs it once these hold
     /// their bytes again.
@@ -217,8 +236,13 @@ impl Tracer {
         let callers_used = plan.lock_callers.len() as u32;
         let kernel_log_level = kernel_log::level();
         let field_offset_shift = field_offset_shift(go);
+        // Parsed once for both loads (see `multi_link.rs`).
+        let btf = Btf::from_sys_fs()
+            .map_err(|error| tracing::debug!("no kernel BTF: {error}"))
+            .ok();
         let mut loader = EbpfLoader::new();
         loader
+            .btf(btf.as_ref())
             .override_global(aya_log::LEVEL, &kernel_log_level, true)
             .override_global("PLUMBING_BASE", &plumbing_base, true)
             .override_global("PLUMBING_WORDS", &plumbing_words, true)
@@ -231,6 +255,8 @@ impl Tracer {
             loader.map_max_entries(PLUMBING_MAP, (map.words.len() as u32).max(1));
         }
         let mut ebpf = loader.load(EBPF_OBJECT).map_err(LoadError::Load)?;
+        // Before aya-log takes its ring, which the second load links to.
+        let multi = multi_programs(&ebpf, btf.as_ref());
         kernel_log::forward(&mut ebpf, kernel_log_level);
         if let Some(map) = &plumbing {
             tracing::debug!("{} words of Go plumbing bitmap", map.words.len());
@@ -242,11 +268,14 @@ impl Tracer {
             &plan.lock_callers,
             LoadError::Table,
         )?;
-        for program in Program::ALL {
-            load_uprobe(&mut ebpf, program.name())?;
+        if multi.is_none() {
+            for program in Program::ALL {
+                load_uprobe(&mut ebpf, program.name())?;
+            }
         }
         let tracer = Self {
             ebpf,
+            multi,
             rings,
             host_path: target.host_path.clone(),
             pid: target.pid,
@@ -329,7 +358,7 @@ impl Tracer {
         status
     }
 
-    fn attach_one(&mut self, placement: &Placement) -> Result<UProbeLink, String> {
+    fn attach_one(&mut self, placement: &Placement) -> Result<ProbeLink, String> {
         let (path, pid) = (self.host_path.clone(), self.pid);
         self.attach_one_to(placement, &path, pid)
     }
@@ -339,7 +368,19 @@ impl Tracer {
         placement: &Placement,
         path: &Path,
         pid: u32,
-    ) -> Result<UProbeLink, String> {
+    ) -> Result<ProbeLink, String> {
+        if let Some(multi) = &self.multi {
+            return multi
+                .attach(
+                    placement.program,
+                    path,
+                    placement.file_offset,
+                    placement.cookie,
+                    pid,
+                )
+                .map(ProbeLink::Multi)
+                .map_err(|error| format!("attach failed: {error}"));
+        }
         let program: &mut UProbe = self
             .ebpf
             .program_mut(placement.program.name())
@@ -353,6 +394,7 @@ impl Tracer {
         program
             .attach(point, path, scope)
             .and_then(|id| program.take_link(id))
+            .map(ProbeLink::Perf)
             .map_err(|error| format!("attach failed: {error}"))
     }
 
@@ -385,7 +427,7 @@ impl Tracer {
                 .copied()
                 .unwrap_or(0)
         };
-        let mut out: Vec<(u64, UProbeLink, (u64, u8))> = Vec::new();
+        let mut out: Vec<(u64, ProbeLink, (u64, u8))> = Vec::new();
         for (unit, links) in &mut self.units {
             if unit.group != group || links.is_empty() {
                 continue;
@@ -463,7 +505,7 @@ impl Tracer {
     /// Puts `group`'s probes back into the target, each unit's ends before
     /// its starts. If one fails, the group stays out.
     pub fn put_back(&mut self, group: ProbeGroup) -> Result<(), LoadError> {
-        let mut attached: Vec<(usize, Vec<UProbeLink>)> = Vec::new();
+        let mut attached: Vec<(usize, Vec<ProbeLink>)> = Vec::new();
         for index in 0..self.units.len() {
             let (unit, links) = &self.units[index];
             if unit.group != group || !links.is_empty() {
@@ -597,6 +639,9 @@ impl Tracer {
     /// Runs and run time of each program so far, while the kernel's BPF
     /// run-time statistics are on (see [`aya::sys::enable_stats`]).
     pub fn program_time(&self, program: Program) -> Option<(u64, Duration)> {
+        if let Some(multi) = &self.multi {
+            return multi.run_time(program);
+        }
         let uprobe: &UProbe = self.ebpf.program(program.name())?.try_into().ok()?;
         let info = uprobe.info().ok()?;
         Some((info.run_count(), info.run_time()))
@@ -604,9 +649,9 @@ impl Tracer {
 
     /// Detaches every probe.
     ///
-    /// The kernel waits for an RCU grace period as each uprobe goes (about
-    /// two seconds here); detaching them in parallel makes those waits
-    /// overlap. Disarm first: that ends the window at a precise moment, and
+    /// The kernel waits for RCU grace periods as each uprobe goes;
+    /// detaching them in parallel makes those waits overlap where the
+    /// kernel lets them (`uprobe_multi` links). Disarm first: that ends the window at a precise moment, and
     /// the events can be drained and exported while this runs.
     pub fn detach(mut self) {
         self.detach_now();
@@ -636,7 +681,7 @@ impl Tracer {
 
 /// Drops links on threads of their own, so that the grace period each
 /// waits for overlaps the others'.
-fn release_in_parallel(links: Vec<UProbeLink>) {
+fn release_in_parallel(links: Vec<ProbeLink>) {
     std::thread::scope(|scope| {
         for link in links {
             scope.spawn(move || drop(link));
@@ -716,6 +761,18 @@ fn go_version(target: &Target, exe: &str) -> Result<GoVersion, LoadError> {
 /// its low bit said whether the field is embedded.
 fn field_offset_shift(go: GoVersion) -> u64 {
     u64::from(go < GoVersion::new(19, 0))
+}
+
+/// The programs for `uprobe_multi` links, unless the kernel cannot make
+/// them or the user asked for perf events.
+fn multi_programs(ebpf: &Ebpf, btf: Option<&Btf>) -> Option<MultiPrograms> {
+    if std::env::var(LINKS_VARIABLE).is_ok_and(|links| links == "perf") {
+        tracing::debug!("{LINKS_VARIABLE}=perf: probes are perf events");
+        return None;
+    }
+    MultiPrograms::load(ebpf, EBPF_OBJECT, btf)
+        .map_err(|error| tracing::debug!("probes are perf events: {error}"))
+        .ok()
 }
 
 fn load_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, LoadError> {

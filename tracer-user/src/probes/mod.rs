@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod failures;
 pub mod kernel_log;
 pub mod loader;
+pub mod multi_link;
 pub mod placement;
 pub mod plumbing;
 
