@@ -197,10 +197,10 @@ pub struct Detached {
 }
 
 impl Detached {
-    /// Releases the busy links, then the rest: the kernel takes one
-    /// breakpoint out at a time, so the busy ones go first, before anything
-    /// else is queued. Each set in parallel, so that the grace periods
-    /// overlap.
+    /// Releases the busy links, then the rest: as perf events the kernel
+    /// takes one breakpoint out at a time, so the busy ones go first,
+    /// before anything else is queued. Each set in parallel, so that the
+    /// grace periods overlap where the kernel lets them.
     pub fn release(self) {
         release_in_parallel(self.busy);
         release_in_parallel(self.quiet);

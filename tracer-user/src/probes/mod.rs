@@ -1,6 +1,7 @@
 //! Which probes the catalogue knows (`catalogue`), where they go in this
 //! binary (`placement`), where Go's own code lies for the stack walk
-//! (`plumbing`), loading and attaching the eBPF programs (`loader`), and
+//! (`plumbing`), loading and attaching the eBPF programs (`loader`; as
+//! `uprobe_multi` links, `multi_link`), and
 //! what the probes failed to do (`failures`, and the kernel side's log
 //! lines about it, `kernel_log`).
 
