@@ -240,8 +240,20 @@ pub(crate) fn map_guard(
         .flatten();
     // Locks and races are seen by address, whichever map it held.
     let address = map.address;
-    (aggregate.guards).guard(address, aggregate.conflicts.on_map(address), site.as_ref())
+    let guard =
+        (aggregate.guards).guard(address, aggregate.conflicts.on_map(address), site.as_ref())?;
+    let own_lock = (address..address + SYNC_MAP_OWN_LOCKS).contains(&guard.lock);
+    if origin == Origin::Program(Some(MapKind::SyncMap)) && own_lock {
+        return None;
+    }
+    Some(guard)
 }
+
+/// Bytes at the start of a `sync.Map` that hold its own mutex: its first
+/// field before Go 1.24, and the init mutex 4 bytes into the hash-trie
+/// map since. Its methods lock it, and a wait for it that precedes an
+/// operation is not the program's lock guarding the map.
+const SYNC_MAP_OWN_LOCKS: u64 = 16;
 
 /// `estimate`'s operations: a map filled at start and then read is
 /// read-mostly, though the start was traced whole and the rest sampled.
@@ -751,6 +763,33 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    /// Go 1.19's `sync.Map` locks its own mutex, its first field, on a
+    /// read that misses its read-only half: those waits precede its
+    /// operations as a guard's would.
+    #[test]
+    fn a_sync_map_is_not_guarded_by_its_own_mutex() {
+        const SYNC_MAP: u64 = 0x549960;
+        let mut aggregate = Aggregate::default();
+        for n in 0..100 {
+            let (g, ended) = (0xc000_0000 + n, n * 1_000_000);
+            let stack = Stack::default();
+            (aggregate.guards).lock_wait(g, SYNC_MAP, LockOp::MutexLock, ended, stack);
+            aggregate.guards.map_access(g, SYNC_MAP, ended + 1_000);
+        }
+        let guard = |origin| {
+            let (map, stats) = (MapId::at(SYNC_MAP), MapStats::default());
+            let sites = LockSites::default();
+            map_guard(&aggregate, map, &stats, origin, &sites, &no_sites)
+        };
+        assert_eq!(guard(Origin::Program(Some(MapKind::SyncMap))), None);
+        let plain = guard(Origin::Program(Some(MapKind::Map)));
+        assert_eq!(
+            plain.map(|guard| guard.lock),
+            Some(SYNC_MAP),
+            "a map's lock"
+        );
     }
 
     #[test]
