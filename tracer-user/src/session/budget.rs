@@ -396,13 +396,18 @@ impl Controller {
         }
     }
 
-    /// How long, with the map probes out, until the estimate is back within
-    /// the budget; `None` when it is.
+    /// How long, with the map probes out, until the budget saved covers
+    /// the next turn's stretch in; `None` when it does. Paid for in
+    /// advance, a turn leaves the estimate within the budget wherever a
+    /// recording ends, or a live view looks (paid for after, the shop's
+    /// turns left it 1.7 points over at a minute). Their removal is still
+    /// paid for after: as perf events it costs the most, and waiting for
+    /// it too would leave a busy target untraced for minutes.
     fn until_paid_back(&self) -> Option<Duration> {
         let Budget::Max(budget) = self.budget else {
             return None;
         };
-        let owed = self.probe_ns - budget * self.cpu_ns;
+        let owed = self.probe_ns - budget * self.cpu_ns + self.next_stretch_in_cost();
         if owed <= 0.0 {
             return None;
         }
@@ -416,6 +421,15 @@ impl Controller {
         Some(Duration::from_secs_f64(
             (owed / freed / 1e9).min(CYCLE.1.as_secs_f64() * 100.0),
         ))
+    }
+
+    /// What the map probes' next stretch in will cost, in nanoseconds: at
+    /// their rate while in, for a cycle's mean stretch.
+    fn next_stretch_in_cost(&self) -> f64 {
+        let duty = self.duties_paying_back(false).maps;
+        let mean_cycle = (CYCLE.0 + CYCLE.1).as_secs_f64() / 2.0;
+        let maps_in = (duty * mean_cycle).max(SHORTEST_IN.as_secs_f64());
+        self.map_rate.unwrap_or(0.0) * maps_in * 1e9
     }
 
     /// While measuring with everything in: whether what is measured so far
