@@ -16,7 +16,7 @@
 //! type. The two loads share every map; only one is ever attached.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     ffi::{CStr, CString},
     io, mem,
     os::{
@@ -74,29 +74,7 @@ impl MultiPrograms {
     /// both see the same tables and rings) and against the kernel's `btf`.
     /// Then checks that the kernel makes such links at all.
     pub fn load(ebpf: &Ebpf, object: &[u8], btf: Option<&Btf>) -> Result<Self, MultiError> {
-        let mut obj = Object::parse(object)?;
-        if let Some(btf) = btf {
-            obj.relocate_btf(btf)
-                .map_err(|error| MultiError::Relocate(error.to_string()))?;
-        }
-        let mut fds = Vec::new();
-        for (name, map) in ebpf.maps() {
-            fds.push((name.to_owned(), map_fd(name, map)?));
-        }
-        let maps = (obj.maps.iter())
-            .map(|(name, map)| {
-                let fd = fds.iter().find(|(loaded, _)| loaded == name);
-                let fd = fd.ok_or_else(|| MultiError::MissingMap(name.clone()))?.1;
-                Ok((name.as_str(), fd, map))
-            })
-            .collect::<Result<Vec<_>, MultiError>>()?;
-        let text_sections: HashSet<usize> =
-            obj.functions.keys().map(|(section, _)| *section).collect();
-        let mut relocated = obj.clone();
-        relocated
-            .relocate_maps(maps.into_iter(), &text_sections)
-            .and_then(|()| relocated.relocate_calls(&text_sections))
-            .map_err(|error| MultiError::Relocate(error.to_string()))?;
+        let relocated = relocate(ebpf, object, btf)?;
         let programs = Program::ALL
             .into_iter()
             .map(|program| Ok((program, load_program(&relocated, program.name())?)))
@@ -183,6 +161,33 @@ impl MultiPrograms {
             ))),
         }
     }
+}
+
+/// `object` relocated as aya relocated it for `ebpf`: against the
+/// kernel's `btf`, and against the maps aya created from it.
+fn relocate(ebpf: &Ebpf, object: &[u8], btf: Option<&Btf>) -> Result<Object, MultiError> {
+    let mut obj = Object::parse(object)?;
+    if let Some(btf) = btf {
+        obj.relocate_btf(btf)
+            .map_err(|error| MultiError::Relocate(error.to_string()))?;
+    }
+    let fds = (ebpf.maps())
+        .map(|(name, map)| Ok((name, map_fd(name, map)?)))
+        .collect::<Result<HashMap<&str, RawFd>, MultiError>>()?;
+    // A copy: relocating borrows the object, definitions and all.
+    let definitions = obj.maps.clone();
+    let maps = (definitions.iter())
+        .map(|(name, map)| {
+            let fd = fds.get(name.as_str()).copied();
+            let fd = fd.ok_or_else(|| MultiError::MissingMap(name.clone()))?;
+            Ok((name.as_str(), fd, map))
+        })
+        .collect::<Result<Vec<_>, MultiError>>()?;
+    let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
+    obj.relocate_maps(maps.into_iter(), &text_sections)
+        .and_then(|()| obj.relocate_calls(&text_sections))
+        .map_err(|error| MultiError::Relocate(error.to_string()))?;
+    Ok(obj)
 }
 
 /// The descriptor of a map aya loaded. Only the kinds contend's object
