@@ -397,12 +397,13 @@ impl Controller {
     }
 
     /// How long, with the map probes out, until the budget saved covers
-    /// the next turn's stretch in; `None` when it does. Paid for in
-    /// advance, a turn leaves the estimate within the budget wherever a
-    /// recording ends, or a live view looks (paid for after, the shop's
-    /// turns left it 1.7 points over at a minute). Their removal is still
-    /// paid for after: as perf events it costs the most, and waiting for
-    /// it too would leave a busy target untraced for minutes.
+    /// the next turn's planned stretch in; `None` when it does. Paid for
+    /// after, the shop's turns left the estimate 1.7 points over a minute
+    /// in. What a turn costs beyond its plan is still paid for after: the
+    /// stretch ends at the first look after it is due, and the removal is
+    /// not saved for (as perf events it costs the most, and saving for it
+    /// would leave a busy target untraced for minutes; saving for the look
+    /// too halved the shop's turns).
     fn until_paid_back(&self) -> Option<Duration> {
         let Budget::Max(budget) = self.budget else {
             return None;
