@@ -15,8 +15,13 @@ use tracer_user::export::{Export, schema::Finding};
 
 /// Runs in a row of the racy program, each of which must be caught.
 const RACY_RUNS: usize = 10;
-/// The map writes the startup fixture makes in main.fill.
-const WRITES: u64 = 100_100;
+/// The map writes the startup fixture is asked to make in main.fill: a
+/// burst that fits in one CPU's event ring (208 bytes an event; 2 MiB a
+/// ring on machines of up to 32 CPUs), so the count is exact however late
+/// the reader drains. Loss under load is the `loss` bench's to measure: a
+/// burst of 100 000 writes outran the debug build's reader in CI now and
+/// then, and an exact count cannot be judged with drops.
+const WRITES: u64 = 8_000;
 
 mod racy_from_the_first_instruction {
     use super::*;
@@ -88,7 +93,12 @@ mod exact_from_the_first_instruction {
     fn check_exact_count(go: Go, variant: Variant) {
         let build = Build::new("startup", go, variant);
         let program = build.binary.display().to_string();
-        let recording = contend::record_command_line(&build.label, &["--exact"], &[&program]);
+        let writes = WRITES.to_string();
+        let recording = contend::record_command_line(
+            &build.label,
+            &["--exact"],
+            &[&program, "-writes", &writes],
+        );
         let export = recording.export();
         assert_eq!(export.tracer.dropped, 0, "{}: events dropped", build.label);
         let filled = export
