@@ -26,7 +26,7 @@ use tokio::{
 };
 use tracer_common::{ProbeGroup, hit_slot};
 
-use self::budget::{Action, Controller, HitCosts, Sample};
+use self::budget::{Action, Controller, HitCosts, LOOK_EVERY, Sample};
 pub use self::budget::{Budget, DEFAULT_MAX_OVERHEAD};
 pub use crate::events::reader::SharedDump;
 use crate::{
@@ -54,8 +54,6 @@ use crate::{
 /// 160 MB of them. Fewer (16, 64) made a debug build drop events of the
 /// bursts the end-to-end tests count exactly.
 const CHANNEL_BATCHES: usize = 256;
-/// How often the budget looks at the target.
-const CONTROL_EVERY: Duration = Duration::from_millis(100);
 /// How often the write windows that never closed are deleted from the
 /// kernel side's table (`Tracer::forget_stale_windows`).
 const SWEEP_WINDOWS_EVERY: Duration = Duration::from_secs(1);
@@ -370,7 +368,7 @@ impl Pipeline {
         snapshot_every: Option<Duration>,
     ) -> Finished {
         let mut snapshot_tick = snapshot_every.map(ticker);
-        let mut control_tick = ticker(CONTROL_EVERY);
+        let mut control_tick = ticker(LOOK_EVERY);
         let mut ended = None;
         loop {
             tokio::select! {
@@ -383,6 +381,7 @@ impl Pipeline {
                     self.publish_snapshot();
                 }
                 _ = control_tick.tick(), if ended.is_none() => self.control(),
+                () = until(self.controller.next_look()), if ended.is_none() => self.control(),
                 gone = wait(&mut self.breakpoints_gone) => {
                     self.breakpoints_gone = None;
                     match gone {
@@ -790,6 +789,14 @@ fn ticker(every: Duration) -> Interval {
 async fn next_tick(tick: &mut Option<Interval>) {
     match tick {
         Some(tick) => drop(tick.tick().await),
+        None => std::future::pending().await,
+    }
+}
+
+/// The instant, or never without one.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }
