@@ -16,7 +16,7 @@ use crate::{
     },
     export::{
         build::wait_figures,
-        report::{self, nanos},
+        report::{self, nanos, thousands},
     },
     sites::{self, CallSite, MapKind, MapName, Origin, ResolveSites},
 };
@@ -411,9 +411,10 @@ fn race_finding(
         })
         .collect();
     let mut message = format!(
-        "{label} was used by two goroutines at once {count} times, {} and {}: \
+        "{label} was used by two goroutines at once {} times, {} and {}: \
          an unsynchronised map is corrupted by this, and Go kills the program with \"fatal error: {}\" \
          when it notices; guard the map with a sync.Mutex or use sync.Map",
+        thousands(count),
         describe(first),
         describe(second),
         runtime_error(first.0, second.0),
@@ -571,7 +572,7 @@ fn hot_key(
              the map cannot spread it (the key's shard stays as busy)",
             lock.op.name(),
             lock.address,
-            lock.contended,
+            thousands(lock.contended),
             lock.waiting,
         ),
         Serialises::Writes(write_share) => format!(
@@ -588,7 +589,7 @@ fn hot_key(
             top.key.display(),
             if top.error > 0 { "at least " } else { "" },
             100.0 * share,
-            estimate.ops.total(),
+            thousands(estimate.ops.total()),
         ),
         subject: Subject::Map(map),
         count: estimate.count(top.guaranteed()),
@@ -677,7 +678,7 @@ fn convoy_message(
          (p99 {}) are {}× the typical one (p50 {}). Waits, not hold times, are measured: a few long \
          holds or, at times, a long queue of short ones give this tail",
         op.name(),
-        figures.contended,
+        thousands(figures.contended),
         stats.busiest_second_waiting(),
         nanos(p99),
         p99 / p50.max(1),
