@@ -8,7 +8,7 @@ use std::{
     process::{Child, ChildStdout, Command, Stdio},
     sync::mpsc,
     thread,
-    time::SystemTime,
+    time::{Duration, Instant, SystemTime},
 };
 
 /// A Go toolchain and the version it reports.
@@ -205,6 +205,36 @@ impl Drop for Fixture {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The locks fixture's lines (see [`Fixture::stream_lines`]) up to one
+/// about a wait that ended after `end` (unix ns), or as many as came
+/// within `limit`. The fixture prints its waits in the order they end, so
+/// every wait that ended by `end` is then in. Taken as soon as a recording
+/// ended, the lines a target had not printed yet read as waits it never
+/// made: CI once saw 369 of some 1,700.
+pub fn lines_through_waits_ending(
+    lines: &mpsc::Receiver<(SystemTime, String)>,
+    end: u64,
+    limit: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut taken = Vec::new();
+    while let Ok((_, line)) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        let past = wait_end(&line).is_some_and(|ended| ended > end);
+        taken.push(line);
+        if past {
+            break;
+        }
+    }
+    taken
+}
+
+/// The unix ns at which the wait a `wait <kind> <lock> <end> <ns>` line
+/// is about ended.
+fn wait_end(line: &str) -> Option<u64> {
+    line.strip_prefix("wait ")?.split(' ').nth(2)?.parse().ok()
 }
 
 /// The waits the locks fixture timed itself (`-waits`: `wait <kind> <lock>

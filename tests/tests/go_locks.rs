@@ -7,12 +7,17 @@
 
 use contend_tests::{
     contend,
-    go::timed_waits,
+    go::{lines_through_waits_ending, timed_waits},
     matrix::{Build, Go, Variant},
 };
+use std::time::Duration;
+
 use tracer_user::export::{Export, schema::LockReport};
 
 const MS: f64 = 1e6;
+/// How long the locks fixture may take to print the waits of a recording
+/// after it ends: it prints hundreds a second, from a goroutine of its own.
+const PRINTING_LIMIT: Duration = Duration::from_secs(30);
 
 contend_tests::matrix_tests!(check_lock_waits);
 
@@ -123,7 +128,6 @@ fn lock_figures_under_a_budget_agree_with_the_programs_own_timing() {
         let pid = fixture.pid().to_string();
         let args = ["--pid", &pid, "--duration", "10", "--max-overhead", "80"];
         let export = contend::record(&label, &args).export();
-        drop(fixture);
         // With the map probes in half the time, the waits then are seen,
         // left out of the figures and counted as such.
         assert!(
@@ -132,7 +136,9 @@ fn lock_figures_under_a_budget_agree_with_the_programs_own_timing() {
         );
         let start = export.window.start_unix_ns;
         let window = start..start + export.window.duration_ns;
-        let own = timed_waits(lines.try_iter().map(|(_, line)| line), &window);
+        let printed = lines_through_waits_ending(&lines, window.end, PRINTING_LIMIT);
+        drop(fixture);
+        let own = timed_waits(printed, &window);
         assert_eq!(
             own.len(),
             4,
