@@ -548,8 +548,9 @@ impl Controller {
             return;
         }
         // Looks come at irregular times: a rate moves by what the time since
-        // the last one says. Over milliseconds the target's CPU time, counted
-        // in ticks of 10 ms, says little, and then moves it little.
+        // the last one says. Milliseconds say little (least of all of the
+        // target's CPU time where it can only be read in ticks of 10 ms),
+        // and then move it little.
         let weight = 1.0 - (1.0 - SMOOTHING).powf(elapsed / LOOK_EVERY.as_nanos() as f64);
         let maps = (sample.map_cost - last.map_cost).max(0.0);
         let locks = (sample.lock_cost - last.lock_cost).max(0.0);
