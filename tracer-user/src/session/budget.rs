@@ -641,6 +641,13 @@ mod tests {
         removal: Duration,
     }
 
+    /// The demo shop: a tenth of a core, its map probes removed in 20 ms
+    /// (`uprobe_multi` links).
+    const SHOP: Pace = Pace {
+        cpu: 0.1,
+        removal: Duration::from_millis(20),
+    };
+
     /// Busy all the time, with probes the kernel removes in 200 ms.
     const BUSY: Pace = Pace {
         cpu: 1.0,
@@ -658,6 +665,13 @@ mod tests {
         };
         simulate_waits(budget, ops_per_sec, waits, seconds)
     }
+
+    /// No contended lock.
+    const NO_WAITS: Waits = Waits {
+        per_sec: 0.0,
+        length: Duration::ZERO,
+        made_by_map_probes: false,
+    };
 
     /// A target's lock waits: how many a second, how long each, and
     /// whether only the map probes make them (lengthening the critical
@@ -826,13 +840,8 @@ mod tests {
             cpu: 0.15,
             removal: Duration::from_millis(700),
         };
-        let no_waits = Waits {
-            per_sec: 0.0,
-            length: Duration::ZERO,
-            made_by_map_probes: false,
-        };
         for ops_per_sec in [50_000.0, 100_000.0, 250_000.0, 800_000.0] {
-            let run = simulate_paced(Budget::Max(0.05), ops_per_sec, no_waits, shop, 120);
+            let run = simulate_paced(Budget::Max(0.05), ops_per_sec, NO_WAITS, shop, 120);
             assert_eq!(
                 run.turns_over_budget, 0,
                 "{ops_per_sec} ops/s: {} of {} turns began over the budget",
@@ -847,43 +856,29 @@ mod tests {
         }
     }
 
-    /// The demo shop for two minutes: a tenth of a core, map reads whose
-    /// probes cost it about a core while in, removed in 20 ms
-    /// (`uprobe_multi` links), and a mutex nobody waits for untraced,
-    /// which the map probes make contended.
+    /// The demo shop ([`SHOP`]) for two minutes: map reads whose probes
+    /// cost it about a core while in, and a mutex nobody waits for
+    /// untraced, which the map probes make contended.
     fn shop() -> Run {
-        let shop = Pace {
-            cpu: 0.1,
-            removal: Duration::from_millis(20),
-        };
         let observer_made = Waits {
             per_sec: 5_000.0,
             length: Duration::from_micros(100),
             made_by_map_probes: true,
         };
-        simulate_paced(Budget::Max(0.05), 600_000.0, observer_made, shop, 120)
+        simulate_paced(Budget::Max(0.05), 600_000.0, observer_made, SHOP, 120)
+    }
+
+    /// The shop's first 100 ms with every probe in cost a fifth of a
+    /// minute's budget: a 5 s recording estimated 13–15%.
+    #[test]
+    fn a_short_recording_of_a_light_target_starts_within_its_budget() {
+        let run = simulate_paced(Budget::Max(0.05), 600_000.0, NO_WAITS, SHOP, 5);
+        assert!(overhead(&run) <= 0.08, "estimated {:.4}", overhead(&run));
     }
 
     /// Paying back the start took the lock probes out with the map probes,
     /// though without them they cost nothing: lock waits were measured
     /// three quarters of the time (a third, in the real shop).
-    /// The shop's first 100 ms with every probe in cost a fifth of a
-    /// minute's budget: a 5 s recording estimated 13–15%.
-    #[test]
-    fn a_short_recording_of_a_light_target_starts_within_its_budget() {
-        let shop = Pace {
-            cpu: 0.1,
-            removal: Duration::from_millis(20),
-        };
-        let no_waits = Waits {
-            per_sec: 0.0,
-            length: Duration::ZERO,
-            made_by_map_probes: false,
-        };
-        let run = simulate_paced(Budget::Max(0.05), 600_000.0, no_waits, shop, 5);
-        assert!(overhead(&run) <= 0.08, "estimated {:.4}", overhead(&run));
-    }
-
     #[test]
     fn paying_back_keeps_lock_probes_that_cost_nothing() {
         let run = shop();
