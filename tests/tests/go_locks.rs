@@ -5,13 +5,13 @@
 //! runtime's own accounting, and with the program's own timing of every
 //! wait when a budget measures only some of them.
 
+use std::time::Duration;
+
 use contend_tests::{
     contend,
     go::{lines_through_waits_ending, timed_waits},
     matrix::{Build, Go, Variant},
 };
-use std::time::Duration;
-
 use tracer_user::export::{Export, schema::LockReport};
 
 const MS: f64 = 1e6;
