@@ -336,17 +336,19 @@ impl Controller {
     /// planned at 100 ms lasted 100–200 ms, and the budget saved for a turn
     /// paid for two thirds of it on average; and the start, with every
     /// probe in, cost the demo shop a fifth of a minute's budget. `None`
-    /// when nothing is planned (exact, or stuck).
-    pub fn next_look(&self) -> Option<Instant> {
+    /// when nothing is planned (exact, or stuck). `looked` is when the
+    /// last look was made, whether or not it could take a sample (a target
+    /// gone, its CPU time unreadable): spaced from the last sample, a look
+    /// that took none would be due again at once, and again.
+    pub fn next_look(&self, looked: Instant) -> Option<Instant> {
         if self.budget == Budget::Exact || self.phase == Phase::Stuck {
             return None;
         }
-        let last = self.last?;
         let due = match self.phase {
-            Phase::Measuring => self.next_change.min(last.at + MEASURING_LOOKS),
+            Phase::Measuring => self.next_change.min(looked + MEASURING_LOOKS),
             _ => self.next_change,
         };
-        Some(due.max(last.at + SOONEST_LOOK))
+        Some(due.max(looked + SOONEST_LOOK))
     }
 
     /// Takes in a new sample and says what to do now.
@@ -429,11 +431,9 @@ impl Controller {
     /// How long, with the map probes out, until the budget saved covers
     /// the next turn's planned stretch in; `None` when it does. Paid for
     /// after, the shop's turns left the estimate 1.7 points over a minute
-    /// in. What a turn costs beyond its plan is still paid for after: the
-    /// stretch ends at the first look after it is due, and the removal is
-    /// not saved for (as perf events it costs the most, and saving for it
-    /// would leave a busy target untraced for minutes; saving for the look
-    /// too halved the shop's turns).
+    /// in. The removal is still paid for after, not saved for: as perf
+    /// events it costs the most, and saving for it would leave a busy
+    /// target untraced for minutes.
     fn until_paid_back(&self) -> Option<Duration> {
         let Budget::Max(budget) = self.budget else {
             return None;
@@ -707,11 +707,11 @@ mod tests {
         let (mut planned_end, mut latest_end) = (None, Duration::ZERO);
         let (mut probes_before, mut waits_measured) = (0.0, 0.0);
         let mut measured = MeasuredWaits::default();
-        let (mut now, mut next_tick) = (Duration::ZERO, Duration::ZERO);
+        let (mut now, mut next_tick, mut looked) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         while now < end {
             // The session looks every LOOK_EVERY (the first time at once,
             // as its interval first ticks), and when the controller asks.
-            let asked = (controller.next_look())
+            let asked = (controller.next_look(start + looked))
                 .map(|at| at.saturating_duration_since(start))
                 .filter(|&at| at > now);
             let next = [Some(next_tick), asked, gone_at]
@@ -755,6 +755,7 @@ mod tests {
             if !looking {
                 continue;
             }
+            looked = now;
             let sample = Sample {
                 at: start + now,
                 map_cost,
@@ -913,9 +914,25 @@ mod tests {
         );
     }
 
-    /// The target's CPU time is counted in ticks of 10 ms: over the
-    /// milliseconds between a regular look and one at a stretch's end it
-    /// reads 0 or several times the truth.
+    /// A look that took no sample (the target gone, say) is no reason to
+    /// look again at once: the session's loop spun on it.
+    #[test]
+    fn a_look_without_a_sample_waits_before_the_next() {
+        let start = Instant::now();
+        let controller = Controller::new(Budget::Max(0.05), start);
+        // The measuring's end is long overdue, and no sample was taken.
+        let looked = start + Duration::from_secs(1);
+        let next = controller.next_look(looked).expect("a look is planned");
+        assert!(
+            next >= looked + SOONEST_LOOK,
+            "due {:?} after",
+            next - looked
+        );
+    }
+
+    /// Where the target's CPU time can only be read in ticks of 10 ms
+    /// (`/proc`), over the milliseconds between a regular look and one at
+    /// a stretch's end it reads 0 or several times the truth.
     #[test]
     fn a_look_soon_after_another_moves_the_rates_little() {
         let start = Instant::now();

@@ -201,6 +201,7 @@ impl Session {
             traps: traps.unwrap_or(TrapCosts::TYPICAL),
             program_timing,
             windows_swept: started,
+            looked: started,
             breakpoints_gone: None,
             releasing: Vec::new(),
             learned_bias: target.load_bias.is_none().then_some(learned_bias),
@@ -348,6 +349,8 @@ struct Pipeline {
     program_timing: Option<ProgramTiming>,
     /// When the write windows that never closed were last deleted.
     windows_swept: Instant,
+    /// When the budget last looked at the target (see `Controller::next_look`).
+    looked: Instant,
     /// Resolves, with the time, once the breakpoints of the map probes
     /// last taken out are gone from the target's code.
     breakpoints_gone: Option<JoinHandle<u64>>,
@@ -381,7 +384,9 @@ impl Pipeline {
                     self.publish_snapshot();
                 }
                 _ = control_tick.tick(), if ended.is_none() => self.control(),
-                () = until(self.controller.next_look()), if ended.is_none() => self.control(),
+                () = until(self.controller.next_look(self.looked)), if ended.is_none() => {
+                    self.control();
+                }
                 gone = wait(&mut self.breakpoints_gone) => {
                     self.breakpoints_gone = None;
                     match gone {
@@ -412,6 +417,7 @@ impl Pipeline {
     /// Looks at the target and does what the budget says.
     fn control(&mut self) {
         let now = Instant::now();
+        self.looked = now;
         if now >= self.windows_swept + SWEEP_WINDOWS_EVERY {
             self.windows_swept = now;
             self.sweep_windows();
