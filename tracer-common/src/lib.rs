@@ -313,7 +313,7 @@ pub struct LockCaller {
 }
 
 /// How old a write window may be before the concurrent-access detector
-/// ignores it and the daemon deletes it: its write never returned. Real
+/// ignores it: its write never returned. Real
 /// writes take micro-, not milliseconds, even when preempted.
 pub const STALE_WINDOW_NS: u64 = 100_000_000;
 

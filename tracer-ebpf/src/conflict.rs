@@ -3,23 +3,22 @@
 //!
 //! A write's entry probe opens a window that the probes on its returns
 //! close: its goroutine's slot in `OPEN_WINDOWS` says which map and since
-//! when, and `IN_FLIGHT[map]` holds the write's side for a report. Any
-//! operation on the same map that starts while another goroutine's window
-//! is open is a race, reported with both sides. A map guarded by a mutex
-//! is never reported: the writer's return probe runs before it unlocks, so
-//! the next goroutine finds the window closed.
+//! when, and the map's slot in `IN_FLIGHT` holds the write's side for a
+//! report. Any operation on the same map that starts while another
+//! goroutine's window is open is a race, reported with both sides. A map
+//! guarded by a mutex is never reported: the writer's return probe runs
+//! before it unlocks, so the next goroutine finds the window closed.
 //!
-//! `IN_FLIGHT` is a plain hash map, not an LRU one: LRU made every write
-//! ~100 ns dearer (`cargo xtask bench --only writes`: 4.13–4.17 µs added
-//! per write, 2.18–2.22× a read, against 3.99–4.09 µs, 2.07–2.15×). The
-//! goroutines' slots are an array indexed by a hash of the goroutine's
-//! `g`, not a hash map: a return probe has no arguments left to say which
-//! map it closes, and finding it in a hash map cost an insert, a lookup and
-//! a delete per write (see the bench). Two goroutines may share a slot:
-//! the later one takes it over, and the earlier one's window then reads as
-//! closed (its entry in `IN_FLIGHT` is ignored by every check, which
-//! confirms an open window against its goroutine's slot). A shared slot
-//! can only hide a race, never invent one.
+//! Both tables are arrays indexed by a hash, not hash maps: a hash map
+//! took every write an insert, a lookup and a delete, each under a bucket
+//! lock, and every read a lookup (`cargo xtask bench --only writes`: a
+//! write cost 2.04× a read with `IN_FLIGHT` a hash map, against the 2×
+//! #15 allows). A return probe has no arguments left to say which map it
+//! closes, so the goroutine's slot, by a hash of its `g`, says. Two
+//! goroutines, or two maps, may share a slot: the later one takes it over,
+//! and the earlier one's window then reads as closed (every check confirms
+//! an open window against both its map's slot and its goroutine's). A
+//! shared slot can only hide a race, never invent one.
 //!
 //! A write that panics inside the runtime (its key cannot be hashed) never
 //! reaches its returns, and a program that recovers goes on using the map,
@@ -29,10 +28,9 @@
 //!
 //! Windows that still never close (one under way when the map probes went
 //! out) are ignored once the map probes are armed again (they began
-//! before), and the daemon (`probes/loader.rs`) deletes the entries of
-//! `IN_FLIGHT` older than [`STALE_WINDOW_NS`] every second, which nothing
-//! reads; a goroutine's next write takes its slot over. Deleting a window,
-//! or a full table that opens none, can only hide a race, never invent one.
+//! before), or once older than [`STALE_WINDOW_NS`]; the next write whose
+//! map or goroutine shares their slot takes it over. Nothing needs
+//! deleting: the tables never fill.
 
 use core::{
     mem::MaybeUninit,
@@ -43,7 +41,7 @@ use aya_ebpf::{
     EbpfContext as _,
     helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid},
     macros::{map, uprobe},
-    maps::{Array, HashMap},
+    maps::Array,
     programs::ProbeContext,
 };
 use tracer_common::{
@@ -53,9 +51,23 @@ use tracer_common::{
 
 use crate::{goroutine, output, regs};
 
-/// The open write window of each map, by map address.
+/// Each map's open write window, in the slot [`map_slot`] its address:
+/// the write's side, for a report.
 #[map]
-static IN_FLIGHT: HashMap<u64, AccessSide> = HashMap::with_max_entries(16384, 0);
+static IN_FLIGHT: Array<InFlight> = Array::with_max_entries(1 << MAP_SLOT_BITS, 0);
+
+/// Slots for maps' windows: many more than maps are written at the same
+/// moment in any program.
+const MAP_SLOT_BITS: u32 = 14;
+
+/// A map's write window: which map, and the side of the write in flight
+/// (`side.g` 0 when closed).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct InFlight {
+    map: u64,
+    side: AccessSide,
+}
 
 /// Each goroutine's open window, in the slot [`slot_of`] its `g`.
 #[map]
@@ -135,14 +147,20 @@ pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
     if event.map == 0 || !matches!(window, Window::Check | Window::Open) {
         return;
     }
-    if let Some(other) = IN_FLIGHT.get_ptr(&event.map) {
-        // SAFETY: a live entry of the map; two words read, not the whole
-        // side, on the path every read takes.
-        let (g, start_ns) = unsafe { ((*other).g, (*other).start_ns) };
+    if let Some(other) = IN_FLIGHT.get_ptr(map_slot(event.map)) {
+        // SAFETY: a live slot of the array; three words read, not the
+        // whole side, on the path every read takes.
+        let (map, g, start_ns) = unsafe {
+            (
+                read_volatile(&raw const (*other).map),
+                read_volatile(&raw const (*other).side.g),
+                read_volatile(&raw const (*other).side.start_ns),
+            )
+        };
         let fresh = start_ns >= armed_since
             && event.timestamp_ns.saturating_sub(start_ns) < STALE_WINDOW_NS;
-        if g != who && fresh && is_open(g, event.map, start_ns) {
-            report(event, who, other);
+        if map == event.map && g != 0 && g != who && fresh && is_open(g, event.map, start_ns) {
+            report(event, who, other, (g, start_ns));
         }
     }
     if window == Window::Open {
@@ -150,8 +168,8 @@ pub fn check(window: Window, event: &Access, who: u64, armed_since: u64) {
     }
 }
 
-/// Opens `who`'s write window on the event's map. Out of line: the side
-/// built on the stack would not fit in the entry probe's frame.
+/// Opens `who`'s write window on the event's map. Out of line: writing
+/// the side inline would not fit in the entry probe's frame.
 #[inline(never)]
 fn open(event: &Access, who: u64) {
     let Some(slot) = OPEN_WINDOWS.get_ptr_mut(slot_of(who)) else {
@@ -165,7 +183,18 @@ fn open(event: &Access, who: u64) {
         write_volatile(&raw mut (*slot).start_ns, event.timestamp_ns);
         write_volatile(&raw mut (*slot).g, who);
     }
-    let _ = IN_FLIGHT.insert(&event.map, &side(event, who), 0);
+    let Some(in_flight) = IN_FLIGHT.get_ptr_mut(map_slot(event.map)) else {
+        return;
+    };
+    // SAFETY: a live slot of the array. Its goroutine is cleared first and
+    // set last, as above: a check that reads it meanwhile finds the window
+    // closed, or confirms it against `OPEN_WINDOWS`.
+    unsafe {
+        write_volatile(&raw mut (*in_flight).side.g, 0);
+        write_volatile(&raw mut (*in_flight).map, event.map);
+        write_side(&raw mut (*in_flight).side, event);
+        write_volatile(&raw mut (*in_flight).side.g, who);
+    }
 }
 
 #[inline(always)]
@@ -183,12 +212,19 @@ fn close(who: u64) {
     // SAFETY: as above.
     unsafe { write_volatile(&raw mut (*slot).g, 0) };
     // Another goroutine may have opened its own window on the map since
-    // (racing with ours): that one stays.
-    // SAFETY: the value is copied before anything can change it.
-    if unsafe { IN_FLIGHT.get(&window.map) }
-        .is_some_and(|open| open.g == who && open.start_ns == window.start_ns)
-    {
-        let _ = IN_FLIGHT.remove(&window.map);
+    // (racing with ours), or on another map in the same slot: that one
+    // stays.
+    let Some(in_flight) = IN_FLIGHT.get_ptr_mut(map_slot(window.map)) else {
+        return;
+    };
+    // SAFETY: a live slot of the array, read and cleared word by word.
+    unsafe {
+        if read_volatile(&raw const (*in_flight).side.g) == who
+            && read_volatile(&raw const (*in_flight).side.start_ns) == window.start_ns
+            && read_volatile(&raw const (*in_flight).map) == window.map
+        {
+            write_volatile(&raw mut (*in_flight).side.g, 0);
+        }
     }
 }
 
@@ -209,17 +245,32 @@ fn is_open(g: u64, map: u64, start_ns: u64) -> bool {
     })
 }
 
-/// The slot of the goroutine whose `g` is `g` (Fibonacci hashing: `g`s are
-/// a few hundred bytes apart, and their high bits alike).
+/// The slot of the goroutine whose `g` is `g`.
 #[inline(always)]
 fn slot_of(g: u64) -> u32 {
-    ((g >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - WINDOW_SLOT_BITS)) as u32
+    fibonacci_hash(g, WINDOW_SLOT_BITS)
+}
+
+/// The slot of the map at `map`.
+#[inline(always)]
+fn map_slot(map: u64) -> u32 {
+    fibonacci_hash(map, MAP_SLOT_BITS)
+}
+
+/// `address` hashed to `bits` bits: runtime records sit a few dozen or
+/// hundred bytes apart, with their high bits alike.
+#[inline(always)]
+fn fibonacci_hash(address: u64, bits: u32) -> u32 {
+    ((address >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as u32
 }
 
 /// Rare, and out of line: the conflict record built on the stack would not
-/// fit in the entry probe's frame.
+/// fit in the entry probe's frame. `other` is the map's slot, whose
+/// window was confirmed open with `confirmed` (its goroutine and start):
+/// those are kept, whatever the slot holds by the time it is copied (a
+/// write may be taking it over, or closing).
 #[inline(never)]
-fn report(event: &Access, who: u64, other: *const AccessSide) {
+fn report(event: &Access, who: u64, other: *const InFlight, confirmed: (u64, u64)) {
     let Some(mut reserved) = output::reserve::<ConflictEvent>() else {
         return;
     };
@@ -229,9 +280,10 @@ fn report(event: &Access, who: u64, other: *const AccessSide) {
         tid: bpf_get_current_pid_tgid() as u32,
         map: event.map,
         running: side(event, who),
-        // SAFETY: a live entry of `IN_FLIGHT`, copied out.
-        in_flight: unsafe { *other },
+        // SAFETY: a live slot of `IN_FLIGHT`, copied out.
+        in_flight: unsafe { (*other).side },
     });
+    (conflict.in_flight.g, conflict.in_flight.start_ns) = confirmed;
     // Both goroutines are alive (one runs this, the other is inside its
     // write), so their records still hold their ids.
     conflict.running.goid = goroutine::id_of(conflict.running.g);
@@ -239,25 +291,39 @@ fn report(event: &Access, who: u64, other: *const AccessSide) {
     reserved.submit();
 }
 
-/// The parts of `event` a conflict record needs.
+/// The parts of `event` a conflict record needs, for goroutine `who`.
 #[inline(always)]
 fn side(event: &Access, who: u64) -> AccessSide {
     let mut side = MaybeUninit::<AccessSide>::uninit();
-    let side_ptr = side.as_mut_ptr();
+    // SAFETY: `write_side` writes every field but `g`, written here.
+    unsafe {
+        write_side(side.as_mut_ptr(), event);
+        (&raw mut (*side.as_mut_ptr()).g).write(who);
+        side.assume_init()
+    }
+}
+
+/// Writes the parts of `event` a conflict record needs into `side`, every
+/// field but the goroutine's `g` (which says whether a window is open, so
+/// goes in last). Volatile stores: the compiler keeps them in this order,
+/// before the `g` that follows, and x86 keeps stores in order.
+///
+/// # Safety
+/// `side` is valid for writes of an `AccessSide`.
+#[inline(always)]
+unsafe fn write_side(side: *mut AccessSide, event: &Access) {
     // SAFETY: every field is written once, through in-bounds, aligned
     // field pointers.
     unsafe {
-        (&raw mut (*side_ptr).g).write(who);
-        (&raw mut (*side_ptr).goid).write(0);
-        (&raw mut (*side_ptr).start_ns).write(event.timestamp_ns);
-        (&raw mut (*side_ptr).frames).write(event.frames);
-        (&raw mut (*side_ptr).op).write(event.op);
-        (&raw mut (*side_ptr).key_kind).write(event.key.kind);
-        (&raw mut (*side_ptr)._pad0).write([0; 2]);
-        (&raw mut (*side_ptr).key_len).write(event.key.len);
-        (&raw mut (*side_ptr).key_copied).write(copy_key_prefix(event, side_ptr));
-        (&raw mut (*side_ptr).key_strings).write(event.key.strings);
-        side.assume_init()
+        write_volatile(&raw mut (*side).goid, 0);
+        write_volatile(&raw mut (*side).start_ns, event.timestamp_ns);
+        write_volatile(&raw mut (*side).frames, event.frames);
+        write_volatile(&raw mut (*side).op, event.op);
+        write_volatile(&raw mut (*side).key_kind, event.key.kind);
+        write_volatile(&raw mut (*side)._pad0, [0; 2]);
+        write_volatile(&raw mut (*side).key_len, event.key.len);
+        write_volatile(&raw mut (*side).key_copied, copy_key_prefix(event, side));
+        write_volatile(&raw mut (*side).key_strings, event.key.strings);
     }
 }
 

@@ -12,15 +12,15 @@ use std::{
 
 use aya::{
     Btf, Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, ArrayOfMaps, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, ArrayOfMaps, MapData, PerCpuArray, RingBuf},
     programs::{
         ProgramError, UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
     },
 };
 use tracer_common::{
-    AccessSide, DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeFailure, ProbeGroup,
-    STALE_WINDOW_NS, failure_slot, hit_slot, with_hit_slot,
+    DEFAULT_KEY_LIMIT, HIT_SLOTS, KEY_CAPACITY, ProbeFailure, ProbeGroup, failure_slot, hit_slot,
+    with_hit_slot,
 };
 
 use super::{
@@ -53,9 +53,6 @@ const ARMED_MAP: &str = "ARMED";
 const PLUMBING_MAP: &str = "PLUMBING";
 /// The functions whose parks are lock waits (`tracer-ebpf/src/go_lock.rs`).
 const LOCK_CALLERS_MAP: &str = "CALLERS";
-/// The kernel side's open write windows by map
-/// (`tracer-ebpf/src/conflict.rs`).
-const IN_FLIGHT_MAP: &str = "IN_FLIGHT";
 
 /// Set to `perf` to attach probes as perf events even where the kernel
 /// makes `uprobe_multi` links (see `multi_link.rs`).
@@ -536,29 +533,6 @@ impl Tracer {
     pub fn put_back_armed(&mut self, group: ProbeGroup) -> Result<u64, LoadError> {
         self.put_back(group)?;
         self.arm(group)
-    }
-
-    /// Deletes the kernel side's write windows older than
-    /// [`STALE_WINDOW_NS`] at `now_ns` (the events' clock), which it ignores:
-    /// their writes never returned (a panic inside the runtime, a write
-    /// under way when the map probes went out), and left in the table they
-    /// would fill it over a long session. Returns how many there were.
-    pub fn forget_stale_windows(&mut self, now_ns: u64) -> Result<usize, LoadError> {
-        let map = self
-            .ebpf
-            .map_mut(IN_FLIGHT_MAP)
-            .ok_or(LoadError::Missing(IN_FLIGHT_MAP))?;
-        let mut windows = HashMap::<_, u64, AccessSide>::try_from(map).map_err(LoadError::Table)?;
-        let stale: Vec<u64> = (windows.iter().filter_map(Result::ok))
-            .filter(|(_, side)| now_ns.saturating_sub(side.start_ns) >= STALE_WINDOW_NS)
-            .map(|(map, _)| map)
-            .collect();
-        for map in &stale {
-            // Gone already (closed) is nothing to do; replaced since by a
-            // new window, deleting that one can only hide a race.
-            let _ = windows.remove(map);
-        }
-        Ok(stale.len())
     }
 
     /// Creates the per-CPU event rings and hands them to the probes; call

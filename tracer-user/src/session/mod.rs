@@ -54,9 +54,6 @@ use crate::{
 /// 160 MB of them. Fewer (16, 64) made a debug build drop events of the
 /// bursts the end-to-end tests count exactly.
 const CHANNEL_BATCHES: usize = 256;
-/// How often the write windows that never closed are deleted from the
-/// kernel side's table (`Tracer::forget_stale_windows`).
-const SWEEP_WINDOWS_EVERY: Duration = Duration::from_secs(1);
 /// How long the kernel's BPF run-time statistics stay on at the start (the
 /// budget's measuring stretch), to measure what the probe programs cost per
 /// run here. They cost every BPF program on the machine two clock reads per
@@ -200,7 +197,6 @@ impl Session {
             hits_since_put_back: Vec::new(),
             traps: traps.unwrap_or(TrapCosts::TYPICAL),
             program_timing,
-            windows_swept: started,
             looked: started,
             breakpoints_gone: None,
             releasing: Vec::new(),
@@ -347,8 +343,6 @@ struct Pipeline {
     hits_since_put_back: Vec<u64>,
     traps: TrapCosts,
     program_timing: Option<ProgramTiming>,
-    /// When the write windows that never closed were last deleted.
-    windows_swept: Instant,
     /// When the budget last looked at the target (see `Controller::next_look`).
     looked: Instant,
     /// Resolves, with the time, once the breakpoints of the map probes
@@ -418,10 +412,6 @@ impl Pipeline {
     fn control(&mut self) {
         let now = Instant::now();
         self.looked = now;
-        if now >= self.windows_swept + SWEEP_WINDOWS_EVERY {
-            self.windows_swept = now;
-            self.sweep_windows();
-        }
         if self
             .program_timing
             .as_ref()
@@ -502,16 +492,6 @@ impl Pipeline {
                 count as f64 * self.costs.of(placement),
             )
         })
-    }
-
-    /// Deletes the kernel side's write windows that never closed; failing
-    /// costs nothing now, so it is only logged.
-    fn sweep_windows(&mut self) {
-        match self.tracer.forget_stale_windows(monotonic_ns()) {
-            Ok(0) => {}
-            Ok(stale) => tracing::debug!("deleted {stale} write windows that never closed"),
-            Err(error) => tracing::warn!("cannot delete stale write windows: {error}"),
-        }
     }
 
     /// Once the first stretch is measured: what each program took per run.
