@@ -1,7 +1,8 @@
 //! The build matrix every catalogue test runs on: both Go map
 //! implementations (Go 1.27 Swiss tables, Go 1.19 classic hash maps), each
 //! built plainly and as a stripped PIE (no symbol table, no DWARF, loaded at
-//! a random address).
+//! a random address); and for the tests of what the runtime's symbols and
+//! layouts decide, the releases between (`release_tests!`).
 
 use std::path::PathBuf;
 
@@ -16,6 +17,29 @@ pub enum Go {
     New,
     /// Go 1.19, from `CONTEND_GO_OLD`.
     Old,
+    /// Go 1.N, from `CONTEND_GO_1_N`: a release between the two, which
+    /// `cargo xtask setup` installs (its `GO_RELEASES`).
+    Release(u32),
+}
+
+impl Go {
+    /// The variable that names this toolchain's `go`.
+    fn variable(self) -> String {
+        match self {
+            Self::New => "CONTEND_GO_NEW".to_owned(),
+            Self::Old => "CONTEND_GO_OLD".to_owned(),
+            Self::Release(minor) => format!("CONTEND_GO_1_{minor}"),
+        }
+    }
+
+    /// What its `go version` starts with.
+    fn version(self) -> String {
+        match self {
+            Self::New => "go1.27".to_owned(),
+            Self::Old => "go1.19".to_owned(),
+            Self::Release(minor) => format!("go1.{minor}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,18 +60,12 @@ impl Build {
     /// Builds `tests/fixtures/go/<fixture>`, panicking with the reason if it
     /// cannot.
     pub fn new(fixture: &str, go: Go, variant: Variant) -> Self {
-        let env = match go {
-            Go::New => "CONTEND_GO_NEW",
-            Go::Old => "CONTEND_GO_OLD",
-        };
+        let env = go.variable();
         let toolchain =
-            GoToolchain::at(path_from_env(env)).unwrap_or_else(|error| panic!("{env}: {error}"));
-        let expected = match go {
-            Go::New => "go1.27",
-            Go::Old => "go1.19",
-        };
+            GoToolchain::at(path_from_env(&env)).unwrap_or_else(|error| panic!("{env}: {error}"));
+        let expected = go.version();
         assert!(
-            toolchain.version.starts_with(expected),
+            toolchain.version == expected || toolchain.version.starts_with(&format!("{expected}.")),
             "{env} is {}",
             toolchain.version
         );
@@ -101,6 +119,46 @@ macro_rules! matrix_tests {
             $check(
                 $crate::matrix::Go::Old,
                 $crate::matrix::Variant::PieStripped,
+            );
+        }
+    };
+}
+
+/// One test per Go release between 1.19 and 1.27 that `cargo xtask setup`
+/// installs (its `GO_RELEASES`: where the runtime's symbols and layouts
+/// changed), plain builds only, each calling `check(go, variant)`.
+#[macro_export]
+macro_rules! release_tests {
+    ($check:ident) => {
+        #[test]
+        fn go_1_21() {
+            $check(
+                $crate::matrix::Go::Release(21),
+                $crate::matrix::Variant::Default,
+            );
+        }
+
+        #[test]
+        fn go_1_23() {
+            $check(
+                $crate::matrix::Go::Release(23),
+                $crate::matrix::Variant::Default,
+            );
+        }
+
+        #[test]
+        fn go_1_24() {
+            $check(
+                $crate::matrix::Go::Release(24),
+                $crate::matrix::Variant::Default,
+            );
+        }
+
+        #[test]
+        fn go_1_26() {
+            $check(
+                $crate::matrix::Go::Release(26),
+                $crate::matrix::Variant::Default,
             );
         }
     };

@@ -20,6 +20,7 @@ const MS: f64 = 1e6;
 const PRINTING_LIMIT: Duration = Duration::from_secs(30);
 
 contend_tests::matrix_tests!(check_lock_waits);
+contend_tests::release_tests!(check_lock_waits);
 
 fn check_lock_waits(go: Go, variant: Variant) {
     let build = Build::new("locks", go, variant);

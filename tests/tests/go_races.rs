@@ -9,7 +9,7 @@
 use contend_tests::{
     contend,
     matrix::{Build, Go, Variant},
-    matrix_tests,
+    matrix_tests, release_tests,
 };
 use tracer_user::export::{
     Export,
@@ -23,6 +23,7 @@ mod racy {
     use super::*;
 
     matrix_tests!(check_racy);
+    release_tests!(check_racy);
 
     /// Runs of the racy fixture before the detector must have seen its
     /// race. It sees one only when it catches two operations overlapping,
@@ -109,6 +110,7 @@ mod guarded {
     use super::*;
 
     matrix_tests!(check_guarded);
+    release_tests!(check_guarded);
 
     fn check_guarded(go: Go, variant: Variant) {
         let export = trace(go, variant, true);

