@@ -12,8 +12,8 @@
 //! Both tables are arrays indexed by a hash, not hash maps: a hash map
 //! took every write an insert, a lookup and a delete, each under a bucket
 //! lock, and every read a lookup (`cargo xtask bench --only writes`: a
-//! write cost 2.04× a read with `IN_FLIGHT` a hash map, against the 2×
-//! #15 allows). A return probe has no arguments left to say which map it
+//! write cost 2.04× a read with `IN_FLIGHT` a hash map, 1.57–1.60× with
+//! it an array). A return probe has no arguments left to say which map it
 //! closes, so the goroutine's slot, by a hash of its `g`, says. Two
 //! goroutines, or two maps, may share a slot: the later one takes it over,
 //! and the earlier one's window then reads as closed (every check confirms
