@@ -1,5 +1,6 @@
 //! Bad inputs get one clear line on stderr and a non-zero exit; a recording
-//! cut short still writes what it saw.
+//! cut short still writes what it saw; a program contend was not tested
+//! against is traced, with a warning.
 
 use std::{
     process::{Command, Output},
@@ -10,6 +11,7 @@ use std::{
 use contend_tests::{
     contend,
     go::{Fixture, GoToolchain},
+    matrix::{Build, Go, Variant},
     path_from_env, workspace_root,
 };
 
@@ -53,6 +55,63 @@ fn not_a_go_program() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     assert_one_line_failure(&run.output, "is not a Go program");
+}
+
+/// A program built with a Go newer than any contend is tested with is
+/// traced, with a warning: its runtime may have moved what the catalogue
+/// reads. (The fixture's own Go, relabelled in its build information.)
+#[test]
+fn a_newer_go_is_traced_with_a_warning() {
+    let build = Build::new("mapread", Go::New, Variant::Default);
+    let version = build.toolchain.version.clone();
+    let newer = version.replacen("go1.27", "go1.99", 1);
+    let relabelled = build.binary.with_file_name("mapread-go1.99");
+    let bytes = std::fs::read(&build.binary).expect("read the fixture");
+    std::fs::write(
+        &relabelled,
+        replace_all(&bytes, version.as_bytes(), newer.as_bytes()),
+    )
+    .expect("write the relabelled fixture");
+    std::fs::set_permissions(
+        &relabelled,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("make it executable");
+
+    let warning = "is newer than any Go contend is tested with";
+    for (binary, label, warned) in [
+        (&relabelled, "newer-go", true),
+        (&build.binary, "tested-go", false),
+    ] {
+        let binary = binary.to_str().expect("a UTF-8 path");
+        let run =
+            contend::record_command_line(label, &["--duration", "0.5"], &[binary, "-seconds", "3"]);
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains(&format!("{newer} {warning}")) == warned
+                && stderr.contains(warning) == warned,
+            "{label}: warned {warned} expected; stderr: {stderr}"
+        );
+        assert!(
+            run.export().maps.iter().any(|map| map.ops.read > 0),
+            "{label}: traced nothing"
+        );
+    }
+}
+
+/// `bytes` with every `from` replaced by `to`, of the same length.
+fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "a replacement must keep offsets");
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while let Some(found) = out[at..]
+        .windows(from.len())
+        .position(|window| window == from)
+    {
+        out[at + found..at + found + to.len()].copy_from_slice(to);
+        at += found + to.len();
+    }
+    out
 }
 
 #[test]

@@ -27,7 +27,7 @@ const GO_OLD_VERSION: &str = "go1.19";
 /// symbols and layouts changed. 1.21 (RWMutex semaphores of their own, the
 /// oldest on PyPI), 1.23 (the last classic hash maps), 1.24 (Swiss tables,
 /// `internal/sync`), 1.26 (the one before the newest).
-pub const GO_RELEASES: [u32; 4] = [21, 23, 24, 26];
+const GO_RELEASES: [u32; 4] = [21, 23, 24, 26];
 
 /// The Go toolchains the fixtures are built with.
 pub struct GoToolchains {

@@ -14,8 +14,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracer_user::{
     export::{schema, untrusted::printable},
     findings::Thresholds,
-    inspect::{FunctionTable, Target, TargetError, process},
-    probes::LoadOptions,
+    inspect::{FunctionTable, GoVersion, Target, TargetError, process},
+    probes::{LoadOptions, catalogue},
     session::{Budget, DEFAULT_MAX_OVERHEAD, Session},
 };
 
@@ -318,6 +318,13 @@ pub fn announce(session: &Session, until: &str) {
     if binary.goid_offset.is_none() {
         say!(
             "contend: goroutine ids are unknown for this Go version; lock waits and races show none"
+        );
+    }
+    let version = binary.go_version.as_deref().unwrap_or_default();
+    if GoVersion::parse(version).is_some_and(catalogue::newer_than_tested) {
+        say!(
+            "contend: {version} is newer than any Go contend is tested with (go1.{}); if figures look wrong, a newer contend may know its runtime",
+            catalogue::NEWEST_TESTED.minor
         );
     }
 }

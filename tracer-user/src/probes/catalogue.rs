@@ -13,6 +13,10 @@ use crate::inspect::GoVersion;
 /// The register ABI arrived in Go 1.17 on amd64; before it, arguments were
 /// on the stack and none of these layouts hold.
 pub const FIRST_REGISTER_ABI: GoVersion = GoVersion::new(17, 0);
+/// The newest Go release the end-to-end tests build their fixtures with
+/// (`xtask/src/setup.rs`'s `GO_NEW_MINOR`): a later one may have moved what
+/// this catalogue reads.
+pub const NEWEST_TESTED: GoVersion = GoVersion::new(27, 0);
 /// Swiss-table maps replaced the classic hash map in Go 1.24.
 const SWISS_MAPS: GoVersion = GoVersion::new(24, 0);
 /// `sync.Mutex` moved its implementation to `internal/sync` in Go 1.24.
@@ -24,6 +28,12 @@ const SYNC_MAP_SWAP: GoVersion = GoVersion::new(20, 0);
 /// RWMutex waits got their own semaphore entry points in Go 1.21; before,
 /// they shared `runtime_SemacquireMutex` with Mutex.
 const RWMUTEX_SEMAPHORES: GoVersion = GoVersion::new(21, 0);
+
+/// Whether `go` is a release newer than any this catalogue is tested on
+/// (patch releases of the newest are not).
+pub fn newer_than_tested(go: GoVersion) -> bool {
+    go.minor > NEWEST_TESTED.minor
+}
 
 /// Go releases `[since, until)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -554,6 +564,13 @@ mod tests {
             .find(|probe| probe.symbol == "sync.(*Map).Swap")
             .expect("sync.Map.Swap is catalogued");
         assert_eq!(sync_map_store.cookie(true).window, Window::None);
+    }
+
+    #[test]
+    fn only_a_later_release_is_newer_than_tested() {
+        assert!(!newer_than_tested(GoVersion::new(27, 9)));
+        assert!(!newer_than_tested(GoVersion::new(19, 8)));
+        assert!(newer_than_tested(GoVersion::new(28, 0)));
     }
 
     #[test]
