@@ -1,15 +1,23 @@
 //! The slowdown budget kept: a tight map-read loop (mapread, which times
 //! its own reads) and the guarded fixture (which counts its own
 //! operations), each run untraced, recorded at `--max-overhead` 1%, 2% and
-//! 5%, and untraced again. The slowdown is the throughput the program lost
-//! while traced against the mean of the untraced stretches, measured by
-//! the program; the target is the budget plus one point. Each row says how
-//! far the two untraced stretches were apart: a slowdown smaller than that
-//! drift is within the machine's noise.
+//! 5%, and untraced again, with an untraced twin of it sharing its CPU
+//! all along. The slowdown is the throughput the program lost while
+//! traced, measured by the program, relative to its twin's in the same
+//! stretch, against the mean of that ratio over the untraced stretches;
+//! the target is the budget plus one point.
+//!
+//! The machine's own speed drifts over a trial by up to a quarter on this
+//! VM, and a slowdown measured against the program's untraced stretches
+//! alone read anywhere from -5% to +9% on a row whose estimate was 1%. The
+//! twin, slowed alike by the drift, divides it out. Each row says how far
+//! the untraced stretches were apart, with the twin and without.
+
+use anyhow::Context as _;
 
 use super::{
     Bench, Row, median,
-    trial::{self, Stretches, Trial},
+    trial::{self, Baseline, Stretches, Trial, Twin},
 };
 
 /// The budgets measured, in percent.
@@ -49,6 +57,7 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
                 &["--max-overhead", &budget_arg],
                 Stretches::for_bench(bench),
                 &format!("budget-{}-{budget}", program.name),
+                Twin::Beside,
             )?;
             rows.push(row(program, budget, &trial)?);
         }
@@ -57,8 +66,8 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
 }
 
 fn row(program: &Program, budget: u32, trial: &Trial) -> anyhow::Result<Row> {
-    let untraced = trial.untraced_baseline(program.throughput)?;
-    let traced = (program.throughput)(&trial.traced)?;
+    let alone = trial.untraced_baseline(program.throughput)?;
+    let (untraced, traced) = relative_to_twin(program, trial)?;
     let slowdown = 100.0 * (1.0 - traced / untraced.value);
     let estimated = trial.export.estimated_overhead().unwrap_or(f64::NAN);
     let limit = f64::from(budget) + 1.0;
@@ -69,10 +78,25 @@ fn row(program: &Program, budget: u32, trial: &Trial) -> anyhow::Result<Row> {
     )
     .target(format!("≤ {limit:.0}%"), slowdown <= limit)
     .note(format!(
-        "measured by the program; contend estimated {:.1}%; {}",
+        "measured by the program against its untraced twin; contend estimated {:.1}%; {} (by {:.0}% without the twin)",
         100.0 * estimated,
-        untraced.describe_drift()
+        untraced.describe_drift(),
+        100.0 * alone.drift,
     )))
+}
+
+/// The program's throughput over its twin's: untraced (before and after)
+/// and traced.
+fn relative_to_twin(program: &Program, trial: &Trial) -> anyhow::Result<(Baseline, f64)> {
+    let twin = trial.twin.as_ref().context("the trial ran no twin")?;
+    let ratio = |ours: &[String], theirs: &[String]| -> anyhow::Result<f64> {
+        Ok((program.throughput)(ours)? / (program.throughput)(theirs)?)
+    };
+    let untraced = Baseline::of(
+        ratio(&trial.untraced, &twin.untraced),
+        ratio(&trial.untraced_after, &twin.untraced_after),
+    )?;
+    Ok((untraced, ratio(&trial.traced, &twin.traced)?))
 }
 
 /// Reads per nanosecond, from the median of mapread's reports of ns per

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use super::{
     Bench, Row, median,
-    trial::{self, Stretches, Trial},
+    trial::{self, Stretches, Trial, Twin},
 };
 
 /// One trial's figures.
@@ -44,6 +44,7 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
                 options,
                 Stretches::for_bench(bench),
                 &label,
+                Twin::Alone,
             )?;
             observed.push(observe(&trial)?);
         }

@@ -5,7 +5,8 @@
 //! stretches on both sides of the traced one make the baseline: on a
 //! shared VM a program's own speed drifts by tens of percent over a
 //! minute, and a baseline taken only before would charge that drift to
-//! contend.
+//! contend. A trial can also run an untraced twin of the fixture beside it
+//! all along, which the same drift slows alike.
 
 use std::{
     path::Path,
@@ -52,6 +53,27 @@ pub struct Trial {
     /// After contend detached and exited.
     pub untraced_after: Vec<String>,
     pub export: Export,
+    /// What the untraced twin printed over the same stretches, if the
+    /// trial ran one.
+    pub twin: Option<TwinLines>,
+}
+
+/// What a twin of the fixture printed in each stretch of the trial.
+pub struct TwinLines {
+    pub untraced: Vec<String>,
+    pub traced: Vec<String>,
+    pub untraced_after: Vec<String>,
+}
+
+/// Whether a trial runs an untraced twin of its fixture beside it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Twin {
+    Alone,
+    /// A copy of the fixture's binary (its own inode: no probe of
+    /// contend's reaches it), started with the same arguments. Both are
+    /// held to the machine's last CPU, which they share: two CPUs of a VM
+    /// drift apart, and the twin must see the drift the fixture sees.
+    Beside,
 }
 
 impl Trial {
@@ -62,12 +84,20 @@ impl Trial {
         &self,
         figure: impl Fn(&[String]) -> anyhow::Result<f64>,
     ) -> anyhow::Result<Baseline> {
-        match (figure(&self.untraced), figure(&self.untraced_after)) {
-            (Ok(before), Ok(after)) => Ok(Baseline {
+        Baseline::of(figure(&self.untraced), figure(&self.untraced_after))
+    }
+}
+
+impl Baseline {
+    /// The mean of an untraced figure measured `before` and `after` the
+    /// traced stretch, or the one that has it.
+    pub fn of(before: anyhow::Result<f64>, after: anyhow::Result<f64>) -> anyhow::Result<Self> {
+        match (before, after) {
+            (Ok(before), Ok(after)) => Ok(Self {
                 value: (before + after) / 2.0,
                 drift: (after - before).abs() / ((before + after) / 2.0),
             }),
-            (Ok(one), Err(_)) | (Err(_), Ok(one)) => Ok(Baseline {
+            (Ok(one), Err(_)) | (Err(_), Ok(one)) => Ok(Self {
                 value: one,
                 drift: f64::NAN,
             }),
@@ -102,7 +132,8 @@ impl Baseline {
 /// are left out of both stretches: the program warms up, contend attaches.
 const SETTLE: Duration = Duration::from_secs(1);
 
-/// Runs `binary` with `args`, untraced and then recorded with `options`.
+/// Runs `binary` with `args`, untraced and then recorded with `options`,
+/// with its twin beside it if asked.
 pub fn run(
     bench: &Bench,
     binary: &Path,
@@ -110,9 +141,18 @@ pub fn run(
     options: &[&str],
     stretches: Stretches,
     label: &str,
+    twin: Twin,
 ) -> anyhow::Result<Trial> {
+    let mut twin = match twin {
+        Twin::Alone => None,
+        Twin::Beside => Some(start_twin(binary, args)?),
+    };
+    let twin_lines = twin.as_mut().map(Fixture::stream_lines);
     let mut fixture =
         Fixture::start(binary, args).with_context(|| format!("starting {}", binary.display()))?;
+    if let Some(twin) = &twin {
+        share_last_cpu(&[twin.pid(), fixture.pid()])?;
+    }
     let started = SystemTime::now();
     let lines = fixture.stream_lines();
     thread::sleep(stretches.untraced);
@@ -124,18 +164,58 @@ pub fn run(
     let detached = SystemTime::now();
     thread::sleep(SETTLE + stretches.untraced);
     drop(fixture);
+    drop(twin);
     let (armed, disarmed) = export.window()?;
     let before = armed
         .checked_sub(Duration::from_millis(200))
         .unwrap_or(armed);
+    let ended = SystemTime::now();
     // Drained once: what a stretch leaves out the other may want.
     let lines: Vec<(SystemTime, String)> = lines.try_iter().collect();
+    let twin = twin_lines.map(|twin_lines| {
+        let lines: Vec<(SystemTime, String)> = twin_lines.try_iter().collect();
+        TwinLines {
+            untraced: between(&lines, started + SETTLE, before),
+            traced: between(&lines, armed + SETTLE, disarmed),
+            untraced_after: between(&lines, detached + SETTLE, ended),
+        }
+    });
     Ok(Trial {
         untraced: between(&lines, started + SETTLE, before),
         traced: between(&lines, armed + SETTLE, disarmed),
-        untraced_after: between(&lines, detached + SETTLE, SystemTime::now()),
+        untraced_after: between(&lines, detached + SETTLE, ended),
         export,
+        twin,
     })
+}
+
+/// Holds every thread of each process in `pids` (and those they start) to
+/// the machine's last CPU.
+fn share_last_cpu(pids: &[u32]) -> anyhow::Result<()> {
+    let last = thread::available_parallelism().map_or(1, usize::from) - 1;
+    for pid in pids {
+        crate::cmd::run(
+            crate::cmd::command("taskset")
+                .args(["--all-tasks", "--cpu-list", "--pid", &last.to_string()])
+                .arg(pid.to_string()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Starts a copy of `binary` (beside it, named `<name>-twin`) with `args`.
+fn start_twin(binary: &Path, args: &[&str]) -> anyhow::Result<Fixture> {
+    let mut name = binary
+        .file_name()
+        .context("a fixture's file name")?
+        .to_owned();
+    name.push("-twin");
+    let copy = binary.with_file_name(name);
+    // Replaced, not overwritten: a twin still running from an earlier
+    // trial keeps its own file.
+    let _ = std::fs::remove_file(&copy);
+    std::fs::copy(binary, &copy).with_context(|| format!("copying {}", binary.display()))?;
+    Fixture::start(&copy, args).with_context(|| format!("starting {}", copy.display()))
 }
 
 /// The lines that arrived between `from` and `to`.

@@ -8,7 +8,7 @@ use anyhow::bail;
 
 use super::{
     Bench, Row,
-    trial::{self, Stretches},
+    trial::{self, Stretches, Twin},
 };
 
 pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
@@ -24,6 +24,7 @@ pub fn rows(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             &["--exact"],
             Stretches::for_bench(bench),
             &format!("writes-{op}"),
+            Twin::Alone,
         )?;
         added.push(mean_ns(&trial.traced)? - trial.untraced_baseline(mean_ns)?.value);
     }
