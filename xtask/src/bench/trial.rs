@@ -194,11 +194,19 @@ pub fn run(
 fn share_last_cpu(pids: &[u32]) -> anyhow::Result<()> {
     let last = thread::available_parallelism().map_or(1, usize::from) - 1;
     for pid in pids {
-        crate::cmd::run(
-            crate::cmd::command("taskset")
-                .args(["--all-tasks", "--cpu-list", "--pid", &last.to_string()])
-                .arg(pid.to_string()),
-        )?;
+        // Its output (every thread's affinity, before and after) is not
+        // the bench's to print.
+        let output = crate::cmd::command("taskset")
+            .args(["--all-tasks", "--cpu-list", "--pid", &last.to_string()])
+            .arg(pid.to_string())
+            .output()
+            .context("running taskset")?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "taskset could not hold PID {pid} to CPU {last}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
     }
     Ok(())
 }
