@@ -10,6 +10,7 @@
 
 use std::{
     path::Path,
+    sync::mpsc::Receiver,
     thread,
     time::{Duration, SystemTime},
 };
@@ -55,11 +56,11 @@ pub struct Trial {
     pub export: Export,
     /// What the untraced twin printed over the same stretches, if the
     /// trial ran one.
-    pub twin: Option<TwinLines>,
+    pub twin: Option<StretchLines>,
 }
 
-/// What a twin of the fixture printed in each stretch of the trial.
-pub struct TwinLines {
+/// What a fixture printed in each stretch of a trial.
+pub struct StretchLines {
     pub untraced: Vec<String>,
     pub traced: Vec<String>,
     pub untraced_after: Vec<String>,
@@ -170,22 +171,26 @@ pub fn run(
         .checked_sub(Duration::from_millis(200))
         .unwrap_or(armed);
     let ended = SystemTime::now();
-    // Drained once: what a stretch leaves out the other may want.
-    let lines: Vec<(SystemTime, String)> = lines.try_iter().collect();
-    let twin = twin_lines.map(|twin_lines| {
-        let lines: Vec<(SystemTime, String)> = twin_lines.try_iter().collect();
-        TwinLines {
+    let split = |lines: &Receiver<(SystemTime, String)>| {
+        // Drained once: what a stretch leaves out the other may want.
+        let lines: Vec<(SystemTime, String)> = lines.try_iter().collect();
+        StretchLines {
             untraced: between(&lines, started + SETTLE, before),
             traced: between(&lines, armed + SETTLE, disarmed),
             untraced_after: between(&lines, detached + SETTLE, ended),
         }
-    });
+    };
+    let StretchLines {
+        untraced,
+        traced,
+        untraced_after,
+    } = split(&lines);
     Ok(Trial {
-        untraced: between(&lines, started + SETTLE, before),
-        traced: between(&lines, armed + SETTLE, disarmed),
-        untraced_after: between(&lines, detached + SETTLE, ended),
+        untraced,
+        traced,
+        untraced_after,
         export,
-        twin,
+        twin: twin_lines.as_ref().map(split),
     })
 }
 
