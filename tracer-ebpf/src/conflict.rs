@@ -32,10 +32,7 @@
 //! map or goroutine shares their slot takes it over. Nothing needs
 //! deleting: the tables never fill.
 
-use core::{
-    mem::MaybeUninit,
-    ptr::{read_volatile, write_volatile},
-};
+use core::ptr::{read_volatile, write_volatile};
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -264,8 +261,11 @@ fn fibonacci_hash(address: u64, bits: u32) -> u32 {
     ((address >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as u32
 }
 
-/// Rare, and out of line: the conflict record built on the stack would not
-/// fit in the entry probe's frame. `other` is the map's slot, whose
+/// Rare, and out of line. The record is written in place, in the ring: a
+/// copy built on the stack (two sides, 232 bytes) made this frame and the
+/// entry probe's together larger than the 512 bytes the verifier allows a
+/// chain of calls where the kernel gives BPF programs no private stack
+/// (before 6.13, and some builds since). `other` is the map's slot, whose
 /// window was confirmed open with `confirmed` (its goroutine and start):
 /// those are kept, whatever the slot holds by the time it is copied (a
 /// write may be taking it over, or closing).
@@ -274,34 +274,48 @@ fn report(event: &Access, who: u64, other: *const InFlight, confirmed: (u64, u64
     let Some(mut reserved) = output::reserve::<ConflictEvent>() else {
         return;
     };
-    let conflict = reserved.init(ConflictEvent {
-        kind: EventKind::MapConflict as u8,
-        _pad0: [0; 3],
-        tid: bpf_get_current_pid_tgid() as u32,
-        map: event.map,
-        running: side(event, who),
-        // SAFETY: a live slot of `IN_FLIGHT`, copied out.
-        in_flight: unsafe { (*other).side },
-    });
-    (conflict.in_flight.g, conflict.in_flight.start_ns) = confirmed;
-    // Both goroutines are alive (one runs this, the other is inside its
-    // write), so their records still hold their ids.
-    conflict.running.goid = goroutine::id_of(conflict.running.g);
-    conflict.in_flight.goid = goroutine::id_of(conflict.in_flight.g);
+    let conflict = reserved.as_mut_ptr();
+    // SAFETY: `conflict` is a ring slot for one `ConflictEvent`, ours until
+    // submitted; every field is written, each through an in-bounds,
+    // aligned field pointer. `other` is a live slot of `IN_FLIGHT`.
+    unsafe {
+        (&raw mut (*conflict).kind).write(EventKind::MapConflict as u8);
+        (&raw mut (*conflict)._pad0).write([0; 3]);
+        (&raw mut (*conflict).tid).write(bpf_get_current_pid_tgid() as u32);
+        (&raw mut (*conflict).map).write(event.map);
+        let running = &raw mut (*conflict).running;
+        write_side(running, event);
+        (&raw mut (*running).g).write(who);
+        let in_flight = &raw mut (*conflict).in_flight;
+        copy_words(in_flight, &raw const (*other).side);
+        (&raw mut (*in_flight).g).write(confirmed.0);
+        (&raw mut (*in_flight).start_ns).write(confirmed.1);
+        // Both goroutines are alive (one runs this, the other is inside
+        // its write), so their records still hold their ids.
+        (&raw mut (*running).goid).write(goroutine::id_of(who));
+        (&raw mut (*in_flight).goid).write(goroutine::id_of(confirmed.0));
+    }
     reserved.submit();
 }
 
-/// The parts of `event` a conflict record needs, for goroutine `who`.
+/// Copies the side at `from` to `to` a word at a time, through registers:
+/// no copy on the stack, no byte loop (the BPF `memcpy`).
+///
+/// # Safety
+/// `from` is valid for reads and `to` for writes of an `AccessSide`.
 #[inline(always)]
-fn side(event: &Access, who: u64) -> AccessSide {
-    let mut side = MaybeUninit::<AccessSide>::uninit();
-    // SAFETY: `write_side` writes every field but `g`, written here.
-    unsafe {
-        write_side(side.as_mut_ptr(), event);
-        (&raw mut (*side.as_mut_ptr()).g).write(who);
-        side.assume_init()
+unsafe fn copy_words(to: *mut AccessSide, from: *const AccessSide) {
+    let (to, from) = (to.cast::<u64>(), from.cast::<u64>());
+    for word in 0..core::mem::size_of::<AccessSide>() / 8 {
+        // SAFETY: in bounds of both sides (a whole number of words, as
+        // `_SIDE_IN_WORDS` checks), and 8-aligned.
+        unsafe { to.add(word).write_volatile(from.add(word).read_volatile()) };
     }
 }
+
+const _SIDE_IN_WORDS: () = assert!(
+    core::mem::size_of::<AccessSide>() % 8 == 0 && core::mem::align_of::<AccessSide>() == 8
+);
 
 /// Writes the parts of `event` a conflict record needs into `side`, every
 /// field but the goroutine's `g` (which says whether a window is open, so
