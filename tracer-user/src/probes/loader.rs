@@ -59,7 +59,8 @@ const LOCK_CALLERS_MAP: &str = "CALLERS";
 const LINKS_VARIABLE: &str = "CONTEND_PROBE_LINKS";
 
 /// The eBPF object built by build.rs from `tracer-ebpf`.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
+pub(super) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
 
 /// What the user can tune about the probes.
 #[derive(Clone, Copy, Debug)]
