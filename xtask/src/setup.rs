@@ -116,6 +116,12 @@ fn apt_packages() -> anyhow::Result<()> {
     )
 }
 
+/// The bpf-linker release contend's eBPF object is built and checked with.
+/// Pinned: the linker's optimisations decide the programs' stack frames and
+/// instruction counts, which the verifier limits, and a later release may
+/// also drop the LLVM major the nightly here carries.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
 /// bpf-linker must use the same LLVM major as nightly rustc. Debian's LLVM is
 /// older, so we link it against the toolchain's own libLLVM, through a prefix
 /// of symlinks; the linker finds the library there at run time (RUNPATH).
@@ -129,7 +135,7 @@ fn bpf_linker() -> anyhow::Result<()> {
         .and_then(|name| name.to_str())
         .ok_or_else(|| anyhow!("odd libLLVM path {}", library.display()))?
         .to_owned();
-    if bpf_linker_uses(&soname) {
+    if bpf_linker_is_pinned() && bpf_linker_uses(&soname) {
         return Ok(());
     }
     let major = nightly_llvm_major()?;
@@ -150,6 +156,8 @@ fn bpf_linker() -> anyhow::Result<()> {
                 "install",
                 "--force",
                 "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
                 "--no-default-features",
                 "--features",
             ])
@@ -181,6 +189,12 @@ fn nightly_llvm_major() -> anyhow::Result<u32> {
         .and_then(|llvm| llvm.split('.').next())
         .and_then(|major| major.trim().parse().ok())
         .ok_or_else(|| anyhow!("no LLVM version in `rustc +nightly -vV`"))
+}
+
+/// Whether the installed bpf-linker is the pinned release.
+fn bpf_linker_is_pinned() -> bool {
+    cmd::output(command("bpf-linker").arg("--version"))
+        .is_some_and(|version| version.split_whitespace().nth(1) == Some(BPF_LINKER_VERSION))
 }
 
 /// Whether an installed bpf-linker loads exactly this libLLVM.
