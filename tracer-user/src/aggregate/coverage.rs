@@ -11,6 +11,19 @@
 //! waits: the inverse of the chance that a wait of that length, anywhere
 //! in the recording, falls entirely in a gap.
 //!
+//! A window's operations are scaled to the untraced pace, not only to the
+//! recording's length: while armed, every map operation pays a probe, and
+//! a target whose operations are cheap does far fewer of them (a 10 ns
+//! read that pays ~700 ns runs seventy times slower). The budget measures
+//! how much of its untraced pace the target kept while the map probes were
+//! armed (`Controller::own_share_while_maps_armed`); a window of length
+//! `w` stands for `w × share` of untraced time, and the untraced stretches
+//! are filled in at the pace that gives. Read off CPU time, that share is
+//! the difference of two close figures for a loop that does nothing but
+//! map operations, and reads high: such a loop's rate reads low (the
+//! mapread fixture's ~120 M reads a second read ~11 M), if far less so
+//! than at the traced pace (~1.4 M).
+//!
 //! All times are on the kernel's monotonic clock, the events' clock.
 
 /// Disjoint intervals in time order, the last one possibly still open.
@@ -87,7 +100,7 @@ impl Intervals {
 }
 
 /// The recording's timeline of map probes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Coverage {
     /// When the recording window opened.
     pub start_ns: u64,
@@ -102,6 +115,9 @@ pub struct Coverage {
     /// When the lock probes were armed: a wait is seen whole only inside
     /// one of these.
     pub locks_armed: Intervals,
+    /// Of its untraced pace, the share the target kept while the map
+    /// probes were armed (1: the probes cost it nothing).
+    pub maps_own_share: f64,
 }
 
 impl Default for Coverage {
@@ -120,6 +136,7 @@ impl Coverage {
             maps_armed: Intervals::default(),
             maps_present: Intervals::default(),
             locks_armed: Intervals::default(),
+            maps_own_share: 1.0,
         };
         coverage.maps_armed.open(start_ns);
         coverage.maps_present.open(start_ns);
@@ -151,7 +168,7 @@ impl Coverage {
         };
         let span = now.checked_sub(end).filter(|&span| span > 0)?;
         let covered = self.maps_armed.covered(end, now);
-        (covered > 0).then(|| covered as f64 / span as f64)
+        (covered > 0).then(|| untraced_pace(covered as f64 / span as f64, self.maps_own_share))
     }
 
     /// Whether a lock wait from `from` to `to` describes the program and
@@ -190,7 +207,9 @@ impl Coverage {
                 } else {
                     self.maps_armed.covered(from, to)
                 };
-                (armed * 4 >= SECOND).then(|| count * SECOND / armed)
+                // At the untraced pace: the armed part ran slower.
+                let own = (armed as f64 * self.maps_own_share).max(1.0);
+                (armed * 4 >= SECOND).then(|| (count as f64 * SECOND as f64 / own).round() as u64)
             })
             .max()
             .unwrap_or(0)
@@ -202,9 +221,12 @@ impl Coverage {
         if self.exact || span == 0 {
             return Scale::WHOLE;
         }
+        let maps = self.maps_armed.covered(self.start_ns, now) as f64 / span as f64;
         Scale {
             span_ns: span,
-            maps: self.maps_armed.covered(self.start_ns, now) as f64 / span as f64,
+            maps,
+            maps_estimating: untraced_pace(maps, self.maps_own_share),
+            own_share: self.maps_own_share,
             maps_after_start: self.maps_after_first_stretch(now),
             lock_gaps: Some(self.lock_stretches(now)),
             maps_armed: Some(self.maps_armed.clone()),
@@ -218,6 +240,11 @@ pub struct Scale {
     span_ns: u64,
     /// The fraction of the recording the map probes were armed.
     pub maps: f64,
+    /// The fraction of the program's untraced work the armed windows saw
+    /// (see [`untraced_pace`]): what traced counts are scaled by.
+    maps_estimating: f64,
+    /// [`Coverage::maps_own_share`].
+    own_share: f64,
     /// The fraction of the recording after its first stretch (every probe
     /// in) the map probes were armed, once there is one: see `estimate.rs`.
     maps_after_start: Option<f64>,
@@ -233,6 +260,8 @@ impl Scale {
     pub const WHOLE: Self = Self {
         span_ns: 0,
         maps: 1.0,
+        maps_estimating: 1.0,
+        own_share: 1.0,
         maps_after_start: None,
         lock_gaps: None,
         maps_armed: None,
@@ -246,8 +275,8 @@ impl Scale {
     /// A count of map operations traced, as an estimate for the whole
     /// recording.
     pub fn map_count(&self, traced: u64) -> u64 {
-        if self.maps_sampled() && self.maps > 0.0 {
-            (traced as f64 / self.maps).round() as u64
+        if self.maps_sampled() && self.maps_estimating > 0.0 {
+            (traced as f64 / self.maps_estimating).round() as u64
         } else {
             traced
         }
@@ -280,7 +309,8 @@ impl Scale {
             // Its last operation counts: the lifetime ends just after it.
             let to = last_ns.saturating_add(1);
             let covered = armed.covered(from, to);
-            (to > from && covered > 0).then(|| covered as f64 / (to - from) as f64)
+            (to > from && covered > 0)
+                .then(|| untraced_pace(covered as f64 / (to - from) as f64, self.own_share))
         });
         self.map_count_after_start_at(traced, at_start, lifetime.or(self.maps_after_start))
     }
@@ -314,6 +344,20 @@ impl Scale {
         } else {
             self.span_ns.saturating_sub(length_ns) as f64 / room as f64
         }
+    }
+}
+
+/// Of a program's work over a stretch, the fraction done while the map
+/// probes were armed, when they were armed `armed` of its time and it
+/// spent `own_share` of that on its own work: an armed window of length
+/// `w` does the work of `w × own_share` untraced, so the untraced rest
+/// (`1 - armed`) adds its full length.
+fn untraced_pace(armed: f64, own_share: f64) -> f64 {
+    let own = armed * own_share;
+    if own <= 0.0 {
+        0.0
+    } else {
+        own / (own + (1.0 - armed).max(0.0))
     }
 }
 
@@ -392,6 +436,58 @@ mod tests {
         let expected_maps = (100 + 300 + 150 + 200) as f64 / end as f64;
         assert!((scale.maps - expected_maps).abs() < 1e-9);
         assert_eq!(scale.map_count(75), (75.0 / expected_maps).round() as u64);
+    }
+
+    /// A program doing 100,000 operations a second untraced, and only
+    /// `share` of that pace while the map probes are armed (they take the
+    /// rest of its time): after an exact first stretch, windows come and
+    /// go, and the estimate must be the untraced program's count, not the
+    /// traced pace's.
+    #[test]
+    fn windows_are_scaled_to_the_untraced_pace() {
+        let ms = 1_000_000;
+        for share in [1.0, 0.5, 0.02] {
+            let mut coverage = Coverage::new(0, false);
+            coverage.maps_own_share = share;
+            let pace = |ns: u64, armed: bool| {
+                let ops = ns as f64 / 10_000.0;
+                if armed { ops * share } else { ops }
+            };
+            let mut truth = pace(200 * ms, true);
+            let at_start = truth.round() as u64;
+            coverage.maps_armed.close(200 * ms);
+            let (mut at, mut traced) = (200 * ms, at_start as f64);
+            for (out, armed) in [(1_900, 100), (2_700, 50), (4_100, 150), (3_000, 80)] {
+                truth += pace(out * ms, false);
+                at += out * ms;
+                coverage.maps_armed.open(at);
+                let seen = pace(armed * ms, true);
+                (truth, traced) = (truth + seen, traced + seen);
+                at += armed * ms;
+                coverage.maps_armed.close(at);
+            }
+            let estimate = coverage
+                .scale(at)
+                .map_count_after_start(traced.round() as u64, at_start);
+            assert!(
+                (estimate as f64 - truth).abs() <= 0.01 * truth,
+                "own share {share}: {estimate} estimated, {truth:.0} done"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sampled_peak_is_at_the_untraced_pace() {
+        let second = 1_000_000_000;
+        let mut coverage = Coverage::new(0, false);
+        coverage.maps_own_share = 0.25;
+        coverage.maps_armed.close(second / 2);
+        let mut rate = crate::aggregate::Rate::default();
+        for n in 0..100 {
+            rate.observe(n * second / 200);
+        }
+        // 100 in half a second at a quarter of the pace: 800 a second.
+        assert_eq!(coverage.peak_per_second(&rate, 4 * second), 800);
     }
 
     #[test]

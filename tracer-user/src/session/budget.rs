@@ -97,6 +97,11 @@ const WAIT_LENGTHS: u32 = 20;
 const WAIT_FOR_REMOVAL: Duration = Duration::from_millis(100);
 /// The least CPU time per second a target counts as using (see above).
 const CPU_FLOOR: f64 = 0.1;
+/// The least share of its untraced pace a traced target is taken to keep:
+/// the cost per hit is an estimate, and one a little high on a target that
+/// does nothing but map operations must not make the share 0, and the
+/// scale-up infinite.
+const LEAST_OWN_SHARE: f64 = 0.002;
 /// How much a measurement over [`LOOK_EVERY`] moves a rate; one over a
 /// shorter time moves it less, in proportion.
 const SMOOTHING: f64 = 0.3;
@@ -206,6 +211,12 @@ pub struct Controller {
     /// Since the start: the probes' estimated cost and the target's CPU.
     probe_ns: f64,
     cpu_ns: f64,
+    /// The target's CPU time on its own work (its CPU time less the
+    /// probes'), and the time it is over, in the looks the map probes were
+    /// armed and in the others: how much slower it ran while its map
+    /// operations were traced.
+    armed_own: OwnWork,
+    unarmed_own: OwnWork,
     /// Whether the lock probes have been hit: some lock is contended.
     locks_seen: bool,
     /// How long the map probes' breakpoints took to go, last time.
@@ -236,6 +247,8 @@ impl Controller {
             cpu_rate: None,
             probe_ns: 0.0,
             cpu_ns: 0.0,
+            armed_own: OwnWork::default(),
+            unarmed_own: OwnWork::default(),
             locks_seen: false,
             removal: Duration::ZERO,
             taken_out: None,
@@ -269,6 +282,22 @@ impl Controller {
     /// its CPU time.
     pub fn estimated_overhead(&self) -> Option<f64> {
         (self.cpu_ns > 0.0).then(|| (self.probe_ns / self.cpu_ns).min(1.0))
+    }
+
+    /// How much of its untraced pace the target kept while the map probes
+    /// were armed: a target whose map operations cost 10 ns did seventy
+    /// times fewer of them while each paid a ~700 ns probe, and what was
+    /// traced in those windows must be scaled to the untraced pace
+    /// (`aggregate/coverage.rs`). Read as the CPU time it spent on its own
+    /// work per second while they were armed over the same while they were
+    /// not: a busy loop keeps its CPU and loses the probes' share of it; a
+    /// program that mostly waits does its work in either, and the probes'
+    /// time comes on top; one whose threads queue for a lock the probes
+    /// lengthen waits more, and uses less. `None` until both were seen.
+    pub fn own_share_while_maps_armed(&self) -> Option<f64> {
+        let armed = self.armed_own.per_second()?;
+        let unarmed = self.unarmed_own.per_second().filter(|&pace| pace > 0.0)?;
+        Some((armed / unarmed).clamp(LEAST_OWN_SHARE, 1.0))
     }
 
     /// How to split the next cycle to stay within the budget, paying back
@@ -565,7 +594,17 @@ impl Controller {
         let maps = (sample.map_cost - last.map_cost).max(0.0);
         let locks = (sample.lock_cost - last.lock_cost).max(0.0);
         self.locks_seen |= locks > 0.0;
-        let cpu = (sample.cpu.saturating_sub(last.cpu).as_nanos() as f64).max(CPU_FLOOR * elapsed);
+        let used = sample.cpu.saturating_sub(last.cpu).as_nanos() as f64;
+        let own = OwnWork {
+            cpu_ns: (used - maps - locks).max(0.0),
+            elapsed_ns: elapsed,
+        };
+        if sample.maps_armed {
+            self.armed_own.add(own);
+        } else {
+            self.unarmed_own.add(own);
+        }
+        let cpu = used.max(CPU_FLOOR * elapsed);
         self.probe_ns += maps + locks;
         self.cpu_ns += cpu;
         smooth(&mut self.cpu_rate, cpu / elapsed, weight);
@@ -575,6 +614,25 @@ impl Controller {
         if sample.maps_armed {
             smooth(&mut self.map_rate, maps / elapsed, weight);
         }
+    }
+}
+
+/// CPU time a target spent on its own work, over how long.
+#[derive(Clone, Copy, Debug, Default)]
+struct OwnWork {
+    cpu_ns: f64,
+    elapsed_ns: f64,
+}
+
+impl OwnWork {
+    fn add(&mut self, more: Self) {
+        self.cpu_ns += more.cpu_ns;
+        self.elapsed_ns += more.elapsed_ns;
+    }
+
+    /// CPU time on its own work per unit of time.
+    fn per_second(self) -> Option<f64> {
+        (self.elapsed_ns > 0.0).then(|| self.cpu_ns / self.elapsed_ns)
     }
 }
 
@@ -953,6 +1011,62 @@ mod tests {
         controller.on_sample(look(LOOK_EVERY + SOONEST_LOOK, tick * 7));
         let rate = controller.cpu_rate.expect("measured");
         assert!((0.5..0.6).contains(&rate), "CPU rate {rate:.3}");
+    }
+
+    /// The pace a target keeps with the map probes armed, from looks with
+    /// and without them: `(CPU per second, probes' per second)` in each.
+    fn own_share(armed: (f64, f64), unarmed: (f64, f64)) -> Option<f64> {
+        let start = Instant::now();
+        let mut controller = Controller::new(Budget::Max(0.05), start);
+        let (mut at, mut cpu, mut cost) = (Duration::ZERO, 0.0, 0.0);
+        let look = |at: Duration, cpu: f64, map_cost: f64, maps_armed: bool| Sample {
+            at: start + at,
+            map_cost,
+            lock_cost: 0.0,
+            cpu: Duration::from_nanos(cpu as u64),
+            maps_armed,
+            locks_armed: true,
+            lock_waits: MeasuredWaits::default(),
+        };
+        controller.on_sample(look(at, cpu, cost, true));
+        for maps_armed in [true, false, false, true, false] {
+            let (used, probes) = if maps_armed { armed } else { unarmed };
+            let step = LOOK_EVERY.as_nanos() as f64;
+            at += LOOK_EVERY;
+            cpu += used * step;
+            cost += probes * step;
+            controller.on_sample(look(at, cpu, cost, maps_armed));
+        }
+        controller.own_share_while_maps_armed()
+    }
+
+    #[test]
+    fn a_busy_loop_keeps_the_share_of_its_cpu_the_probes_leave() {
+        let share = own_share((1.0, 0.9), (1.0, 0.0)).expect("measured");
+        assert!((share - 0.1).abs() < 1e-9, "own share {share}");
+    }
+
+    /// A program that mostly waits does its work at its pace either way:
+    /// the probes' time comes on top of its CPU, and takes nothing from it.
+    #[test]
+    fn a_waiting_program_keeps_its_pace() {
+        let share = own_share((0.09, 0.04), (0.05, 0.0)).expect("measured");
+        assert!((share - 1.0).abs() < 1e-9, "own share {share}");
+    }
+
+    /// Threads that queue for a lock the probes lengthen wait more, and use
+    /// less CPU on their own work.
+    #[test]
+    fn a_program_queued_on_a_lock_the_probes_lengthen_slows_more() {
+        let share = own_share((1.2, 0.3), (1.8, 0.0)).expect("measured");
+        assert!((share - 0.5).abs() < 1e-9, "own share {share}");
+    }
+
+    #[test]
+    fn the_own_share_needs_looks_with_and_without_the_map_probes() {
+        let start = Instant::now();
+        let controller = Controller::new(Budget::Max(0.05), start);
+        assert_eq!(controller.own_share_while_maps_armed(), None);
     }
 
     #[test]

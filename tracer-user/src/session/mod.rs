@@ -446,7 +446,11 @@ impl Pipeline {
             locks_armed: coverage.locks_armed.is_open(),
             lock_waits: self.aggregate.locks.measured(),
         };
-        for action in self.controller.on_sample(sample) {
+        let actions = self.controller.on_sample(sample);
+        if let Some(share) = self.controller.own_share_while_maps_armed() {
+            self.aggregate.coverage.maps_own_share = share;
+        }
+        for action in actions {
             tracing::debug!(
                 "{action:?}: {:?}, estimated slowdown {:?}",
                 self.controller.duties(),
