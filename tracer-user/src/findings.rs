@@ -736,6 +736,7 @@ mod tests {
         aggregate.apply(Batch {
             events,
             undecodable: 0,
+            drained: None,
         });
         aggregate
     }

@@ -244,6 +244,7 @@ mod tests {
                 access(7, MapOp::Read, "a"),
             ],
             undecodable: 0,
+            drained: None,
         });
         assert_eq!(aggregate.nil_map_ops, 2);
         assert_eq!(aggregate.maps_seen(), 1, "map 0x0 is not a map");
@@ -261,6 +262,7 @@ mod tests {
                 access(1, MapOp::Read, "c"),
             ],
             undecodable: 0,
+            drained: None,
         });
         aggregate.dropped_by_cpu = vec![2, 3];
         assert_eq!(aggregate.events, 4);

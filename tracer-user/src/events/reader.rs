@@ -20,6 +20,8 @@ use tokio::{
     time::{self, MissedTickBehavior},
 };
 
+use crate::probes::loader::monotonic_ns;
+
 use super::{
     decode::{Event, decode},
     dump::DumpWriter,
@@ -41,6 +43,47 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// Records we could not decode (a build mismatch; never expected).
     pub undecodable: u64,
+    /// Set when the drain emptied the ring: how far its CPU's events are
+    /// complete.
+    pub drained: Option<Drained>,
+}
+
+/// Every record CPU `cpu`'s probes submitted before `through_ns` (the
+/// events' clock) has been handed over, in this batch or an earlier one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drained {
+    pub cpu: u32,
+    pub through_ns: u64,
+}
+
+/// How far the events of every CPU are complete: a live view scales what
+/// it has by the time it covers up to there, not up to now. Up to a drain
+/// interval of a window's events are still in the rings; counted against
+/// the whole window, the estimates dipped and then leapt back, and a
+/// second of a sparkline read several times the real rate. The readers'
+/// timers start together, so their drains come close together and the
+/// CPUs' times agree (a reader woken early by a filling ring runs ahead,
+/// and its events beyond the others' are counted a drain early).
+#[derive(Debug)]
+pub struct DrainedThrough(Vec<(u32, u64)>);
+
+impl DrainedThrough {
+    /// Nothing drained yet from the rings of `cpus`, which hold nothing
+    /// from before `start_ns`.
+    pub fn new(cpus: impl IntoIterator<Item = u32>, start_ns: u64) -> Self {
+        Self(cpus.into_iter().map(|cpu| (cpu, start_ns)).collect())
+    }
+
+    pub fn note(&mut self, drained: Drained) {
+        if let Some((_, through)) = self.0.iter_mut().find(|(cpu, _)| *cpu == drained.cpu) {
+            *through = (*through).max(drained.through_ns);
+        }
+    }
+
+    /// The time every CPU's events are complete up to; `None` without rings.
+    pub fn through_ns(&self) -> Option<u64> {
+        self.0.iter().map(|&(_, through)| through).min()
+    }
 }
 
 impl Batch {
@@ -87,6 +130,7 @@ impl Readers {
                         cause: error.into(),
                     })?;
                 let reader = Reader {
+                    cpu,
                     ring,
                     dump: dump.clone(),
                 };
@@ -118,6 +162,7 @@ impl Readers {
 
 /// One CPU's ring and where its raw records also go.
 struct Reader {
+    cpu: u32,
     ring: AsyncFd<RingBuf<MapData>>,
     dump: Option<SharedDump>,
 }
@@ -127,25 +172,35 @@ impl Reader {
         let mut timer = time::interval(DRAIN_INTERVAL);
         timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let batch = tokio::select! {
+            let (mut batch, started) = tokio::select! {
                 ready = self.ring.readable_mut() => {
                     let Ok(mut guard) = ready else { break };
+                    let started = monotonic_ns();
                     let batch = drain(guard.get_inner_mut(), self.dump.as_ref());
                     if !batch.is_full() {
                         guard.clear_ready();
                     }
-                    batch
+                    (batch, started)
                 }
                 _ = timer.tick() => {
+                    let started = monotonic_ns();
                     let batch = drain(self.ring.get_mut(), self.dump.as_ref());
                     if batch.is_full() {
                         timer.reset_immediately();
                     }
-                    batch
+                    (batch, started)
                 }
                 _ = stopped.changed() => break,
             };
-            if batch.records() > 0 && to_aggregator.send(batch).await.is_err() {
+            // The ring was read empty after `started`: what was submitted
+            // before then is in.
+            if !batch.is_full() {
+                batch.drained = Some(Drained {
+                    cpu: self.cpu,
+                    through_ns: started,
+                });
+            }
+            if to_aggregator.send(batch).await.is_err() {
                 return;
             }
         }
@@ -183,4 +238,37 @@ fn drain(ring: &mut RingBuf<MapData>, dump: Option<&SharedDump>) -> Batch {
         }
     }
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_complete_up_to_the_cpu_drained_least_recently() {
+        let mut drained = DrainedThrough::new([0, 1], 100);
+        assert_eq!(drained.through_ns(), Some(100), "nothing before the start");
+        drained.note(Drained {
+            cpu: 0,
+            through_ns: 250,
+        });
+        assert_eq!(drained.through_ns(), Some(100), "CPU 1 not drained since");
+        drained.note(Drained {
+            cpu: 1,
+            through_ns: 200,
+        });
+        assert_eq!(drained.through_ns(), Some(200));
+        // A drain reported late does not move a CPU back; an unknown CPU
+        // is ignored.
+        drained.note(Drained {
+            cpu: 1,
+            through_ns: 150,
+        });
+        drained.note(Drained {
+            cpu: 7,
+            through_ns: 1,
+        });
+        assert_eq!(drained.through_ns(), Some(200));
+        assert_eq!(DrainedThrough::new([], 100).through_ns(), None);
+    }
 }

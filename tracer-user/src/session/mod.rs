@@ -31,7 +31,10 @@ pub use self::budget::{Budget, DEFAULT_MAX_OVERHEAD};
 pub use crate::events::reader::SharedDump;
 use crate::{
     aggregate::{Aggregate, Coverage, Scale},
-    events::{Batch, Readers, reader::ReaderError},
+    events::{
+        Batch, Readers,
+        reader::{DrainedThrough, ReaderError},
+    },
     export::{
         Export,
         build::{Recording, Sampling, export, target_info},
@@ -154,6 +157,7 @@ impl Session {
         tracer.attach(&target, planned)?;
         let attach = loading + attaching.elapsed();
         let (to_aggregator, batches) = mpsc::channel(CHANNEL_BATCHES);
+        let cpus: Vec<u32> = rings.iter().map(|ring| ring.cpu).collect();
         let readers = Readers::spawn(rings, to_aggregator, options.dump.clone())?;
         let program_timing = ProgramTiming::start(&tracer);
 
@@ -187,6 +191,7 @@ impl Session {
             .map(|function| function.address..function.address + function.size);
         let mut pipeline = Pipeline {
             aggregate,
+            drained: DrainedThrough::new(cpus, start_ns),
             rwmutex_lock,
             sites,
             pid: target.pid,
@@ -328,6 +333,8 @@ impl Context {
 /// The task that owns the aggregate and the probes.
 struct Pipeline {
     aggregate: Aggregate,
+    /// How far the events aggregated are complete.
+    drained: DrainedThrough,
     /// `sync.(*RWMutex).Lock`'s link-time code, when the binary has it.
     rwmutex_lock: Option<Range<u64>>,
     sites: Option<SiteResolver<Symbolizer>>,
@@ -370,7 +377,12 @@ impl Pipeline {
         loop {
             tokio::select! {
                 batch = batches.recv() => match batch {
-                    Some(batch) => self.aggregate.apply(batch),
+                    Some(batch) => {
+                        if let Some(drained) = batch.drained {
+                            self.drained.note(drained);
+                        }
+                        self.aggregate.apply(batch);
+                    }
                     // Every reader has drained its ring for the last time.
                     None => break,
                 },
@@ -603,7 +615,15 @@ impl Pipeline {
     fn publish_snapshot(&mut self) {
         self.read_drops();
         self.read_probe_counts();
-        let export = self.export(Instant::now(), monotonic_ns());
+        // The snapshot describes the recording up to where the events
+        // handed over are complete, a drain ago at most (see
+        // `DrainedThrough`).
+        let (now, now_ns) = (Instant::now(), monotonic_ns());
+        let through_ns = self.drained.through_ns().unwrap_or(now_ns).min(now_ns);
+        let end = now
+            .checked_sub(Duration::from_nanos(now_ns - through_ns))
+            .unwrap_or(now);
+        let export = self.export(end, through_ns);
         self.publish.send_replace(Arc::new(export));
     }
 
