@@ -6,9 +6,9 @@
 //! big: this reads the frames off the object instead.
 //!
 //! A function's frame is the deepest offset below R10 (the frame pointer)
-//! it touches or takes the address of, rounded up as the verifier does; a call's target comes from its
-//! relocation, or from its pc-relative offset within one section, as the
-//! loader (`aya_obj::relocation`) resolves it.
+//! it touches or takes the address of, rounded up as the verifier does; a
+//! call's target comes from its relocation, or from its pc-relative offset
+//! within one section, as the loader (`aya_obj::relocation`) resolves it.
 
 use std::collections::BTreeMap;
 
