@@ -194,12 +194,7 @@ fn is_map_probe(symbol: &str) -> bool {
 /// Operations on the fixture's map (its only busy one), as contend
 /// estimates them.
 fn estimated_ops(export: &Export) -> f64 {
-    let busiest = (export.maps.iter())
-        .map(|map| {
-            let ops = map.ops;
-            ops.read + ops.write + ops.delete + ops.iterate + ops.clear
-        })
-        .max();
+    let busiest = export.maps.iter().map(|map| map.ops.total()).max();
     busiest.expect("the fixture's map is reported") as f64
 }
 

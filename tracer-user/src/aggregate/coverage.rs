@@ -221,11 +221,9 @@ impl Coverage {
         if self.exact || span == 0 {
             return Scale::WHOLE;
         }
-        let maps = self.maps_armed.covered(self.start_ns, now) as f64 / span as f64;
         Scale {
             span_ns: span,
-            maps,
-            maps_estimating: untraced_pace(maps, self.maps_own_share),
+            maps: self.maps_armed.covered(self.start_ns, now) as f64 / span as f64,
             own_share: self.maps_own_share,
             maps_after_start: self.maps_after_first_stretch(now),
             lock_gaps: Some(self.lock_stretches(now)),
@@ -240,9 +238,6 @@ pub struct Scale {
     span_ns: u64,
     /// The fraction of the recording the map probes were armed.
     pub maps: f64,
-    /// The fraction of the program's untraced work the armed windows saw
-    /// (see [`untraced_pace`]): what traced counts are scaled by.
-    maps_estimating: f64,
     /// [`Coverage::maps_own_share`].
     own_share: f64,
     /// The fraction of the recording after its first stretch (every probe
@@ -260,7 +255,6 @@ impl Scale {
     pub const WHOLE: Self = Self {
         span_ns: 0,
         maps: 1.0,
-        maps_estimating: 1.0,
         own_share: 1.0,
         maps_after_start: None,
         lock_gaps: None,
@@ -275,8 +269,10 @@ impl Scale {
     /// A count of map operations traced, as an estimate for the whole
     /// recording.
     pub fn map_count(&self, traced: u64) -> u64 {
-        if self.maps_sampled() && self.maps_estimating > 0.0 {
-            (traced as f64 / self.maps_estimating).round() as u64
+        // The fraction of the program's untraced work the windows saw.
+        let seen = untraced_pace(self.maps, self.own_share);
+        if self.maps_sampled() && seen > 0.0 {
+            (traced as f64 / seen).round() as u64
         } else {
             traced
         }
