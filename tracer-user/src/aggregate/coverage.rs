@@ -266,6 +266,13 @@ impl Scale {
         self.maps < 1.0
     }
 
+    /// How long the map probes were armed, and the share of its untraced
+    /// pace the target kept meanwhile, when map figures are estimates.
+    pub fn map_sampling(&self) -> Option<(u64, f64)> {
+        let armed_ns = (self.maps * self.span_ns as f64).round() as u64;
+        self.maps_sampled().then_some((armed_ns, self.own_share))
+    }
+
     /// A count of map operations traced, as an estimate for the whole
     /// recording.
     pub fn map_count(&self, traced: u64) -> u64 {

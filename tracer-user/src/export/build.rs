@@ -10,8 +10,8 @@ use super::schema::{
 };
 use crate::{
     aggregate::{
-        Aggregate, Guard, MapEstimate, MapId, MapLabels, MapStats, Scale, StackCounts, WaitStats,
-        locks::WaitFigures,
+        Aggregate, Guard, MapEstimate, MapId, MapLabels, MapStats, OpCounts, Scale, StackCounts,
+        WaitStats, locks::WaitFigures,
     },
     findings::{
         self, Thresholds,
@@ -114,6 +114,8 @@ pub fn export(recording: &Recording<'_>) -> Export {
             max_overhead: sampling.max_overhead,
             estimated_overhead: sampling.estimated_overhead,
             exact: sampling.exact,
+            map_sampling: (scale.map_sampling())
+                .map(|(armed_ns, pace)| schema::MapSampling { armed_ns, pace }),
         },
         maps,
         locks: lock_reports(aggregate, *sites, seconds, scale),
@@ -282,6 +284,16 @@ fn other_maps(aggregate: &Aggregate, scale: &Scale) -> Option<schema::OtherMaps>
     })
 }
 
+fn ops_report(ops: &OpCounts) -> Ops {
+    Ops {
+        read: ops.read,
+        write: ops.write,
+        delete: ops.delete,
+        iterate: ops.iterate,
+        clear: ops.clear,
+    }
+}
+
 /// The busiest maps' reports, and how many of the busiest were left out
 /// as a sync.Map's internals.
 fn map_reports(
@@ -344,13 +356,8 @@ fn map_report(
         go_type: None,
         global: None,
         runtime_internal: false,
-        ops: Ops {
-            read: estimate.ops.read,
-            write: estimate.ops.write,
-            delete: estimate.ops.delete,
-            iterate: estimate.ops.iterate,
-            clear: estimate.ops.clear,
-        },
+        ops: ops_report(&estimate.ops),
+        traced: scale.maps_sampled().then(|| ops_report(&stats.ops)),
         top_keys: stats
             .keys
             .evident(TOP_KEYS)

@@ -123,6 +123,24 @@ pub struct Tracer {
     /// figures include the tracer's own effect on the target.
     #[serde(default, skip_serializing_if = "is_false")]
     pub exact: bool,
+    /// How the map figures were sampled, when they were (under a budget,
+    /// once the map probes have first been taken out); absent when they
+    /// are whole, and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_sampling: Option<MapSampling>,
+}
+
+/// What sampled map figures come from: `maps[].traced` was seen in
+/// `armed_ns` of the window, while the target ran at `pace` of its
+/// untraced pace. A rate over any stretch between two exports is the
+/// change of `traced` over the change of `armed_ns` times `pace`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MapSampling {
+    /// How long the map probes were armed, in all.
+    pub armed_ns: u64,
+    /// Of its untraced pace, the share the target kept while they were
+    /// (1: the probes did not slow it).
+    pub pace: f64,
 }
 
 /// Maps counted together, not one by one.
@@ -259,6 +277,10 @@ pub struct MapReport {
     #[serde(default, skip_serializing_if = "is_false")]
     pub runtime_internal: bool,
     pub ops: Ops,
+    /// When `ops` are estimates (see `coverage`): the operations the
+    /// probes saw, which they are estimated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traced: Option<Ops>,
     /// The busiest keys whose counts are evidence: each surely took more
     /// than 1/1024 of the map's operations (`count - error` above that).
     /// Files written before `keys_spread` may list keys that are not.

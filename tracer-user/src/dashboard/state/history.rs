@@ -3,6 +3,15 @@
 //! them is the rate of that stretch. Time is the snapshots' own clock
 //! (`window.duration_ns`, when each was taken), not when they arrived: the
 //! arrival adds the scheduler's jitter to a clock that has none.
+//!
+//! Sampled map figures (under a budget) are the exception: their totals
+//! are estimates that every map window revises, for the whole past at
+//! once, and the change of an estimate is no rate. One window busier than
+//! the last, with the map probes in a fiftieth of the time, lifts the
+//! estimated total by fifty times what it saw above the average: the
+//! dashboard showed seconds several times the real rate, next to seconds
+//! of none. A map's rate is what was traced over how long the probes were
+//! armed meanwhile, at the pace the target kept (`tracer.map_sampling`).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -13,6 +22,10 @@ use crate::export::{
 
 /// How far back rates and sparklines look, with a margin.
 const KEPT: Duration = Duration::from_secs(65);
+/// The least armed time a sampled map rate comes from: a stretch with less
+/// (between map windows, or the first moments of one) reaches back into
+/// the last window, so its rate holds what that window measured.
+const LEAST_ARMED: Duration = Duration::from_millis(50);
 
 /// A lock and the kind of wait: an RWMutex has two rows, readers and writers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -44,19 +57,44 @@ struct Sample {
     at_ns: u64,
     events: u64,
     dropped: u64,
+    /// Each map's traced operations.
     maps: HashMap<String, Ops>,
+    /// How long the map probes had been armed, and the share of its
+    /// untraced pace the target kept meanwhile.
+    maps_armed_ns: u64,
+    maps_pace: f64,
     locks: HashMap<LockId, Waits>,
 }
 
 impl Sample {
-    fn of(export: &Export) -> Self {
+    /// The window's start, where every total is 0.
+    fn window_start() -> Self {
         Self {
-            at_ns: export.window.duration_ns,
+            at_ns: 0,
+            events: 0,
+            dropped: 0,
+            maps: HashMap::new(),
+            maps_armed_ns: 0,
+            maps_pace: 1.0,
+            locks: HashMap::new(),
+        }
+    }
+
+    fn of(export: &Export) -> Self {
+        let at_ns = export.window.duration_ns;
+        let sampling = export.tracer.map_sampling;
+        Self {
+            at_ns,
             events: export.tracer.events,
             dropped: export.tracer.dropped,
             maps: (export.maps.iter())
-                .map(|map| (map.id.clone(), map.ops))
+                .map(|map| (map.id.clone(), map.traced.unwrap_or(map.ops)))
                 .collect(),
+            maps_armed_ns: sampling.map_or(at_ns, |sampling| sampling.armed_ns),
+            // A pace of 0 (a file anyone wrote) would make rates infinite.
+            maps_pace: sampling
+                .map_or(1.0, |sampling| sampling.pace)
+                .clamp(f64::MIN_POSITIVE, 1.0),
             locks: (export.locks.iter())
                 .map(|lock| {
                     let waits = Waits {
@@ -84,21 +122,6 @@ impl Change<u64> {
     }
 }
 
-impl Change<Ops> {
-    /// Operations per second of each kind.
-    pub fn per_second(&self) -> OpsRate {
-        let rate = |newer: u64, older: u64| newer.saturating_sub(older) as f64 / self.seconds;
-        let (newer, older) = (&self.newer, &self.older);
-        OpsRate {
-            read: rate(newer.read, older.read),
-            write: rate(newer.write, older.write),
-            delete: rate(newer.delete, older.delete),
-            iterate: rate(newer.iterate, older.iterate),
-            clear: rate(newer.clear, older.clear),
-        }
-    }
-}
-
 impl Change<Waits> {
     /// Contended acquisitions per second.
     pub fn waits_per_second(&self) -> f64 {
@@ -119,6 +142,18 @@ pub struct OpsRate {
 impl OpsRate {
     pub fn total(&self) -> f64 {
         self.read + self.write + self.delete + self.iterate + self.clear
+    }
+
+    /// The operations from `older` to `newer`, over `seconds`.
+    fn between(newer: &Ops, older: &Ops, seconds: f64) -> Self {
+        let rate = |newer: u64, older: u64| newer.saturating_sub(older) as f64 / seconds;
+        Self {
+            read: rate(newer.read, older.read),
+            write: rate(newer.write, older.write),
+            delete: rate(newer.delete, older.delete),
+            iterate: rate(newer.iterate, older.iterate),
+            clear: rate(newer.clear, older.clear),
+        }
     }
 }
 
@@ -155,8 +190,28 @@ impl History {
         self.change(at_ns, span, |sample| Some(sample.dropped))
     }
 
-    pub fn map(&self, id: &str, at_ns: u64, span: Duration) -> Option<Change<Ops>> {
-        self.change(at_ns, span, |sample| sample.maps.get(id).copied())
+    /// A map's operations per second over `span` up to `at_ns`: what was
+    /// traced over how long the map probes were armed, at the pace the
+    /// target kept meanwhile. The stretch starts as [`Self::change`]'s
+    /// does, and earlier while the probes were armed less than
+    /// [`LEAST_ARMED`] in it. A map missing from an older snapshot had no
+    /// operations traced yet (or was too quiet to be listed, and then this
+    /// overstates its rate for a while).
+    pub fn map(&self, id: &str, at_ns: u64, span: Duration) -> Option<OpsRate> {
+        let (newer, earlier) = self.newest_at(at_ns)?;
+        let traced = newer.maps.get(id)?;
+        let from_ns = newer.at_ns.checked_sub(nanos(span));
+        let within = from_ns.map_or(0, |from| earlier.partition_point(|s| s.at_ns <= from));
+        let start = Sample::window_start();
+        let older = (earlier[..within].iter().rev())
+            .find(|older| {
+                newer.maps_armed_ns.saturating_sub(older.maps_armed_ns) >= nanos(LEAST_ARMED)
+            })
+            .unwrap_or(&start);
+        let armed_ns = newer.maps_armed_ns.saturating_sub(older.maps_armed_ns);
+        let seconds = armed_ns as f64 * newer.maps_pace / 1e9;
+        let before = older.maps.get(id).copied().unwrap_or_default();
+        (seconds > 0.0).then(|| OpsRate::between(traced, &before, seconds))
     }
 
     pub fn lock(&self, lock: &LockId, at_ns: u64, span: Duration) -> Option<Change<Waits>> {
@@ -173,7 +228,7 @@ impl History {
                     return 0;
                 };
                 self.map(id, end, Duration::from_secs(1))
-                    .map_or(0, |change| change.per_second().total().round() as u64)
+                    .map_or(0, |rate| rate.total().round() as u64)
             })
             .collect()
     }
@@ -191,14 +246,8 @@ impl History {
         span: Duration,
         value: impl Fn(&Sample) -> Option<T>,
     ) -> Option<Change<T>> {
-        let newest = self
-            .samples
-            .partition_point(|sample| sample.at_ns <= at_ns)
-            .checked_sub(1)?;
-        let newer = &self.samples[newest];
-        let span_ns = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
-        let from_ns = newer.at_ns.checked_sub(span_ns);
-        let earlier = &self.samples[..newest];
+        let (newer, earlier) = self.newest_at(at_ns)?;
+        let from_ns = newer.at_ns.checked_sub(nanos(span));
         let within = from_ns.map_or(0, |from| earlier.partition_point(|s| s.at_ns <= from));
         let older = earlier[..within]
             .iter()
@@ -217,12 +266,28 @@ impl History {
             seconds,
         })
     }
+
+    /// The last sample taken at or before `at_ns`, and those before it.
+    fn newest_at(&self, at_ns: u64) -> Option<(&Sample, &[Sample])> {
+        let newest = self
+            .samples
+            .partition_point(|sample| sample.at_ns <= at_ns)
+            .checked_sub(1)?;
+        Some((&self.samples[newest], &self.samples[..newest]))
+    }
+}
+
+fn nanos(span: Duration) -> u64 {
+    u64::try_from(span.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::fixture::{self, MS, SECOND};
+    use crate::{
+        dashboard::fixture::{self, MS, SECOND},
+        export::schema::MapSampling,
+    };
 
     /// A map read at a known rate that changes: 1000/s for 20 s, then
     /// 5000/s; snapshots every 250 ms.
@@ -243,7 +308,6 @@ mod tests {
         history
             .map("0xc000010000", at_ns, span)
             .expect("the map has a rate")
-            .per_second()
             .read
     }
 
@@ -300,6 +364,54 @@ mod tests {
         let history = stepped_history();
         let line = history.map_per_second("0xc000010000", 22 * SECOND, 5);
         assert_eq!(line, vec![1000, 1000, 1000, 5000, 5000]);
+    }
+
+    /// A map read 10,000 times a second, traced under a budget: everything
+    /// in for the first 200 ms, then map windows of 100 ms every 2 s, in
+    /// which the target keeps half its pace. The exports' estimated totals
+    /// swing by ±30% from one snapshot to the next, as a window's revision
+    /// of the whole past can; snapshots every 50 ms.
+    fn sampled_history() -> History {
+        const TRUE_RATE: u64 = 10_000;
+        let mut history = History::default();
+        let (mut armed_ns, mut traced) = (0, 0);
+        for tick in 1..=400u64 {
+            let at_ns = tick * 50 * MS;
+            let first_stretch = at_ns <= 200 * MS;
+            let in_window = first_stretch || (at_ns % (2 * SECOND)) > 1900 * MS;
+            if in_window {
+                armed_ns += 50 * MS;
+                let pace = if first_stretch { 1.0 } else { 0.5 };
+                traced += (TRUE_RATE as f64 * pace / 20.0) as u64;
+            }
+            let swing = [1.3, 0.7, 1.0][tick as usize % 3];
+            let estimate = (TRUE_RATE * at_ns / SECOND) as f64 * swing;
+            let mut export = fixture::counting(at_ns, estimate as u64, 0);
+            if !first_stretch {
+                export.tracer.map_sampling = Some(MapSampling {
+                    armed_ns,
+                    pace: 0.5,
+                });
+                export.maps[0].traced = Some(Ops {
+                    read: traced,
+                    ..Ops::default()
+                });
+            }
+            history.push(&export, at_ns);
+        }
+        history
+    }
+
+    #[test]
+    fn sampled_rates_come_from_what_was_traced_while_armed() {
+        let history = sampled_history();
+        let line = history.map_per_second("0xc000010000", 20 * SECOND, 18);
+        assert!(
+            line.iter().all(|&rate| rate == 10_000),
+            "every second reads the true rate, windows or not: {line:?}"
+        );
+        let ten = history.map("0xc000010000", 20 * SECOND, Duration::from_secs(10));
+        assert_eq!(ten.map(|rate| rate.read.round()), Some(10_000.0));
     }
 
     #[test]

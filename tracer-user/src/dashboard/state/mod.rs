@@ -277,8 +277,7 @@ impl State {
     }
 
     pub fn map_rate(&self, id: &str, span: Duration) -> Option<OpsRate> {
-        let change = self.history.map(id, self.shown_at_ns(), span)?;
-        Some(change.per_second())
+        self.history.map(id, self.shown_at_ns(), span)
     }
 
     /// A map's operations per second over the last minute, oldest first.
