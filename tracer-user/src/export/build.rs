@@ -19,6 +19,7 @@ use crate::{
     },
     inspect::Target,
     probes::{Failures, ProbeStatus},
+    session::budget::Behaviour,
     sites::{self, CallSite, Origin, ResolveSites},
 };
 
@@ -55,6 +56,9 @@ pub struct Sampling {
     pub estimated_overhead: Option<f64>,
     /// Everything traced all the time, on purpose (`--exact`).
     pub exact: bool,
+    /// How the target behaved with the map probes armed and without, once
+    /// both were seen.
+    pub behaviour: Option<[Behaviour; 2]>,
 }
 
 impl Sampling {
@@ -65,6 +69,7 @@ impl Sampling {
         max_overhead: None,
         estimated_overhead: None,
         exact: false,
+        behaviour: None,
     };
 
     /// The fraction of the recording a probe group's figures come from,
@@ -114,8 +119,16 @@ pub fn export(recording: &Recording<'_>) -> Export {
             max_overhead: sampling.max_overhead,
             estimated_overhead: sampling.estimated_overhead,
             exact: sampling.exact,
-            map_sampling: (scale.map_sampling())
-                .map(|(armed_ns, pace)| schema::MapSampling { armed_ns, pace }),
+            map_sampling: (scale.map_sampling()).map(|(armed_ns, pace)| schema::MapSampling {
+                armed_ns,
+                pace,
+                behaviour: sampling
+                    .behaviour
+                    .map(|[armed, unarmed]| schema::ArmedAndUnarmed {
+                        armed: behaviour_report(armed),
+                        unarmed: behaviour_report(unarmed),
+                    }),
+            }),
         },
         maps,
         locks: lock_reports(aggregate, *sites, seconds, scale),
@@ -282,6 +295,14 @@ fn other_maps(aggregate: &Aggregate, scale: &Scale) -> Option<schema::OtherMaps>
             clear: count(forgotten.ops.clear),
         },
     })
+}
+
+fn behaviour_report(behaviour: Behaviour) -> schema::Behaviour {
+    schema::Behaviour {
+        sleeps_per_sec: behaviour.sleeps_per_sec,
+        own_cpu: behaviour.own_cpu,
+        probe_cpu: behaviour.probe_cpu,
+    }
 }
 
 fn ops_report(ops: &OpCounts) -> Ops {

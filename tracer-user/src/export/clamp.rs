@@ -44,10 +44,22 @@ fn tracer(tracer: &mut Tracer) {
     for probe in &mut tracer.probes {
         probe.coverage = probe.coverage.map(fraction);
     }
+    if let Some(sampling) = &mut tracer.map_sampling {
+        count(&mut sampling.armed_ns);
+        sampling.pace = fraction(sampling.pace);
+        if let Some(behaviour) = &mut sampling.behaviour {
+            for behaviour in [&mut behaviour.armed, &mut behaviour.unarmed] {
+                behaviour.sleeps_per_sec = behaviour.sleeps_per_sec.map(rate);
+                behaviour.own_cpu = rate(behaviour.own_cpu);
+                behaviour.probe_cpu = rate(behaviour.probe_cpu);
+            }
+        }
+    }
 }
 
 fn map(map: &mut MapReport) {
     ops(&mut map.ops);
+    map.traced.iter_mut().for_each(ops);
     for key in &mut map.top_keys {
         count(&mut key.count);
         count(&mut key.error);

@@ -141,6 +141,31 @@ pub struct MapSampling {
     /// Of its untraced pace, the share the target kept while they were
     /// (1: the probes did not slow it).
     pub pace: f64,
+    /// How the target behaved with the map probes armed and without:
+    /// where it ran differently, counts and rates may not describe it
+    /// untraced (see the README). Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<ArmedAndUnarmed>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmedAndUnarmed {
+    pub armed: Behaviour,
+    pub unarmed: Behaviour,
+}
+
+/// How the target behaved, per second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Behaviour {
+    /// Its threads' voluntary context switches (going to sleep), where
+    /// they could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleeps_per_sec: Option<f64>,
+    /// CPU time on its own work: its CPU time less the probes' estimated
+    /// cost (cores).
+    pub own_cpu: f64,
+    /// The probes' estimated cost (cores).
+    pub probe_cpu: f64,
 }
 
 /// Maps counted together, not one by one.

@@ -189,6 +189,9 @@ pub struct Sample {
     pub locks_armed: bool,
     /// Lock waits measured so far.
     pub lock_waits: MeasuredWaits,
+    /// How many times the target's threads have gone to sleep so far
+    /// (voluntary context switches), where it could be read.
+    pub sleeps: Option<u64>,
 }
 
 /// Decides when the probes go in and out, and keeps the estimate.
@@ -211,12 +214,13 @@ pub struct Controller {
     /// Since the start: the probes' estimated cost and the target's CPU.
     probe_ns: f64,
     cpu_ns: f64,
-    /// The target's CPU time on its own work (its CPU time less the
-    /// probes'), and the time it is over, in the looks the map probes were
-    /// armed and in the others: how much slower it ran while its map
-    /// operations were traced.
-    armed_own: OwnWork,
-    unarmed_own: OwnWork,
+    /// How the target behaved in the looks with the map probes armed and
+    /// in the others: its CPU time on its own work (its CPU time less the
+    /// probes') says how much slower it ran while its map operations were
+    /// traced; that and how often its threads went to sleep, whether it
+    /// ran differently in a way that does not correct (`export/caveats.rs`).
+    armed: Tally,
+    unarmed: Tally,
     /// Whether the lock probes have been hit: some lock is contended.
     locks_seen: bool,
     /// How long the map probes' breakpoints took to go, last time.
@@ -247,8 +251,8 @@ impl Controller {
             cpu_rate: None,
             probe_ns: 0.0,
             cpu_ns: 0.0,
-            armed_own: OwnWork::default(),
-            unarmed_own: OwnWork::default(),
+            armed: Tally::default(),
+            unarmed: Tally::default(),
             locks_seen: false,
             removal: Duration::ZERO,
             taken_out: None,
@@ -295,9 +299,15 @@ impl Controller {
     /// time comes on top; one whose threads queue for a lock the probes
     /// lengthen waits more, and uses less. `None` until both were seen.
     pub fn own_share_while_maps_armed(&self) -> Option<f64> {
-        let armed = self.armed_own.per_second()?;
-        let unarmed = self.unarmed_own.per_second().filter(|&pace| pace > 0.0)?;
-        Some((armed / unarmed).clamp(LEAST_OWN_SHARE, 1.0))
+        let [armed, unarmed] = self.behaviour()?;
+        (unarmed.own_cpu > 0.0)
+            .then(|| (armed.own_cpu / unarmed.own_cpu).clamp(LEAST_OWN_SHARE, 1.0))
+    }
+
+    /// How the target behaved with the map probes armed and without, once
+    /// both were seen.
+    pub fn behaviour(&self) -> Option<[Behaviour; 2]> {
+        Some([self.armed.behaviour()?, self.unarmed.behaviour()?])
     }
 
     /// How to split the next cycle to stay within the budget, paying back
@@ -595,14 +605,18 @@ impl Controller {
         let locks = (sample.lock_cost - last.lock_cost).max(0.0);
         self.locks_seen |= locks > 0.0;
         let used = sample.cpu.saturating_sub(last.cpu).as_nanos() as f64;
-        let own = OwnWork {
-            cpu_ns: (used - maps - locks).max(0.0),
-            elapsed_ns: elapsed,
-        };
-        if sample.maps_armed {
-            self.armed_own.add(own);
+        let tally = if sample.maps_armed {
+            &mut self.armed
         } else {
-            self.unarmed_own.add(own);
+            &mut self.unarmed
+        };
+        tally.elapsed_ns += elapsed;
+        tally.own_ns += (used - maps - locks).max(0.0);
+        tally.probe_ns += maps + locks;
+        if let (Some(now), Some(then)) = (sample.sleeps, last.sleeps) {
+            // A thread that exits takes its count with it: less is none.
+            tally.sleeps += now.saturating_sub(then);
+            tally.sleeps_elapsed_ns += elapsed;
         }
         let cpu = used.max(CPU_FLOOR * elapsed);
         self.probe_ns += maps + locks;
@@ -617,22 +631,35 @@ impl Controller {
     }
 }
 
-/// CPU time a target spent on its own work, over how long.
-#[derive(Clone, Copy, Debug, Default)]
-struct OwnWork {
-    cpu_ns: f64,
-    elapsed_ns: f64,
+/// How a target behaved, per second, over some of the recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Behaviour {
+    /// CPU time on its own work, and the probes' estimated cost to it
+    /// (cores).
+    pub own_cpu: f64,
+    pub probe_cpu: f64,
+    /// Voluntary context switches of its threads, where they were read.
+    pub sleeps_per_sec: Option<f64>,
 }
 
-impl OwnWork {
-    fn add(&mut self, more: Self) {
-        self.cpu_ns += more.cpu_ns;
-        self.elapsed_ns += more.elapsed_ns;
-    }
+/// What a target did over the looks of one kind.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    elapsed_ns: f64,
+    own_ns: f64,
+    probe_ns: f64,
+    sleeps: u64,
+    sleeps_elapsed_ns: f64,
+}
 
-    /// CPU time on its own work per unit of time.
-    fn per_second(self) -> Option<f64> {
-        (self.elapsed_ns > 0.0).then(|| self.cpu_ns / self.elapsed_ns)
+impl Tally {
+    fn behaviour(&self) -> Option<Behaviour> {
+        (self.elapsed_ns > 0.0).then(|| Behaviour {
+            own_cpu: self.own_ns / self.elapsed_ns,
+            probe_cpu: self.probe_ns / self.elapsed_ns,
+            sleeps_per_sec: (self.sleeps_elapsed_ns > 0.0)
+                .then(|| self.sleeps as f64 * 1e9 / self.sleeps_elapsed_ns),
+        })
     }
 }
 
@@ -822,6 +849,7 @@ mod tests {
                 maps_armed: maps_in,
                 locks_armed: locks_in,
                 lock_waits: measured,
+                sleeps: None,
             };
             for action in controller.on_sample(sample) {
                 match action {
@@ -1003,6 +1031,7 @@ mod tests {
             maps_armed: true,
             locks_armed: true,
             lock_waits: MeasuredWaits::default(),
+            sleeps: None,
         };
         controller.on_sample(look(Duration::ZERO, Duration::ZERO));
         let tick = Duration::from_millis(10);
@@ -1027,6 +1056,7 @@ mod tests {
             maps_armed,
             locks_armed: true,
             lock_waits: MeasuredWaits::default(),
+            sleeps: None,
         };
         controller.on_sample(look(at, cpu, cost, true));
         for maps_armed in [true, false, false, true, false] {
@@ -1060,6 +1090,41 @@ mod tests {
     fn a_program_queued_on_a_lock_the_probes_lengthen_slows_more() {
         let share = own_share((1.2, 0.3), (1.8, 0.0)).expect("measured");
         assert!((share - 0.5).abs() < 1e-9, "own share {share}");
+    }
+
+    /// A program whose threads stay awake while the map probes are in:
+    /// they went to sleep 2,000 times a second without them, 100 with.
+    #[test]
+    fn sleeps_are_counted_with_the_map_probes_armed_and_without() {
+        let start = Instant::now();
+        let mut controller = Controller::new(Budget::Max(0.05), start);
+        let look = |at: Duration, sleeps: u64, maps_armed: bool| Sample {
+            at: start + at,
+            map_cost: 0.0,
+            lock_cost: 0.0,
+            cpu: Duration::ZERO,
+            maps_armed,
+            locks_armed: true,
+            lock_waits: MeasuredWaits::default(),
+            sleeps: Some(sleeps),
+        };
+        let (mut at, mut sleeps) = (Duration::ZERO, 0);
+        controller.on_sample(look(at, sleeps, true));
+        for maps_armed in [true, true, false, false, false] {
+            if !maps_armed && at == 2 * LOOK_EVERY {
+                assert_eq!(controller.behaviour(), None, "none unarmed yet");
+            }
+            at += LOOK_EVERY;
+            sleeps += if maps_armed { 10 } else { 200 };
+            controller.on_sample(look(at, sleeps, maps_armed));
+        }
+        let [armed, unarmed] = controller.behaviour().expect("both seen");
+        let sleeps = |behaviour: Behaviour| behaviour.sleeps_per_sec.expect("read");
+        assert!((sleeps(armed) - 100.0).abs() < 1e-6, "armed {armed:?}");
+        assert!(
+            (sleeps(unarmed) - 2000.0).abs() < 1e-6,
+            "unarmed {unarmed:?}"
+        );
     }
 
     #[test]

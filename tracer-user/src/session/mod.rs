@@ -298,15 +298,23 @@ impl Context {
         self.export(&Aggregate::default(), &no_sites, self.started, &sampling)
     }
 
-    fn sampling(&self, aggregate: &Aggregate, now_ns: u64, estimated: Option<f64>) -> Sampling {
+    /// How the figures were sampled, as far as `controller` (the budget's,
+    /// once there is one) says.
+    fn sampling(
+        &self,
+        aggregate: &Aggregate,
+        now_ns: u64,
+        controller: Option<&Controller>,
+    ) -> Sampling {
         Sampling {
             scale: aggregate.coverage.scale(now_ns),
             max_overhead: match self.budget {
                 Budget::Max(budget) => Some(budget),
                 Budget::Exact => None,
             },
-            estimated_overhead: estimated,
+            estimated_overhead: controller.and_then(Controller::estimated_overhead),
             exact: self.budget == Budget::Exact,
+            behaviour: controller.and_then(Controller::behaviour),
         }
     }
 
@@ -457,6 +465,7 @@ impl Pipeline {
             maps_armed: coverage.maps_armed.is_open(),
             locks_armed: coverage.locks_armed.is_open(),
             lock_waits: self.aggregate.locks.measured(),
+            sleeps: process::voluntary_switches(self.pid).ok(),
         };
         let actions = self.controller.on_sample(sample);
         if let Some(share) = self.controller.own_share_while_maps_armed() {
@@ -720,11 +729,9 @@ impl Pipeline {
             Some(resolver) => resolver,
             None => &no_sites,
         };
-        let sampling = self.context.sampling(
-            &self.aggregate,
-            now_ns,
-            self.controller.estimated_overhead(),
-        );
+        let sampling = self
+            .context
+            .sampling(&self.aggregate, now_ns, Some(&self.controller));
         self.context.export(&self.aggregate, sites, end, &sampling)
     }
 }

@@ -391,6 +391,7 @@ mod tests {
                 export.tracer.map_sampling = Some(MapSampling {
                     armed_ns,
                     pace: 0.5,
+                    behaviour: None,
                 });
                 export.maps[0].traced = Some(Ops {
                     read: traced,
