@@ -11,7 +11,10 @@ use contend_tests::{
     contend,
     matrix::{Build, Go, Variant},
 };
-use tracer_user::{export::Export, probes::catalogue::GO_MAP_PROBES};
+use tracer_user::{
+    export::{Export, caveats::RanDifferently, report},
+    probes::catalogue::GO_MAP_PROBES,
+};
 
 /// How long the fixture runs untraced before contend attaches and again
 /// after it has gone, and how long contend records: the runtime's own
@@ -143,6 +146,65 @@ fn lock_waits_describe_the_untraced_program() {
     assert!(
         convoys.is_empty(),
         "a convoy of the tracer's making: {convoys:?}"
+    );
+    for export in &exports {
+        assert_eq!(
+            RanDifferently::of(export),
+            None,
+            "slowed by the probes, and corrected for it: {:?}",
+            export.tracer.map_sampling
+        );
+    }
+}
+
+/// How long the napping fixture runs untraced first, and is recorded.
+const NAP_UNTRACED: std::time::Duration = std::time::Duration::from_secs(3);
+const NAP_RECORD_SECONDS: &str = "12";
+
+/// A program paced by how soon its goroutines wake, not by its CPU: the
+/// guarded fixture sleeping 20 µs between operations. The probes' traps
+/// keep its threads busy, and it runs several times faster while they are
+/// in (on our VMs, six times), which the scaling to its pace cannot
+/// correct: the recording must say that its map rates may read high.
+#[test]
+fn a_program_the_probes_speed_up_is_told_its_rates_may_read_high() {
+    let build = Build::new("guarded", Go::New, Variant::Default);
+    let mut fixture = build.start(&["-seconds", "60", "-nap", "20us"]);
+    let lines = fixture.stream_lines();
+    std::thread::sleep(NAP_UNTRACED);
+    let label = format!("{}-napping", build.label);
+    let pid = fixture.pid().to_string();
+    let export =
+        contend::record(&label, &["--pid", &pid, "--duration", NAP_RECORD_SECONDS]).export();
+    drop(fixture);
+    let samples: Vec<Sample> = lines
+        .try_iter()
+        .filter_map(|(_, line)| Sample::parse(&line))
+        .collect();
+    let start = export.window.start_unix_ns as f64;
+    let end = start + export.window.duration_ns as f64;
+    let untraced = Sample::rate(&samples, start - NAP_UNTRACED.as_secs_f64() * 1e9, start);
+    let traced = Sample::rate(&samples, start, end);
+    let done = traced.ops * export.window.duration_ns as f64 / 1e9;
+    let estimated = estimated_ops(&export);
+    let differently = RanDifferently::of(&export);
+    eprintln!(
+        "{label}: untraced {:.0} ops/s, {:.0} while recorded; contend estimates {:.2}x the \
+         operations done; {differently:?} from {:?}",
+        untraced.ops,
+        traced.ops,
+        estimated / done,
+        export.tracer.map_sampling
+    );
+    assert!(
+        differently.is_some(),
+        "{label}: estimated {:.2}x the operations done, and not told",
+        estimated / done
+    );
+    let text = report::render(&export);
+    assert!(
+        text.contains("map counts and rates may read high"),
+        "{label}: the report does not say so:\n{text}"
     );
 }
 

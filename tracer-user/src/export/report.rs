@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::{
+    caveats::RanDifferently,
     schema::{self, Exit, Export, Finding, GuardedBy, LockReport, MapReport, Site},
     untrusted::printable,
 };
@@ -47,6 +48,9 @@ fn header(out: &mut String, export: &Export) {
     );
     if let Some(line) = sampling_line(export) {
         let _ = writeln!(out, "{line}");
+    }
+    if let Some(differently) = RanDifferently::of(export) {
+        let _ = writeln!(out, "{}", ran_differently_line(differently));
     }
     if let Some(exit) = &target.exit {
         let _ = writeln!(out, "the target {}", how_it_ended(exit));
@@ -130,6 +134,26 @@ fn sampling_line(export: &Export) -> Option<String> {
         parts.push("~ marks estimates for the whole recording".to_owned());
     }
     Some(parts.join(" · "))
+}
+
+/// Why map rates may read high (see [`RanDifferently`]).
+fn ran_differently_line(differently: RanDifferently) -> String {
+    let factor = differently.factor();
+    let how = match differently {
+        RanDifferently::StayedAwake { armed, unarmed } => format!(
+            "its threads went to sleep {factor:.0}× less often ({} → {} a second)",
+            thousands(unarmed.round() as u64),
+            thousands(armed.round() as u64),
+        ),
+        RanDifferently::BusierOnItsOwn { armed, unarmed } => format!(
+            "it used {factor:.1}× the CPU on its own work ({unarmed:.2} → {armed:.2} cores)"
+        ),
+    };
+    format!(
+        "map counts and rates may read high: with the map probes in, {how}, as a program \
+         paced by how soon its threads wake does when it runs faster; key shares and call \
+         sites still hold"
+    )
 }
 
 /// `0.034` as `3.4%`.
@@ -739,6 +763,28 @@ mod tests {
         assert!(
             text.contains("~1,001 ops") && text.contains("~120 waits"),
             "{text}"
+        );
+        assert!(!text.contains("may read high"), "{text}");
+        let sleeps = |sleeps_per_sec| schema::Behaviour {
+            sleeps_per_sec: Some(sleeps_per_sec),
+            own_cpu: 0.15,
+            probe_cpu: 0.0,
+        };
+        export.tracer.map_sampling = Some(schema::MapSampling {
+            armed_ns: 2_200_000_000,
+            pace: 1.0,
+            behaviour: Some(schema::ArmedAndUnarmed {
+                armed: sleeps(800.0),
+                unarmed: sleeps(6_500.0),
+            }),
+        });
+        assert!(
+            render(&export).contains(
+                "\nmap counts and rates may read high: with the map probes in, its threads \
+                 went to sleep 8× less often (6,500 → 800 a second)"
+            ),
+            "{}",
+            render(&export)
         );
         export.tracer.max_overhead = None;
         export.tracer.exact = true;

@@ -13,13 +13,14 @@ use super::{
 };
 use crate::{
     dashboard::state::{LAST_SECOND, LAST_TEN_SECONDS, Source, State},
-    export::{Export, report},
+    export::{Export, caveats::RanDifferently, report},
 };
 
 /// Lines the header takes.
 pub fn height(state: &State) -> u16 {
     2 + u16::from(state.ended().is_some())
         + u16::from(sampling(state.shown()).is_some())
+        + u16::from(RanDifferently::of(state.shown()).is_some())
         + u16::from(state.drops_by_cpu())
 }
 
@@ -33,6 +34,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         ));
     }
     lines.extend(sampling(export));
+    lines.extend(RanDifferently::of(export).map(ran_differently));
     if state.drops_by_cpu() {
         lines.push(drops_by_cpu(export));
     }
@@ -148,6 +150,17 @@ fn sampling(export: &Export) -> Option<Line<'static>> {
         ));
     }
     (!parts.is_empty()).then(|| Line::styled(parts.join(" · "), text::warning()))
+}
+
+/// Why map rates may read high; the report says it at length.
+fn ran_differently(differently: RanDifferently) -> Line<'static> {
+    let factor = differently.factor();
+    let how = match differently {
+        RanDifferently::StayedAwake { .. } => format!("slept {factor:.0}× less often"),
+        RanDifferently::BusierOnItsOwn { .. } => format!("used {factor:.1}× its own CPU"),
+    };
+    let line = format!("⚠ map rates may read high: the target {how} with probes in");
+    Line::styled(line, text::warning())
 }
 
 /// The share of the window the attached probes counted: `62%`, or a range.

@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn sampled_figures_are_marked_as_estimates() {
-        let mut state = live(&[]);
+        let mut state = fixture::sampled_live_state();
         state.apply(Arc::new(fixture::sampled(fixture::shop_at(
             END_SECONDS + 1,
         ))));
