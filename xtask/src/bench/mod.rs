@@ -173,7 +173,9 @@ pub fn measure(
     for measurement in Measurement::value_variants() {
         if only.is_none_or(|only| only == *measurement) {
             eprintln!("xtask: bench: {}", measurement.describe());
+            let started = std::time::Instant::now();
             rows.extend(measurement.rows(&bench)?);
+            eprintln!("xtask: bench: … took {:.0?}", started.elapsed());
         }
     }
 
