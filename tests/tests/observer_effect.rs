@@ -164,7 +164,7 @@ const NAP_RECORD_SECONDS: &str = "12";
 /// A program paced by how soon its goroutines wake, not by its CPU: the
 /// guarded fixture sleeping 20 µs between operations. The probes' traps
 /// keep its threads busy, and it runs several times faster while they are
-/// in (on our VMs, six times), which the scaling to its pace cannot
+/// in (on our VMs, four to six times), which the scaling to its pace cannot
 /// correct: the recording must say that its map rates may read high.
 #[test]
 fn a_program_the_probes_speed_up_is_told_its_rates_may_read_high() {

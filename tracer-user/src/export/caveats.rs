@@ -9,10 +9,12 @@
 //! between goroutines) then runs faster. On our VMs the demo shop did 3.4
 //! times its untraced operations with every probe in (bpftrace's probes
 //! made it five times faster), and a fixture that sleeps 20 µs between
-//! operations six times. Nothing measured in both states tracks that pace
-//! closely (the shop's CPU on its own work read 0.7–1.4 times its untraced
-//! figure), so it is not corrected: it is told, from two signs that the
-//! target ran differently with the probes in.
+//! operations four to six times. Nothing measured in both states tracks
+//! that pace: the shop's CPU on its own work read 0.7–1.4 times its
+//! untraced figure; its user time in the map functions (sampled by perf)
+//! 3.3 times, but a busy loop's 0.11 times for 0.012 (each operation then
+//! also pays the misses the trap leaves). So it is not corrected: it is
+//! told, from two signs that the target ran differently with the probes in.
 
 use super::{Export, schema::Behaviour};
 
