@@ -136,24 +136,29 @@ fn sampling_line(export: &Export) -> Option<String> {
     Some(parts.join(" · "))
 }
 
-/// Why map rates may read high (see [`RanDifferently`]).
+/// Why map counts and rates may be off (see [`RanDifferently`]).
 fn ran_differently_line(differently: RanDifferently) -> String {
     let factor = differently.factor();
-    let how = match differently {
+    let sped_up = "as a program paced by how soon its threads wake does when it runs faster; \
+                   key shares and call sites still hold";
+    match differently {
         RanDifferently::StayedAwake { armed, unarmed } => format!(
-            "its threads went to sleep {factor:.0}× less often ({} → {} a second)",
+            "map counts and rates may read high: with the map probes in, its threads went to \
+             sleep {factor:.0}× less often ({} → {} a second), {sped_up}",
             thousands(unarmed.round() as u64),
             thousands(armed.round() as u64),
         ),
         RanDifferently::BusierOnItsOwn { armed, unarmed } => format!(
-            "it used {factor:.1}× the CPU on its own work ({unarmed:.2} → {armed:.2} cores)"
+            "map counts and rates may read high: with the map probes in, it used {factor:.1}× \
+             the CPU on its own work ({unarmed:.2} → {armed:.2} cores), {sped_up}"
         ),
-    };
-    format!(
-        "map counts and rates may read high: with the map probes in, {how}, as a program \
-         paced by how soon its threads wake does when it runs faster; key shares and call \
-         sites still hold"
-    )
+        RanDifferently::LostInProbeCost { own_cpu, probe_cpu } => format!(
+            "map counts and rates are rough: with the map probes in, they took {} of the \
+             target's CPU ({probe_cpu:.2} cores, {own_cpu:.2} left for its own work), and the \
+             pace it kept then is within the error of their estimated cost",
+            percent(factor)
+        ),
+    }
 }
 
 /// `0.034` as `3.4%`.
@@ -782,6 +787,27 @@ mod tests {
             render(&export).contains(
                 "\nmap counts and rates may read high: with the map probes in, its threads \
                  went to sleep 8× less often (6,500 → 800 a second)"
+            ),
+            "{}",
+            render(&export)
+        );
+        let busy = |own_cpu, probe_cpu| schema::Behaviour {
+            sleeps_per_sec: None,
+            own_cpu,
+            probe_cpu,
+        };
+        export.tracer.map_sampling = Some(schema::MapSampling {
+            armed_ns: 2_200_000_000,
+            pace: 0.03,
+            behaviour: Some(schema::ArmedAndUnarmed {
+                armed: busy(0.03, 0.97),
+                unarmed: busy(0.99, 0.0),
+            }),
+        });
+        assert!(
+            render(&export).contains(
+                "\nmap counts and rates are rough: with the map probes in, they took 97% of the \
+                 target's CPU (0.97 cores, 0.03 left for its own work)"
             ),
             "{}",
             render(&export)

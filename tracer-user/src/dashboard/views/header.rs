@@ -152,14 +152,25 @@ fn sampling(export: &Export) -> Option<Line<'static>> {
     (!parts.is_empty()).then(|| Line::styled(parts.join(" · "), text::warning()))
 }
 
-/// Why map rates may read high; the report says it at length.
+/// Why map rates may be off; the report says it at length.
 fn ran_differently(differently: RanDifferently) -> Line<'static> {
     let factor = differently.factor();
-    let how = match differently {
-        RanDifferently::StayedAwake { .. } => format!("slept {factor:.0}× less often"),
-        RanDifferently::BusierOnItsOwn { .. } => format!("used {factor:.1}× its own CPU"),
+    let line = match differently {
+        RanDifferently::StayedAwake { .. } => {
+            format!(
+                "⚠ map rates may read high: the target slept {factor:.0}× less often with probes in"
+            )
+        }
+        RanDifferently::BusierOnItsOwn { .. } => {
+            format!(
+                "⚠ map rates may read high: the target used {factor:.1}× its own CPU with probes in"
+            )
+        }
+        RanDifferently::LostInProbeCost { .. } => format!(
+            "⚠ map rates are rough: probes took {} of the target's CPU while in",
+            percent(factor)
+        ),
     };
-    let line = format!("⚠ map rates may read high: the target {how} with probes in");
     Line::styled(line, text::warning())
 }
 
