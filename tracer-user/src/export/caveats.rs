@@ -15,6 +15,8 @@
 //! 3.3 times, but a busy loop's 0.11 times for 0.012 (each operation then
 //! also pays the misses the trap leaves). So it is not corrected: it is
 //! told, from two signs that the target ran differently with the probes in.
+//! And where the probes took most of a target's CPU, the pace that corrects
+//! a slowed program is within their cost's error: that is told too.
 
 use super::{Export, schema::Behaviour};
 
@@ -46,8 +48,9 @@ const LEAST_EXTRA_CPU: f64 = 0.02;
 const MOSTLY_PROBES: f64 = 0.5;
 
 /// The target ran differently while the map probes were in, in a way the
-/// scaling to its pace does not correct: its map counts and rates may
-/// read high. Key shares and call sites still hold.
+/// scaling to its pace does not correct: its map counts and rates may read
+/// high, or (the probes' cost past measure) be off either way. Key shares
+/// and call sites still hold.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RanDifferently {
     /// Its threads went to sleep far less often: sleeps a second with the
