@@ -165,7 +165,8 @@ const NAP_RECORD_SECONDS: &str = "12";
 /// guarded fixture sleeping 20 µs between operations. The probes' traps
 /// keep its threads busy, and it runs several times faster while they are
 /// in (on our VMs, four to six times), which the scaling to its pace cannot
-/// correct: the recording must say that its map rates may read high.
+/// correct: the recording must say that its map rates are not to be taken
+/// as they are.
 #[test]
 fn a_program_the_probes_speed_up_is_told_its_rates_may_read_high() {
     let build = Build::new("guarded", Go::New, Variant::Default);
@@ -201,9 +202,12 @@ fn a_program_the_probes_speed_up_is_told_its_rates_may_read_high() {
         "{label}: estimated {:.2}x the operations done, and not told",
         estimated / done
     );
+    // Which sign shows varies from run to run: it used 2.0-3.1x its own
+    // CPU, and its probes took 30-52% of its CPU while in; either warns.
     let text = report::render(&export);
     assert!(
-        text.contains("map counts and rates may read high"),
+        text.contains("map counts and rates may read high")
+            || text.contains("map counts and rates are rough"),
         "{label}: the report does not say so:\n{text}"
     );
 }
