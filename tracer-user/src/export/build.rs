@@ -284,16 +284,9 @@ fn dropped_by_cpu(aggregate: &Aggregate) -> Vec<u64> {
 /// scaled like those of every map.
 fn other_maps(aggregate: &Aggregate, scale: &Scale) -> Option<schema::OtherMaps> {
     let forgotten = aggregate.forgotten_maps();
-    let count = |traced| scale.map_count(traced);
     (forgotten.maps > 0).then(|| schema::OtherMaps {
         maps: forgotten.maps,
-        ops: Ops {
-            read: count(forgotten.ops.read),
-            write: count(forgotten.ops.write),
-            delete: count(forgotten.ops.delete),
-            iterate: count(forgotten.ops.iterate),
-            clear: count(forgotten.ops.clear),
-        },
+        ops: ops_report(&forgotten.ops, |traced| scale.map_count(traced)),
     })
 }
 
@@ -305,13 +298,14 @@ fn behaviour_report(behaviour: Behaviour) -> schema::Behaviour {
     }
 }
 
-fn ops_report(ops: &OpCounts) -> Ops {
+/// `ops` as the export has them, each count passed through `count`.
+fn ops_report(ops: &OpCounts, count: impl Fn(u64) -> u64) -> Ops {
     Ops {
-        read: ops.read,
-        write: ops.write,
-        delete: ops.delete,
-        iterate: ops.iterate,
-        clear: ops.clear,
+        read: count(ops.read),
+        write: count(ops.write),
+        delete: count(ops.delete),
+        iterate: count(ops.iterate),
+        clear: count(ops.clear),
     }
 }
 
@@ -377,8 +371,8 @@ fn map_report(
         go_type: None,
         global: None,
         runtime_internal: false,
-        ops: ops_report(&estimate.ops),
-        traced: scale.maps_sampled().then(|| ops_report(&stats.ops)),
+        ops: ops_report(&estimate.ops, |whole| whole),
+        traced: (scale.maps_sampled()).then(|| ops_report(&stats.ops, |traced| traced)),
         top_keys: stats
             .keys
             .evident(TOP_KEYS)
